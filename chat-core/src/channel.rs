@@ -1,0 +1,370 @@
+//! `ChannelActor`: one room (a channel or a private conversation). Owns the room's
+//! history, its subscribed sessions and its members' presence, and fans every committed
+//! change out to the subscribers in one order.
+//!
+//! Started by the registry on one of the engine's arbiters. Sessions call it through the
+//! messages below. It commits posts, deletions and signals to the broker and applies what
+//! comes back on the room's feed, so that the snapshot a joiner gets and the events that
+//! follow it come from the same sequence. It never waits on a subscriber.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+
+use crate::broker::{Broker, Change, Proposal, Receipt, Signal};
+use crate::error::ChatError;
+use crate::event::{Event, PresenceChange};
+use crate::history::History;
+use crate::limits::Limits;
+use crate::model::{ChatMessage, Joined, Member, MessageId, Room, SessionId, UserId, UserRef};
+use crate::subscriber::Subscriber;
+
+/// How many requests may wait in a channel's mailbox before senders wait (backpressure on
+/// posters, never on readers).
+const MAILBOX_CAPACITY: usize = 1024;
+
+/// Numbers the registry lists without asking the actor.
+#[derive(Debug, Default)]
+pub(crate) struct ChannelStats {
+    pub(crate) members: AtomicUsize,
+    pub(crate) last_activity_ms: AtomicI64,
+}
+
+#[derive(Debug)]
+struct MemberState {
+    user: UserRef,
+    /// Sessions of this user subscribed here; 0 means offline.
+    sessions: usize,
+}
+
+/// The actor serving one room.
+pub(crate) struct ChannelActor {
+    room: Room,
+    history: History,
+    subscribers: HashMap<SessionId, Arc<Subscriber>>,
+    members: HashMap<UserId, MemberState>,
+    last_typing: HashMap<UserId, Instant>,
+    broker: Arc<dyn Broker>,
+    limits: Arc<Limits>,
+    stats: Arc<ChannelStats>,
+}
+
+impl ChannelActor {
+    pub(crate) fn new(
+        room: Room,
+        broker: Arc<dyn Broker>,
+        limits: Arc<Limits>,
+        stats: Arc<ChannelStats>,
+    ) -> Self {
+        ChannelActor {
+            history: History::new(limits.history),
+            room,
+            subscribers: HashMap::new(),
+            members: HashMap::new(),
+            last_typing: HashMap::new(),
+            broker,
+            limits,
+            stats,
+        }
+    }
+
+    /// Sends `event` to every subscriber (but the sessions of `except`), and drops the
+    /// ones that could not take it.
+    fn fan_out(&mut self, event: Event, except: Option<UserId>, ctx: &mut Context<Self>) {
+        let mut dropped = Vec::new();
+        for (id, sub) in &self.subscribers {
+            if Some(sub.user.id) == except {
+                continue;
+            }
+            if !sub.deliver(event.clone()) {
+                dropped.push(*id);
+            }
+        }
+        for id in dropped {
+            self.remove_subscriber(id, false, ctx);
+        }
+    }
+
+    fn remove_subscriber(&mut self, session: SessionId, parting: bool, ctx: &mut Context<Self>) {
+        let Some(sub) = self.subscribers.remove(&session) else {
+            return;
+        };
+        let user = sub.user.id;
+        let Some(member) = self.members.get_mut(&user) else {
+            return;
+        };
+        member.sessions = member.sessions.saturating_sub(1);
+        if member.sessions > 0 {
+            return;
+        }
+        let who = member.user.clone();
+        let change = if parting {
+            self.members.remove(&user);
+            self.stats
+                .members
+                .store(self.members.len(), Ordering::Relaxed);
+            PresenceChange::Left
+        } else {
+            PresenceChange::Offline
+        };
+        self.signal(Signal::Presence(who, change), ctx);
+    }
+
+    /// Commits an ephemeral signal; it reaches the subscribers through the feed.
+    fn signal(&mut self, signal: Signal, ctx: &mut Context<Self>) {
+        let commit = self.broker.commit(&self.room, Proposal::Signal(signal));
+        ctx.spawn(commit.into_actor(self).map(|result, act, _| {
+            if let Err(e) = result {
+                tracing::warn!(room = ?act.room.key(), error = %e, "signal not relayed");
+            }
+        }));
+    }
+
+    fn members_list(&self) -> Vec<Member> {
+        let mut list: Vec<Member> = self
+            .members
+            .values()
+            .map(|m| Member {
+                user: m.user.clone(),
+                online: m.sessions > 0,
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            b.online
+                .cmp(&a.online)
+                .then_with(|| a.user.name.cmp(&b.user.name))
+        });
+        list
+    }
+
+    fn apply(&mut self, change: Change, ctx: &mut Context<Self>) {
+        match change {
+            Change::Posted(message) => {
+                if self.history.push(message.clone()) {
+                    self.stats
+                        .last_activity_ms
+                        .store(message.sent_at.timestamp_millis(), Ordering::Relaxed);
+                    self.fan_out(Event::Posted(message), None, ctx);
+                }
+            }
+            Change::Deleted(id) => {
+                self.history.remove(id);
+                let room = self.room.clone();
+                self.fan_out(Event::Deleted { room, id }, None, ctx);
+            }
+            Change::Signal(Signal::Presence(user, change)) => {
+                let room = self.room.clone();
+                self.fan_out(Event::Presence { room, user, change }, None, ctx);
+            }
+            Change::Signal(Signal::Typing(user)) => {
+                let except = Some(user.id);
+                let room = self.room.clone();
+                self.fan_out(Event::Typing { room, user }, except, ctx);
+            }
+        }
+    }
+}
+
+impl Actor for ChannelActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        // Nothing else is handled until the room's stored history is loaded and its feed
+        // attached: `wait` holds the mailbox.
+        let follow = self.broker.follow(&self.room);
+        ctx.wait(follow.into_actor(self).map(|result, act, ctx| match result {
+            Ok(follow) => {
+                for message in follow.messages {
+                    act.history.push(message);
+                }
+                ctx.add_stream(feed_stream(follow.changes));
+            }
+            Err(e) => {
+                tracing::error!(room = ?act.room.key(), error = %e, "cannot follow room; stopping it");
+                ctx.stop();
+            }
+        }));
+    }
+}
+
+fn feed_stream(rx: mpsc::UnboundedReceiver<Change>) -> impl futures_util::Stream<Item = Change> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+}
+
+impl StreamHandler<Change> for ChannelActor {
+    fn handle(&mut self, change: Change, ctx: &mut Context<Self>) {
+        self.apply(change, ctx);
+    }
+}
+
+/// Subscribe a session and get the room's snapshot, atomically.
+#[derive(Message)]
+#[rtype(result = "Result<Joined, ChatError>")]
+pub(crate) struct Subscribe {
+    pub(crate) subscriber: Arc<Subscriber>,
+    /// The last id the client saw, to resume after; `None` for the whole history.
+    pub(crate) after: Option<MessageId>,
+}
+
+impl Handler<Subscribe> for ChannelActor {
+    type Result = Result<Joined, ChatError>;
+
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        let sub = msg.subscriber;
+        if sub.is_closed() {
+            return Err(ChatError::SessionClosed);
+        }
+        let user = sub.user.clone();
+        if self.subscribers.insert(sub.id, sub).is_none() {
+            let is_new = !self.members.contains_key(&user.id);
+            let member = self.members.entry(user.id).or_insert_with(|| MemberState {
+                user: user.clone(),
+                sessions: 0,
+            });
+            member.sessions += 1;
+            let change = if is_new {
+                Some(PresenceChange::Joined)
+            } else if member.sessions == 1 {
+                Some(PresenceChange::Online)
+            } else {
+                None
+            };
+            self.stats
+                .members
+                .store(self.members.len(), Ordering::Relaxed);
+            if let Some(change) = change {
+                self.signal(Signal::Presence(user, change), ctx);
+            }
+        }
+        let replay = self.history.replay(msg.after);
+        Ok(Joined {
+            room: self.room.clone(),
+            messages: replay.messages,
+            gap: replay.gap,
+            deleted: replay.deleted,
+            last_id: self.history.last_id(),
+            members: self.members_list(),
+        })
+    }
+}
+
+/// Stop delivering to a session; `parting` when the user left on purpose.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Unsubscribe {
+    pub(crate) session: SessionId,
+    pub(crate) user: UserId,
+    pub(crate) parting: bool,
+}
+
+impl Handler<Unsubscribe> for ChannelActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, ctx: &mut Context<Self>) {
+        self.remove_subscriber(msg.session, msg.parting, ctx);
+    }
+}
+
+/// Post a validated message.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<ChatMessage>, ChatError>")]
+pub(crate) struct Post {
+    pub(crate) author: UserRef,
+    pub(crate) text: String,
+}
+
+impl Handler<Post> for ChannelActor {
+    type Result = ResponseFuture<Result<Arc<ChatMessage>, ChatError>>;
+
+    fn handle(&mut self, msg: Post, _: &mut Context<Self>) -> Self::Result {
+        let commit = self.broker.commit(
+            &self.room,
+            Proposal::Post {
+                author: msg.author,
+                text: msg.text,
+            },
+        );
+        Box::pin(async move {
+            match commit.await? {
+                Receipt::Posted(message) => Ok(message),
+                Receipt::Done => Err(ChatError::Unavailable(
+                    "broker did not store the message".into(),
+                )),
+            }
+        })
+    }
+}
+
+/// Delete a message on behalf of `by`.
+#[derive(Message)]
+#[rtype(result = "Result<(), ChatError>")]
+pub(crate) struct Delete {
+    pub(crate) id: MessageId,
+    pub(crate) by: UserId,
+}
+
+impl Handler<Delete> for ChannelActor {
+    type Result = ResponseFuture<Result<(), ChatError>>;
+
+    fn handle(&mut self, msg: Delete, _: &mut Context<Self>) -> Self::Result {
+        // Refuse what we can tell locally; the broker checks again against its copy.
+        let local = match self.history.get(msg.id) {
+            None => Err(ChatError::NoSuchMessage(msg.id)),
+            Some(m) if m.author.id != msg.by => Err(ChatError::NotAuthor(msg.id)),
+            Some(_) => Ok(()),
+        };
+        let commit = local.map(|()| {
+            self.broker.commit(
+                &self.room,
+                Proposal::Delete {
+                    id: msg.id,
+                    by: msg.by,
+                },
+            )
+        });
+        Box::pin(async move { commit?.await.map(|_| ()) })
+    }
+}
+
+/// A member is typing; returns whether the notice was relayed (false when throttled).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub(crate) struct Typing {
+    pub(crate) user: UserRef,
+}
+
+impl Handler<Typing> for ChannelActor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: Typing, ctx: &mut Context<Self>) -> bool {
+        let now = Instant::now();
+        let throttled = self
+            .last_typing
+            .get(&msg.user.id)
+            .is_some_and(|at| now.saturating_duration_since(*at) < self.limits.typing_interval);
+        if throttled {
+            return false;
+        }
+        self.last_typing.insert(msg.user.id, now);
+        self.signal(Signal::Typing(msg.user), ctx);
+        true
+    }
+}
+
+/// List the members with their online state.
+#[derive(Message)]
+#[rtype(result = "Vec<Member>")]
+pub(crate) struct Members;
+
+impl Handler<Members> for ChannelActor {
+    type Result = MessageResult<Members>;
+
+    fn handle(&mut self, _: Members, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.members_list())
+    }
+}

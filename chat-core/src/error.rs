@@ -1,0 +1,120 @@
+//! The engine's one error type. Every variant has a stable machine-readable code
+//! (`ChatError::code`) that transports send to clients unchanged, next to the
+//! human-readable `Display` text.
+//!
+//! Called by every engine operation; it must not carry anything secret (a token, another
+//! user's session) because transports show it to the client as it is.
+
+use std::time::Duration;
+
+/// Everything an engine operation can refuse or fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChatError {
+    /// A display name is empty, too long, or has control characters.
+    #[error("invalid display name: {0}")]
+    InvalidName(String),
+    /// Another user holds this display name (case-insensitively).
+    #[error("the display name {0:?} is taken")]
+    NameTaken(String),
+    /// The resume token is unknown or has expired.
+    #[error("unknown or expired resume token")]
+    InvalidToken,
+    /// A channel name breaks the naming rules.
+    #[error("invalid channel name: {0}")]
+    InvalidChannelName(String),
+    /// A channel with this name (case-insensitively) exists already.
+    #[error("a channel named {0:?} exists already")]
+    ChannelExists(String),
+    /// No channel has this name.
+    #[error("no channel named {0:?}")]
+    NoSuchChannel(String),
+    /// No user has this display name.
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
+    /// The operation needs the session to have joined the room first.
+    #[error("join {0} first")]
+    NotJoined(String),
+    /// Only a message's author may delete it.
+    #[error("only its author can delete message {0}")]
+    NotAuthor(u64),
+    /// No message with this id is in the room's history.
+    #[error("no message {0} in this room's history")]
+    NoSuchMessage(u64),
+    /// A message text is empty or only white space.
+    #[error("a message cannot be empty")]
+    Empty,
+    /// A message text is longer than the limit.
+    #[error("a message may have at most {limit} bytes, this one has {actual}")]
+    TooLong {
+        /// The limit, in bytes of UTF-8.
+        limit: usize,
+        /// The size of the refused text, in bytes of UTF-8.
+        actual: usize,
+    },
+    /// A message text has control characters other than newline and tab.
+    #[error("a message may not contain control characters other than newline and tab")]
+    InvalidText,
+    /// A user addressed themselves where another user is needed.
+    #[error("{0}")]
+    InvalidTarget(String),
+    /// The user sends faster than the named rate allows.
+    #[error("slow down: {limit} allows another one in {} ms", retry_after.as_millis())]
+    RateLimited {
+        /// Which rate was exceeded (`message_rate`, `channel_create_rate`).
+        limit: &'static str,
+        /// How long until the next attempt can succeed.
+        retry_after: Duration,
+    },
+    /// The server has as many channels as `Limits::max_channels` allows.
+    #[error("the server has reached its limit of {0} channels")]
+    TooManyChannels(usize),
+    /// The server has as many sessions as `Limits::max_sessions` allows.
+    #[error("the server is full ({0} connections)")]
+    ServerFull(usize),
+    /// The session was closed; it can no longer be used.
+    #[error("this session is closed")]
+    SessionClosed,
+    /// The engine is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// A backing service (the broker) cannot be reached; retry later.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ChatError {
+    /// The stable, machine-readable code of this error, e.g. `name_taken`.
+    ///
+    /// Codes never change meaning; clients may match on them.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ChatError::InvalidName(_) => "invalid_name",
+            ChatError::NameTaken(_) => "name_taken",
+            ChatError::InvalidToken => "invalid_token",
+            ChatError::InvalidChannelName(_) => "invalid_channel_name",
+            ChatError::ChannelExists(_) => "channel_exists",
+            ChatError::NoSuchChannel(_) => "no_such_channel",
+            ChatError::NoSuchUser(_) => "no_such_user",
+            ChatError::NotJoined(_) => "not_joined",
+            ChatError::NotAuthor(_) => "not_author",
+            ChatError::NoSuchMessage(_) => "no_such_message",
+            ChatError::Empty => "empty",
+            ChatError::TooLong { .. } => "too_long",
+            ChatError::InvalidText => "invalid_text",
+            ChatError::InvalidTarget(_) => "invalid_target",
+            ChatError::RateLimited { .. } => "rate_limited",
+            ChatError::TooManyChannels(_) => "too_many_channels",
+            ChatError::ServerFull(_) => "server_full",
+            ChatError::SessionClosed => "session_closed",
+            ChatError::ShuttingDown => "shutting_down",
+            ChatError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<actix::MailboxError> for ChatError {
+    /// An actor that no longer answers means the engine is stopping.
+    fn from(_: actix::MailboxError) -> Self {
+        ChatError::ShuttingDown
+    }
+}

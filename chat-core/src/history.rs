@@ -1,0 +1,193 @@
+//! `History`: the last `Limits::history` messages of one room, oldest first, and the
+//! bookkeeping that lets a reconnecting client learn exactly what it missed.
+//!
+//! Owned by a channel actor (and, for other nodes, by the broker). Ids grow by one per
+//! message, so any id above `evicted_up_to` that is missing from the ring was deleted.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::model::{ChatMessage, MessageId};
+
+/// What a (re)joining session gets from the history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Replay {
+    /// The messages to show, oldest first.
+    pub(crate) messages: Vec<Arc<ChatMessage>>,
+    /// True when some messages the client has not seen are no longer kept: `messages` is
+    /// then the whole history and the client should replace what it shows.
+    pub(crate) gap: bool,
+    /// Ids at or below the client's last seen id that were deleted since (only when
+    /// resuming without a gap), so it can remove them too.
+    pub(crate) deleted: Vec<MessageId>,
+}
+
+/// A bounded, id-ordered ring of messages.
+#[derive(Debug)]
+pub(crate) struct History {
+    ring: VecDeque<Arc<ChatMessage>>,
+    limit: usize,
+    last_id: MessageId,
+    evicted_up_to: MessageId,
+}
+
+impl History {
+    pub(crate) fn new(limit: usize) -> Self {
+        History {
+            ring: VecDeque::with_capacity(limit.min(1024)),
+            limit: limit.max(1),
+            last_id: 0,
+            evicted_up_to: 0,
+        }
+    }
+
+    /// The id the next message gets.
+    pub(crate) fn next_id(&self) -> MessageId {
+        self.last_id + 1
+    }
+
+    /// The highest id ever appended.
+    pub(crate) fn last_id(&self) -> MessageId {
+        self.last_id
+    }
+
+    /// Appends a message whose id is above every id so far, evicting the oldest when full.
+    /// A message at or below `last_id` (a replay) is ignored and `false` returned.
+    pub(crate) fn push(&mut self, message: Arc<ChatMessage>) -> bool {
+        if message.id <= self.last_id {
+            return false;
+        }
+        self.last_id = message.id;
+        self.ring.push_back(message);
+        while self.ring.len() > self.limit {
+            if let Some(old) = self.ring.pop_front() {
+                self.evicted_up_to = old.id;
+            }
+        }
+        true
+    }
+
+    /// The message with `id`, if it is still kept.
+    pub(crate) fn get(&self, id: MessageId) -> Option<&Arc<ChatMessage>> {
+        self.position(id).map(|i| &self.ring[i])
+    }
+
+    /// Removes the message with `id`; returns it if it was kept.
+    pub(crate) fn remove(&mut self, id: MessageId) -> Option<Arc<ChatMessage>> {
+        let i = self.position(id)?;
+        self.ring.remove(i)
+    }
+
+    /// Everything kept, oldest first.
+    pub(crate) fn all(&self) -> Vec<Arc<ChatMessage>> {
+        self.ring.iter().cloned().collect()
+    }
+
+    /// What a client that last saw `after` needs (everything when `after` is `None`).
+    pub(crate) fn replay(&self, after: Option<MessageId>) -> Replay {
+        let Some(after) = after else {
+            return Replay {
+                messages: self.all(),
+                gap: false,
+                deleted: Vec::new(),
+            };
+        };
+        // The client knows ids we never issued (e.g. the server restarted): start over.
+        // Or messages after `after` were evicted: it cannot be caught up exactly.
+        if after > self.last_id || after < self.evicted_up_to {
+            return Replay {
+                messages: self.all(),
+                gap: true,
+                deleted: Vec::new(),
+            };
+        }
+        let start = self.ring.partition_point(|m| m.id <= after);
+        let kept_below: Vec<MessageId> = self.ring.range(..start).map(|m| m.id).collect();
+        let deleted = (self.evicted_up_to + 1..=after)
+            .filter(|id| kept_below.binary_search(id).is_err())
+            .collect();
+        Replay {
+            messages: self.ring.range(start..).cloned().collect(),
+            gap: false,
+            deleted,
+        }
+    }
+
+    fn position(&self, id: MessageId) -> Option<usize> {
+        self.ring.binary_search_by_key(&id, |m| m.id).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{now_millis, Room, UserId, UserRef};
+    use crate::validate;
+
+    fn msg(id: MessageId) -> Arc<ChatMessage> {
+        let limits = crate::Limits::default();
+        Arc::new(ChatMessage {
+            id,
+            room: Room::Channel(validate::channel_name("t", &limits).unwrap()),
+            author: UserRef {
+                id: UserId(1),
+                name: Arc::from("a"),
+            },
+            text: format!("m{id}"),
+            sent_at: now_millis(),
+        })
+    }
+
+    fn ids(v: &[Arc<ChatMessage>]) -> Vec<MessageId> {
+        v.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn keeps_only_the_newest_limit_messages() {
+        let mut h = History::new(100);
+        for id in 1..=150 {
+            assert!(h.push(msg(id)));
+        }
+        assert_eq!(ids(&h.all()), (51..=150).collect::<Vec<_>>());
+        assert!(!h.push(msg(150)), "replays are ignored");
+        assert_eq!(h.next_id(), 151);
+    }
+
+    #[test]
+    fn replay_after_an_id_returns_exactly_the_missed_messages() {
+        let mut h = History::new(5);
+        for id in 1..=8 {
+            h.push(msg(id));
+        }
+        // ring holds 4..=8, evicted up to 3
+        let r = h.replay(Some(5));
+        assert_eq!((ids(&r.messages), r.gap), (vec![6, 7, 8], false));
+        let r = h.replay(Some(3));
+        assert_eq!((ids(&r.messages), r.gap), (vec![4, 5, 6, 7, 8], false));
+        let r = h.replay(Some(8));
+        assert!(r.messages.is_empty() && !r.gap);
+        let r = h.replay(Some(2));
+        assert_eq!((ids(&r.messages), r.gap), (vec![4, 5, 6, 7, 8], true));
+        let r = h.replay(Some(99));
+        assert!(
+            r.gap,
+            "an id from the future means the client must start over"
+        );
+    }
+
+    #[test]
+    fn deletions_leave_holes_that_resume_reports() {
+        let mut h = History::new(5);
+        for id in 1..=5 {
+            h.push(msg(id));
+        }
+        assert_eq!(h.remove(2).map(|m| m.id), Some(2));
+        assert!(h.remove(2).is_none());
+        assert!(h.get(3).is_some());
+        let r = h.replay(Some(4));
+        assert_eq!((ids(&r.messages), r.deleted), (vec![5], vec![2]));
+        // A deletion frees a slot: the next push evicts nothing.
+        h.push(msg(6));
+        assert_eq!(ids(&h.all()), vec![1, 3, 4, 5, 6]);
+    }
+}

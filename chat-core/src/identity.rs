@@ -1,0 +1,272 @@
+//! `Directory`: who the users are. Issues resume tokens, binds them to user ids, and
+//! keeps display names unique (case-insensitively) while their holder is connected or was
+//! seen within `Limits::name_hold`.
+//!
+//! Owned by the registry actor, so every call is already serialized; this module is plain
+//! data and takes the current time as an argument, which keeps it testable without
+//! sleeping. It never shows a token to anyone: only `login_*` return one, to its holder.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::ChatError;
+use crate::model::{UserId, UserRef};
+use crate::rate::UserBuckets;
+use crate::validate;
+
+/// A secret that lets its holder come back as the same user: 128 bits from the operating
+/// system's random generator, as 32 hex digits.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ResumeToken(String);
+
+impl ResumeToken {
+    /// Draws a fresh token from the OS random number generator.
+    pub(crate) fn generate() -> Result<Self, ChatError> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| ChatError::Unavailable(format!("random number generator: {e}")))?;
+        Ok(ResumeToken(
+            bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        ))
+    }
+
+    /// Wraps a token a client sent back.
+    pub fn from_client(raw: &str) -> Self {
+        ResumeToken(raw.trim().to_owned())
+    }
+
+    /// The token's text, to give to its holder and to no one else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ResumeToken {
+    /// Never prints the secret, so a token cannot leak through logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ResumeToken(..)")
+    }
+}
+
+/// What a successful login yields.
+#[derive(Debug, Clone)]
+pub(crate) struct Admission {
+    pub user: UserRef,
+    pub token: ResumeToken,
+    pub buckets: Arc<UserBuckets>,
+    pub new_user: bool,
+}
+
+#[derive(Debug)]
+struct UserRecord {
+    user: UserRef,
+    token: ResumeToken,
+    buckets: Arc<UserBuckets>,
+    sessions: usize,
+    last_seen: Instant,
+}
+
+impl UserRecord {
+    fn expired(&self, now: Instant, hold: Duration) -> bool {
+        self.sessions == 0 && now.saturating_duration_since(self.last_seen) > hold
+    }
+}
+
+/// Users, their tokens and their names.
+#[derive(Debug)]
+pub(crate) struct Directory {
+    users: HashMap<UserId, UserRecord>,
+    by_token: HashMap<ResumeToken, UserId>,
+    by_name: HashMap<String, UserId>,
+    next_id: u64,
+    hold: Duration,
+}
+
+impl Directory {
+    pub(crate) fn new(hold: Duration) -> Self {
+        Directory {
+            users: HashMap::new(),
+            by_token: HashMap::new(),
+            by_name: HashMap::new(),
+            next_id: 1,
+            hold,
+        }
+    }
+
+    /// Creates a user with a validated, trimmed `name`, unless someone holds it.
+    pub(crate) fn login_with_name(
+        &mut self,
+        name: String,
+        buckets: Arc<UserBuckets>,
+        now: Instant,
+    ) -> Result<Admission, ChatError> {
+        let key = validate::name_key(&name);
+        if let Some(&holder) = self.by_name.get(&key) {
+            self.forget_if_expired(holder, now);
+            if self.by_name.contains_key(&key) {
+                return Err(ChatError::NameTaken(name));
+            }
+        }
+        let id = UserId(self.next_id);
+        self.next_id += 1;
+        let token = ResumeToken::generate()?;
+        let user = UserRef {
+            id,
+            name: Arc::from(name),
+        };
+        self.by_token.insert(token.clone(), id);
+        self.by_name.insert(key, id);
+        self.users.insert(
+            id,
+            UserRecord {
+                user: user.clone(),
+                token: token.clone(),
+                buckets: buckets.clone(),
+                sessions: 1,
+                last_seen: now,
+            },
+        );
+        Ok(Admission {
+            user,
+            token,
+            buckets,
+            new_user: true,
+        })
+    }
+
+    /// Brings back the user a token was issued to, with the same name.
+    pub(crate) fn login_with_token(
+        &mut self,
+        token: &ResumeToken,
+        now: Instant,
+    ) -> Result<Admission, ChatError> {
+        let id = *self.by_token.get(token).ok_or(ChatError::InvalidToken)?;
+        self.forget_if_expired(id, now);
+        let record = self.users.get_mut(&id).ok_or(ChatError::InvalidToken)?;
+        record.sessions += 1;
+        record.last_seen = now;
+        Ok(Admission {
+            user: record.user.clone(),
+            token: record.token.clone(),
+            buckets: record.buckets.clone(),
+            new_user: false,
+        })
+    }
+
+    /// One session of `id` ended; its name stays held for `hold` after the last one.
+    pub(crate) fn session_ended(&mut self, id: UserId, now: Instant) {
+        if let Some(record) = self.users.get_mut(&id) {
+            record.sessions = record.sessions.saturating_sub(1);
+            record.last_seen = now;
+        }
+    }
+
+    /// The user currently holding `name` (case-insensitively), if any.
+    pub(crate) fn find_by_name(&self, name: &str, now: Instant) -> Option<&UserRef> {
+        let id = self.by_name.get(&validate::name_key(name.trim()))?;
+        let record = self.users.get(id)?;
+        (!record.expired(now, self.hold)).then_some(&record.user)
+    }
+
+    /// Drops every user whose hold has run out, so memory follows the active users.
+    pub(crate) fn sweep(&mut self, now: Instant) -> usize {
+        let expired: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|(_, r)| r.expired(now, self.hold))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            self.forget_if_expired(*id, now);
+        }
+        expired.len()
+    }
+
+    fn forget_if_expired(&mut self, id: UserId, now: Instant) {
+        let Some(record) = self.users.get(&id) else {
+            return;
+        };
+        if !record.expired(now, self.hold) {
+            return;
+        }
+        if let Some(record) = self.users.remove(&id) {
+            self.by_token.remove(&record.token);
+            self.by_name.remove(&validate::name_key(&record.user.name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::Limits;
+
+    fn buckets() -> Arc<UserBuckets> {
+        Arc::new(UserBuckets::new(&Limits::default()))
+    }
+
+    const HOLD: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn tokens_are_random_128_bit_hex() {
+        let a = ResumeToken::generate().unwrap();
+        let b = ResumeToken::generate().unwrap();
+        assert_eq!(a.expose().len(), 32);
+        assert!(a.expose().chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert_eq!(format!("{a:?}"), "ResumeToken(..)");
+    }
+
+    #[test]
+    fn resume_gives_back_the_same_user_and_name() {
+        let t0 = Instant::now();
+        let mut dir = Directory::new(HOLD);
+        let first = dir.login_with_name("Alice".into(), buckets(), t0).unwrap();
+        dir.session_ended(first.user.id, t0);
+        let again = dir.login_with_token(&first.token, t0 + HOLD / 2).unwrap();
+        assert_eq!(again.user, first.user);
+        assert!(!again.new_user);
+        assert_eq!(
+            dir.login_with_token(&ResumeToken::from_client("nope"), t0)
+                .unwrap_err(),
+            ChatError::InvalidToken
+        );
+    }
+
+    #[test]
+    fn names_are_held_case_insensitively_while_online_and_for_the_hold() {
+        let t0 = Instant::now();
+        let mut dir = Directory::new(HOLD);
+        let alice = dir.login_with_name("Alice".into(), buckets(), t0).unwrap();
+        let taken = dir
+            .login_with_name("aLICE".into(), buckets(), t0)
+            .unwrap_err();
+        assert_eq!(taken.code(), "name_taken");
+        dir.session_ended(alice.user.id, t0);
+        // Still held after the holder left ...
+        assert!(dir
+            .login_with_name("alice".into(), buckets(), t0 + HOLD)
+            .is_err());
+        // ... and free once the hold ran out; the old token dies with it.
+        let bob = dir
+            .login_with_name("alice".into(), buckets(), t0 + HOLD * 2)
+            .unwrap();
+        assert_ne!(bob.user.id, alice.user.id);
+        assert!(dir.login_with_token(&alice.token, t0 + HOLD * 2).is_err());
+    }
+
+    #[test]
+    fn an_online_user_is_never_expired_and_sweep_forgets_the_rest() {
+        let t0 = Instant::now();
+        let mut dir = Directory::new(HOLD);
+        let online = dir.login_with_name("on".into(), buckets(), t0).unwrap();
+        let gone = dir.login_with_name("gone".into(), buckets(), t0).unwrap();
+        dir.session_ended(gone.user.id, t0);
+        assert_eq!(dir.sweep(t0 + HOLD * 10), 1);
+        assert!(dir.find_by_name("ON", t0 + HOLD * 10).is_some());
+        assert!(dir.find_by_name("gone", t0 + HOLD * 10).is_none());
+        assert!(dir.login_with_token(&online.token, t0 + HOLD * 10).is_ok());
+    }
+}

@@ -1,0 +1,116 @@
+//! `Limits`: every bound the engine and its transports enforce, in one documented
+//! struct with defaults. `demo-web` maps each field to a flag and an environment
+//! variable; embedders build it in code.
+//!
+//! Transports read their own fields (frame and line sizes, timeouts) from here too, so
+//! that one struct names every limit of a running server.
+
+use std::time::Duration;
+
+/// A token bucket: `burst` actions at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// How many actions may happen back to back (the bucket's size). At least 1.
+    pub burst: u32,
+    /// How many actions per second the bucket refills (may be fractional, > 0).
+    pub per_second: f64,
+}
+
+/// Every limit of the engine and its transports, with documented defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Messages kept per room (channel or private conversation); the next one evicts the
+    /// oldest. Default 100.
+    pub history: usize,
+    /// Largest message text, in bytes of UTF-8. Default 4096.
+    pub max_message_bytes: usize,
+    /// Longest display name, in characters (the shortest is 1). Default 32.
+    pub max_display_name_chars: usize,
+    /// Longest channel name, in characters (the shortest is 1). Default 32.
+    pub max_channel_name_chars: usize,
+    /// Events a session may have waiting for its transport; one more and the session is
+    /// disconnected as a slow consumer. Default 1024.
+    pub session_queue: usize,
+    /// Per-user rate of messages (channels and private messages together).
+    /// Default: bursts of 20, 5 per second.
+    pub message_rate: Rate,
+    /// Per-user rate of channel creation. Default: bursts of 5, one per 10 seconds.
+    pub channel_create_rate: Rate,
+    /// Shortest interval between two typing notices of one user in one room; the ones in
+    /// between are dropped. Default 2 s.
+    pub typing_interval: Duration,
+    /// Most channels on the server. Default 10,000.
+    pub max_channels: usize,
+    /// Most connected sessions on the server. Default 100,000.
+    pub max_sessions: usize,
+    /// How long a display name stays reserved for a user who has left, and how long their
+    /// resume token stays valid. Default 7 days.
+    pub name_hold: Duration,
+    /// Threads (actix arbiters) the channel actors are spread over. Default: the number of
+    /// cores.
+    pub channel_workers: usize,
+    /// Transports: largest WebSocket frame, in bytes. Default 64 KiB.
+    pub max_frame_bytes: usize,
+    /// Transports: longest TCP line, in bytes, before the rest of it is discarded.
+    /// Default 8 KiB.
+    pub max_line_bytes: usize,
+    /// Transports: a connection silent for this long (no frame, no pong, no line) is closed.
+    /// Default 60 s.
+    pub idle_timeout: Duration,
+    /// Transports: interval between WebSocket pings. Default 20 s.
+    pub heartbeat_interval: Duration,
+    /// Transports: longest time one write to a client may take before it is disconnected as
+    /// a slow consumer. Default 10 s.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            history: 100,
+            max_message_bytes: 4096,
+            max_display_name_chars: 32,
+            max_channel_name_chars: 32,
+            session_queue: 1024,
+            message_rate: Rate {
+                burst: 20,
+                per_second: 5.0,
+            },
+            channel_create_rate: Rate {
+                burst: 5,
+                per_second: 0.1,
+            },
+            typing_interval: Duration::from_secs(2),
+            max_channels: 10_000,
+            max_sessions: 100_000,
+            name_hold: Duration::from_secs(7 * 24 * 3600),
+            channel_workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            max_frame_bytes: 64 * 1024,
+            max_line_bytes: 8 * 1024,
+            idle_timeout: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Limits {
+    /// Clamps values that would make the engine unusable (a zero history, a bucket that
+    /// never refills) to their smallest working value.
+    pub fn sanitized(mut self) -> Self {
+        self.history = self.history.max(1);
+        self.session_queue = self.session_queue.max(1);
+        self.channel_workers = self.channel_workers.max(1);
+        self.max_display_name_chars = self.max_display_name_chars.max(1);
+        self.max_channel_name_chars = self.max_channel_name_chars.max(1);
+        for rate in [&mut self.message_rate, &mut self.channel_create_rate] {
+            rate.burst = rate.burst.max(1);
+            if rate.per_second.is_nan() || rate.per_second <= 0.0 {
+                rate.per_second = f64::MIN_POSITIVE;
+            }
+        }
+        self
+    }
+}

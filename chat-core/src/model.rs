@@ -1,0 +1,178 @@
+//! The data the engine hands out: users, rooms, messages, channel listings, members.
+//!
+//! Everything here is plain data, cheap to clone (shared strings) and safe to show to any
+//! client: no token or session internals live in these types.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A user's stable id, the same across reconnects and display-name changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct UserId(pub u64);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "u{}", self.0)
+    }
+}
+
+/// The id of one connection's session, unique for the engine's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SessionId(pub u64);
+
+/// A message's id within its room: starts at 1, only grows, never reused.
+pub type MessageId = u64;
+
+/// A user as others see them: id and display name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct UserRef {
+    /// Stable id.
+    pub id: UserId,
+    /// Display name, as the user typed it (trimmed).
+    pub name: Arc<str>,
+}
+
+/// A validated channel name: the form its creator typed, and its case-folded key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChannelName {
+    pub(crate) display: Arc<str>,
+    pub(crate) key: Arc<str>,
+}
+
+impl ChannelName {
+    /// The name as created, e.g. `Rust-Beginners`.
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+
+    /// The case-folded form used for uniqueness, e.g. `rust-beginners`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl fmt::Display for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// Where messages live: a named channel, or the private conversation of two users.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Room {
+    /// A public channel.
+    Channel(ChannelName),
+    /// The private conversation of two distinct users, ordered by id.
+    Direct([UserRef; 2]),
+}
+
+impl Room {
+    /// The other participant of a private conversation, as seen by `me`; `None` for
+    /// channels.
+    pub fn peer_of(&self, me: UserId) -> Option<&UserRef> {
+        match self {
+            Room::Channel(_) => None,
+            Room::Direct(pair) => pair.iter().find(|u| u.id != me).or(pair.first()),
+        }
+    }
+
+    /// How `me` names this room when addressing it: `general` for a channel, `@alice` for
+    /// the private conversation with alice. Inverse of [`Target::parse`](crate::Target::parse).
+    pub fn label_for(&self, me: UserId) -> String {
+        match self {
+            Room::Channel(name) => name.as_str().to_owned(),
+            Room::Direct(_) => match self.peer_of(me) {
+                Some(peer) => format!("@{}", peer.name),
+                None => String::from("@"),
+            },
+        }
+    }
+
+    /// The identity of this room for maps: the channel key, or the pair of user ids.
+    pub(crate) fn key(&self) -> RoomKey {
+        match self {
+            Room::Channel(name) => RoomKey::Channel(name.key.clone()),
+            Room::Direct([a, b]) => RoomKey::Direct(a.id, b.id),
+        }
+    }
+}
+
+/// A room's identity without display data: a channel's case-folded name or two user ids
+/// (lower first).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RoomKey {
+    /// A channel, by its case-folded name.
+    Channel(Arc<str>),
+    /// A private conversation, by its two user ids, lower first.
+    Direct(UserId, UserId),
+}
+
+/// One chat message, as stored in history and sent to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    /// Id within `room`.
+    pub id: MessageId,
+    /// Where it was posted.
+    pub room: Room,
+    /// Who wrote it, with their display name at the time.
+    pub author: UserRef,
+    /// The text: non-empty, at most `Limits::max_message_bytes`, no control characters
+    /// but newline and tab.
+    pub text: String,
+    /// When the server accepted it (UTC, millisecond precision).
+    pub sent_at: DateTime<Utc>,
+}
+
+/// A channel as listed to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    /// Its name.
+    pub name: ChannelName,
+    /// How many users are members (online or not).
+    pub members: usize,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When its last message was posted, or when it was created if it has none.
+    pub last_activity: DateTime<Utc>,
+}
+
+/// A member of a room and whether they are there now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Who.
+    pub user: UserRef,
+    /// Whether at least one of their sessions follows the room now.
+    pub online: bool,
+}
+
+/// What joining (or re-joining) a room returns: what to show, and who is there.
+///
+/// The session follows the room from the same instant the snapshot was taken, so the
+/// events that come after it continue it with nothing missing and nothing twice.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    /// The room joined.
+    pub room: Room,
+    /// Messages to show, oldest first: the whole history, or only those after the id the
+    /// client last saw when it resumed without a gap.
+    pub messages: Vec<Arc<ChatMessage>>,
+    /// True when the client asked to resume but some messages it missed are no longer
+    /// kept: `messages` is then the whole history, to show instead of what it had.
+    pub gap: bool,
+    /// When resuming without a gap: ids the client may still show that were deleted
+    /// while it was away.
+    pub deleted: Vec<MessageId>,
+    /// The highest message id the room ever had (0 if none), to resume from later.
+    pub last_id: MessageId,
+    /// The room's members and whether they are online.
+    pub members: Vec<Member>,
+}
+
+/// The current time, truncated to milliseconds (the precision messages promise).
+pub(crate) fn now_millis() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}

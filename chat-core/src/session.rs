@@ -1,0 +1,356 @@
+//! `Session`: what a transport holds for one connected client. Every chat operation is a
+//! method here; every event for the client comes out of [`Session::next_event`].
+//!
+//! A transport translates its frames into these calls and the events into frames, and
+//! nothing else. It should call the methods and `next_event` from one task, writing each
+//! reply before the events that follow it: a join's snapshot then comes before the live
+//! messages that continue it. Dropping the session disconnects it (members see it go
+//! offline).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix::Addr;
+use tokio::sync::mpsc;
+
+use crate::channel::{ChannelActor, Delete, Members, Post, Subscribe, Typing, Unsubscribe};
+use crate::error::ChatError;
+use crate::event::Event;
+use crate::identity::ResumeToken;
+use crate::limits::Limits;
+use crate::model::{
+    ChannelInfo, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId, UserRef,
+};
+use crate::rate::UserBuckets;
+use crate::registry::{
+    Connected, CreateChannel, FindChannel, ListChannels, OpenDirect, RegistryActor,
+};
+use crate::subscriber::{CloseCause, Subscriber};
+use crate::validate;
+
+/// A room as a client names it: a channel (`general`, `#general`) or a user, for the
+/// private conversation with them (`@alice`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A channel, by name.
+    Channel(String),
+    /// The private conversation with a user, by display name.
+    User(String),
+}
+
+impl Target {
+    /// Reads `@name` as a user and anything else (with or without `#`) as a channel.
+    pub fn parse(raw: &str) -> Target {
+        let raw = raw.trim();
+        match raw.strip_prefix('@') {
+            Some(user) => Target::User(user.to_owned()),
+            None => Target::Channel(raw.to_owned()),
+        }
+    }
+}
+
+impl From<&str> for Target {
+    fn from(raw: &str) -> Self {
+        Target::parse(raw)
+    }
+}
+
+impl From<&String> for Target {
+    fn from(raw: &String) -> Self {
+        Target::parse(raw)
+    }
+}
+
+/// One connected client's handle on the engine.
+pub struct Session {
+    subscriber: Arc<Subscriber>,
+    events: mpsc::Receiver<Event>,
+    token: ResumeToken,
+    new_user: bool,
+    buckets: Arc<UserBuckets>,
+    limits: Arc<Limits>,
+    registry: Addr<RegistryActor>,
+    /// Per room, the last id a join snapshot covered: queued events at or below it are
+    /// duplicates of the snapshot and are skipped.
+    covered: Mutex<HashMap<RoomKey, MessageId>>,
+    /// Private rooms resolved so far, by the peer's case-folded name.
+    directs: Mutex<HashMap<String, (Room, Addr<ChannelActor>)>>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.subscriber.id)
+            .field("user", &self.subscriber.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(
+        connected: Connected,
+        limits: Arc<Limits>,
+        registry: Addr<RegistryActor>,
+    ) -> Self {
+        Session {
+            subscriber: connected.subscriber,
+            events: connected.events,
+            token: connected.admission.token,
+            new_user: connected.admission.new_user,
+            buckets: connected.admission.buckets,
+            limits,
+            registry,
+            covered: Mutex::new(HashMap::new()),
+            directs: Mutex::new(HashMap::new()),
+            finished: false,
+        }
+    }
+
+    /// This session's id.
+    pub fn id(&self) -> SessionId {
+        self.subscriber.id
+    }
+
+    /// The user this session belongs to.
+    pub fn user(&self) -> &UserRef {
+        &self.subscriber.user
+    }
+
+    /// The user's resume token: give it to this client only, so it can come back as the
+    /// same user with [`Login::Resume`](crate::Login::Resume).
+    pub fn token(&self) -> &ResumeToken {
+        &self.token
+    }
+
+    /// True when this login created the user (a first visit), false when it resumed one.
+    pub fn is_new_user(&self) -> bool {
+        self.new_user
+    }
+
+    /// The next event for this client, in order. After the engine disconnects the session
+    /// it yields one [`Event::Disconnected`] and then `None`; after [`Session::close`] it
+    /// yields `None`.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = self.subscriber.closed_token().cancelled() => None,
+                event = self.events.recv() => event,
+            };
+            let Some(event) = event else {
+                self.finished = true;
+                return match self.subscriber.cause() {
+                    Some(CloseCause::Engine(reason)) => Some(Event::Disconnected(reason)),
+                    _ => None,
+                };
+            };
+            if !self.is_covered(&event) {
+                return Some(event);
+            }
+        }
+    }
+
+    /// Resolves when the engine or the client closed this session. A transport can wait on
+    /// it while a write blocks, to drop a client that stopped reading.
+    pub async fn closed(&self) {
+        self.subscriber.closed_token().cancelled().await
+    }
+
+    /// Lists every channel with its member count and last activity, by name.
+    pub async fn list_channels(&self) -> Result<Vec<ChannelInfo>, ChatError> {
+        Ok(self.registry.send(ListChannels).await?)
+    }
+
+    /// Creates a channel. Names: see [`validate::channel_name`]; unique case-insensitively.
+    /// Every connected session gets [`Event::ChannelCreated`]. The creator does not join it
+    /// by creating it.
+    pub async fn create_channel(&self, name: &str) -> Result<ChannelInfo, ChatError> {
+        self.ensure_open()?;
+        let name = validate::channel_name(name, &self.limits)?;
+        self.buckets.take_channel_creation()?;
+        self.registry.send(CreateChannel(name)).await?
+    }
+
+    /// Joins a channel or opens a private conversation: returns what to show and follows
+    /// the room from that instant. With `after` (the last id this client saw) it returns
+    /// only what was missed, or the whole history with `gap` set when that is no longer
+    /// kept. Joining a room again is how a reconnected client catches up.
+    pub async fn join(
+        &self,
+        target: impl Into<Target>,
+        after: Option<MessageId>,
+    ) -> Result<Joined, ChatError> {
+        self.ensure_open()?;
+        let addr = match target.into() {
+            Target::Channel(name) => {
+                let name = validate::channel_name(&name, &self.limits)?;
+                self.registry.send(FindChannel(name)).await??
+            }
+            Target::User(name) => self.direct(&name).await?.1,
+        };
+        let joined = addr
+            .send(Subscribe {
+                subscriber: self.subscriber.clone(),
+                after,
+            })
+            .await??;
+        let key = joined.room.key();
+        if !self.subscriber.add_room(key.clone(), addr) {
+            return Err(ChatError::SessionClosed);
+        }
+        lock(&self.covered).insert(key, joined.last_id);
+        Ok(joined)
+    }
+
+    /// Leaves a channel: stops following it and, unless another session of the same user
+    /// still follows it, stops being a member (others see [`PresenceChange::Left`](crate::PresenceChange::Left)).
+    pub async fn leave(&self, target: impl Into<Target>) -> Result<(), ChatError> {
+        let key = self.resolve_key(target.into()).await?;
+        let addr = self
+            .subscriber
+            .remove_room(&key)
+            .ok_or_else(|| ChatError::NotJoined(describe(&key)))?;
+        lock(&self.covered).remove(&key);
+        addr.send(Unsubscribe {
+            session: self.subscriber.id,
+            user: self.subscriber.user.id,
+            parting: true,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Posts a message to a joined channel, or privately to a user (no join needed).
+    /// Returns the stored message with its id and timestamp; it also arrives as
+    /// [`Event::Posted`] to every follower of the room, this session included.
+    pub async fn post(
+        &self,
+        target: impl Into<Target>,
+        text: &str,
+    ) -> Result<Arc<ChatMessage>, ChatError> {
+        self.ensure_open()?;
+        validate::message_text(text, &self.limits)?;
+        let addr = self.room_addr(target.into()).await?;
+        self.buckets.take_message()?;
+        addr.send(Post {
+            author: self.subscriber.user.clone(),
+            text: text.to_owned(),
+        })
+        .await?
+    }
+
+    /// Deletes one of this user's own messages; anyone else's is refused with
+    /// `not_author`. Followers get [`Event::Deleted`].
+    pub async fn delete(&self, target: impl Into<Target>, id: MessageId) -> Result<(), ChatError> {
+        self.ensure_open()?;
+        let addr = self.room_addr(target.into()).await?;
+        addr.send(Delete {
+            id,
+            by: self.subscriber.user.id,
+        })
+        .await?
+    }
+
+    /// Tells the other members that this user is typing. Returns false when the notice was
+    /// dropped by the throttle (`Limits::typing_interval`).
+    pub async fn typing(&self, target: impl Into<Target>) -> Result<bool, ChatError> {
+        self.ensure_open()?;
+        let addr = self.room_addr(target.into()).await?;
+        Ok(addr
+            .send(Typing {
+                user: self.subscriber.user.clone(),
+            })
+            .await?)
+    }
+
+    /// The members of a joined room, online ones first.
+    pub async fn members(&self, target: impl Into<Target>) -> Result<Vec<Member>, ChatError> {
+        let addr = self.room_addr(target.into()).await?;
+        Ok(addr.send(Members).await?)
+    }
+
+    /// Disconnects the session now (dropping it does the same).
+    pub fn close(mut self) {
+        self.finished = true;
+        self.subscriber.close(CloseCause::Client);
+    }
+
+    fn ensure_open(&self) -> Result<(), ChatError> {
+        if self.subscriber.is_closed() {
+            Err(ChatError::SessionClosed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The actor of a room this session may act in: a joined channel, or any private
+    /// conversation with an existing user.
+    async fn room_addr(&self, target: Target) -> Result<Addr<ChannelActor>, ChatError> {
+        match target {
+            Target::User(name) => Ok(self.direct(&name).await?.1),
+            Target::Channel(name) => {
+                let name = validate::channel_name(&name, &self.limits)?;
+                let key = Room::Channel(name.clone()).key();
+                self.subscriber
+                    .room(&key)
+                    .ok_or_else(|| ChatError::NotJoined(format!("#{name}")))
+            }
+        }
+    }
+
+    async fn resolve_key(&self, target: Target) -> Result<RoomKey, ChatError> {
+        match target {
+            Target::User(name) => Ok(self.direct(&name).await?.0.key()),
+            Target::Channel(name) => {
+                Ok(Room::Channel(validate::channel_name(&name, &self.limits)?).key())
+            }
+        }
+    }
+
+    async fn direct(&self, peer: &str) -> Result<(Room, Addr<ChannelActor>), ChatError> {
+        let cache_key = validate::name_key(peer.trim());
+        if let Some(found) = lock(&self.directs).get(&cache_key) {
+            return Ok(found.clone());
+        }
+        let found = self
+            .registry
+            .send(OpenDirect {
+                from: self.subscriber.user.clone(),
+                peer_name: peer.trim().to_owned(),
+            })
+            .await??;
+        lock(&self.directs).insert(cache_key, found.clone());
+        Ok(found)
+    }
+
+    fn is_covered(&self, event: &Event) -> bool {
+        let Event::Posted(message) = event else {
+            return false;
+        };
+        let covered = lock(&self.covered);
+        covered
+            .get(&message.room.key())
+            .is_some_and(|last| message.id <= *last)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.subscriber.close(CloseCause::Client);
+    }
+}
+
+fn describe(key: &RoomKey) -> String {
+    match key {
+        RoomKey::Channel(name) => format!("#{name}"),
+        RoomKey::Direct(..) => "this conversation".into(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,135 @@
+//! `Subscriber`: the engine's side of one connected session, shared by the actors that
+//! deliver to it. Owns the sending half of the session's bounded event queue, the rooms
+//! the session follows, and the one-way switch that closes it.
+//!
+//! Actors call [`Subscriber::deliver`], which never waits: a full queue closes the session
+//! as a slow consumer instead of stalling the room. Closing is idempotent and tells every
+//! followed room and the registry, whoever triggers it (the transport dropping its
+//! `Session`, a full queue, or shutdown).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use actix::Addr;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
+
+use crate::channel::{ChannelActor, Unsubscribe};
+use crate::event::{DisconnectReason, Event};
+use crate::model::{RoomKey, SessionId, UserRef};
+use crate::registry::{RegistryActor, SessionEnded};
+
+/// Why a subscriber was closed: by its own side, or by the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseCause {
+    /// The transport dropped or closed its session.
+    Client,
+    /// The engine disconnected it.
+    Engine(DisconnectReason),
+}
+
+/// One session as the actors see it.
+#[derive(Debug)]
+pub(crate) struct Subscriber {
+    pub(crate) id: SessionId,
+    pub(crate) user: UserRef,
+    queue: mpsc::Sender<Event>,
+    closed: CancellationToken,
+    cause: OnceLock<CloseCause>,
+    rooms: Mutex<HashMap<RoomKey, Addr<ChannelActor>>>,
+    registry: Addr<RegistryActor>,
+}
+
+impl Subscriber {
+    pub(crate) fn new(
+        id: SessionId,
+        user: UserRef,
+        queue: mpsc::Sender<Event>,
+        registry: Addr<RegistryActor>,
+    ) -> Arc<Self> {
+        Arc::new(Subscriber {
+            id,
+            user,
+            queue,
+            closed: CancellationToken::new(),
+            cause: OnceLock::new(),
+            rooms: Mutex::new(HashMap::new()),
+            registry,
+        })
+    }
+
+    /// Queues `event` without waiting. Returns false when the subscriber is closed, or
+    /// has just been closed because its queue was full.
+    pub(crate) fn deliver(&self, event: Event) -> bool {
+        match self.queue.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(session = self.id.0, user = %self.user.name, "slow consumer: disconnecting");
+                self.close(CloseCause::Engine(DisconnectReason::SlowConsumer));
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// The token that fires when this subscriber closes.
+    pub(crate) fn closed_token(&self) -> &CancellationToken {
+        &self.closed
+    }
+
+    /// Why it was closed, once it is.
+    pub(crate) fn cause(&self) -> Option<CloseCause> {
+        self.cause.get().copied()
+    }
+
+    /// Records that the session follows `room` (served by `addr`).
+    /// Returns false if the subscriber is already closed (nothing recorded).
+    pub(crate) fn add_room(&self, room: RoomKey, addr: Addr<ChannelActor>) -> bool {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_closed() {
+            return false;
+        }
+        rooms.insert(room, addr);
+        true
+    }
+
+    pub(crate) fn room(&self, room: &RoomKey) -> Option<Addr<ChannelActor>> {
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.get(room).cloned()
+    }
+
+    pub(crate) fn remove_room(&self, room: &RoomKey) -> Option<Addr<ChannelActor>> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.remove(room)
+    }
+
+    /// Closes the subscriber once: leaves every room (as a drop, not a part) and tells the
+    /// registry. Later calls do nothing.
+    pub(crate) fn close(&self, cause: CloseCause) {
+        if self.cause.set(cause).is_err() {
+            return;
+        }
+        // Cancel under the rooms lock so `add_room` cannot slip a room in after we drained.
+        let rooms: Vec<_> = {
+            let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            self.closed.cancel();
+            rooms.drain().map(|(_, addr)| addr).collect()
+        };
+        for addr in rooms {
+            addr.do_send(Unsubscribe {
+                session: self.id,
+                user: self.user.id,
+                parting: false,
+            });
+        }
+        self.registry.do_send(SessionEnded {
+            session: self.id,
+            user: self.user.id,
+        });
+    }
+}

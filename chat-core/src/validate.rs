@@ -1,0 +1,159 @@
+//! The rules for user-supplied text: display names, channel names, message texts.
+//!
+//! Pure functions, called by the session handle before anything reaches an actor, so that
+//! actors only ever see valid data.
+
+use std::sync::Arc;
+
+use crate::error::ChatError;
+use crate::limits::Limits;
+use crate::model::ChannelName;
+
+/// Trims a display name and checks it: 1 to `max_display_name_chars` characters, no control
+/// characters. Returns the trimmed name.
+pub fn display_name(raw: &str, limits: &Limits) -> Result<String, ChatError> {
+    let name = raw.trim();
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err(ChatError::InvalidName(
+            "a display name cannot be empty".into(),
+        ));
+    }
+    if chars > limits.max_display_name_chars {
+        return Err(ChatError::InvalidName(format!(
+            "a display name may have at most {} characters",
+            limits.max_display_name_chars
+        )));
+    }
+    if name.chars().any(is_forbidden_in_name) {
+        return Err(ChatError::InvalidName(
+            "a display name may not contain control characters".into(),
+        ));
+    }
+    if name.starts_with('@') || name.starts_with('#') {
+        return Err(ChatError::InvalidName(
+            "a display name may not start with @ or #".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The case-insensitive key under which a display name is unique.
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Checks a channel name: 1 to `max_channel_name_chars` characters of ASCII letters,
+/// digits, `-` and `_`, starting with a letter or digit. A leading `#` is ignored.
+/// Uniqueness is case-insensitive; the creator's casing is kept for display.
+pub fn channel_name(raw: &str, limits: &Limits) -> Result<ChannelName, ChatError> {
+    let name = raw.trim();
+    let name = name.strip_prefix('#').unwrap_or(name);
+    let len = name.chars().count();
+    if len == 0 || len > limits.max_channel_name_chars {
+        return Err(ChatError::InvalidChannelName(format!(
+            "a channel name has 1 to {} characters",
+            limits.max_channel_name_chars
+        )));
+    }
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !first_ok || !rest_ok {
+        return Err(ChatError::InvalidChannelName(
+            "use letters, digits, - and _, starting with a letter or digit".into(),
+        ));
+    }
+    Ok(ChannelName {
+        display: Arc::from(name),
+        key: Arc::from(name.to_ascii_lowercase()),
+    })
+}
+
+/// Checks a message text: not blank, at most `max_message_bytes`, no control characters
+/// but newline and tab.
+pub fn message_text(text: &str, limits: &Limits) -> Result<(), ChatError> {
+    if text.len() > limits.max_message_bytes {
+        return Err(ChatError::TooLong {
+            limit: limits.max_message_bytes,
+            actual: text.len(),
+        });
+    }
+    if text.trim().is_empty() {
+        return Err(ChatError::Empty);
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ChatError::InvalidText);
+    }
+    Ok(())
+}
+
+/// Control characters, and the Unicode format characters that reorder or hide text
+/// (bidi overrides, zero-width), which would let a name look like another.
+fn is_forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_are_trimmed_and_bounded() {
+        let l = Limits::default();
+        assert_eq!(display_name("  alice ", &l).unwrap(), "alice");
+        assert_eq!(display_name("   ", &l).unwrap_err().code(), "invalid_name");
+        assert!(display_name(&"x".repeat(32), &l).is_ok());
+        assert!(
+            display_name(&"é".repeat(32), &l).is_ok(),
+            "counts characters, not bytes"
+        );
+        assert!(display_name(&"x".repeat(33), &l).is_err());
+        assert!(display_name("al\u{7}ice", &l).is_err());
+        assert!(display_name("al\u{202E}ice", &l).is_err());
+        assert!(display_name("@alice", &l).is_err());
+    }
+
+    #[test]
+    fn channel_names_follow_the_documented_rules() {
+        let l = Limits::default();
+        let n = channel_name("#Rust-Beginners_2", &l).unwrap();
+        assert_eq!(n.as_str(), "Rust-Beginners_2");
+        assert_eq!(n.key(), "rust-beginners_2");
+        for bad in [
+            "",
+            "#",
+            "-leading",
+            "has space",
+            "dot.name",
+            "ünï",
+            &"a".repeat(33),
+        ] {
+            assert_eq!(
+                channel_name(bad, &l).unwrap_err().code(),
+                "invalid_channel_name",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn message_texts_are_checked() {
+        let l = Limits::default();
+        assert!(message_text("hello\n\tworld", &l).is_ok());
+        assert_eq!(message_text(" \n ", &l).unwrap_err().code(), "empty");
+        assert_eq!(
+            message_text("a\u{1b}[31m", &l).unwrap_err().code(),
+            "invalid_text"
+        );
+        assert!(message_text(&"a".repeat(4096), &l).is_ok());
+        assert_eq!(
+            message_text(&"a".repeat(4097), &l).unwrap_err().code(),
+            "too_long"
+        );
+    }
+}
