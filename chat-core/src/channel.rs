@@ -258,7 +258,6 @@ impl Handler<Subscribe> for ChannelActor {
 #[rtype(result = "()")]
 pub(crate) struct Unsubscribe {
     pub(crate) session: SessionId,
-    pub(crate) user: UserId,
     pub(crate) parting: bool,
 }
 

@@ -217,7 +217,6 @@ impl Session {
         lock(&self.covered).remove(&key);
         addr.send(Unsubscribe {
             session: self.subscriber.id,
-            user: self.subscriber.user.id,
             parting: true,
         })
         .await?;

@@ -123,7 +123,6 @@ impl Subscriber {
         for addr in rooms {
             addr.do_send(Unsubscribe {
                 session: self.id,
-                user: self.user.id,
                 parting: false,
             });
         }

@@ -1,0 +1,69 @@
+//! Helpers shared by the engine's integration tests: connecting users and waiting for
+//! events with a deadline (never a fixed sleep).
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::{ChatMessage, Engine, Event, Limits, Login, Session};
+
+/// Long enough for a loaded CI machine, short enough to fail fast.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub fn engine() -> Engine {
+    Engine::start(Limits::default()).expect("engine starts")
+}
+
+pub fn engine_with(limits: Limits) -> Engine {
+    Engine::start(limits).expect("engine starts")
+}
+
+pub async fn user(engine: &Engine, name: &str) -> Session {
+    engine
+        .connect(Login::Name(name.into()))
+        .await
+        .unwrap_or_else(|e| panic!("{name} connects: {e}"))
+}
+
+/// The next event matching `pick`, skipping others; panics after `PATIENCE`.
+pub async fn wait_for<T>(session: &mut Session, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let event = tokio::time::timeout_at(deadline, session.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("{} waited too long for an event", session.user().name));
+        let Some(event) = event else {
+            panic!("{}'s session ended while waiting", session.user().name)
+        };
+        if let Some(found) = pick(&event) {
+            return found;
+        }
+    }
+}
+
+/// The next posted message, skipping other events.
+pub async fn next_message(session: &mut Session) -> Arc<ChatMessage> {
+    wait_for(session, |e| match e {
+        Event::Posted(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await
+}
+
+/// Asserts that no event matching `pick` arrives within a short while. Used only for
+/// "must not happen" checks, after a positive event proved delivery has happened.
+pub async fn assert_none(session: &mut Session, what: &str, mut pick: impl FnMut(&Event) -> bool) {
+    let quiet = tokio::time::sleep(Duration::from_millis(300));
+    tokio::pin!(quiet);
+    loop {
+        tokio::select! {
+            _ = &mut quiet => return,
+            event = session.next_event() => match event {
+                Some(e) if pick(&e) => panic!("{} got {what}: {e:?}", session.user().name),
+                Some(_) => continue,
+                None => return,
+            }
+        }
+    }
+}
