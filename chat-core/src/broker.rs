@@ -1,5 +1,7 @@
-//! The broker seam: how channel actors agree on the order of a room's changes, where the
-//! shared copy of a room's history lives, and how changes reach the other nodes.
+//! The broker seam: everything the nodes of one chat must agree on. Who the users are
+//! (names, tokens), which channels and private rooms exist, the order of each room's
+//! changes, where the shared copy of a room's history lives, and how changes reach the
+//! other nodes.
 //!
 //! A channel actor never appends to its own history directly. It *commits* a proposal
 //! (a post, a deletion, a presence or typing signal) to the broker, and applies the
@@ -9,17 +11,23 @@
 //! ids, trims the stored history and publishes, so nothing above this seam changes.
 //!
 //! Called only by channel actors and the registry; it must not know about sessions.
+//! Channel actors commit and follow rooms; the registry does users, names and private
+//! rooms, and listens to [`ClusterEvent`]s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::{ready, Future};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::error::ChatError;
 use crate::event::PresenceChange;
 use crate::history::History;
+use crate::identity::{Directory, Identity, ResumeToken};
+use crate::limits::Limits;
 use crate::model::{
     now_millis, ChannelName, ChatMessage, MessageId, Room, RoomKey, UserId, UserRef,
 };
@@ -27,6 +35,9 @@ use crate::model::{
 /// What broker calls return: a boxed future, so that a local broker can answer at once and
 /// a networked one can wait on its server.
 pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = Result<T, ChatError>> + Send>>;
+
+/// A channel as the cluster records it: its name and when it was created.
+pub type ChannelRecord = (ChannelName, DateTime<Utc>);
 
 /// A change a channel actor asks the broker to commit to a room.
 #[derive(Debug, Clone)]
@@ -89,26 +100,74 @@ pub struct Follow {
     pub changes: mpsc::UnboundedReceiver<Change>,
 }
 
-/// The seam between channel actors and the rest of the cluster.
+/// Something that happened on one node that every node's registry must know.
+#[derive(Debug, Clone)]
+pub enum ClusterEvent {
+    /// A channel was created (on any node).
+    ChannelCreated {
+        /// Its name.
+        name: ChannelName,
+        /// When.
+        created_at: DateTime<Utc>,
+    },
+    /// Two users' private room was used for the first time (on any node).
+    DirectOpened([UserRef; 2]),
+}
+
+/// The seam between the engine's actors and the rest of the cluster: users, channel
+/// names, private rooms, and every room's ordered log.
 pub trait Broker: Send + Sync + 'static {
-    /// Claims `name` for a new channel on every node; `Ok(false)` if it is taken.
-    fn claim_channel(&self, name: &ChannelName) -> BrokerFuture<bool>;
+    /// Creates a user with a validated display name, unless someone holds the name
+    /// (`name_taken`). The user counts as connected (one session).
+    fn register(&self, name: String) -> BrokerFuture<Identity>;
+    /// Logs in again the user a token was issued to (`invalid_token` if unknown or
+    /// expired). The user counts one more session.
+    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity>;
+    /// One session of `user` ended; when it was the last, the name hold starts.
+    fn session_ended(&self, user: UserId);
+    /// Called periodically with this node's connected users, so their names stay held
+    /// and expired users are forgotten.
+    fn keep_alive(&self, online: Vec<UserId>) -> BrokerFuture<()>;
+    /// The user holding display name `name` (case-insensitively), if any.
+    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>>;
+
+    /// Claims `name` for a new channel on every node; `Ok(false)` if it is taken. On
+    /// success every node's [`Broker::cluster_events`] gets `ChannelCreated`.
+    fn claim_channel(&self, name: &ChannelName, created_at: DateTime<Utc>) -> BrokerFuture<bool>;
+    /// One channel by case-folded key, with its creation time, if it exists anywhere.
+    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>>;
+    /// Every channel, with its creation time.
+    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>>;
+
+    /// Records that two users have a private room and tells every node
+    /// (`DirectOpened`).
+    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()>;
+    /// The private rooms `user` is part of.
+    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>>;
+
     /// Starts following `room`: its stored history, and a feed of every later change.
     fn follow(&self, room: &Room) -> BrokerFuture<Follow>;
     /// Commits `proposal` to `room` and delivers the change to every follower.
     fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt>;
+
+    /// Events from every node (this one included) that registries act on.
+    fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent>;
 }
 
 /// The in-memory broker: one process is the whole cluster. The default.
 ///
 /// It keeps its own bounded copy of each room's history (shared pointers, not copies of
 /// the text), so that a channel actor started later, or another engine in the same
-/// process that shares this broker, starts from the stored messages.
-#[derive(Debug, Default)]
+/// process that shares this broker, starts from the stored messages. Several engines may
+/// share one `MemoryBroker`: they then behave as the nodes of one chat.
+#[derive(Debug)]
 pub struct MemoryBroker {
     history_limit: usize,
-    channels: Mutex<HashSet<Arc<str>>>,
+    directory: Mutex<Directory>,
+    channels: Mutex<HashMap<Arc<str>, ChannelRecord>>,
+    directs: Mutex<HashMap<UserId, Vec<[UserRef; 2]>>>,
     rooms: Mutex<HashMap<RoomKey, Arc<Mutex<RoomLog>>>>,
+    registries: Mutex<Vec<mpsc::UnboundedSender<ClusterEvent>>>,
 }
 
 #[derive(Debug)]
@@ -118,12 +177,21 @@ struct RoomLog {
 }
 
 impl MemoryBroker {
-    /// A broker that keeps `history_limit` messages per room.
-    pub fn new(history_limit: usize) -> Self {
+    /// A broker that keeps `limits.history` messages per room and holds display names
+    /// for `limits.name_hold`.
+    pub fn new(limits: &Limits) -> Self {
         MemoryBroker {
-            history_limit,
-            ..Default::default()
+            history_limit: limits.history.max(1),
+            directory: Mutex::new(Directory::new(limits.name_hold)),
+            channels: Mutex::default(),
+            directs: Mutex::default(),
+            rooms: Mutex::default(),
+            registries: Mutex::default(),
         }
+    }
+
+    fn announce(&self, event: ClusterEvent) {
+        lock(&self.registries).retain(|r| r.send(event.clone()).is_ok());
     }
 
     fn room(&self, key: RoomKey) -> Arc<Mutex<RoomLog>> {
@@ -170,9 +238,90 @@ impl MemoryBroker {
 }
 
 impl Broker for MemoryBroker {
-    fn claim_channel(&self, name: &ChannelName) -> BrokerFuture<bool> {
-        let claimed = lock(&self.channels).insert(name.key.clone());
+    fn register(&self, name: String) -> BrokerFuture<Identity> {
+        let result = lock(&self.directory).login_with_name(name, Instant::now());
+        Box::pin(ready(result))
+    }
+
+    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity> {
+        let result = lock(&self.directory).login_with_token(&token, Instant::now());
+        Box::pin(ready(result))
+    }
+
+    fn session_ended(&self, user: UserId) {
+        lock(&self.directory).session_ended(user, Instant::now());
+    }
+
+    fn keep_alive(&self, _online: Vec<UserId>) -> BrokerFuture<()> {
+        // Online users never expire here (the directory counts their sessions); this is
+        // the moment to forget the expired ones.
+        let forgotten = lock(&self.directory).sweep(Instant::now());
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "released expired display names");
+        }
+        Box::pin(ready(Ok(())))
+    }
+
+    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>> {
+        let found = lock(&self.directory)
+            .find_by_name(name, Instant::now())
+            .cloned();
+        Box::pin(ready(Ok(found)))
+    }
+
+    fn claim_channel(&self, name: &ChannelName, created_at: DateTime<Utc>) -> BrokerFuture<bool> {
+        let claimed = {
+            let mut channels = lock(&self.channels);
+            if channels.contains_key(&name.key) {
+                false
+            } else {
+                channels.insert(name.key.clone(), (name.clone(), created_at));
+                true
+            }
+        };
+        if claimed {
+            self.announce(ClusterEvent::ChannelCreated {
+                name: name.clone(),
+                created_at,
+            });
+        }
         Box::pin(ready(Ok(claimed)))
+    }
+
+    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>> {
+        let found = lock(&self.channels).get(key).cloned();
+        Box::pin(ready(Ok(found)))
+    }
+
+    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>> {
+        let all = lock(&self.channels).values().cloned().collect();
+        Box::pin(ready(Ok(all)))
+    }
+
+    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()> {
+        let added = {
+            let mut directs = lock(&self.directs);
+            let first = directs.entry(pair[0].id).or_default();
+            if first
+                .iter()
+                .any(|p| p[0].id == pair[0].id && p[1].id == pair[1].id)
+            {
+                false
+            } else {
+                first.push(pair.clone());
+                directs.entry(pair[1].id).or_default().push(pair.clone());
+                true
+            }
+        };
+        if added {
+            self.announce(ClusterEvent::DirectOpened(pair));
+        }
+        Box::pin(ready(Ok(())))
+    }
+
+    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>> {
+        let found = lock(&self.directs).get(&user).cloned().unwrap_or_default();
+        Box::pin(ready(Ok(found)))
     }
 
     fn follow(&self, room: &Room) -> BrokerFuture<Follow> {
@@ -193,6 +342,12 @@ impl Broker for MemoryBroker {
             receipt
         });
         Box::pin(ready(result))
+    }
+
+    fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.registries).push(tx);
+        rx
     }
 }
 

@@ -209,6 +209,9 @@ pub(crate) struct Subscribe {
     pub(crate) subscriber: Arc<Subscriber>,
     /// The last id the client saw, to resume after; `None` for the whole history.
     pub(crate) after: Option<MessageId>,
+    /// Also queue the replayed messages as events: for a session that follows a private
+    /// room it never asked for, which another node opened with messages already in it.
+    pub(crate) deliver_replay: bool,
 }
 
 impl Handler<Subscribe> for ChannelActor {
@@ -216,6 +219,7 @@ impl Handler<Subscribe> for ChannelActor {
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
         let sub = msg.subscriber;
+        let session = sub.id;
         if sub.is_closed() {
             return Err(ChatError::SessionClosed);
         }
@@ -242,6 +246,13 @@ impl Handler<Subscribe> for ChannelActor {
             }
         }
         let replay = self.history.replay(msg.after);
+        if msg.deliver_replay {
+            if let Some(sub) = self.subscribers.get(&session) {
+                for message in &replay.messages {
+                    sub.deliver(Event::Posted(message.clone()));
+                }
+            }
+        }
         Ok(Joined {
             room: self.room.clone(),
             messages: replay.messages,

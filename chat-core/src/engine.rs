@@ -51,7 +51,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Starts an engine with the in-memory broker: one process is the whole chat.
     pub fn start(limits: Limits) -> Result<Engine, ChatError> {
-        let broker = Arc::new(MemoryBroker::new(limits.history));
+        let broker = Arc::new(MemoryBroker::new(&limits));
         Engine::with_broker(limits, broker)
     }
 

@@ -2,7 +2,7 @@
 //! keeps display names unique (case-insensitively) while their holder is connected or was
 //! seen within `Limits::name_hold`.
 //!
-//! Owned by the registry actor, so every call is already serialized; this module is plain
+//! Owned by the in-memory broker behind a lock, so every call is serialized; this module is plain
 //! data and takes the current time as an argument, which keeps it testable without
 //! sleeping. It never shows a token to anyone: only `login_*` return one, to its holder.
 
@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use crate::error::ChatError;
 use crate::model::{UserId, UserRef};
-use crate::rate::UserBuckets;
 use crate::validate;
 
 /// A secret that lets its holder come back as the same user: 128 bits from the operating
@@ -50,12 +49,14 @@ impl fmt::Debug for ResumeToken {
     }
 }
 
-/// What a successful login yields.
+/// Who a client is, once it logged in.
 #[derive(Debug, Clone)]
-pub(crate) struct Admission {
+pub struct Identity {
+    /// The user.
     pub user: UserRef,
+    /// Their resume token (for them only).
     pub token: ResumeToken,
-    pub buckets: Arc<UserBuckets>,
+    /// True when this login created the user.
     pub new_user: bool,
 }
 
@@ -63,7 +64,6 @@ pub(crate) struct Admission {
 struct UserRecord {
     user: UserRef,
     token: ResumeToken,
-    buckets: Arc<UserBuckets>,
     sessions: usize,
     last_seen: Instant,
 }
@@ -99,9 +99,8 @@ impl Directory {
     pub(crate) fn login_with_name(
         &mut self,
         name: String,
-        buckets: Arc<UserBuckets>,
         now: Instant,
-    ) -> Result<Admission, ChatError> {
+    ) -> Result<Identity, ChatError> {
         let key = validate::name_key(&name);
         if let Some(&holder) = self.by_name.get(&key) {
             self.forget_if_expired(holder, now);
@@ -123,15 +122,13 @@ impl Directory {
             UserRecord {
                 user: user.clone(),
                 token: token.clone(),
-                buckets: buckets.clone(),
                 sessions: 1,
                 last_seen: now,
             },
         );
-        Ok(Admission {
+        Ok(Identity {
             user,
             token,
-            buckets,
             new_user: true,
         })
     }
@@ -141,16 +138,15 @@ impl Directory {
         &mut self,
         token: &ResumeToken,
         now: Instant,
-    ) -> Result<Admission, ChatError> {
+    ) -> Result<Identity, ChatError> {
         let id = *self.by_token.get(token).ok_or(ChatError::InvalidToken)?;
         self.forget_if_expired(id, now);
         let record = self.users.get_mut(&id).ok_or(ChatError::InvalidToken)?;
         record.sessions += 1;
         record.last_seen = now;
-        Ok(Admission {
+        Ok(Identity {
             user: record.user.clone(),
             token: record.token.clone(),
-            buckets: record.buckets.clone(),
             new_user: false,
         })
     }
@@ -201,11 +197,6 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::Limits;
-
-    fn buckets() -> Arc<UserBuckets> {
-        Arc::new(UserBuckets::new(&Limits::default()))
-    }
 
     const HOLD: Duration = Duration::from_secs(60);
 
@@ -223,7 +214,7 @@ mod tests {
     fn resume_gives_back_the_same_user_and_name() {
         let t0 = Instant::now();
         let mut dir = Directory::new(HOLD);
-        let first = dir.login_with_name("Alice".into(), buckets(), t0).unwrap();
+        let first = dir.login_with_name("Alice".into(), t0).unwrap();
         dir.session_ended(first.user.id, t0);
         let again = dir.login_with_token(&first.token, t0 + HOLD / 2).unwrap();
         assert_eq!(again.user, first.user);
@@ -239,20 +230,14 @@ mod tests {
     fn names_are_held_case_insensitively_while_online_and_for_the_hold() {
         let t0 = Instant::now();
         let mut dir = Directory::new(HOLD);
-        let alice = dir.login_with_name("Alice".into(), buckets(), t0).unwrap();
-        let taken = dir
-            .login_with_name("aLICE".into(), buckets(), t0)
-            .unwrap_err();
+        let alice = dir.login_with_name("Alice".into(), t0).unwrap();
+        let taken = dir.login_with_name("aLICE".into(), t0).unwrap_err();
         assert_eq!(taken.code(), "name_taken");
         dir.session_ended(alice.user.id, t0);
         // Still held after the holder left ...
-        assert!(dir
-            .login_with_name("alice".into(), buckets(), t0 + HOLD)
-            .is_err());
+        assert!(dir.login_with_name("alice".into(), t0 + HOLD).is_err());
         // ... and free once the hold ran out; the old token dies with it.
-        let bob = dir
-            .login_with_name("alice".into(), buckets(), t0 + HOLD * 2)
-            .unwrap();
+        let bob = dir.login_with_name("alice".into(), t0 + HOLD * 2).unwrap();
         assert_ne!(bob.user.id, alice.user.id);
         assert!(dir.login_with_token(&alice.token, t0 + HOLD * 2).is_err());
     }
@@ -261,8 +246,8 @@ mod tests {
     fn an_online_user_is_never_expired_and_sweep_forgets_the_rest() {
         let t0 = Instant::now();
         let mut dir = Directory::new(HOLD);
-        let online = dir.login_with_name("on".into(), buckets(), t0).unwrap();
-        let gone = dir.login_with_name("gone".into(), buckets(), t0).unwrap();
+        let online = dir.login_with_name("on".into(), t0).unwrap();
+        let gone = dir.login_with_name("gone".into(), t0).unwrap();
         dir.session_ended(gone.user.id, t0);
         assert_eq!(dir.sweep(t0 + HOLD * 10), 1);
         assert!(dir.find_by_name("ON", t0 + HOLD * 10).is_some());

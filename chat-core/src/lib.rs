@@ -84,11 +84,11 @@ mod session;
 mod subscriber;
 pub mod validate;
 
-pub use broker::{Broker, MemoryBroker};
+pub use broker::{Broker, ClusterEvent, MemoryBroker};
 pub use engine::{Engine, Login};
 pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceChange};
-pub use identity::ResumeToken;
+pub use identity::{Identity, ResumeToken};
 pub use limits::{Limits, Rate};
 pub use model::{
     ChannelInfo, ChannelName, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId,

@@ -1,11 +1,12 @@
-//! `RegistryActor`: the engine's directory. Owns the channel names (and which actor
-//! serves each), the private conversations, the users (through [`Directory`]) and the
-//! connected sessions.
+//! `RegistryActor`: the engine's directory on this node. Knows the channels (and which
+//! actor serves each), the private rooms, the connected sessions and each user's flood
+//! buckets; asks the broker about users, names and what other nodes created.
 //!
 //! Sessions ask it to connect, to find or create a channel, and to open a private
 //! conversation; after that they talk to the channel actors directly, so the registry is
 //! never on the path of a message. It spreads new channel actors over the arbiters
-//! round-robin. Because it handles one request at a time, name uniqueness needs no lock.
+//! round-robin. Requests that wait on the broker are atomic (`AtomicResponse`): no other
+//! request runs in between, so checks and updates cannot interleave.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -17,18 +18,26 @@ use actix_rt::ArbiterHandle;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, ClusterEvent};
 use crate::channel::{ChannelActor, ChannelStats, Subscribe};
 use crate::error::ChatError;
 use crate::event::{DisconnectReason, Event};
-use crate::identity::{Admission, Directory, ResumeToken};
+use crate::identity::{Identity, ResumeToken};
 use crate::limits::Limits;
 use crate::model::{now_millis, ChannelInfo, ChannelName, Room, SessionId, UserId, UserRef};
 use crate::rate::UserBuckets;
 use crate::subscriber::{CloseCause, Subscriber};
 
-/// How often users whose name hold ran out are forgotten.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How often connected users are reported to the broker (which keeps their names held
+/// and forgets expired users), and idle flood buckets are dropped.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A user's flood buckets outlive their sessions this long, so reconnecting does not
+/// refill them.
+const BUCKET_LINGER: Duration = Duration::from_secs(600);
+
+/// A request whose answer waits on the broker.
+type Atomic<T> = AtomicResponse<RegistryActor, Result<T, ChatError>>;
 
 struct ChannelEntry {
     name: ChannelName,
@@ -51,6 +60,12 @@ impl ChannelEntry {
     }
 }
 
+struct UserEntry {
+    buckets: Arc<UserBuckets>,
+    sessions: Vec<SessionId>,
+    last_seen: Instant,
+}
+
 /// The directory actor; one per engine.
 pub(crate) struct RegistryActor {
     limits: Arc<Limits>,
@@ -59,10 +74,8 @@ pub(crate) struct RegistryActor {
     next_arbiter: usize,
     channels: HashMap<Arc<str>, ChannelEntry>,
     directs: HashMap<(UserId, UserId), (Room, Addr<ChannelActor>)>,
-    directs_of: HashMap<UserId, Vec<(UserId, UserId)>>,
-    directory: Directory,
     sessions: HashMap<SessionId, Arc<Subscriber>>,
-    sessions_of: HashMap<UserId, Vec<SessionId>>,
+    users: HashMap<UserId, UserEntry>,
     next_session: u64,
     shutting_down: bool,
 }
@@ -74,16 +87,14 @@ impl RegistryActor {
         arbiters: Vec<ArbiterHandle>,
     ) -> Self {
         RegistryActor {
-            directory: Directory::new(limits.name_hold),
             limits,
             broker,
             arbiters,
             next_arbiter: 0,
             channels: HashMap::new(),
             directs: HashMap::new(),
-            directs_of: HashMap::new(),
             sessions: HashMap::new(),
-            sessions_of: HashMap::new(),
+            users: HashMap::new(),
             next_session: 1,
             shutting_down: false,
         }
@@ -100,20 +111,31 @@ impl RegistryActor {
         ChannelActor::start_in_arbiter(arbiter, move |_| actor)
     }
 
-    fn add_channel(&mut self, name: ChannelName) -> ChannelInfo {
+    /// Makes a channel known here (once); tells the local sessions when `announce`.
+    fn add_channel(
+        &mut self,
+        name: ChannelName,
+        created_at: DateTime<Utc>,
+        announce: bool,
+    ) -> ChannelInfo {
+        if let Some(entry) = self.channels.get(&name.key) {
+            return entry.info();
+        }
         let stats = Arc::new(ChannelStats::default());
         let addr = self.start_room(Room::Channel(name.clone()), stats.clone());
         let entry = ChannelEntry {
             name: name.clone(),
             addr,
             stats,
-            created_at: now_millis(),
+            created_at,
         };
         let info = entry.info();
         self.channels.insert(name.key.clone(), entry);
-        tracing::info!(channel = %name, "channel created");
-        for sub in self.sessions.values() {
-            sub.deliver(Event::ChannelCreated(info.clone()));
+        if announce {
+            tracing::info!(channel = %name, "channel created");
+            for sub in self.sessions.values() {
+                sub.deliver(Event::ChannelCreated(info.clone()));
+            }
         }
         info
     }
@@ -128,9 +150,10 @@ impl RegistryActor {
         Ok(())
     }
 
-    /// The private room of `a` and `b`, started (and followed by every session of both)
-    /// the first time it is needed.
-    fn direct_room(&mut self, a: UserRef, b: UserRef) -> (Room, Addr<ChannelActor>) {
+    /// The private room of a pair, started here (and followed by every local session of
+    /// both users) the first time this node needs it; `catch_up` as in `follow_quietly`.
+    fn direct_room(&mut self, pair: [UserRef; 2], catch_up: bool) -> (Room, Addr<ChannelActor>) {
+        let [a, b] = pair;
         let (a, b) = if a.id <= b.id { (a, b) } else { (b, a) };
         let key = (a.id, b.id);
         if let Some(found) = self.directs.get(&key) {
@@ -139,10 +162,14 @@ impl RegistryActor {
         let room = Room::Direct([a.clone(), b.clone()]);
         let addr = self.start_room(room.clone(), Arc::new(ChannelStats::default()));
         for user in [a.id, b.id] {
-            self.directs_of.entry(user).or_default().push(key);
-            for session in self.sessions_of.get(&user).into_iter().flatten() {
-                if let Some(sub) = self.sessions.get(session) {
-                    follow_quietly(sub, &room, &addr);
+            let sessions = self
+                .users
+                .get(&user)
+                .map(|u| u.sessions.clone())
+                .unwrap_or_default();
+            for session in sessions {
+                if let Some(sub) = self.sessions.get(&session) {
+                    follow_quietly(sub, &room, &addr, catch_up);
                 }
             }
         }
@@ -150,27 +177,110 @@ impl RegistryActor {
         (room, addr)
     }
 
-    fn admit(&mut self, login: LoginRequest) -> Result<Admission, ChatError> {
-        let now = Instant::now();
-        match login {
-            LoginRequest::Name(name) => {
-                let buckets = Arc::new(UserBuckets::new(&self.limits));
-                self.directory.login_with_name(name, buckets, now)
+    /// Registers a logged-in client as a session of this node.
+    fn admit(
+        &mut self,
+        identity: Identity,
+        directs: Vec<[UserRef; 2]>,
+        me: Addr<Self>,
+    ) -> Connected {
+        let id = SessionId(self.next_session);
+        self.next_session += 1;
+        let (tx, events) = mpsc::channel(self.limits.session_queue);
+        let subscriber = Subscriber::new(id, identity.user.clone(), tx, me);
+        let limits = &self.limits;
+        let user = self
+            .users
+            .entry(identity.user.id)
+            .or_insert_with(|| UserEntry {
+                buckets: Arc::new(UserBuckets::new(limits)),
+                sessions: Vec::new(),
+                last_seen: Instant::now(),
+            });
+        user.sessions.push(id);
+        let buckets = user.buckets.clone();
+        self.sessions.insert(id, subscriber.clone());
+        for pair in directs {
+            let existed = self.directs.contains_key(&sorted_ids(&pair));
+            let (room, addr) = self.direct_room(pair, false);
+            if existed {
+                follow_quietly(&subscriber, &room, &addr, false);
             }
-            LoginRequest::Token(token) => self.directory.login_with_token(&token, now),
         }
+        tracing::debug!(session = id.0, user = %identity.user.name, "session connected");
+        Connected {
+            subscriber,
+            events,
+            identity,
+            buckets,
+        }
+    }
+
+    fn on_cluster_event(&mut self, event: ClusterEvent) {
+        match event {
+            ClusterEvent::ChannelCreated { name, created_at } => {
+                self.add_channel(name, created_at, true);
+            }
+            ClusterEvent::DirectOpened(pair) => {
+                let local = pair.iter().any(|u| {
+                    self.users
+                        .get(&u.id)
+                        .is_some_and(|e| !e.sessions.is_empty())
+                });
+                if local {
+                    self.direct_room(pair, true);
+                }
+            }
+        }
+    }
+
+    fn keep_alive(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        self.users.retain(|_, u| {
+            !u.sessions.is_empty() || now.saturating_duration_since(u.last_seen) < BUCKET_LINGER
+        });
+        let online: Vec<UserId> = self
+            .users
+            .iter()
+            .filter(|(_, u)| !u.sessions.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        ctx.spawn(
+            self.broker
+                .keep_alive(online)
+                .into_actor(self)
+                .map(|result, _, _| {
+                    if let Err(e) = result {
+                        tracing::warn!(error = %e, "keep-alive not recorded");
+                    }
+                }),
+        );
     }
 }
 
+fn sorted_ids(pair: &[UserRef; 2]) -> (UserId, UserId) {
+    let (a, b) = (pair[0].id, pair[1].id);
+    (a.min(b), a.max(b))
+}
+
 /// Makes `sub` follow a private room without asking for its history (the session asks
-/// when it opens the conversation).
-fn follow_quietly(sub: &Arc<Subscriber>, room: &Room, addr: &Addr<ChannelActor>) {
+/// when it opens the conversation). With `catch_up`, the messages already in the room
+/// are queued to it as events: the room was opened on another node, and they were
+/// posted before this node started following it.
+fn follow_quietly(sub: &Arc<Subscriber>, room: &Room, addr: &Addr<ChannelActor>, catch_up: bool) {
     if sub.add_room(room.key(), addr.clone()) {
         addr.do_send(Subscribe {
             subscriber: sub.clone(),
             after: None,
+            deliver_replay: catch_up,
         });
     }
+}
+
+fn cluster_stream(
+    rx: mpsc::UnboundedReceiver<ClusterEvent>,
+) -> impl futures_util::Stream<Item = ClusterEvent> {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
 }
 
 impl Actor for RegistryActor {
@@ -178,12 +288,32 @@ impl Actor for RegistryActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(1024);
-        ctx.run_interval(SWEEP_INTERVAL, |act, _| {
-            let forgotten = act.directory.sweep(Instant::now());
-            if forgotten > 0 {
-                tracing::debug!(forgotten, "released expired display names");
-            }
-        });
+        ctx.add_stream(cluster_stream(self.broker.cluster_events()));
+        // Channels created before this node started; nothing else runs until they are in.
+        ctx.wait(
+            self.broker
+                .channels()
+                .into_actor(self)
+                .map(|result, act, _| match result {
+                    Ok(all) => {
+                        for (name, created_at) in all {
+                            act.add_channel(name, created_at, false);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not load the channel list"),
+                }),
+        );
+        ctx.run_interval(KEEP_ALIVE_INTERVAL, |act, ctx| act.keep_alive(ctx));
+    }
+}
+
+impl StreamHandler<ClusterEvent> for RegistryActor {
+    fn handle(&mut self, event: ClusterEvent, _: &mut Context<Self>) {
+        self.on_cluster_event(event);
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("the broker's cluster events ended");
     }
 }
 
@@ -198,7 +328,8 @@ pub(crate) enum LoginRequest {
 pub(crate) struct Connected {
     pub(crate) subscriber: Arc<Subscriber>,
     pub(crate) events: mpsc::Receiver<Event>,
-    pub(crate) admission: Admission,
+    pub(crate) identity: Identity,
+    pub(crate) buckets: Arc<UserBuckets>,
 }
 
 #[derive(Message)]
@@ -206,34 +337,33 @@ pub(crate) struct Connected {
 pub(crate) struct Connect(pub(crate) LoginRequest);
 
 impl Handler<Connect> for RegistryActor {
-    type Result = Result<Connected, ChatError>;
+    type Result = Atomic<Connected>;
 
-    fn handle(&mut self, msg: Connect, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Connect, _: &mut Context<Self>) -> Self::Result {
         if self.shutting_down {
-            return Err(ChatError::ShuttingDown);
+            return fail(ChatError::ShuttingDown);
         }
         if self.sessions.len() >= self.limits.max_sessions {
-            return Err(ChatError::ServerFull(self.limits.max_sessions));
+            return fail(ChatError::ServerFull(self.limits.max_sessions));
         }
-        let admission = self.admit(msg.0)?;
-        let id = SessionId(self.next_session);
-        self.next_session += 1;
-        let (tx, events) = mpsc::channel(self.limits.session_queue);
-        let subscriber = Subscriber::new(id, admission.user.clone(), tx, ctx.address());
-        let user = admission.user.id;
-        for key in self.directs_of.get(&user).into_iter().flatten() {
-            if let Some((room, addr)) = self.directs.get(key) {
-                follow_quietly(&subscriber, room, addr);
+        let broker = self.broker.clone();
+        let login = async move {
+            let identity = match msg.0 {
+                LoginRequest::Name(name) => broker.register(name).await?,
+                LoginRequest::Token(token) => broker.resume(token).await?,
+            };
+            match broker.directs_of(identity.user.id).await {
+                Ok(directs) => Ok((identity, directs)),
+                Err(e) => {
+                    broker.session_ended(identity.user.id);
+                    Err(e)
+                }
             }
-        }
-        self.sessions.insert(id, subscriber.clone());
-        self.sessions_of.entry(user).or_default().push(id);
-        tracing::debug!(session = id.0, user = %admission.user.name, "session connected");
-        Ok(Connected {
-            subscriber,
-            events,
-            admission,
-        })
+        };
+        AtomicResponse::new(Box::pin(login.into_actor(self).map(|result, act, ctx| {
+            let (identity, directs) = result?;
+            Ok(act.admit(identity, directs, ctx.address()))
+        })))
     }
 }
 
@@ -251,13 +381,11 @@ impl Handler<SessionEnded> for RegistryActor {
         if self.sessions.remove(&msg.session).is_none() {
             return;
         }
-        if let Some(list) = self.sessions_of.get_mut(&msg.user) {
-            list.retain(|s| *s != msg.session);
-            if list.is_empty() {
-                self.sessions_of.remove(&msg.user);
-            }
+        if let Some(user) = self.users.get_mut(&msg.user) {
+            user.sessions.retain(|s| *s != msg.session);
+            user.last_seen = Instant::now();
         }
-        self.directory.session_ended(msg.user, Instant::now());
+        self.broker.session_ended(msg.user);
         tracing::debug!(session = msg.session.0, "session ended");
     }
 }
@@ -267,19 +395,18 @@ impl Handler<SessionEnded> for RegistryActor {
 pub(crate) struct CreateChannel(pub(crate) ChannelName);
 
 impl Handler<CreateChannel> for RegistryActor {
-    // Atomic: no other request is handled while the broker decides on the claim, so two
-    // creations of one name cannot both pass the local check.
-    type Result = AtomicResponse<Self, Result<ChannelInfo, ChatError>>;
+    type Result = Atomic<ChannelInfo>;
 
     fn handle(&mut self, msg: CreateChannel, _: &mut Context<Self>) -> Self::Result {
         let name = msg.0;
         if let Err(e) = self.check_can_create(&name) {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(Err(e))));
+            return fail(e);
         }
-        let claim = self.broker.claim_channel(&name);
+        let created_at = now_millis();
+        let claim = self.broker.claim_channel(&name, created_at);
         AtomicResponse::new(Box::pin(claim.into_actor(self).map(
             move |claimed, act, _| match claimed? {
-                true => Ok(act.add_channel(name)),
+                true => Ok(act.add_channel(name, created_at, true)),
                 false => Err(ChatError::ChannelExists(name.to_string())),
             },
         )))
@@ -291,13 +418,25 @@ impl Handler<CreateChannel> for RegistryActor {
 pub(crate) struct FindChannel(pub(crate) ChannelName);
 
 impl Handler<FindChannel> for RegistryActor {
-    type Result = Result<Addr<ChannelActor>, ChatError>;
+    type Result = Atomic<Addr<ChannelActor>>;
 
     fn handle(&mut self, msg: FindChannel, _: &mut Context<Self>) -> Self::Result {
-        self.channels
-            .get(&msg.0.key)
-            .map(|entry| entry.addr.clone())
-            .ok_or_else(|| ChatError::NoSuchChannel(msg.0.to_string()))
+        if let Some(entry) = self.channels.get(&msg.0.key) {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(entry.addr.clone()))));
+        }
+        // Not known here: another node may have created it while we missed the event.
+        let lookup = self.broker.lookup_channel(&msg.0.key);
+        AtomicResponse::new(Box::pin(lookup.into_actor(self).map(
+            move |found, act, _| {
+                let (name, created_at) =
+                    found?.ok_or_else(|| ChatError::NoSuchChannel(msg.0.to_string()))?;
+                act.add_channel(name.clone(), created_at, true);
+                act.channels
+                    .get(&name.key)
+                    .map(|entry| entry.addr.clone())
+                    .ok_or_else(|| ChatError::NoSuchChannel(name.to_string()))
+            },
+        )))
     }
 }
 
@@ -323,20 +462,29 @@ pub(crate) struct OpenDirect {
 }
 
 impl Handler<OpenDirect> for RegistryActor {
-    type Result = Result<(Room, Addr<ChannelActor>), ChatError>;
+    type Result = Atomic<(Room, Addr<ChannelActor>)>;
 
     fn handle(&mut self, msg: OpenDirect, _: &mut Context<Self>) -> Self::Result {
-        let peer = self
-            .directory
-            .find_by_name(&msg.peer_name, Instant::now())
-            .cloned()
-            .ok_or_else(|| ChatError::NoSuchUser(msg.peer_name.clone()))?;
-        if peer.id == msg.from.id {
-            return Err(ChatError::InvalidTarget(
-                "a private conversation needs another user".into(),
-            ));
-        }
-        Ok(self.direct_room(msg.from, peer))
+        let broker = self.broker.clone();
+        let from = msg.from;
+        let open = async move {
+            let peer = broker
+                .find_user(&msg.peer_name)
+                .await?
+                .ok_or_else(|| ChatError::NoSuchUser(msg.peer_name.clone()))?;
+            if peer.id == from.id {
+                return Err(ChatError::InvalidTarget(
+                    "a private conversation needs another user".into(),
+                ));
+            }
+            let pair = [from, peer];
+            broker.open_direct(pair.clone()).await?;
+            Ok(pair)
+        };
+        AtomicResponse::new(Box::pin(
+            open.into_actor(self)
+                .map(|pair, act, _| Ok(act.direct_room(pair?, false))),
+        ))
     }
 }
 
@@ -354,4 +502,8 @@ impl Handler<Shutdown> for RegistryActor {
             sub.close(CloseCause::Engine(DisconnectReason::ShuttingDown));
         }
     }
+}
+
+fn fail<T: 'static>(error: ChatError) -> Atomic<T> {
+    AtomicResponse::new(Box::pin(actix::fut::ready(Err(error))))
 }

@@ -96,9 +96,9 @@ impl Session {
         Session {
             subscriber: connected.subscriber,
             events: connected.events,
-            token: connected.admission.token,
-            new_user: connected.admission.new_user,
-            buckets: connected.admission.buckets,
+            token: connected.identity.token,
+            new_user: connected.identity.new_user,
+            buckets: connected.buckets,
             limits,
             registry,
             covered: Mutex::new(HashMap::new()),
@@ -196,6 +196,7 @@ impl Session {
             .send(Subscribe {
                 subscriber: self.subscriber.clone(),
                 after,
+                deliver_replay: false,
             })
             .await??;
         let key = joined.room.key();

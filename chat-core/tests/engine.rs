@@ -30,7 +30,10 @@ async fn a_resume_token_brings_back_the_same_user_and_name() {
     assert_eq!(&*again.user().name, "Alice");
     assert!(!again.is_new_user());
 
-    let bad = engine.connect(Login::Resume("0".repeat(32))).await.unwrap_err();
+    let bad = engine
+        .connect(Login::Resume("0".repeat(32)))
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), "invalid_token");
 }
 
@@ -38,11 +41,17 @@ async fn a_resume_token_brings_back_the_same_user_and_name() {
 async fn names_are_unique_case_insensitively_while_held() {
     let engine = engine();
     let alice = user(&engine, "Alice").await;
-    let err = engine.connect(Login::Name("aLiCe".into())).await.unwrap_err();
+    let err = engine
+        .connect(Login::Name("aLiCe".into()))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "name_taken");
     drop(alice);
     // Closing the page does not free the name: nobody can impersonate her.
-    let err = engine.connect(Login::Name("alice".into())).await.unwrap_err();
+    let err = engine
+        .connect(Login::Name("alice".into()))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "name_taken");
 }
 
@@ -67,7 +76,11 @@ async fn a_name_is_free_again_after_the_hold_period() {
     };
     assert_eq!(&*newcomer.user().name, "ALICE");
     let err = engine.connect(Login::Resume(token)).await.unwrap_err();
-    assert_eq!(err.code(), "invalid_token", "the old token expired with the hold");
+    assert_eq!(
+        err.code(),
+        "invalid_token",
+        "the old token expired with the hold"
+    );
 }
 
 #[tokio::test]
@@ -101,7 +114,10 @@ async fn channels_are_validated_unique_and_listed() {
     let alice = user(&engine, "alice").await;
     let created = alice.create_channel("#Rust").await.unwrap();
     assert_eq!(created.name.as_str(), "Rust");
-    assert_eq!(alice.create_channel("rust").await.unwrap_err().code(), "channel_exists");
+    assert_eq!(
+        alice.create_channel("rust").await.unwrap_err().code(),
+        "channel_exists"
+    );
     assert_eq!(
         alice.create_channel("no spaces").await.unwrap_err().code(),
         "invalid_channel_name"
@@ -164,9 +180,15 @@ async fn creating_a_channel_tells_every_connected_session() {
 async fn joining_an_unknown_channel_and_posting_unjoined_are_errors() {
     let engine = engine();
     let alice = user(&engine, "alice").await;
-    assert_eq!(alice.join("nowhere", None).await.unwrap_err().code(), "no_such_channel");
+    assert_eq!(
+        alice.join("nowhere", None).await.unwrap_err().code(),
+        "no_such_channel"
+    );
     alice.create_channel("here").await.unwrap();
-    assert_eq!(alice.post("here", "hi").await.unwrap_err().code(), "not_joined");
+    assert_eq!(
+        alice.post("here", "hi").await.unwrap_err().code(),
+        "not_joined"
+    );
     assert_eq!(alice.leave("here").await.unwrap_err().code(), "not_joined");
 }
 
@@ -175,7 +197,10 @@ async fn joining_an_unknown_channel_and_posting_unjoined_are_errors() {
 #[tokio::test]
 async fn the_server_keeps_exactly_the_newest_100_messages() {
     let engine = engine_with(Limits {
-        message_rate: Rate { burst: 1000, per_second: 1000.0 },
+        message_rate: Rate {
+            burst: 1000,
+            per_second: 1000.0,
+        },
         ..Limits::default()
     });
     let alice = user(&engine, "alice").await;
@@ -207,10 +232,20 @@ async fn messages_carry_ids_author_and_a_millisecond_utc_timestamp() {
     assert_eq!(a.author, *alice.user());
     let ms = a.sent_at.timestamp_millis();
     assert!(before <= ms && ms <= after);
-    assert_eq!(a.sent_at.timestamp_subsec_nanos() % 1_000_000, 0, "millisecond precision");
+    assert_eq!(
+        a.sent_at.timestamp_subsec_nanos() % 1_000_000,
+        0,
+        "millisecond precision"
+    );
     assert_eq!(alice.post("c", "  ").await.unwrap_err().code(), "empty");
-    assert_eq!(alice.post("c", "\u{1b}[2J").await.unwrap_err().code(), "invalid_text");
-    assert_eq!(alice.post("c", &"x".repeat(4097)).await.unwrap_err().code(), "too_long");
+    assert_eq!(
+        alice.post("c", "\u{1b}[2J").await.unwrap_err().code(),
+        "invalid_text"
+    );
+    assert_eq!(
+        alice.post("c", &"x".repeat(4097)).await.unwrap_err().code(),
+        "too_long"
+    );
 }
 
 #[tokio::test]
@@ -219,7 +254,10 @@ async fn many_senders_and_subscribers_all_see_one_order() {
     const EACH: usize = 40;
     const READERS: usize = 20;
     let engine = engine_with(Limits {
-        message_rate: Rate { burst: 1000, per_second: 1000.0 },
+        message_rate: Rate {
+            burst: 1000,
+            per_second: 1000.0,
+        },
         ..Limits::default()
     });
     let host = user(&engine, "host").await;
@@ -253,18 +291,28 @@ async fn many_senders_and_subscribers_all_see_one_order() {
     }
     let expected: Vec<u64> = (1..=(SENDERS * EACH) as u64).collect();
     for r in readers {
-        assert_eq!(r.await.unwrap(), expected, "every reader sees every id once, in order");
+        assert_eq!(
+            r.await.unwrap(),
+            expected,
+            "every reader sees every id once, in order"
+        );
     }
     let history = host.join("stress", None).await.unwrap();
     let ids: Vec<u64> = history.messages.iter().map(|m| m.id).collect();
-    assert_eq!(ids, ((SENDERS * EACH) as u64 - 99..=(SENDERS * EACH) as u64).collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        ((SENDERS * EACH) as u64 - 99..=(SENDERS * EACH) as u64).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
 async fn joining_while_others_send_loses_and_repeats_nothing() {
     const TOTAL: u64 = 400;
     let engine = engine_with(Limits {
-        message_rate: Rate { burst: 10_000, per_second: 10_000.0 },
+        message_rate: Rate {
+            burst: 10_000,
+            per_second: 10_000.0,
+        },
         history: 1000,
         ..Limits::default()
     });
@@ -296,7 +344,11 @@ async fn joining_while_others_send_loses_and_repeats_nothing() {
     let _writer = sending.await.unwrap();
     for j in joiners {
         let ids = j.await.unwrap();
-        assert_eq!(ids, (1..=TOTAL).collect::<Vec<_>>(), "snapshot + live = every id once");
+        assert_eq!(
+            ids,
+            (1..=TOTAL).collect::<Vec<_>>(),
+            "snapshot + live = every id once"
+        );
     }
 }
 
@@ -316,7 +368,10 @@ async fn only_the_author_deletes_and_everyone_sees_it_go() {
     let err = bob.delete("c", mine.id).await.unwrap_err();
     assert_eq!(err, ChatError::NotAuthor(mine.id));
     assert_eq!(err.code(), "not_author");
-    assert_eq!(alice.delete("c", 999).await.unwrap_err().code(), "no_such_message");
+    assert_eq!(
+        alice.delete("c", 999).await.unwrap_err().code(),
+        "no_such_message"
+    );
 
     alice.delete("c", mine.id).await.unwrap();
     for s in [&mut alice, &mut bob] {
@@ -375,8 +430,14 @@ async fn private_messages_reach_every_connection_of_both_and_nobody_else() {
     assert_eq!(next_message(&mut bob_laptop).await.text, "back");
     assert_eq!(next_message(&mut alice_phone).await.text, "back");
 
-    assert_eq!(alice.post("@nobody", "x").await.unwrap_err().code(), "no_such_user");
-    assert_eq!(alice.post("@alice", "x").await.unwrap_err().code(), "invalid_target");
+    assert_eq!(
+        alice.post("@nobody", "x").await.unwrap_err().code(),
+        "no_such_user"
+    );
+    assert_eq!(
+        alice.post("@alice", "x").await.unwrap_err().code(),
+        "invalid_target"
+    );
 }
 
 #[tokio::test]
@@ -388,11 +449,20 @@ async fn a_private_conversation_has_history_and_resume_like_a_channel() {
         alice.post("@bob", &format!("m{i}")).await.unwrap();
     }
     let all = bob.join("@alice", None).await.unwrap();
-    assert_eq!(all.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        all.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
     let missed = bob.join("@alice", Some(3)).await.unwrap();
-    assert_eq!(missed.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(
+        missed.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [4, 5]
+    );
     let mine = bob.post("@alice", "hi").await.unwrap();
-    assert_eq!(alice.delete("@bob", mine.id).await.unwrap_err().code(), "not_author");
+    assert_eq!(
+        alice.delete("@bob", mine.id).await.unwrap_err().code(),
+        "not_author"
+    );
 }
 
 // ---- 7. Presence and typing --------------------------------------------------------
@@ -406,8 +476,11 @@ async fn members_join_leave_and_drop_with_events() {
 
     let bob = user(&engine, "bob").await;
     let joined = bob.join("c", None).await.unwrap();
-    let names: Vec<(String, bool)> =
-        joined.members.iter().map(|m| (m.user.name.to_string(), m.online)).collect();
+    let names: Vec<(String, bool)> = joined
+        .members
+        .iter()
+        .map(|m| (m.user.name.to_string(), m.online))
+        .collect();
     assert_eq!(names, [("alice".into(), true), ("bob".into(), true)]);
     // Alice also hears of her own presence; these tests follow bob's.
     let presence = |want: PresenceChange| {
@@ -418,19 +491,31 @@ async fn members_join_leave_and_drop_with_events() {
             _ => None,
         }
     };
-    assert_eq!(wait_for(&mut alice, presence(PresenceChange::Joined)).await, "bob");
+    assert_eq!(
+        wait_for(&mut alice, presence(PresenceChange::Joined)).await,
+        "bob"
+    );
 
     let bob_token = bob.token().expose().to_owned();
     drop(bob); // the connection drops
-    assert_eq!(wait_for(&mut alice, presence(PresenceChange::Offline)).await, "bob");
+    assert_eq!(
+        wait_for(&mut alice, presence(PresenceChange::Offline)).await,
+        "bob"
+    );
     let members = alice.members("c").await.unwrap();
     assert!(members.iter().any(|m| &*m.user.name == "bob" && !m.online));
 
     let bob = engine.connect(Login::Resume(bob_token)).await.unwrap();
     bob.join("c", None).await.unwrap();
-    assert_eq!(wait_for(&mut alice, presence(PresenceChange::Online)).await, "bob");
+    assert_eq!(
+        wait_for(&mut alice, presence(PresenceChange::Online)).await,
+        "bob"
+    );
     bob.leave("c").await.unwrap();
-    assert_eq!(wait_for(&mut alice, presence(PresenceChange::Left)).await, "bob");
+    assert_eq!(
+        wait_for(&mut alice, presence(PresenceChange::Left)).await,
+        "bob"
+    );
     let members = alice.members("c").await.unwrap();
     assert_eq!(members.len(), 1, "bob is no longer a member");
     assert_eq!(engine.channels().await.unwrap()[0].members, 1);
@@ -449,7 +534,10 @@ async fn typing_reaches_the_others_only_and_is_throttled() {
     bob.join("c", None).await.unwrap();
 
     assert!(alice.typing("c").await.unwrap());
-    assert!(!alice.typing("c").await.unwrap(), "the second notice is throttled");
+    assert!(
+        !alice.typing("c").await.unwrap(),
+        "the second notice is throttled"
+    );
     let who = wait_for(&mut bob, |e| match e {
         Event::Typing { user, .. } => Some(user.name.to_string()),
         _ => None,
@@ -460,7 +548,10 @@ async fn typing_reaches_the_others_only_and_is_throttled() {
     alice.post("c", "done typing").await.unwrap();
     let mut notices = 0;
     loop {
-        match tokio::time::timeout(PATIENCE, bob.next_event()).await.unwrap() {
+        match tokio::time::timeout(PATIENCE, bob.next_event())
+            .await
+            .unwrap()
+        {
             Some(Event::Typing { .. }) => notices += 1,
             Some(Event::Posted(_)) => break,
             Some(_) => {}
@@ -468,7 +559,10 @@ async fn typing_reaches_the_others_only_and_is_throttled() {
         }
     }
     assert_eq!(notices, 0, "the throttled notice was dropped");
-    assert_none(&mut alice, "her own typing notice", |e| matches!(e, Event::Typing { .. })).await;
+    assert_none(&mut alice, "her own typing notice", |e| {
+        matches!(e, Event::Typing { .. })
+    })
+    .await;
 }
 
 // ---- 8. Recovery -------------------------------------------------------------------
@@ -477,7 +571,10 @@ async fn typing_reaches_the_others_only_and_is_throttled() {
 async fn a_reconnecting_session_gets_exactly_what_it_missed_or_a_gap() {
     let engine = engine_with(Limits {
         history: 10,
-        message_rate: Rate { burst: 1000, per_second: 1000.0 },
+        message_rate: Rate {
+            burst: 1000,
+            per_second: 1000.0,
+        },
         ..Limits::default()
     });
     let alice = user(&engine, "alice").await;
@@ -495,10 +592,16 @@ async fn a_reconnecting_session_gets_exactly_what_it_missed_or_a_gap() {
     }
     alice.delete("c", 2).await.unwrap();
 
-    let bob = engine.connect(Login::Resume(bob_token.clone())).await.unwrap();
+    let bob = engine
+        .connect(Login::Resume(bob_token.clone()))
+        .await
+        .unwrap();
     let back = bob.join("c", Some(3)).await.unwrap();
     assert!(!back.gap);
-    assert_eq!(back.messages.iter().map(|m| m.id).collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(
+        back.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [4, 5, 6]
+    );
     assert_eq!(back.deleted, [2], "told about the deletion it missed");
     drop(bob);
 
@@ -508,7 +611,10 @@ async fn a_reconnecting_session_gets_exactly_what_it_missed_or_a_gap() {
     let bob = engine.connect(Login::Resume(bob_token)).await.unwrap();
     let back = bob.join("c", Some(6)).await.unwrap();
     assert!(back.gap, "7..=20 were evicted");
-    assert_eq!(back.messages.iter().map(|m| m.id).collect::<Vec<_>>(), (21..=30).collect::<Vec<_>>());
+    assert_eq!(
+        back.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        (21..=30).collect::<Vec<_>>()
+    );
 }
 
 // ---- 9. Slow consumers -------------------------------------------------------------
@@ -518,7 +624,10 @@ async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
     const TOTAL: usize = 60;
     let engine = engine_with(Limits {
         session_queue: 8,
-        message_rate: Rate { burst: 1000, per_second: 1000.0 },
+        message_rate: Rate {
+            burst: 1000,
+            per_second: 1000.0,
+        },
         ..Limits::default()
     });
     let alice = user(&engine, "alice").await;
@@ -541,7 +650,10 @@ async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
         // The poster reads its own events as a well-behaved client would.
         while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, alice.next_event()).await {}
     }
-    assert_eq!(reading.await.unwrap(), (1..=TOTAL as u64).collect::<Vec<_>>());
+    assert_eq!(
+        reading.await.unwrap(),
+        (1..=TOTAL as u64).collect::<Vec<_>>()
+    );
 
     let reason = wait_for(&mut stalled, |e| match e {
         Event::Disconnected(r) => Some(*r),
@@ -550,7 +662,10 @@ async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
     .await;
     assert_eq!(reason, DisconnectReason::SlowConsumer);
     assert!(stalled.next_event().await.is_none());
-    assert_eq!(stalled.post("c", "x").await.unwrap_err().code(), "session_closed");
+    assert_eq!(
+        stalled.post("c", "x").await.unwrap_err().code(),
+        "session_closed"
+    );
 
     // It comes back through recovery.
     let back = engine
@@ -567,8 +682,14 @@ async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
 #[tokio::test]
 async fn flooding_is_rate_limited_not_disconnected() {
     let engine = engine_with(Limits {
-        message_rate: Rate { burst: 3, per_second: 1.0 },
-        channel_create_rate: Rate { burst: 1, per_second: 0.01 },
+        message_rate: Rate {
+            burst: 3,
+            per_second: 1.0,
+        },
+        channel_create_rate: Rate {
+            burst: 1,
+            per_second: 0.01,
+        },
         ..Limits::default()
     });
     let alice = user(&engine, "alice").await;
@@ -592,7 +713,10 @@ async fn flooding_is_rate_limited_not_disconnected() {
         .await
         .unwrap();
     second.join("a", None).await.unwrap();
-    assert_eq!(second.post("a", "x").await.unwrap_err().code(), "rate_limited");
+    assert_eq!(
+        second.post("a", "x").await.unwrap_err().code(),
+        "rate_limited"
+    );
     // Still connected: it works again once the bucket refills.
     tokio::time::sleep(retry_after + Duration::from_millis(50)).await;
     alice.post("a", "again").await.unwrap();
@@ -609,11 +733,17 @@ async fn channel_and_session_counts_are_bounded() {
     });
     let alice = user(&engine, "alice").await;
     let _bob = user(&engine, "bob").await;
-    let err = engine.connect(Login::Name("carol".into())).await.unwrap_err();
+    let err = engine
+        .connect(Login::Name("carol".into()))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "server_full");
     alice.create_channel("one").await.unwrap();
     alice.create_channel("two").await.unwrap();
-    assert_eq!(alice.create_channel("three").await.unwrap_err().code(), "too_many_channels");
+    assert_eq!(
+        alice.create_channel("three").await.unwrap_err().code(),
+        "too_many_channels"
+    );
     drop(alice);
     // A closed session frees its place (the registry hears of it asynchronously).
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -639,21 +769,75 @@ async fn limits_text_size_is_configurable() {
     alice.join("c", None).await.unwrap();
     alice.post("c", "12345").await.unwrap();
     let err = alice.post("c", "123456").await.unwrap_err();
-    assert_eq!(err, ChatError::TooLong { limit: 5, actual: 6 });
+    assert_eq!(
+        err,
+        ChatError::TooLong {
+            limit: 5,
+            actual: 6
+        }
+    );
 }
 
 // ---- 13. Broker seam and shutdown --------------------------------------------------
 
 #[tokio::test]
-async fn channel_names_are_claimed_through_the_broker() {
-    // Two engines sharing one broker behave as two nodes for channel names.
-    let broker = Arc::new(MemoryBroker::new(100));
+async fn two_engines_sharing_a_broker_behave_as_one_chat() {
+    // Everything that must hold across nodes, shown with two engines in one process.
+    let broker = Arc::new(MemoryBroker::new(&Limits::default()));
     let a = Engine::with_broker(Limits::default(), broker.clone()).unwrap();
     let b = Engine::with_broker(Limits::default(), broker).unwrap();
-    let alice = user(&a, "alice").await;
-    let bob = user(&b, "bob").await;
+    let mut alice = user(&a, "alice").await;
+    let mut bob = user(&b, "bob").await;
+
+    // Names are unique across nodes, and so are channels.
+    assert_eq!(
+        b.connect(Login::Name("ALICE".into()))
+            .await
+            .unwrap_err()
+            .code(),
+        "name_taken"
+    );
     alice.create_channel("shared").await.unwrap();
-    assert_eq!(bob.create_channel("SHARED").await.unwrap_err().code(), "channel_exists");
+    assert_eq!(
+        bob.create_channel("SHARED").await.unwrap_err().code(),
+        "channel_exists"
+    );
+    let created = wait_for(&mut bob, |e| match e {
+        Event::ChannelCreated(info) => Some(info.name.to_string()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(created, "shared", "channel lists update across nodes");
+
+    // One channel, one order, the same ids on both nodes.
+    alice.join("shared", None).await.unwrap();
+    bob.join("shared", None).await.unwrap();
+    let first = alice.post("shared", "from a").await.unwrap();
+    let second = bob.post("shared", "from b").await.unwrap();
+    for s in [&mut alice, &mut bob] {
+        let got = [next_message(s).await, next_message(s).await];
+        assert_eq!([got[0].id, got[1].id], [first.id, second.id]);
+        assert_eq!(
+            [got[0].text.as_str(), got[1].text.as_str()],
+            ["from a", "from b"]
+        );
+    }
+
+    // Private messages cross too, and a user can come back on the other node.
+    alice.post("@bob", "psst").await.unwrap();
+    assert_eq!(next_message(&mut bob).await.text, "psst");
+    let alice_on_b = b
+        .connect(Login::Resume(alice.token().expose().to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(alice_on_b.user().id, alice.user().id);
+    let history = alice_on_b.join("shared", Some(first.id)).await.unwrap();
+    assert_eq!(
+        history.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [second.id]
+    );
+    let dm = alice_on_b.join("@bob", None).await.unwrap();
+    assert_eq!(dm.messages.len(), 1);
 }
 
 #[tokio::test]
