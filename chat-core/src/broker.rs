@@ -78,6 +78,9 @@ pub enum Change {
     Deleted(MessageId),
     /// A signal was relayed.
     Signal(Signal),
+    /// The room's whole stored history, after the broker lost and regained its
+    /// connection: apply what is new, drop what was deleted meanwhile.
+    Resync(Vec<Arc<ChatMessage>>),
 }
 
 /// What the broker returns for a committed proposal.

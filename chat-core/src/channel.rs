@@ -7,7 +7,7 @@
 //! comes back on the room's feed, so that the snapshot a joiner gets and the events that
 //! follow it come from the same sequence. It never waits on a subscriber.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -160,11 +160,36 @@ impl ChannelActor {
                 let room = self.room.clone();
                 self.fan_out(Event::Presence { room, user, change }, None, ctx);
             }
+            Change::Resync(stored) => self.resync(stored, ctx),
             Change::Signal(Signal::Typing(user)) => {
                 let except = Some(user.id);
                 let room = self.room.clone();
                 self.fan_out(Event::Typing { room, user }, except, ctx);
             }
+        }
+    }
+}
+
+impl ChannelActor {
+    /// Catches up with the stored history after the broker's outage: deletions first
+    /// (local messages in the stored range that are gone), then new messages, each fanned
+    /// out like a live change. Messages already applied are ignored by id.
+    fn resync(&mut self, stored: Vec<Arc<ChatMessage>>, ctx: &mut Context<Self>) {
+        if let Some(first) = stored.first().map(|m| m.id) {
+            let kept: HashSet<MessageId> = stored.iter().map(|m| m.id).collect();
+            let gone: Vec<MessageId> = self
+                .history
+                .all()
+                .iter()
+                .map(|m| m.id)
+                .filter(|id| *id >= first && !kept.contains(id))
+                .collect();
+            for id in gone {
+                self.apply(Change::Deleted(id), ctx);
+            }
+        }
+        for message in stored {
+            self.apply(Change::Posted(message), ctx);
         }
     }
 }

@@ -27,6 +27,17 @@ pub enum Login {
     Resume(String),
 }
 
+/// Everything an embedder chooses about an engine: its limits and, optionally, the Redis
+/// that several nodes share (`redis://HOST:PORT`; needs the `redis` feature).
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Every limit; see [`Limits`].
+    pub limits: Limits,
+    /// Share channels with other nodes through this Redis; `None` keeps everything in
+    /// this process (the default).
+    pub redis_url: Option<String>,
+}
+
 /// A running chat engine. Clones share it; it stops when [`Engine::shutdown`] is called or
 /// the last clone is dropped.
 #[derive(Clone)]
@@ -53,6 +64,29 @@ impl Engine {
     pub fn start(limits: Limits) -> Result<Engine, ChatError> {
         let broker = Arc::new(MemoryBroker::new(&limits));
         Engine::with_broker(limits, broker)
+    }
+
+    /// Starts an engine as `config` says: in memory, or sharing its channels with other
+    /// nodes through Redis. Fails with `unavailable` when Redis cannot be reached, or when
+    /// a Redis URL is given to a build without the `redis` feature.
+    pub async fn from_config(config: EngineConfig) -> Result<Engine, ChatError> {
+        match config.redis_url {
+            None => Engine::start(config.limits),
+            Some(url) => {
+                #[cfg(feature = "redis")]
+                {
+                    let broker =
+                        crate::redis_broker::RedisBroker::connect(&url, &config.limits).await?;
+                    Engine::with_broker(config.limits, Arc::new(broker))
+                }
+                #[cfg(not(feature = "redis"))]
+                {
+                    Err(ChatError::Unavailable(format!(
+                        "{url}: this build has no Redis support (feature `redis`)"
+                    )))
+                }
+            }
+        }
     }
 
     /// Starts an engine whose rooms commit through `broker` (to share them between nodes).

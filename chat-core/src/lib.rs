@@ -57,8 +57,10 @@
 //! - `registry`: the registry actor (channel names, private rooms, users, sessions).
 //! - `channel`: the room actor (history, subscribers, members, typing, fan-out).
 //! - `subscriber`: a session as actors see it: its bounded queue and its close switch.
-//! - [`broker`]: the seam where rooms commit changes; [`MemoryBroker`] is the default,
-//!   the Redis broker plugs in here.
+//! - [`broker`]: the seam where users, names and rooms are decided for the whole
+//!   cluster; [`MemoryBroker`] is the default.
+//! - `redis_broker` (feature `redis`): `RedisBroker`, for several nodes sharing one
+//!   Redis.
 //! - `history`: the bounded ring of a room's messages and resume bookkeeping.
 //! - `identity`: users, resume tokens, display-name holds.
 //! - `rate`: per-user token buckets.
@@ -79,12 +81,15 @@ mod identity;
 mod limits;
 mod model;
 mod rate;
+#[cfg(feature = "redis")]
+mod redis_broker;
 mod registry;
 mod session;
 mod subscriber;
 pub mod validate;
 
 pub use broker::{Broker, ClusterEvent, MemoryBroker};
+pub use engine::EngineConfig;
 pub use engine::{Engine, Login};
 pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceChange};
@@ -94,4 +99,6 @@ pub use model::{
     ChannelInfo, ChannelName, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId,
     UserId, UserRef,
 };
+#[cfg(feature = "redis")]
+pub use redis_broker::RedisBroker;
 pub use session::{Session, Target};
