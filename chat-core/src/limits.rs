@@ -49,14 +49,22 @@ pub struct Limits {
     /// Threads (actix arbiters) the channel actors are spread over. Default: the number of
     /// cores.
     pub channel_workers: usize,
+    /// Transports: most open connections per listener, counting those that have not
+    /// logged in yet; more wait in the listen backlog (TCP) or get HTTP 503 (WebSocket).
+    /// Default 100,000.
+    pub max_connections: usize,
     /// Transports: largest WebSocket frame, in bytes. Default 64 KiB.
     pub max_frame_bytes: usize,
     /// Transports: longest TCP line, in bytes, before the rest of it is discarded.
     /// Default 8 KiB.
     pub max_line_bytes: usize,
-    /// Transports: a connection silent for this long (no frame, no pong, no line) is closed.
-    /// Default 60 s.
+    /// Transports: a WebSocket silent for this long (no frame, no pong) is closed; pings
+    /// every `heartbeat_interval` keep a live browser well inside it. Default 60 s.
     pub idle_timeout: Duration,
+    /// Transports: a TCP connection that sends no line for this long is closed. Longer than
+    /// `idle_timeout`, because a terminal user who only reads has nothing to answer pings
+    /// with; it also reaps half-open connections. Default 30 minutes.
+    pub tcp_idle_timeout: Duration,
     /// Transports: interval between WebSocket pings. Default 20 s.
     pub heartbeat_interval: Duration,
     /// Transports: longest time one write to a client may take before it is disconnected as
@@ -87,9 +95,11 @@ impl Default for Limits {
             channel_workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),
+            max_connections: 100_000,
             max_frame_bytes: 64 * 1024,
             max_line_bytes: 8 * 1024,
             idle_timeout: Duration::from_secs(60),
+            tcp_idle_timeout: Duration::from_secs(30 * 60),
             heartbeat_interval: Duration::from_secs(20),
             write_timeout: Duration::from_secs(10),
         }
@@ -103,6 +113,7 @@ impl Limits {
         self.history = self.history.max(1);
         self.session_queue = self.session_queue.max(1);
         self.channel_workers = self.channel_workers.max(1);
+        self.max_connections = self.max_connections.max(1);
         self.max_display_name_chars = self.max_display_name_chars.max(1);
         self.max_channel_name_chars = self.max_channel_name_chars.max(1);
         for rate in [&mut self.message_rate, &mut self.channel_create_rate] {

@@ -209,8 +209,17 @@ impl Session {
 
     /// Leaves a channel: stops following it and, unless another session of the same user
     /// still follows it, stops being a member (others see [`PresenceChange::Left`](crate::PresenceChange::Left)).
+    ///
+    /// A private conversation cannot be left (`invalid_target`): its messages keep
+    /// reaching every session of both users.
     pub async fn leave(&self, target: impl Into<Target>) -> Result<(), ChatError> {
-        let key = self.resolve_key(target.into()).await?;
+        self.ensure_open()?;
+        let Target::Channel(name) = target.into() else {
+            return Err(ChatError::InvalidTarget(
+                "a private conversation cannot be left".into(),
+            ));
+        };
+        let key = Room::Channel(validate::channel_name(&name, &self.limits)?).key();
         let addr = self
             .subscriber
             .remove_room(&key)
@@ -269,6 +278,7 @@ impl Session {
 
     /// The members of a joined room, online ones first.
     pub async fn members(&self, target: impl Into<Target>) -> Result<Vec<Member>, ChatError> {
+        self.ensure_open()?;
         let addr = self.room_addr(target.into()).await?;
         Ok(addr.send(Members).await?)
     }
@@ -298,15 +308,6 @@ impl Session {
                 self.subscriber
                     .room(&key)
                     .ok_or_else(|| ChatError::NotJoined(format!("#{name}")))
-            }
-        }
-    }
-
-    async fn resolve_key(&self, target: Target) -> Result<RoomKey, ChatError> {
-        match target {
-            Target::User(name) => Ok(self.direct(&name).await?.0.key()),
-            Target::Channel(name) => {
-                Ok(Room::Channel(validate::channel_name(&name, &self.limits)?).key())
             }
         }
     }

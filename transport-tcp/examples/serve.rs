@@ -1,0 +1,31 @@
+//! A standalone TCP chat server for trying the protocol by hand:
+//! `cargo run -p transport-tcp --example serve -- 127.0.0.1:7878`, then `nc 127.0.0.1 7878`
+//! or `telnet 127.0.0.1 7878`. Ctrl-C stops it. The real server is `demo-web`, which runs
+//! this transport beside the web one; this example owns nothing else.
+
+use std::error::Error;
+
+use chat_core::{Engine, Limits};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:7878".into());
+    let engine = Engine::start(Limits::default())?;
+    let listener = TcpListener::bind(&addr).await?;
+    eprintln!("listening on {}; Ctrl-C stops", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(transport_tcp::serve(
+        listener,
+        engine.clone(),
+        shutdown.clone(),
+    ));
+    tokio::signal::ctrl_c().await?;
+    shutdown.cancel();
+    server.await?;
+    engine.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! `Command`: one client line, parsed. Owns the command syntax of the line protocol
+//! (`/join NAME`, `/msg USER TEXT`, ...) and nothing else: it does not know whether the
+//! client is logged in or which channel is current (that is `connection.rs`), and it never
+//! touches the engine.
+//!
+//! Called by `connection.rs` for every [`Input::Line`](crate::codec::Input::Line).
+
+use crate::error::TcpError;
+
+/// What a client line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// An empty or blank line: nothing to do (it still counts as activity).
+    Nothing,
+    /// A plain line: before login, the display name; after, a message to the current room.
+    /// A line starting with `//` is plain text starting with `/`.
+    Say(String),
+    /// `/help`.
+    Help,
+    /// `/nick NAME`: pick a display name (before login only).
+    Nick(String),
+    /// `/list`: the channels.
+    List,
+    /// `/create NAME`: create a channel.
+    Create(String),
+    /// `/join NAME` or `/join @USER`: show the history, follow, make it current.
+    Join(String),
+    /// `/part [NAME]`: leave the named or the current room.
+    Part(Option<String>),
+    /// `/who [NAME]`: members of the named or the current room.
+    Who(Option<String>),
+    /// `/msg USER TEXT`: a private message.
+    Msg {
+        /// The user, with or without `@`.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// `/delete ID` or `/delete ROOM ID`: delete one of your messages.
+    Delete {
+        /// The room, or the current one.
+        room: Option<String>,
+        /// The message id.
+        id: u64,
+    },
+    /// `/resume TOKEN`: log in as an earlier user.
+    Resume(String),
+    /// `/quit`.
+    Quit,
+}
+
+/// Parses one line (already stripped of its terminator).
+pub fn parse(line: &str) -> Result<Command, TcpError> {
+    if line.trim().is_empty() {
+        return Ok(Command::Nothing);
+    }
+    if line.starts_with("//") {
+        return Ok(Command::Say(line[1..].to_owned()));
+    }
+    let Some(rest) = line.strip_prefix('/') else {
+        return Ok(Command::Say(line.to_owned()));
+    };
+    let (name, args) = match rest.split_once(char::is_whitespace) {
+        Some((name, args)) => (name, args.trim()),
+        None => (rest, ""),
+    };
+    let name = name.to_ascii_lowercase();
+    let arg = || (!args.is_empty()).then(|| args.to_owned());
+    let required = |usage: &'static str| arg().ok_or(TcpError::Usage(usage));
+    Ok(match name.as_str() {
+        "help" | "h" | "?" => Command::Help,
+        "nick" => Command::Nick(required("/nick NAME")?),
+        "list" => Command::List,
+        "create" => Command::Create(one_word(required("/create NAME")?, "/create NAME")?),
+        "join" => Command::Join(one_word(required("/join NAME")?, "/join NAME")?),
+        "part" | "leave" => Command::Part(arg().map(|a| one_word(a, "/part [NAME]")).transpose()?),
+        "who" => Command::Who(arg().map(|a| one_word(a, "/who [NAME]")).transpose()?),
+        "msg" => {
+            let usage = "/msg USER TEXT";
+            let all = required(usage)?;
+            let (to, text) = all
+                .split_once(char::is_whitespace)
+                .ok_or(TcpError::Usage(usage))?;
+            Command::Msg {
+                to: to.to_owned(),
+                text: text.trim_start().to_owned(),
+            }
+        }
+        "delete" => {
+            let usage = "/delete ID or /delete ROOM ID";
+            let all = required(usage)?;
+            let words: Vec<&str> = all.split_whitespace().collect();
+            let (room, id) = match words.as_slice() {
+                [id] => (None, *id),
+                [room, id] => (Some((*room).to_owned()), *id),
+                _ => return Err(TcpError::Usage(usage)),
+            };
+            let id = id.parse().map_err(|_| TcpError::Usage(usage))?;
+            Command::Delete { room, id }
+        }
+        "resume" => Command::Resume(one_word(required("/resume TOKEN")?, "/resume TOKEN")?),
+        "quit" | "exit" => Command::Quit,
+        _ => return Err(TcpError::UnknownCommand(name)),
+    })
+}
+
+fn one_word(arg: String, usage: &'static str) -> Result<String, TcpError> {
+    if arg.contains(char::is_whitespace) {
+        Err(TcpError::Usage(usage))
+    } else {
+        Ok(arg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_lines_and_escapes() {
+        assert_eq!(parse("hello").unwrap(), Command::Say("hello".into()));
+        assert_eq!(parse("  ").unwrap(), Command::Nothing);
+        assert_eq!(parse("//shrug").unwrap(), Command::Say("/shrug".into()));
+    }
+
+    #[test]
+    fn commands_with_arguments() {
+        assert_eq!(
+            parse("/JOIN #general").unwrap(),
+            Command::Join("#general".into())
+        );
+        assert_eq!(parse("/part").unwrap(), Command::Part(None));
+        assert_eq!(
+            parse("/who rust").unwrap(),
+            Command::Who(Some("rust".into()))
+        );
+        assert_eq!(
+            parse("/msg @bob  hi there ").unwrap(),
+            Command::Msg {
+                to: "@bob".into(),
+                text: "hi there".into()
+            }
+        );
+        assert_eq!(
+            parse("/delete 42").unwrap(),
+            Command::Delete { room: None, id: 42 }
+        );
+        assert_eq!(
+            parse("/delete @bob 7").unwrap(),
+            Command::Delete {
+                room: Some("@bob".into()),
+                id: 7
+            }
+        );
+        assert_eq!(
+            parse("/nick Ann Lee").unwrap(),
+            Command::Nick("Ann Lee".into())
+        );
+        assert_eq!(parse("/quit").unwrap(), Command::Quit);
+    }
+
+    #[test]
+    fn errors_have_codes() {
+        assert_eq!(parse("/frob").unwrap_err().code(), "unknown_command");
+        assert_eq!(parse("/join").unwrap_err().code(), "usage");
+        assert_eq!(parse("/join a b").unwrap_err().code(), "usage");
+        assert_eq!(parse("/msg bob").unwrap_err().code(), "usage");
+        assert_eq!(parse("/delete x").unwrap_err().code(), "usage");
+    }
+}

@@ -1,0 +1,61 @@
+//! # transport-tcp: the chat engine over plain TCP lines
+//!
+//! A line protocol for `nc` and `telnet` users: a client types UTF-8 lines (`/join general`,
+//! `hello`), and sees one line per event (`[14:03:22] #general <alice> hello (id 42)`),
+//! each with a fixed prefix per kind so scripts can `grep` them. The protocol is documented
+//! in `docs/tcp.md`, with a sample session.
+//!
+//! The transport translates and forwards: every chat decision (names, channels, history,
+//! rate limits, slow consumers) is the engine's, reached through one
+//! [`chat_core::Session`] per logged-in connection. Its own limits (line length, idle and
+//! write timeouts) come from the engine's [`chat_core::Limits`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = chat_core::Engine::start(chat_core::Limits::default())?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:7878").await?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let server = tokio::spawn(transport_tcp::serve(listener, engine.clone(), shutdown.clone()));
+//! // ... later:
+//! shutdown.cancel();
+//! server.await?; // every client was told and disconnected
+//! engine.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`serve`] (here): the entry point; runs the listener until shutdown.
+//! - `listener`: the accept loop (backoff on errors, a connection cap, one task per
+//!   connection, waits for them on shutdown).
+//! - `connection`: one client's loop: lines in, engine events out, idle timeout, bounded
+//!   writes, shutdown.
+//! - [`codec`]: bytes to lines: length cap, UTF-8, telnet IAC sequences and Ctrl-C.
+//! - [`command`]: a line to a [`Command`](command::Command).
+//! - [`render`]: events, replies and errors to output lines, with terminal-safe text.
+//! - [`TcpError`]: what the transport itself refuses, with stable codes.
+
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod command;
+mod connection;
+mod error;
+mod listener;
+pub mod render;
+
+pub use error::TcpError;
+
+use chat_core::Engine;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves the line protocol on `listener` until `shutdown` fires.
+///
+/// Accepts connections (retrying failed accepts with a backoff, never giving up), runs
+/// one task per connection, and, once `shutdown` is cancelled, stops accepting, tells every
+/// connected client `! closed shutting_down: server shutting down`, closes it, and returns
+/// when all connection tasks have ended (each within `Limits::write_timeout`). It does not
+/// shut the engine down: the caller does, after this returns.
+pub async fn serve(listener: TcpListener, engine: Engine, shutdown: CancellationToken) {
+    listener::run(listener, engine, shutdown).await
+}

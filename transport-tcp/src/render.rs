@@ -1,0 +1,224 @@
+//! Rendering: engine events, replies and errors to output lines. Owns the output format of
+//! the line protocol (documented in `docs/tcp.md`): one line per event, each starting
+//! with a fixed prefix per kind, so that scripts can `grep` them.
+//!
+//! | prefix        | kind                                                   |
+//! |---------------|--------------------------------------------------------|
+//! | `[HH:MM:SS] #`| a channel message: `[14:03:22] #general <alice> hello (id 42)` |
+//! | `[HH:MM:SS] @`| a private message, labelled with the other user       |
+//! | `- `          | a deletion: `- #general message 42 deleted`            |
+//! | `* `          | presence: `* #general alice joined`                   |
+//! | `+ `          | a channel was created: `+ #rust created`              |
+//! | `= `          | a reply to the client's own command                   |
+//! | `! error `    | an error: `! error <code>: <message>`                 |
+//! | `! closed `   | the server closes the connection: `! closed <code>: <why>` |
+//!
+//! Called by `connection.rs`. Every line returned here has gone through [`sanitize`]: no
+//! control character, escape sequence or line break from anyone's text ever reaches the
+//! client's terminal raw. Lines carry no terminator; the writer adds `\r\n`.
+
+use chat_core::{ChatMessage, Event, PresenceChange, Room, UserId};
+
+use crate::error::TcpError;
+
+/// Makes text safe for a terminal, on one line: C0 controls, DEL and ESC become caret
+/// notation (`^[`, `^M`, `^?`), a newline becomes the two characters `\n`, C1 controls and
+/// the invisible Unicode format characters that reorder or hide text (bidi overrides,
+/// zero-width) become `\u{..}`. Tab is kept.
+pub fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\t' => out.push('\t'),
+            '\n' => out.push_str("\\n"),
+            '\u{0}'..='\u{1f}' => {
+                out.push('^');
+                out.push(char::from(c as u8 + 0x40));
+            }
+            '\u{7f}' => out.push_str("^?"),
+            '\u{80}'..='\u{9f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}' => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// How `me` sees a room in output: `#general`, or `@alice` for the private conversation
+/// with alice.
+pub fn room_label(room: &Room, me: UserId) -> String {
+    match room {
+        Room::Channel(name) => format!("#{name}"),
+        Room::Direct(_) => room.label_for(me),
+    }
+}
+
+/// A message line: `[HH:MM:SS] #general <alice> hello (id 42)` (UTC time of the message).
+pub fn message(message: &ChatMessage, me: UserId) -> String {
+    sanitize(&format!(
+        "[{}] {} <{}> {} (id {})",
+        message.sent_at.format("%H:%M:%S"),
+        room_label(&message.room, me),
+        message.author.name,
+        message.text,
+        message.id
+    ))
+}
+
+/// The line for an event, or `None` for events the TCP protocol does not show: typing
+/// notices, and in private conversations everything but the peer going online or offline.
+pub fn event(event: &Event, me: UserId) -> Option<String> {
+    let line = match event {
+        Event::Posted(m) => return Some(message(m, me)),
+        Event::Deleted { room, id } => format!("- {} message {id} deleted", room_label(room, me)),
+        Event::ChannelCreated(info) => format!("+ #{} created", info.name),
+        Event::Presence { room, user, change } => {
+            // In a private conversation only the peer coming and going matters: the
+            // room has no join or part of its own.
+            let direct = matches!(room, Room::Direct(_));
+            if direct
+                && (user.id == me
+                    || !matches!(change, PresenceChange::Online | PresenceChange::Offline))
+            {
+                return None;
+            }
+            format!(
+                "* {} {} {}",
+                room_label(room, me),
+                user.name,
+                change.as_str()
+            )
+        }
+        Event::Typing { .. } => return None,
+        Event::Disconnected(reason) => return Some(closed(reason.code(), &reason.to_string())),
+    };
+    Some(sanitize(&line))
+}
+
+/// A reply line: `= <text>`.
+pub fn reply(text: &str) -> String {
+    sanitize(&format!("= {text}"))
+}
+
+/// An error line: `! error <code>: <message>`.
+pub fn error(error: &TcpError) -> String {
+    sanitize(&format!("! error {}: {error}", error.code()))
+}
+
+/// The last line before the server closes the connection: `! closed <code>: <why>`.
+pub fn closed(code: &str, why: &str) -> String {
+    sanitize(&format!("! closed {code}: {why}"))
+}
+
+/// The greeting, sent on connect.
+pub fn greeting() -> Vec<String> {
+    [
+        "= welcome to the chat (type /help for the commands)",
+        "= pick a display name: type it and press enter (or /resume TOKEN to come back)",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The `/help` text.
+pub fn help() -> Vec<String> {
+    [
+        "= commands:",
+        "=   /help               this text",
+        "=   /nick NAME          pick your display name (before login; a plain line does too)",
+        "=   /resume TOKEN       log in as the user the token was given to",
+        "=   /list               list the channels",
+        "=   /create NAME        create a channel",
+        "=   /join NAME          show a channel's history and follow it (/join @USER: a private conversation)",
+        "=   /part [NAME]        leave a channel (default: the current one)",
+        "=   /who [NAME]         members of a channel (default: the current one)",
+        "=   /msg USER TEXT      send a private message",
+        "=   /delete [ROOM] ID   delete one of your messages (default room: the current one)",
+        "=   /quit               disconnect",
+        "= any other line is a message to the current channel (start it with // to post a /)",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_core::UserRef;
+    use chrono::{TimeZone, Utc};
+    use std::sync::Arc;
+
+    fn user(id: u64, name: &str) -> UserRef {
+        UserRef {
+            id: UserId(id),
+            name: Arc::from(name),
+        }
+    }
+
+    fn direct_message(text: &str) -> ChatMessage {
+        ChatMessage {
+            id: 7,
+            room: Room::Direct([user(1, "alice"), user(2, "bob")]),
+            author: user(1, "alice"),
+            text: text.into(),
+            sent_at: Utc.with_ymd_and_hms(2024, 5, 1, 14, 3, 22).unwrap(),
+        }
+    }
+
+    #[test]
+    fn sanitize_escapes_controls() {
+        assert_eq!(sanitize("a\u{1b}[31mred"), "a^[[31mred");
+        assert_eq!(sanitize("x\r\ny\u{7}\u{7f}"), "x^M\\ny^G^?");
+        assert_eq!(
+            sanitize("\u{9b}31m \u{202e}evil"),
+            "\\u{9b}31m \\u{202e}evil"
+        );
+        assert_eq!(sanitize("tab\there, é ✓"), "tab\there, é ✓");
+        assert!(!sanitize("\u{0}\u{1f}\u{85}").chars().any(char::is_control));
+    }
+
+    #[test]
+    fn private_messages_are_labelled_with_the_peer() {
+        let m = direct_message("hi\nthere");
+        assert_eq!(
+            message(&m, UserId(1)),
+            "[14:03:22] @bob <alice> hi\\nthere (id 7)"
+        );
+        assert_eq!(
+            message(&m, UserId(2)),
+            "[14:03:22] @alice <alice> hi\\nthere (id 7)"
+        );
+    }
+
+    #[test]
+    fn private_rooms_show_only_the_peer_online_offline_and_typing_is_hidden() {
+        let room = Room::Direct([user(1, "alice"), user(2, "bob")]);
+        let own = Event::Presence {
+            room: room.clone(),
+            user: user(1, "alice"),
+            change: PresenceChange::Online,
+        };
+        assert_eq!(event(&own, UserId(1)), None);
+        assert_eq!(
+            event(&own, UserId(2)).as_deref(),
+            Some("* @alice alice online")
+        );
+        let typing = Event::Typing {
+            room,
+            user: user(2, "bob"),
+        };
+        assert_eq!(event(&typing, UserId(1)), None);
+    }
+
+    #[test]
+    fn errors_carry_the_engine_code() {
+        let e = TcpError::from(chat_core::ChatError::NotAuthor(3));
+        assert_eq!(
+            error(&e),
+            "! error not_author: only its author can delete message 3"
+        );
+    }
+}

@@ -1,0 +1,534 @@
+//! One WebSocket connection, from `hello` to the close frame: the only task that touches
+//! that socket and that connection's engine [`Session`].
+//!
+//! Spawned by the `/ws` handler in `lib.rs` after the upgrade. One `select!` loop waits on
+//! five things at once: a frame from the client, the next engine event, the heartbeat
+//! tick, the idle deadline and the server's shutdown token. Everything happens in this one
+//! task, so a request's reply is written before any event that follows it (a `join`
+//! snapshot then always comes before the live messages that continue it).
+//!
+//! It translates and forwards; it holds no chat state and decides nothing about rooms.
+//! Every write is bounded by `Limits::write_timeout`: a client that stops reading is
+//! dropped, it never stalls the engine or other clients (the engine itself disconnects a
+//! session whose queue is full, as `slow_consumer`).
+
+use std::time::Duration;
+
+use actix_ws::{CloseCode, CloseReason, Item, Message, MessageStream, ProtocolError};
+use chat_core::{ChatError, DisconnectReason, Engine, Event, Login, Session, UserId};
+use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::{
+    parse_request, ClientFrame, MessageView, Reply, RequestId, ServerFrame, TransportError,
+};
+
+/// Why the loop ended, and so what (if anything) to send before hanging up.
+enum End {
+    /// Send `frame` (if any), then a close frame with `code` and `reason`.
+    Close {
+        frame: Option<ServerFrame>,
+        code: CloseCode,
+        reason: String,
+    },
+    /// The client sent a close frame: answer it with the same code.
+    ClientClosed(Option<CloseReason>),
+    /// The connection is gone or a write failed: nothing more can be sent.
+    Gone,
+}
+
+/// A write did not complete: the socket is closed or the client stopped reading for
+/// longer than `Limits::write_timeout`.
+struct Dropped;
+
+/// The failure of one request, answered with an `error` frame.
+enum Failure {
+    Chat(ChatError),
+    Transport(TransportError),
+}
+
+impl From<ChatError> for Failure {
+    fn from(e: ChatError) -> Self {
+        Failure::Chat(e)
+    }
+}
+
+impl From<TransportError> for Failure {
+    fn from(e: TransportError) -> Self {
+        Failure::Transport(e)
+    }
+}
+
+/// A text or binary message split into continuation frames, being put back together.
+/// Bounded by `Limits::max_frame_bytes` for the whole message, like a single frame.
+struct Fragments {
+    text: bool,
+    buf: Vec<u8>,
+    active: bool,
+}
+
+/// What a continuation frame completed, if anything.
+enum Assembled {
+    Pending,
+    Text(String),
+    Binary,
+    TooLarge,
+    Invalid(&'static str),
+}
+
+impl Fragments {
+    fn new() -> Self {
+        Fragments {
+            text: false,
+            buf: Vec::new(),
+            active: false,
+        }
+    }
+
+    fn push(&mut self, item: Item, max_bytes: usize) -> Assembled {
+        let (first, text, bytes, last) = match item {
+            Item::FirstText(b) => (true, true, b, false),
+            Item::FirstBinary(b) => (true, false, b, false),
+            Item::Continue(b) => (false, self.text, b, false),
+            Item::Last(b) => (false, self.text, b, true),
+        };
+        if first == self.active {
+            // A first frame while assembling, or a continuation with nothing started.
+            return Assembled::Invalid("unexpected continuation frame");
+        }
+        if first {
+            self.active = true;
+            self.text = text;
+            self.buf.clear();
+        }
+        if self.buf.len() + bytes.len() > max_bytes {
+            return Assembled::TooLarge;
+        }
+        self.buf.extend_from_slice(&bytes);
+        if !last {
+            return Assembled::Pending;
+        }
+        self.active = false;
+        let buf = std::mem::take(&mut self.buf);
+        if !self.text {
+            return Assembled::Binary;
+        }
+        match String::from_utf8(buf) {
+            Ok(text) => Assembled::Text(text),
+            Err(_) => Assembled::Invalid("text message is not valid UTF-8"),
+        }
+    }
+}
+
+/// The connection's state: the socket's sending half and, once logged in, the session.
+struct Connection {
+    ws: actix_ws::Session,
+    engine: Engine,
+    session: Option<Session>,
+    write_timeout: Duration,
+}
+
+/// Runs one connection until it closes. `stream` is the socket's receiving half, `ws` its
+/// sending half; `shutdown` fires when the server stops.
+pub(crate) async fn run(
+    engine: Engine,
+    shutdown: CancellationToken,
+    ws: actix_ws::Session,
+    stream: MessageStream,
+) {
+    let limits = engine.limits().clone();
+    let max_frame = limits.max_frame_bytes;
+    let mut stream = stream.max_frame_size(max_frame);
+    let mut conn = Connection {
+        ws,
+        engine,
+        session: None,
+        write_timeout: limits.write_timeout,
+    };
+    let mut fragments = Fragments::new();
+
+    let end = 'conn: {
+        if conn.send(&ServerFrame::hello(max_frame)).await.is_err() {
+            break 'conn End::Gone;
+        }
+        let mut heartbeat = interval_at(
+            Instant::now() + limits.heartbeat_interval,
+            limits.heartbeat_interval,
+        );
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let idle = sleep(limits.idle_timeout);
+        tokio::pin!(idle);
+
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    break End::Close {
+                        frame: Some(ServerFrame::disconnected(DisconnectReason::ShuttingDown)),
+                        code: CloseCode::Away,
+                        reason: DisconnectReason::ShuttingDown.to_string(),
+                    };
+                }
+                received = stream.recv() => {
+                    let Some(received) = received else {
+                        tracing::debug!("connection closed by the peer");
+                        break End::Gone;
+                    };
+                    // Any frame, a pong included, proves the client is there.
+                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
+                    let text = match received {
+                        Ok(Message::Text(text)) => text.to_string(),
+                        Ok(Message::Binary(_)) => {
+                            if conn.refuse_binary().await.is_err() {
+                                break End::Gone;
+                            }
+                            continue;
+                        }
+                        Ok(Message::Continuation(item)) => match fragments.push(item, max_frame) {
+                            Assembled::Pending => continue,
+                            Assembled::Text(text) => text,
+                            Assembled::Binary => {
+                                if conn.refuse_binary().await.is_err() {
+                                    break End::Gone;
+                                }
+                                continue;
+                            }
+                            Assembled::TooLarge => break too_large(max_frame),
+                            Assembled::Invalid(why) => {
+                                break End::Close { frame: None, code: CloseCode::Protocol, reason: why.to_owned() };
+                            }
+                        },
+                        Ok(Message::Ping(bytes)) => {
+                            if conn.write(Outgoing::Pong(bytes.to_vec())).await.is_err() {
+                                break End::Gone;
+                            }
+                            continue;
+                        }
+                        Ok(Message::Pong(_)) | Ok(Message::Nop) => continue,
+                        Ok(Message::Close(reason)) => break End::ClientClosed(reason),
+                        Err(ProtocolError::Overflow) => break too_large(max_frame),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "protocol error");
+                            break End::Close { frame: None, code: CloseCode::Protocol, reason: e.to_string() };
+                        }
+                    };
+                    if conn.handle_text(&text).await.is_err() {
+                        break End::Gone;
+                    }
+                }
+                event = next_event(&mut conn.session) => {
+                    let Some(event) = event else {
+                        // The session ended without a reason the client should see.
+                        break End::Close { frame: None, code: CloseCode::Normal, reason: String::new() };
+                    };
+                    if let Event::Disconnected(reason) = event {
+                        break End::Close {
+                            frame: Some(ServerFrame::disconnected(reason)),
+                            code: close_code_for(reason),
+                            reason: reason.to_string(),
+                        };
+                    }
+                    let frame = ServerFrame::from_event(&event, conn.user_id());
+                    if conn.send(&frame).await.is_err() {
+                        break End::Gone;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if conn.write(Outgoing::Ping).await.is_err() {
+                        break End::Gone;
+                    }
+                }
+                _ = &mut idle => {
+                    tracing::debug!("idle timeout");
+                    break End::Close {
+                        frame: None,
+                        code: CloseCode::Policy,
+                        reason: format!("idle for {} ms", limits.idle_timeout.as_millis()),
+                    };
+                }
+            }
+        }
+    };
+
+    conn.finish(end).await;
+}
+
+/// The end for a frame over the limit: the rest of it is never read, so the connection
+/// cannot continue.
+fn too_large(max_frame: usize) -> End {
+    tracing::debug!(max_frame, "frame too large");
+    End::Close {
+        frame: None,
+        code: CloseCode::Size,
+        reason: format!("frames are limited to {max_frame} bytes"),
+    }
+}
+
+/// The close code that goes with an engine disconnection.
+fn close_code_for(reason: DisconnectReason) -> CloseCode {
+    match reason {
+        DisconnectReason::ShuttingDown => CloseCode::Away,
+        DisconnectReason::SlowConsumer => CloseCode::Policy,
+    }
+}
+
+/// The next engine event, or never before login.
+async fn next_event(session: &mut Option<Session>) -> Option<Event> {
+    match session {
+        Some(session) => session.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Something to write on the socket.
+enum Outgoing {
+    Text(String),
+    Ping,
+    Pong(Vec<u8>),
+}
+
+impl Connection {
+    fn user_id(&self) -> UserId {
+        // Events only come from a logged-in session; 0 is never a user's id.
+        self.session
+            .as_ref()
+            .map(|s| s.user().id)
+            .unwrap_or(UserId(0))
+    }
+
+    /// Writes one frame within `write_timeout`.
+    async fn write(&mut self, out: Outgoing) -> Result<(), Dropped> {
+        let write = async {
+            match out {
+                Outgoing::Text(text) => self.ws.text(text).await,
+                Outgoing::Ping => self.ws.ping(b"").await,
+                Outgoing::Pong(bytes) => self.ws.pong(&bytes).await,
+            }
+        };
+        match timeout(self.write_timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_closed)) => {
+                tracing::debug!("write to a closed socket");
+                Err(Dropped)
+            }
+            Err(_elapsed) => {
+                tracing::warn!(
+                    write_timeout_ms = self.write_timeout.as_millis() as u64,
+                    "client stopped reading: dropping it"
+                );
+                Err(Dropped)
+            }
+        }
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Dropped> {
+        self.write(Outgoing::Text(frame.to_json())).await
+    }
+
+    async fn refuse_binary(&mut self) -> Result<(), Dropped> {
+        let frame = ServerFrame::transport_error(None, &TransportError::BinaryNotSupported);
+        self.send(&frame).await
+    }
+
+    /// Answers one text frame with exactly one `ok` or `error` frame.
+    async fn handle_text(&mut self, text: &str) -> Result<(), Dropped> {
+        let frame = match parse_request(text) {
+            Ok((id, request)) => {
+                let name = request_name(&request);
+                let outcome = self.dispatch(request).await;
+                reply_frame(id, name, outcome)
+            }
+            Err((id, error)) => {
+                tracing::debug!(code = error.code(), "refused frame");
+                ServerFrame::transport_error(id, &error)
+            }
+        };
+        self.send(&frame).await
+    }
+
+    async fn dispatch(&mut self, request: ClientFrame) -> Result<Reply, Failure> {
+        let Some(session) = &self.session else {
+            return match request {
+                ClientFrame::Login { name, token } => self.login(name, token).await,
+                _ => Err(TransportError::NotLoggedIn.into()),
+            };
+        };
+        let me = session.user().id;
+        let reply = match request {
+            ClientFrame::Login { .. } => return Err(TransportError::AlreadyLoggedIn.into()),
+            ClientFrame::ListChannels => Reply::Channels {
+                channels: session
+                    .list_channels()
+                    .await?
+                    .iter()
+                    .map(Into::into)
+                    .collect(),
+            },
+            ClientFrame::CreateChannel { name } => Reply::ChannelCreated {
+                channel: (&session.create_channel(&name).await?).into(),
+            },
+            ClientFrame::Join { room, after } => {
+                Reply::joined(&session.join(room.as_str(), after).await?, me)
+            }
+            ClientFrame::Leave { room } => {
+                session.leave(room.as_str()).await?;
+                Reply::Done {}
+            }
+            ClientFrame::Post { room, text } => Reply::Posted {
+                message: MessageView::new(&*session.post(room.as_str(), &text).await?, me),
+            },
+            ClientFrame::Delete { room, message_id } => {
+                session.delete(room.as_str(), message_id).await?;
+                Reply::Done {}
+            }
+            ClientFrame::Typing { room } => Reply::Typing {
+                sent: session.typing(room.as_str()).await?,
+            },
+            ClientFrame::Members { room } => Reply::members(&session.members(room.as_str()).await?),
+        };
+        Ok(reply)
+    }
+
+    async fn login(
+        &mut self,
+        name: Option<String>,
+        token: Option<String>,
+    ) -> Result<Reply, Failure> {
+        let login = match (name, token) {
+            (Some(name), None) => Login::Name(name),
+            (None, Some(token)) => Login::Resume(token),
+            _ => {
+                return Err(TransportError::BadRequest(
+                    "login takes exactly one of `name` and `token`".to_owned(),
+                )
+                .into())
+            }
+        };
+        let session = self.engine.connect(login).await?;
+        let user = session.user();
+        let span = tracing::Span::current();
+        span.record("session_id", session.id().0);
+        span.record("user", &*user.name);
+        tracing::info!("logged in");
+        let reply = Reply::LoggedIn {
+            user: user.into(),
+            token: session.token().expose().to_owned(),
+            new_user: session.is_new_user(),
+        };
+        self.session = Some(session);
+        Ok(reply)
+    }
+
+    /// Sends the last frames (if the socket still takes them) and releases the session.
+    async fn finish(mut self, end: End) {
+        let close = match end {
+            End::Gone => None,
+            End::ClientClosed(reason) => Some(reason),
+            End::Close {
+                frame,
+                code,
+                reason,
+            } => {
+                let sent = match frame {
+                    Some(frame) => self.send(&frame).await.is_ok(),
+                    None => true,
+                };
+                let description = (!reason.is_empty()).then_some(reason);
+                sent.then_some(Some(CloseReason { code, description }))
+            }
+        };
+        if let Some(reason) = close {
+            let code = reason.as_ref().map(|r| u16::from(r.code));
+            match timeout(self.write_timeout, self.ws.close(reason)).await {
+                Ok(Ok(())) => tracing::debug!(?code, "closed"),
+                _ => tracing::debug!(?code, "could not send the close frame"),
+            }
+        }
+        if let Some(session) = self.session {
+            session.close();
+        }
+    }
+}
+
+/// The request's `type`, for logs.
+fn request_name(request: &ClientFrame) -> &'static str {
+    match request {
+        ClientFrame::Login { .. } => "login",
+        ClientFrame::ListChannels => "list_channels",
+        ClientFrame::CreateChannel { .. } => "create_channel",
+        ClientFrame::Join { .. } => "join",
+        ClientFrame::Leave { .. } => "leave",
+        ClientFrame::Post { .. } => "post",
+        ClientFrame::Delete { .. } => "delete",
+        ClientFrame::Typing { .. } => "typing",
+        ClientFrame::Members { .. } => "members",
+    }
+}
+
+fn reply_frame(
+    id: Option<RequestId>,
+    request: &'static str,
+    outcome: Result<Reply, Failure>,
+) -> ServerFrame {
+    match outcome {
+        Ok(result) => ServerFrame::Ok { id, result },
+        Err(Failure::Chat(error)) => {
+            tracing::debug!(request, code = error.code(), "request refused");
+            ServerFrame::chat_error(id, &error)
+        }
+        Err(Failure::Transport(error)) => {
+            tracing::debug!(request, code = error.code(), "request refused");
+            ServerFrame::transport_error(id, &error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Assembled, Fragments};
+    use actix_web::web::Bytes;
+    use actix_ws::Item;
+
+    #[test]
+    fn fragments_reassemble_text_within_the_limit() {
+        let mut f = Fragments::new();
+        assert!(matches!(
+            f.push(Item::FirstText(Bytes::from_static(b"{\"type\":")), 64),
+            Assembled::Pending
+        ));
+        assert!(matches!(
+            f.push(Item::Continue(Bytes::from_static(b"\"list_")), 64),
+            Assembled::Pending
+        ));
+        match f.push(Item::Last(Bytes::from_static(b"channels\"}")), 64) {
+            Assembled::Text(t) => assert_eq!(t, r#"{"type":"list_channels"}"#),
+            _ => panic!("expected text"),
+        }
+    }
+
+    #[test]
+    fn fragments_enforce_the_limit_and_order() {
+        let mut f = Fragments::new();
+        assert!(matches!(
+            f.push(Item::Continue(Bytes::from_static(b"x")), 8),
+            Assembled::Invalid(_)
+        ));
+        assert!(matches!(
+            f.push(Item::FirstText(Bytes::from_static(b"12345")), 8),
+            Assembled::Pending
+        ));
+        assert!(matches!(
+            f.push(Item::Last(Bytes::from_static(b"6789")), 8),
+            Assembled::TooLarge
+        ));
+        let mut f = Fragments::new();
+        assert!(matches!(
+            f.push(Item::FirstBinary(Bytes::from_static(b"1")), 8),
+            Assembled::Pending
+        ));
+        assert!(matches!(
+            f.push(Item::Last(Bytes::from_static(b"2")), 8),
+            Assembled::Binary
+        ));
+    }
+}

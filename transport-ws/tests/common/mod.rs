@@ -1,0 +1,358 @@
+//! Test harness shared by `ws.rs` and `protocol_doc.rs`: a real actix-web server with the
+//! WebSocket route on 127.0.0.1:0 in a thread of its own, and a `tokio-tungstenite` client
+//! that reads with a timeout (never a fixed sleep) and keeps the events it was not asked
+//! about for later.
+//!
+//! Not every test file uses every helper.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::{dev::ServerHandle, App, HttpServer};
+use chat_core::{Engine, Limits, Rate};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+use transport_ws::{configure, WsChat};
+
+/// How long any single expectation may wait for the server.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Limits for tests: defaults, but rates high enough that no test trips them by accident.
+pub fn test_limits() -> Limits {
+    Limits {
+        message_rate: Rate {
+            burst: 100_000,
+            per_second: 100_000.0,
+        },
+        channel_create_rate: Rate {
+            burst: 1_000,
+            per_second: 1_000.0,
+        },
+        ..Limits::default()
+    }
+}
+
+/// A running server. Dropping it stops the HTTP server.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The token passed to [`WsChat::new`].
+    pub shutdown: CancellationToken,
+    /// The service, to reach its task tracker.
+    pub chat: WsChat,
+    /// The engine behind it.
+    pub engine: Engine,
+    handle: ServerHandle,
+}
+
+impl TestServer {
+    /// A server with `limits` that allows only same-origin pages.
+    pub fn start(limits: Limits) -> TestServer {
+        TestServer::with_origins(limits, Vec::new())
+    }
+
+    /// A server with `limits` and this origin allow-list.
+    pub fn with_origins(limits: Limits, origins: Vec<String>) -> TestServer {
+        let engine = Engine::start(limits).expect("engine starts");
+        let shutdown = CancellationToken::new();
+        let chat = WsChat::new(engine.clone(), origins, shutdown.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let app_chat = chat.clone();
+        std::thread::spawn(move || {
+            actix_web::rt::System::new().block_on(async move {
+                let server =
+                    HttpServer::new(move || App::new().configure(configure(app_chat.clone())))
+                        .workers(2)
+                        .disable_signals()
+                        .shutdown_timeout(1)
+                        .listen(listener)
+                        .expect("listen")
+                        .run();
+                tx.send(server.handle()).expect("test is waiting");
+                let _ = server.await;
+            })
+        });
+        let handle = rx.recv().expect("server thread started");
+        TestServer {
+            addr,
+            shutdown,
+            chat,
+            engine,
+            handle,
+        }
+    }
+
+    /// The WebSocket URL.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// A new client that has read the `hello` frame.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.url(), None)
+            .await
+            .expect("upgrade accepted")
+    }
+
+    /// A new client logged in as `name`.
+    pub async fn user(&self, name: &str) -> Client {
+        let mut client = self.client().await;
+        client.login(name).await;
+        client
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        // `stop` sends its command at once; its future only reports completion.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// What the server sent, as a test sees it.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A text frame, parsed.
+    Json(Value),
+    /// A close frame.
+    Close(Option<CloseFrame>),
+    /// The connection ended (or failed) without a close frame.
+    Ended(String),
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client speaking the chat protocol.
+pub struct Client {
+    ws: Ws,
+    /// Frames read while waiting for something else, oldest first.
+    pending: VecDeque<Value>,
+    next_id: u64,
+    /// The `result` of this client's login.
+    pub login: Value,
+}
+
+impl Client {
+    /// Connects (with an `Origin` header when given) and reads the `hello` frame.
+    pub async fn connect(url: &str, origin: Option<&str>) -> Result<Client, tungstenite::Error> {
+        let mut request = url.into_client_request()?;
+        if let Some(origin) = origin {
+            request.headers_mut().insert(
+                "Origin",
+                HeaderValue::from_str(origin).expect("valid header"),
+            );
+        }
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect in time")?;
+        let mut client = Client {
+            ws,
+            pending: VecDeque::new(),
+            next_id: 1,
+            login: Value::Null,
+        };
+        let hello = client.frame().await;
+        assert_eq!(hello["type"], "hello", "first frame: {hello}");
+        assert_eq!(hello["protocol"], 1);
+        Ok(client)
+    }
+
+    /// Sends a WebSocket message as is.
+    pub async fn send(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send");
+    }
+
+    /// Sends one JSON text frame.
+    pub async fn send_json(&mut self, value: &Value) {
+        self.send(Message::text(value.to_string())).await;
+    }
+
+    /// The next thing the server sends, skipping pings and pongs.
+    pub async fn incoming(&mut self) -> Incoming {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("the server sent nothing in time");
+            return match next {
+                Some(Ok(Message::Text(text))) => {
+                    Incoming::Json(serde_json::from_str(&text).expect("server sends JSON"))
+                }
+                Some(Ok(Message::Close(frame))) => Incoming::Close(frame),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(_))) => panic!("the server sent a binary frame"),
+                Some(Err(e)) => Incoming::Ended(e.to_string()),
+                None => Incoming::Ended("stream ended".into()),
+            };
+        }
+    }
+
+    /// The next WebSocket message as is (pings included), or `None` when the stream ended.
+    pub async fn raw(&mut self) -> Option<Result<Message, tungstenite::Error>> {
+        tokio::time::timeout(WAIT, self.ws.next())
+            .await
+            .expect("the server sent nothing in time")
+    }
+
+    /// Reads until the server hangs up: returns the frames read and the close frame, or
+    /// `None` when the connection ended without one.
+    pub async fn until_hangup(&mut self) -> (Vec<Value>, Option<CloseFrame>) {
+        let mut frames: Vec<Value> = self.pending.drain(..).collect();
+        for _ in 0..1_000_000 {
+            match self.incoming().await {
+                Incoming::Json(frame) => frames.push(frame),
+                Incoming::Close(close) => return (frames, close),
+                Incoming::Ended(_) => return (frames, None),
+            }
+        }
+        panic!("the server never hung up");
+    }
+
+    /// The next frame: an earlier buffered one, or a new one. Panics on a close.
+    pub async fn frame(&mut self) -> Value {
+        if let Some(frame) = self.pending.pop_front() {
+            return frame;
+        }
+        match self.incoming().await {
+            Incoming::Json(frame) => frame,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// Sends `request` with a fresh `id` and returns the reply (`ok` or `error`) that
+    /// echoes it; events read meanwhile are kept for [`Client::event`].
+    pub async fn request(&mut self, mut request: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        request["id"] = json!(id);
+        self.send_json(&request).await;
+        self.reply_to(&json!(id)).await
+    }
+
+    /// Waits for the reply echoing `id`, buffering everything else.
+    pub async fn reply_to(&mut self, id: &Value) -> Value {
+        for _ in 0..10_000 {
+            let frame = match self.incoming().await {
+                Incoming::Json(frame) => frame,
+                other => panic!("waiting for reply {id}, got {other:?}"),
+            };
+            let is_reply = matches!(frame["type"].as_str(), Some("ok" | "error"));
+            if is_reply && &frame["id"] == id {
+                return frame;
+            }
+            self.pending.push_back(frame);
+        }
+        panic!("no reply to {id}");
+    }
+
+    /// Sends `request` and returns its `result`, asserting it succeeded.
+    pub async fn ok(&mut self, request: Value) -> Value {
+        let reply = self.request(request.clone()).await;
+        assert_eq!(reply["type"], "ok", "{request} got {reply}");
+        reply["result"].clone()
+    }
+
+    /// Sends `request` and returns the error code, asserting it failed.
+    pub async fn error(&mut self, request: Value) -> String {
+        let reply = self.request(request.clone()).await;
+        assert_eq!(reply["type"], "error", "{request} got {reply}");
+        assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()));
+        reply["code"].as_str().expect("code is a string").to_owned()
+    }
+
+    /// Logs in with a display name.
+    pub async fn login(&mut self, name: &str) -> Value {
+        self.login = self.ok(json!({"type": "login", "name": name})).await;
+        self.login.clone()
+    }
+
+    /// Logs in with a resume token.
+    pub async fn resume(&mut self, token: &str) -> Value {
+        self.login = self.ok(json!({"type": "login", "token": token})).await;
+        self.login.clone()
+    }
+
+    /// The next `ok` or `error` frame, whatever its `id`; events read meanwhile are kept.
+    pub async fn next_reply(&mut self) -> Value {
+        for _ in 0..10_000 {
+            match self.incoming().await {
+                Incoming::Json(frame) if matches!(frame["type"].as_str(), Some("ok" | "error")) => {
+                    return frame
+                }
+                Incoming::Json(frame) => self.pending.push_back(frame),
+                other => panic!("waiting for a reply, got {other:?}"),
+            }
+        }
+        panic!("no reply");
+    }
+
+    /// This client's resume token.
+    pub fn token(&self) -> String {
+        self.login["token"].as_str().expect("logged in").to_owned()
+    }
+
+    /// This client's user id.
+    pub fn user_id(&self) -> u64 {
+        self.login["user"]["id"].as_u64().expect("logged in")
+    }
+
+    /// The first frame (buffered or new) that `matches`; frames that don't are kept.
+    pub async fn event(&mut self, matches: impl Fn(&Value) -> bool) -> Value {
+        if let Some(at) = self.pending.iter().position(&matches) {
+            return self.pending.remove(at).expect("position is valid");
+        }
+        for _ in 0..10_000 {
+            match self.incoming().await {
+                Incoming::Json(frame) if matches(&frame) => return frame,
+                Incoming::Json(frame) => self.pending.push_back(frame),
+                other => panic!("waiting for an event, got {other:?}"),
+            }
+        }
+        panic!("no matching event");
+    }
+
+    /// Every frame buffered or received up to and including the first that `matches`.
+    pub async fn frames_until(&mut self, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut seen = Vec::new();
+        for _ in 0..10_000 {
+            let frame = self.frame().await;
+            let done = matches(&frame);
+            seen.push(frame);
+            if done {
+                return seen;
+            }
+        }
+        panic!("no matching frame");
+    }
+
+    /// Reads until the close frame (other frames are collected) and returns both.
+    pub async fn close_frame(&mut self) -> (Vec<Value>, Option<CloseFrame>) {
+        let mut frames: Vec<Value> = self.pending.drain(..).collect();
+        for _ in 0..100_000 {
+            match self.incoming().await {
+                Incoming::Json(frame) => frames.push(frame),
+                Incoming::Close(close) => return (frames, close),
+                Incoming::Ended(why) => panic!("connection ended without a close frame: {why}"),
+            }
+        }
+        panic!("no close frame");
+    }
+}
+
+/// A message event in `room` with this text.
+pub fn is_message(room: &str, text: &str) -> impl Fn(&Value) -> bool {
+    let (room, text) = (room.to_owned(), text.to_owned());
+    move |f| f["type"] == "message" && f["room"] == room && f["message"]["text"] == text
+}

@@ -1,0 +1,900 @@
+//! The WebSocket transport over real sockets: an actix-web server on 127.0.0.1:0 and
+//! `tokio-tungstenite` clients. Every request type, every error code a client can
+//! trigger, the frame-level refusals, the limits (frame size, idle timeout, slow readers),
+//! the origin check, live chat between users, private messages, resuming, and shutdown.
+//!
+//! Tests wait on what the server sends (with a timeout), never on fixed sleeps.
+
+mod common;
+
+use std::time::Duration;
+
+use chat_core::{Limits, Rate};
+use common::{is_message, test_limits, Client, Incoming, TestServer, WAIT};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+fn ids(messages: &Value) -> Vec<u64> {
+    messages
+        .as_array()
+        .expect("an array of messages")
+        .iter()
+        .map(|m| m["id"].as_u64().expect("message id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_request_type_answers_as_documented() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.client().await;
+
+    let login = alice.login("alice").await;
+    assert_eq!(login["user"]["name"], "alice");
+    assert!(login["user"]["id"].is_u64());
+    assert_eq!(login["new_user"], true);
+    let token = login["token"].as_str().expect("token");
+    assert_eq!(token.len(), 32);
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+
+    assert_eq!(
+        alice.ok(json!({"type": "list_channels"})).await,
+        json!({"channels": []})
+    );
+
+    let created = alice
+        .ok(json!({"type": "create_channel", "name": "rust"}))
+        .await;
+    let channel = &created["channel"];
+    assert_eq!(channel["name"], "rust");
+    assert_eq!(channel["members"], 0, "the creator does not join");
+    assert!(channel["created_at"].as_i64().is_some_and(|ms| ms > 0));
+    assert!(channel["last_activity"].is_i64());
+
+    let listed = alice.ok(json!({"type": "list_channels"})).await;
+    assert_eq!(listed["channels"][0]["name"], "rust");
+
+    let joined = alice.ok(json!({"type": "join", "room": "rust"})).await;
+    assert_eq!(joined["room"], "rust");
+    assert_eq!(joined["messages"], json!([]));
+    assert_eq!(joined["gap"], false);
+    assert_eq!(joined["deleted"], json!([]));
+    assert_eq!(joined["last_id"], 0);
+    assert_eq!(joined["members"][0]["user"]["name"], "alice");
+    assert_eq!(joined["members"][0]["online"], true);
+
+    let posted = alice
+        .ok(json!({"type": "post", "room": "rust", "text": "hello <b>world</b>"}))
+        .await;
+    let message = &posted["message"];
+    assert_eq!(message["id"], 1);
+    assert_eq!(message["room"], "rust");
+    assert_eq!(message["author"], login["user"]);
+    assert_eq!(message["text"], "hello <b>world</b>");
+    assert!(message["sent_at"].as_i64().is_some_and(|ms| ms > 0));
+    // The poster follows the room, so the message also arrives as an event.
+    let event = alice.event(is_message("rust", "hello <b>world</b>")).await;
+    assert_eq!(&event["message"], message);
+
+    let typing = alice.ok(json!({"type": "typing", "room": "rust"})).await;
+    assert_eq!(typing, json!({"sent": true}));
+    let again = alice.ok(json!({"type": "typing", "room": "rust"})).await;
+    assert_eq!(
+        again,
+        json!({"sent": false}),
+        "throttled by typing_interval"
+    );
+
+    let members = alice.ok(json!({"type": "members", "room": "rust"})).await;
+    assert_eq!(members["members"][0]["user"]["name"], "alice");
+    assert_eq!(members["members"][0]["online"], true);
+
+    let deleted = alice
+        .ok(json!({"type": "delete", "room": "rust", "message_id": 1}))
+        .await;
+    assert_eq!(deleted, json!({}));
+    let event = alice.event(|f| f["type"] == "deleted").await;
+    assert_eq!(
+        event,
+        json!({"type": "deleted", "room": "rust", "message_id": 1})
+    );
+
+    assert_eq!(
+        alice.ok(json!({"type": "leave", "room": "rust"})).await,
+        json!({})
+    );
+    assert_eq!(
+        alice
+            .error(json!({"type": "post", "room": "rust", "text": "gone"}))
+            .await,
+        "not_joined"
+    );
+}
+
+#[tokio::test]
+async fn replies_echo_the_request_id_as_sent() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+
+    alice
+        .send_json(&json!({"type": "list_channels", "id": "abc-1"}))
+        .await;
+    let reply = alice.next_reply().await;
+    assert_eq!(
+        reply,
+        json!({"type": "ok", "id": "abc-1", "result": {"channels": []}})
+    );
+
+    alice
+        .send_json(&json!({"type": "list_channels", "id": 2.5}))
+        .await;
+    assert_eq!(alice.next_reply().await["id"], 2.5);
+
+    alice.send_json(&json!({"type": "list_channels"})).await;
+    let reply = alice.next_reply().await;
+    assert_eq!(reply["type"], "ok");
+    assert!(reply.get("id").is_none(), "no id, no echo: {reply}");
+
+    alice
+        .send_json(&json!({"type": "join", "id": "j", "room": "nope"}))
+        .await;
+    let reply = alice.next_reply().await;
+    assert_eq!(reply["type"], "error");
+    assert_eq!(reply["id"], "j");
+    assert_eq!(reply["code"], "no_such_channel");
+}
+
+#[tokio::test]
+async fn login_rules() {
+    let server = TestServer::start(test_limits());
+    let mut anon = server.client().await;
+    assert_eq!(
+        anon.error(json!({"type": "list_channels"})).await,
+        "not_logged_in"
+    );
+    assert_eq!(
+        anon.error(json!({"type": "post", "room": "general", "text": "hi"}))
+            .await,
+        "not_logged_in"
+    );
+    assert_eq!(
+        anon.error(json!({"type": "login", "name": "a", "token": "b"}))
+            .await,
+        "bad_request"
+    );
+    assert_eq!(anon.error(json!({"type": "login"})).await, "bad_request");
+    assert_eq!(
+        anon.error(json!({"type": "login", "name": "   "})).await,
+        "invalid_name"
+    );
+    assert_eq!(
+        anon.error(json!({"type": "login", "name": "x".repeat(33)}))
+            .await,
+        "invalid_name"
+    );
+    assert_eq!(
+        anon.error(json!({"type": "login", "token": "0123456789abcdef0123456789abcdef"}))
+            .await,
+        "invalid_token"
+    );
+
+    // A failed login leaves the connection usable.
+    let alice = anon.login("alice").await;
+    assert_eq!(alice["new_user"], true);
+    assert_eq!(
+        anon.error(json!({"type": "login", "name": "again"})).await,
+        "already_logged_in"
+    );
+
+    let mut other = server.client().await;
+    assert_eq!(
+        other.error(json!({"type": "login", "name": "ALICE"})).await,
+        "name_taken"
+    );
+    // The token logs in as the same user, on as many connections as wanted.
+    let resumed = other
+        .ok(json!({"type": "login", "token": anon.token()}))
+        .await;
+    assert_eq!(resumed["user"], alice["user"]);
+    assert_eq!(resumed["new_user"], false);
+    assert_eq!(resumed["token"], alice["token"]);
+}
+
+#[tokio::test]
+async fn every_engine_error_code_reaches_the_client() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+
+    alice
+        .ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    assert_eq!(
+        bob.error(json!({"type": "create_channel", "name": "General"}))
+            .await,
+        "channel_exists"
+    );
+    assert_eq!(
+        bob.error(json!({"type": "create_channel", "name": "no spaces"}))
+            .await,
+        "invalid_channel_name"
+    );
+    assert_eq!(
+        bob.error(json!({"type": "join", "room": "nowhere"})).await,
+        "no_such_channel"
+    );
+    assert_eq!(
+        bob.error(json!({"type": "post", "room": "general", "text": "hi"}))
+            .await,
+        "not_joined"
+    );
+    assert_eq!(
+        bob.error(json!({"type": "leave", "room": "general"})).await,
+        "not_joined"
+    );
+    assert_eq!(
+        bob.error(json!({"type": "members", "room": "general"}))
+            .await,
+        "not_joined"
+    );
+    assert_eq!(
+        bob.error(json!({"type": "typing", "room": "general"}))
+            .await,
+        "not_joined"
+    );
+
+    alice.ok(json!({"type": "join", "room": "general"})).await;
+    bob.ok(json!({"type": "join", "room": "general"})).await;
+    let posted = alice
+        .ok(json!({"type": "post", "room": "general", "text": "mine"}))
+        .await;
+    let id = posted["message"]["id"].clone();
+    assert_eq!(
+        bob.error(json!({"type": "delete", "room": "general", "message_id": id}))
+            .await,
+        "not_author"
+    );
+    assert_eq!(
+        alice
+            .error(json!({"type": "delete", "room": "general", "message_id": 999}))
+            .await,
+        "no_such_message"
+    );
+
+    let limit = Limits::default().max_message_bytes;
+    assert_eq!(
+        alice
+            .error(json!({"type": "post", "room": "general", "text": "x".repeat(limit + 1)}))
+            .await,
+        "too_long"
+    );
+    alice
+        .ok(json!({"type": "post", "room": "general", "text": "x".repeat(limit)}))
+        .await;
+    assert_eq!(
+        alice
+            .error(json!({"type": "post", "room": "general", "text": " \n\t "}))
+            .await,
+        "empty"
+    );
+    assert_eq!(
+        alice
+            .error(json!({"type": "post", "room": "general", "text": "bell\u{7}"}))
+            .await,
+        "invalid_text"
+    );
+    assert_eq!(
+        alice
+            .error(json!({"type": "post", "room": "@nobody", "text": "hi"}))
+            .await,
+        "no_such_user"
+    );
+    assert_eq!(
+        alice
+            .error(json!({"type": "post", "room": "@alice", "text": "me"}))
+            .await,
+        "invalid_target"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_are_reported() {
+    let limits = Limits {
+        message_rate: Rate {
+            burst: 2,
+            per_second: 0.001,
+        },
+        channel_create_rate: Rate {
+            burst: 1,
+            per_second: 0.001,
+        },
+        ..Limits::default()
+    };
+    let server = TestServer::start(limits);
+    let mut alice = server.user("alice").await;
+    alice
+        .ok(json!({"type": "create_channel", "name": "one"}))
+        .await;
+    assert_eq!(
+        alice
+            .error(json!({"type": "create_channel", "name": "two"}))
+            .await,
+        "rate_limited"
+    );
+    alice.ok(json!({"type": "join", "room": "one"})).await;
+    for n in 0..2 {
+        alice
+            .ok(json!({"type": "post", "room": "one", "text": format!("m{n}")}))
+            .await;
+    }
+    let reply = alice
+        .request(json!({"type": "post", "room": "one", "text": "too fast"}))
+        .await;
+    assert_eq!(reply["code"], "rate_limited");
+    assert!(reply["message"].as_str().is_some_and(|m| m.contains("ms")));
+}
+
+#[tokio::test]
+async fn capacity_limits_are_reported() {
+    let limits = Limits {
+        max_channels: 1,
+        max_sessions: 1,
+        ..test_limits()
+    };
+    let server = TestServer::start(limits);
+    let mut alice = server.user("alice").await;
+    alice
+        .ok(json!({"type": "create_channel", "name": "a"}))
+        .await;
+    assert_eq!(
+        alice
+            .error(json!({"type": "create_channel", "name": "b"}))
+            .await,
+        "too_many_channels"
+    );
+    let mut bob = server.client().await;
+    assert_eq!(
+        bob.error(json!({"type": "login", "name": "bob"})).await,
+        "server_full"
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_get_503_until_one_closes() {
+    let server = TestServer::start(Limits {
+        max_connections: 2,
+        ..test_limits()
+    });
+    let first = server.client().await;
+    let _second = server.client().await;
+    match Client::connect(&server.url(), None).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
+    }
+    drop(first);
+    // The slot comes back when the server has seen the first socket close.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Client::connect(&server.url(), None).await {
+            Ok(_) => break,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the freed slot was not reused: {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_frames_get_errors_and_nothing_else_breaks() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+    alice
+        .ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    alice.ok(json!({"type": "join", "room": "general"})).await;
+    bob.ok(json!({"type": "join", "room": "general"})).await;
+
+    let cases: [(Message, &str, Value); 7] = [
+        (Message::text("{not json"), "bad_json", Value::Null),
+        (Message::text("[1, 2, 3]"), "bad_json", Value::Null),
+        (
+            Message::text(r#"{"type":"dance","id":7}"#),
+            "unknown_type",
+            json!(7),
+        ),
+        (
+            Message::text(r#"{"type":"post","id":8,"room":"general"}"#),
+            "bad_request",
+            json!(8),
+        ),
+        (
+            Message::text(r#"{"type":"delete","id":9,"room":"general","message_id":"one"}"#),
+            "bad_request",
+            json!(9),
+        ),
+        (Message::text(r#"{"id":10}"#), "bad_request", json!(10)),
+        (
+            Message::binary(vec![0u8, 159, 146, 150]),
+            "binary_not_supported",
+            Value::Null,
+        ),
+    ];
+    for (frame, code, id) in cases {
+        alice.send(frame).await;
+        let reply = alice.next_reply().await;
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["code"], code, "{reply}");
+        assert_eq!(reply.get("id").cloned().unwrap_or(Value::Null), id);
+    }
+
+    // The same connection still works, and so does everyone else's.
+    alice
+        .ok(json!({"type": "post", "room": "general", "text": "still here"}))
+        .await;
+    bob.event(is_message("general", "still here")).await;
+    bob.ok(json!({"type": "post", "room": "general", "text": "me too"}))
+        .await;
+    alice.event(is_message("general", "me too")).await;
+}
+
+#[tokio::test]
+async fn frames_over_the_limit_close_with_1009() {
+    let limits = Limits {
+        max_frame_bytes: 1024,
+        ..test_limits()
+    };
+    let server = TestServer::start(limits);
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+    alice
+        .ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    alice.ok(json!({"type": "join", "room": "general"})).await;
+
+    // A frame of exactly the limit is accepted.
+    let head = r#"{"type":"post","id":"edge","room":"general","text":""#;
+    let tail = r#""}"#;
+    let text = "y".repeat(1024 - head.len() - tail.len());
+    let exact = format!("{head}{text}{tail}");
+    assert_eq!(exact.len(), 1024);
+    alice.send(Message::text(exact)).await;
+    assert_eq!(alice.reply_to(&json!("edge")).await["type"], "ok");
+
+    // One byte more closes the connection with 1009 ("message too big").
+    let over = format!("{head}{text}y{tail}");
+    alice.send(Message::text(over)).await;
+    let (_, close) = alice.close_frame().await;
+    let close = close.expect("a close frame with a code");
+    assert_eq!(close.code, CloseCode::Size);
+
+    // Others are not affected.
+    bob.ok(json!({"type": "list_channels"})).await;
+}
+
+#[tokio::test]
+async fn origin_allow_list_refuses_other_sites() {
+    let server =
+        TestServer::with_origins(test_limits(), vec!["http://chat.example:8080".to_owned()]);
+    let url = server.url();
+
+    Client::connect(&url, Some("http://chat.example:8080"))
+        .await
+        .expect("listed origin is accepted");
+    Client::connect(&url, None)
+        .await
+        .expect("no Origin: a non-browser client is accepted");
+    for origin in ["http://evil.example", "https://chat.example:8080", "null"] {
+        match Client::connect(&url, Some(origin)).await {
+            Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+            Err(e) => panic!("{origin}: expected HTTP 403, got {e}"),
+            Ok(_) => panic!("{origin}: expected HTTP 403, got an upgrade"),
+        }
+    }
+
+    // An empty list means same origin: the page must come from the Host it connects to.
+    let same = TestServer::start(test_limits());
+    let own = format!("http://{}", same.addr);
+    Client::connect(&same.url(), Some(&own))
+        .await
+        .expect("own origin is accepted");
+    match Client::connect(&same.url(), Some("http://127.0.0.1:1")).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected HTTP 403, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn two_users_chat_live() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+
+    alice
+        .ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    let created = bob.event(|f| f["type"] == "channel_created").await;
+    assert_eq!(created["channel"]["name"], "general");
+
+    alice.ok(json!({"type": "join", "room": "general"})).await;
+    let joined = bob.ok(json!({"type": "join", "room": "general"})).await;
+    assert_eq!(joined["members"].as_array().map(Vec::len), Some(2));
+    let presence = alice
+        .event(|f| f["type"] == "presence" && f["user"]["name"] == "bob")
+        .await;
+    assert_eq!(presence["room"], "general");
+    assert_eq!(presence["change"], "joined");
+
+    let sent = alice
+        .ok(json!({"type": "post", "room": "general", "text": "hi bob"}))
+        .await;
+    let got = bob.event(is_message("general", "hi bob")).await;
+    assert_eq!(got["message"], sent["message"]);
+
+    bob.ok(json!({"type": "post", "room": "general", "text": "hi alice"}))
+        .await;
+    let got = alice.event(is_message("general", "hi alice")).await;
+    assert_eq!(got["message"]["author"]["name"], "bob");
+
+    bob.ok(json!({"type": "typing", "room": "general"})).await;
+    let typing = alice.event(|f| f["type"] == "typing").await;
+    assert_eq!(typing["room"], "general");
+    assert_eq!(typing["user"]["name"], "bob");
+
+    let id = sent["message"]["id"].clone();
+    alice
+        .ok(json!({"type": "delete", "room": "general", "message_id": id}))
+        .await;
+    let deleted = bob.event(|f| f["type"] == "deleted").await;
+    assert_eq!(deleted["message_id"], id);
+
+    bob.ok(json!({"type": "leave", "room": "general"})).await;
+    let left = alice
+        .event(|f| f["type"] == "presence" && f["change"] == "left")
+        .await;
+    assert_eq!(left["user"]["name"], "bob");
+
+    // Closing the socket makes the user go offline for the others.
+    let mut carol = server.user("carol").await;
+    carol.ok(json!({"type": "join", "room": "general"})).await;
+    drop(carol);
+    let offline = alice
+        .event(|f| f["type"] == "presence" && f["change"] == "offline")
+        .await;
+    assert_eq!(offline["user"]["name"], "carol");
+}
+
+#[tokio::test]
+async fn private_messages_reach_both_connections_of_a_user_and_no_one_else() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    let mut alice_again = server.client().await;
+    alice_again.resume(&alice.token()).await;
+    let mut bob = server.user("bob").await;
+    let mut carol = server.user("carol").await;
+    for client in [&mut alice, &mut alice_again, &mut bob, &mut carol] {
+        client
+            .request(json!({"type": "create_channel", "name": "lobby"}))
+            .await;
+        client.ok(json!({"type": "join", "room": "lobby"})).await;
+    }
+
+    let sent = bob
+        .ok(json!({"type": "post", "room": "@alice", "text": "psst"}))
+        .await;
+    assert_eq!(sent["message"]["room"], "@alice", "labelled for bob");
+    for client in [&mut alice, &mut alice_again] {
+        let got = client.event(is_message("@bob", "psst")).await;
+        assert_eq!(got["message"]["room"], "@bob", "labelled for alice");
+        assert_eq!(got["message"]["id"], sent["message"]["id"]);
+    }
+    let reply = alice
+        .ok(json!({"type": "post", "room": "@bob", "text": "hush"}))
+        .await;
+    assert_eq!(reply["message"]["room"], "@bob");
+    bob.event(is_message("@alice", "hush")).await;
+    alice_again.event(is_message("@bob", "hush")).await;
+
+    // A marker posted after the private messages: carol sees it, and nothing private
+    // before it.
+    bob.ok(json!({"type": "post", "room": "lobby", "text": "marker"}))
+        .await;
+    let seen = carol.frames_until(is_message("lobby", "marker")).await;
+    assert!(
+        seen.iter()
+            .all(|f| f["type"] != "message" || f["room"] == "lobby"),
+        "carol saw a private message: {seen:?}"
+    );
+    assert_eq!(
+        carol.error(json!({"type": "join", "room": "@carol"})).await,
+        "invalid_target"
+    );
+
+    // Opening the conversation shows its history to its two users.
+    let history = bob.ok(json!({"type": "join", "room": "@alice"})).await;
+    assert_eq!(history["room"], "@alice");
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["psst", "hush"]);
+    let carols = carol.ok(json!({"type": "join", "room": "@alice"})).await;
+    assert_eq!(
+        carols["messages"],
+        json!([]),
+        "carol's conversation is her own"
+    );
+}
+
+#[tokio::test]
+async fn reconnecting_with_after_returns_exactly_the_missed_messages() {
+    let limits = Limits {
+        history: 5,
+        ..test_limits()
+    };
+    let server = TestServer::start(limits);
+    let mut bob = server.user("bob").await;
+    bob.ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    bob.ok(json!({"type": "join", "room": "general"})).await;
+    bob.ok(json!({"type": "post", "room": "general", "text": "before"}))
+        .await;
+
+    let mut alice = server.user("alice").await;
+    let joined = alice.ok(json!({"type": "join", "room": "general"})).await;
+    assert_eq!(ids(&joined["messages"]), [1]);
+    let last = joined["last_id"].as_u64().expect("last_id");
+    assert_eq!(last, 1);
+    let token = alice.token();
+    drop(alice);
+    bob.event(|f| f["type"] == "presence" && f["change"] == "offline")
+        .await;
+
+    let mut missed = Vec::new();
+    for n in 0..3 {
+        let posted = bob
+            .ok(json!({"type": "post", "room": "general", "text": format!("missed {n}")}))
+            .await;
+        missed.push(posted["message"]["id"].as_u64().expect("id"));
+    }
+    let mut alice = server.client().await;
+    alice.resume(&token).await;
+    let resumed = alice
+        .ok(json!({"type": "join", "room": "general", "after": last}))
+        .await;
+    assert_eq!(resumed["gap"], false);
+    assert_eq!(ids(&resumed["messages"]), missed);
+    assert_eq!(resumed["last_id"], json!(missed[2]));
+
+    // Live messages continue the snapshot with nothing twice.
+    bob.ok(json!({"type": "post", "room": "general", "text": "live"}))
+        .await;
+    let live = alice.event(|f| f["type"] == "message").await;
+    assert_eq!(live["message"]["text"], "live");
+
+    // Missing more than the history keeps: a gap, and the whole history instead.
+    let last = live["message"]["id"].as_u64().expect("id");
+    let token = alice.token();
+    drop(alice);
+    bob.event(|f| f["type"] == "presence" && f["change"] == "offline")
+        .await;
+    for n in 0..7 {
+        bob.ok(json!({"type": "post", "room": "general", "text": format!("lost {n}")}))
+            .await;
+    }
+    let mut alice = server.client().await;
+    alice.resume(&token).await;
+    let gapped = alice
+        .ok(json!({"type": "join", "room": "general", "after": last}))
+        .await;
+    assert_eq!(gapped["gap"], true);
+    let got = ids(&gapped["messages"]);
+    assert_eq!(got.len(), 5, "history keeps 5");
+    assert_eq!(got.last().copied(), gapped["last_id"].as_u64());
+}
+
+#[tokio::test]
+async fn deletions_while_away_are_reported_on_resume() {
+    let server = TestServer::start(test_limits());
+    let mut bob = server.user("bob").await;
+    bob.ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    bob.ok(json!({"type": "join", "room": "general"})).await;
+    let posted = bob
+        .ok(json!({"type": "post", "room": "general", "text": "regret"}))
+        .await;
+    let mut alice = server.user("alice").await;
+    let joined = alice.ok(json!({"type": "join", "room": "general"})).await;
+    let token = alice.token();
+    drop(alice);
+    let id = posted["message"]["id"].clone();
+    bob.ok(json!({"type": "delete", "room": "general", "message_id": id}))
+        .await;
+    let mut alice = server.client().await;
+    alice.resume(&token).await;
+    let resumed = alice
+        .ok(json!({"type": "join", "room": "general", "after": joined["last_id"]}))
+        .await;
+    assert_eq!(resumed["messages"], json!([]));
+    assert_eq!(resumed["deleted"], json!([id]));
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_idle_timeout() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(300),
+        // No pings during the test: the client stays silent.
+        heartbeat_interval: Duration::from_secs(60),
+        ..test_limits()
+    };
+    let server = TestServer::start(limits);
+    let mut silent = server.user("silent").await;
+    let (_, close) = silent.close_frame().await;
+    assert_eq!(close.expect("close frame").code, CloseCode::Policy);
+}
+
+#[tokio::test]
+async fn the_heartbeat_keeps_an_answering_client_alive() {
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(500),
+        heartbeat_interval: Duration::from_millis(50),
+        ..test_limits()
+    };
+    let server = TestServer::start(limits);
+    let mut client = server.user("alive").await;
+    // tungstenite answers each ping with a pong while we read. Twenty pings span about
+    // twice the idle timeout.
+    let mut pings = 0;
+    while pings < 20 {
+        match client.raw().await {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(Message::Close(close))) => panic!("closed: {close:?}"),
+            Some(Ok(_)) => {}
+            other => panic!("connection ended: {other:?}"),
+        }
+    }
+    client.ok(json!({"type": "list_channels"})).await;
+}
+
+#[tokio::test]
+async fn shutdown_sends_disconnected_and_1001_and_ends_every_task() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    alice
+        .ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    alice.ok(json!({"type": "join", "room": "general"})).await;
+    let mut anonymous = server.client().await;
+
+    server.shutdown.cancel();
+    for client in [&mut alice, &mut anonymous] {
+        let (frames, close) = client.close_frame().await;
+        let last = frames.last().expect("a disconnected frame");
+        assert_eq!(last["type"], "disconnected");
+        assert_eq!(last["code"], "shutting_down");
+        assert_eq!(close.expect("close frame").code, CloseCode::Away);
+    }
+    let tasks = server.chat.tasks();
+    tasks.close();
+    tokio::time::timeout(WAIT, tasks.wait())
+        .await
+        .expect("every socket task ended");
+
+    match Client::connect(&server.url(), None).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("expected HTTP 503, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn engine_shutdown_also_closes_with_1001() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    server.engine.shutdown().await;
+    let (frames, close) = alice.close_frame().await;
+    let last = frames.last().expect("a disconnected frame");
+    assert_eq!(last["code"], "shutting_down");
+    assert_eq!(close.expect("close frame").code, CloseCode::Away);
+
+    let mut late = server.client().await;
+    assert_eq!(
+        late.error(json!({"type": "login", "name": "late"})).await,
+        "shutting_down"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_reader_does_not_stall_another_client() {
+    let limits = Limits {
+        max_message_bytes: 60_000,
+        write_timeout: Duration::from_millis(500),
+        ..test_limits()
+    };
+    let server = TestServer::start(limits);
+    let mut poster = server.user("poster").await;
+    let mut reader = server.user("reader").await;
+    let mut stalled = server.user("stalled").await;
+    poster
+        .ok(json!({"type": "create_channel", "name": "firehose"}))
+        .await;
+    for client in [&mut poster, &mut reader, &mut stalled] {
+        client.ok(json!({"type": "join", "room": "firehose"})).await;
+    }
+
+    // About 18 MB: far more than the socket buffers of a client that never reads.
+    let big = "z".repeat(59_000);
+    let count = 300;
+    for n in 0..count {
+        let text = format!("{n} {big}");
+        poster
+            .ok(json!({"type": "post", "room": "firehose", "text": text}))
+            .await;
+        let got = reader.event(|f| f["type"] == "message").await;
+        assert_eq!(got["message"]["text"].as_str(), Some(text.as_str()));
+    }
+
+    // The stalled client was dropped (write timeout) or disconnected (engine queue full)
+    // before it could be sent everything.
+    let (frames, close) = stalled.until_hangup().await;
+    let received = frames.iter().filter(|f| f["type"] == "message").count();
+    assert!(received < count, "the stalled client got all {received}");
+    if let Some(close) = close {
+        assert_eq!(close.code, CloseCode::Policy);
+        let last = frames.last().expect("a disconnected frame");
+        assert_eq!(last["code"], "slow_consumer");
+    }
+    // And the others carry on.
+    poster
+        .ok(json!({"type": "post", "room": "firehose", "text": "after"}))
+        .await;
+    reader.event(is_message("firehose", "after")).await;
+}
+
+#[tokio::test]
+async fn a_client_close_is_answered_and_releases_the_session() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    alice
+        .send(Message::Close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await;
+    match alice.incoming().await {
+        Incoming::Close(Some(close)) => assert_eq!(close.code, CloseCode::Normal),
+        other => panic!("expected the close to be answered, got {other:?}"),
+    }
+    // The name is held for the user, but the session is gone: the token still works.
+    let mut again = server.client().await;
+    again
+        .ok(json!({"type": "login", "token": alice.token()}))
+        .await;
+}
+
+#[tokio::test]
+async fn a_plain_http_request_is_not_upgraded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start(test_limits());
+    let mut stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    let response = String::from_utf8_lossy(&response);
+    assert!(
+        response.starts_with("HTTP/1.1 400"),
+        "expected 400, got {response}"
+    );
+}
