@@ -431,6 +431,10 @@ async fn private_messages_reach_every_connection_of_both_and_nobody_else() {
     assert_eq!(next_message(&mut alice_phone).await.text, "back");
 
     assert_eq!(
+        alice.leave("@bob").await.unwrap_err().code(),
+        "invalid_target"
+    );
+    assert_eq!(
         alice.post("@nobody", "x").await.unwrap_err().code(),
         "no_such_user"
     );
