@@ -14,7 +14,9 @@ use crate::error::ChatError;
 use crate::identity::ResumeToken;
 use crate::limits::Limits;
 use crate::model::ChannelInfo;
-use crate::registry::{Connect, ListChannels, LoginRequest, RegistryActor, Shutdown};
+use crate::registry::{
+    Connect, CreateChannel, ListChannels, LoginRequest, RegistryActor, Shutdown,
+};
 use crate::session::Session;
 use crate::validate;
 
@@ -133,6 +135,14 @@ impl Engine {
             self.inner.limits.clone(),
             self.inner.registry.clone(),
         ))
+    }
+
+    /// Creates a channel on behalf of the server (no user, no rate limit), e.g. a default
+    /// `general` at start-up. Every connected session gets `ChannelCreated`; fails with
+    /// `channel_exists` if it exists (on any node).
+    pub async fn create_channel(&self, name: &str) -> Result<ChannelInfo, ChatError> {
+        let name = validate::channel_name(name, &self.inner.limits)?;
+        self.inner.registry.send(CreateChannel(name)).await?
     }
 
     /// Every channel with its member count and last activity, by name.

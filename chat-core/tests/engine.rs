@@ -137,6 +137,25 @@ async fn channels_are_validated_unique_and_listed() {
 }
 
 #[tokio::test]
+async fn the_server_itself_can_create_channels() {
+    let engine = engine();
+    let mut alice = user(&engine, "alice").await;
+    let info = engine.create_channel("general").await.unwrap();
+    assert_eq!(info.name.as_str(), "general");
+    assert_eq!(
+        engine.create_channel("GENERAL").await.unwrap_err().code(),
+        "channel_exists"
+    );
+    let created = wait_for(&mut alice, |e| match e {
+        Event::ChannelCreated(info) => Some(info.name.to_string()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(created, "general");
+    alice.join("general", None).await.unwrap();
+}
+
+#[tokio::test]
 async fn concurrent_creation_of_one_name_has_exactly_one_winner() {
     let engine = engine();
     let mut tasks = Vec::new();
@@ -417,6 +436,11 @@ async fn private_messages_reach_every_connection_of_both_and_nobody_else() {
     // Bob's conversation with alice holds the message; carol's with alice does not.
     let bobs = bob.join("@alice", None).await.unwrap();
     assert_eq!(bobs.messages.len(), 1);
+    assert!(
+        bobs.members.iter().all(|m| m.online),
+        "both are connected: {:?}",
+        bobs.members
+    );
     let carols = carol.join("@alice", None).await.unwrap();
     assert!(carols.messages.is_empty());
     assert_ne!(bobs.room, carols.room);

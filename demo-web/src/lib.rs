@@ -1,0 +1,21 @@
+//! # demo-web: the Flack demo server
+//!
+//! One binary that runs the chat engine (`chat-core`) behind two transports: the web
+//! front end with its WebSocket endpoint (`transport-ws`) and the line protocol for
+//! terminals (`transport-tcp`). The library target exists so tests can reach the same
+//! pieces the binary uses; `src/main.rs` is the binary.
+//!
+//! # Layout
+//! - [`cli`]: the flags, their environment fallbacks and defaults, mapped to `Limits`.
+//! - [`server`]: `run`, the testable entry point: bound listeners and a shutdown token in,
+//!   a served chat out; owns the shutdown order.
+//! - [`assets`]: the embedded front end (`static/`) and `/healthz`, with their security
+//!   headers.
+//! - `static/`: `index.html`, `app.css`, `app.js` (the UI) and `protocol.js` (the only
+//!   file that speaks the WebSocket protocol of `docs/protocol.md`).
+
+#![warn(missing_docs)]
+
+pub mod assets;
+pub mod cli;
+pub mod server;

@@ -1,0 +1,109 @@
+//! The `demo-web` binary: parses the flags, sets up logging, binds both listeners,
+//! prints their real addresses, turns SIGINT/SIGTERM into the shutdown token and hands
+//! over to [`demo_web::server::run`]. It must not hold any chat logic.
+//!
+//! Standard output carries exactly the address lines (`tcp listening on ADDR`, then
+//! `listening on http://ADDR` once everything is bound), so scripts and tests can start
+//! the server on port 0 and read the ports; logs go to standard error.
+
+use std::error::Error;
+use std::io::{IsTerminal, Write};
+use std::net::TcpListener;
+
+use clap::Parser;
+use demo_web::cli::Cli;
+use demo_web::server::{self, Config};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+/// The crates whose logs `--log-level` sets when `RUST_LOG` is not given.
+const OUR_CRATES: &[&str] = &["demo_web", "chat_core", "transport_ws", "transport_tcp"];
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let cli = Cli::parse();
+    init_tracing(&cli);
+
+    let http = TcpListener::bind(cli.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
+    let tcp = match cli.tcp.0 {
+        Some(addr) => {
+            Some(TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?)
+        }
+        None => None,
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        match &tcp {
+            Some(listener) => writeln!(out, "tcp listening on {}", listener.local_addr()?)?,
+            None => writeln!(out, "tcp listener off")?,
+        }
+        writeln!(out, "listening on http://{}", http.local_addr()?)?;
+        out.flush()?;
+    }
+    match &tcp {
+        Some(listener) => {
+            tracing::info!(http = %http.local_addr()?, tcp = %listener.local_addr()?, "listening")
+        }
+        None => tracing::info!(http = %http.local_addr()?, "listening (TCP off)"),
+    }
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let config = Config {
+        limits: cli.limits.to_limits(),
+        allowed_origins: cli.allowed_origins,
+        shutdown_timeout: cli.shutdown_timeout,
+        redis_url: cli.redis,
+        channels: cli.channels,
+    };
+    server::run(config, http, tcp, shutdown).await?;
+    Ok(())
+}
+
+/// Logs to standard error: `RUST_LOG` if set, else `--log-level` for our crates and
+/// warnings for the rest.
+fn init_tracing(cli: &Cli) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let level = cli.log_level.as_str().to_ascii_lowercase();
+        let directives: Vec<String> = std::iter::once("warn".to_owned())
+            .chain(OUR_CRATES.iter().map(|krate| format!("{krate}={level}")))
+            .collect();
+        EnvFilter::new(directives.join(","))
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+    shutdown.cancel();
+}

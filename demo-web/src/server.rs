@@ -1,0 +1,186 @@
+//! `run`: the demo server once its sockets are bound. Starts the engine, serves the web
+//! front end and `/ws` (transport-ws) on one listener and the line protocol
+//! (transport-tcp) on the other, and shuts all of it down when the token is cancelled.
+//!
+//! Called by `main.rs` (which parses flags, sets up tracing, binds and turns signals into
+//! the token) and usable from tests with listeners on port 0. It owns the shutdown order
+//! and nothing else: it must not parse flags, install signal handlers or print.
+//!
+//! # Shutdown
+//! One [`CancellationToken`] drives everything, in the order `docs/architecture.md`
+//! gives:
+//! 1. the token is cancelled: the TCP listener stops accepting and every TCP client gets
+//!    its shutdown line, every WebSocket gets close 1001 (both transports watch the token);
+//! 2. the HTTP server stops accepting and waits for its connections to finish;
+//! 3. the engine stops.
+//!
+//! Steps 1–2 are bounded by [`Config::shutdown_timeout`] and step 3 by the same again, so
+//! a stuck client cannot keep the process alive.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
+use chat_core::{ChatError, Engine, EngineConfig, Limits};
+use tokio_util::sync::CancellationToken;
+use transport_ws::WsChat;
+
+use crate::assets;
+
+/// What `run` needs besides its listeners.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Every limit of the engine and both transports.
+    pub limits: Limits,
+    /// Browser origins allowed to open `/ws`; empty means the server's own origin only.
+    pub allowed_origins: Vec<String>,
+    /// Longest wait for clients to be closed on shutdown, and again for the engine.
+    pub shutdown_timeout: Duration,
+    /// The Redis that several nodes share (`redis://HOST:PORT`); `None`: in memory.
+    pub redis_url: Option<String>,
+    /// Channels to create at start-up unless they exist.
+    pub channels: Vec<String>,
+}
+
+/// Why the server could not start or stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The chat engine refused to start.
+    #[error("cannot start the chat engine: {0}")]
+    Engine(#[from] ChatError),
+    /// A listener could not be used, or the HTTP server failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl ServerError {
+    fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> ServerError {
+        move |source| ServerError::Io { context, source }
+    }
+}
+
+/// Runs the demo server on listeners that are already bound (`tcp` is `None` when the
+/// TCP listener is disabled) until `shutdown` is cancelled, then shuts down in order and
+/// returns. Must be called from inside a multi-threaded tokio runtime.
+pub async fn run(
+    config: Config,
+    http: TcpListener,
+    tcp: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let engine = Engine::from_config(EngineConfig {
+        limits: config.limits.clone(),
+        redis_url: config.redis_url.clone(),
+    })
+    .await?;
+    for name in &config.channels {
+        match engine.create_channel(name).await {
+            Ok(_) => tracing::info!(channel = %name, "created at start-up"),
+            Err(ChatError::ChannelExists(_)) => {}
+            Err(e) => return Err(ServerError::Engine(e)),
+        }
+    }
+    let result = serve(&config, &engine, http, tcp, shutdown.clone()).await;
+    // Whatever happened, the engine stops last, once no transport uses it any more.
+    shutdown.cancel();
+    if tokio::time::timeout(config.shutdown_timeout, engine.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?config.shutdown_timeout, "the engine did not stop in time");
+    }
+    tracing::info!("stopped");
+    result
+}
+
+/// Serves both transports until `shutdown` is cancelled (or the HTTP server fails), then
+/// waits, bounded, for their clients to be closed.
+async fn serve(
+    config: &Config,
+    engine: &Engine,
+    http: TcpListener,
+    tcp: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let tcp_task = match tcp {
+        Some(listener) => {
+            listener
+                .set_nonblocking(true)
+                .map_err(ServerError::io("cannot use the TCP listener"))?;
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(ServerError::io("cannot use the TCP listener"))?;
+            Some(tokio::spawn(transport_tcp::serve(
+                listener,
+                engine.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+
+    let chat = WsChat::new(
+        engine.clone(),
+        config.allowed_origins.clone(),
+        shutdown.clone(),
+    );
+    let ws_tasks = chat.tasks();
+    let server = HttpServer::new(move || {
+        App::new()
+            .configure(transport_ws::configure(chat.clone()))
+            .configure(assets::configure)
+    })
+    .disable_signals()
+    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+    .listen(http)
+    .map_err(ServerError::io("cannot use the HTTP listener"))?
+    .run();
+    let handle = server.handle();
+    let mut http_task = tokio::spawn(server);
+
+    let http_result = tokio::select! {
+        _ = shutdown.cancelled() => None,
+        ended = &mut http_task => Some(ended),
+    };
+    tracing::info!("shutting down");
+    shutdown.cancel();
+
+    let closing = async {
+        // The HTTP server stops accepting as soon as it is told (`stop` sends the command
+        // when called) and then waits for its open requests. Every socket task has seen
+        // the token and is sending its close 1001: wait for them, then for the server, and
+        // for the TCP listener (which closes its own clients).
+        let http_stopped = handle.stop(true);
+        ws_tasks.close();
+        ws_tasks.wait().await;
+        http_stopped.await;
+        let http = match http_result {
+            Some(ended) => ended,
+            None => http_task.await,
+        };
+        if let Some(task) = tcp_task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "the TCP listener task failed");
+            }
+        }
+        http
+    };
+    match tokio::time::timeout(config.shutdown_timeout, closing).await {
+        Ok(Ok(result)) => result.map_err(ServerError::io("the HTTP server failed")),
+        Ok(Err(join)) => {
+            tracing::error!(error = %join, "the HTTP server task failed");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout = ?config.shutdown_timeout,
+                "clients were still connected at the shutdown timeout"
+            );
+            Ok(())
+        }
+    }
+}

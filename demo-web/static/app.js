@@ -1,0 +1,535 @@
+// app.js — the Flack user interface: login, the room lists, the message pane, the
+// composer, members, typing and unread counts. It keeps what the page shows in `state`
+// and renders it; every byte of the protocol goes through protocol.js.
+//
+// Rule: text that came from a user (names, messages, channel names) is only ever set with
+// `textContent` or `setAttribute`, never parsed as HTML.
+
+import { ChatClient } from "/protocol.js";
+
+const TOKEN_KEY = "flack.token";
+const ROOM_KEY = "flack.room";
+const TYPING_SEND_EVERY_MS = 2000;
+const TYPING_SHOW_MS = 3000;
+const MIN_SHOWN = 100;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  me: null,
+  channels: new Map(), // name -> CHANNEL
+  rooms: new Map(), // room -> RoomView
+  current: null,
+  typingSentAt: new Map(), // room -> ms
+  started: false,
+};
+
+const client = new ChatClient(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`);
+
+/** What the page knows of one room. */
+function room(name) {
+  let r = state.rooms.get(name);
+  if (!r) {
+    r = {
+      name,
+      messages: new Map(), // id -> MSG
+      members: new Map(), // user id -> {user, online}
+      unread: 0,
+      joined: false,
+      typing: new Map(), // user name -> timer
+      keep: MIN_SHOWN,
+    };
+    state.rooms.set(name, r);
+  }
+  return r;
+}
+
+const isDirect = (name) => name.startsWith("@");
+
+// -- small DOM helpers (text only) -------------------------------------------------------
+
+function el(tag, { text, cls, attrs } = {}, ...children) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+function showError(id, message) {
+  const node = $(id);
+  node.textContent = message;
+  node.hidden = !message;
+}
+
+const AVATAR_HUES = [4, 215, 145, 28, 262, 190, 330, 290];
+
+function hueOf(name) {
+  // FNV-1a over the code points, so that similar names still get different colours.
+  let h = 0x811c9dc5;
+  for (const ch of name.toLowerCase()) h = Math.imul(h ^ ch.codePointAt(0), 0x01000193) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0; // fold the better-mixed high bits into the low ones
+  return AVATAR_HUES[h % AVATAR_HUES.length];
+}
+
+function avatar(name) {
+  const node = el("span", { cls: "avatar", text: [...name][0]?.toUpperCase() || "?", attrs: { "aria-hidden": "true" } });
+  node.style.setProperty("--hue", hueOf(name));
+  return node;
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dayTimeFormat = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+
+function timestamp(ms) {
+  const date = new Date(ms);
+  const today = new Date().toDateString() === date.toDateString();
+  return el("time", {
+    cls: "time",
+    text: (today ? timeFormat : dayTimeFormat).format(date),
+    attrs: { datetime: date.toISOString(), title: fullFormat.format(date), "data-testid": "message-time" },
+  });
+}
+
+// -- screens -----------------------------------------------------------------------------
+
+function showLogin(message = "") {
+  $("app").hidden = true;
+  $("login").hidden = false;
+  showError("login-error", message);
+  $("login-name").focus();
+}
+
+function showApp() {
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("me").textContent = state.me.name;
+}
+
+async function login(loginWith) {
+  try {
+    await client.start(loginWith);
+  } catch (err) {
+    if (loginWith.token) {
+      localStorage.removeItem(TOKEN_KEY);
+      showLogin("Welcome back! Your old session has expired; please pick a name again.");
+    } else if (err.code === "name_taken") {
+      showLogin(`The name “${loginWith.name}” is taken. Please pick another one.`);
+    } else {
+      showLogin(err.message);
+    }
+  }
+}
+
+$("login-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const name = $("login-name").value.trim();
+  if (!name) {
+    showError("login-error", "Please enter a display name.");
+    return;
+  }
+  showError("login-error", "");
+  login({ name });
+});
+
+// -- session lifecycle -------------------------------------------------------------------
+
+client.addEventListener("session", async ({ detail }) => {
+  state.me = detail.user;
+  localStorage.setItem(TOKEN_KEY, detail.token);
+  showApp();
+  await refreshChannels();
+  if (!state.started) {
+    state.started = true;
+    const last = localStorage.getItem(ROOM_KEY);
+    if (last && (isDirect(last) || state.channels.has(last))) await openRoom(last);
+    else renderRoom();
+  }
+});
+
+client.addEventListener("loggedout", ({ detail }) => {
+  localStorage.removeItem(TOKEN_KEY);
+  state.started = false;
+  showLogin(detail.message || "Please log in again.");
+});
+
+let goingAway = "";
+client.addEventListener("disconnected", ({ detail }) => {
+  goingAway = detail.code === "shutting_down" ? "The server is restarting." : "The connection was too slow.";
+});
+
+client.addEventListener("status", ({ detail }) => {
+  const banner = $("banner");
+  if (detail.state === "reconnecting") {
+    banner.textContent = `${goingAway || "Connection lost."} Reconnecting…`;
+    banner.hidden = false;
+  } else if (detail.state === "online") {
+    goingAway = "";
+    banner.hidden = true;
+    banner.textContent = "";
+  }
+});
+
+// -- channels ----------------------------------------------------------------------------
+
+async function refreshChannels() {
+  try {
+    const { channels } = await client.request("list_channels");
+    for (const channel of channels) state.channels.set(channel.name, channel);
+  } catch {
+    // Offline: the list is refreshed on the next login.
+  }
+  renderSidebar();
+}
+
+client.addEventListener("channel_created", ({ detail }) => {
+  state.channels.set(detail.channel.name, detail.channel);
+  renderSidebar();
+});
+
+$("create-channel-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const input = $("new-channel-name");
+  const name = input.value.trim().replace(/^#/, "");
+  if (!name) {
+    showError("create-channel-error", "Type a name for the new channel.");
+    return;
+  }
+  try {
+    const { channel } = await client.request("create_channel", { name });
+    state.channels.set(channel.name, channel);
+    input.value = "";
+    showError("create-channel-error", "");
+    renderSidebar();
+    await openRoom(channel.name);
+  } catch (err) {
+    const messages = {
+      channel_exists: `A channel named “${name}” already exists.`,
+      invalid_channel_name: `“${name}” can't be a channel name: ${err.message}`,
+      rate_limited: "You are creating channels too fast; try again in a moment.",
+    };
+    showError("create-channel-error", messages[err.code] || err.message);
+  }
+});
+
+$("new-channel-name").addEventListener("input", () => showError("create-channel-error", ""));
+
+// -- rooms -------------------------------------------------------------------------------
+
+async function openRoom(name) {
+  state.current = name;
+  localStorage.setItem(ROOM_KEY, name);
+  const r = room(name);
+  r.unread = 0;
+  document.body.classList.remove("sidebar-open");
+  showError("composer-error", "");
+  renderSidebar();
+  renderRoom();
+  if (!r.joined) {
+    try {
+      applyJoin(await client.join(name), false);
+      r.joined = true;
+    } catch (err) {
+      showError("composer-error", err.code === "no_such_user" ? `There is no user ${name}.` : err.message);
+    }
+  }
+  if (state.current === name) $("composer-input").focus();
+}
+
+function applyJoin(result, resumed) {
+  const name = result.room;
+  const r = room(name);
+  // A join with `after` (the page already holds the room's earlier messages, e.g. a
+  // private message that arrived before the room was opened) brings only the rest.
+  if (result.gap) r.messages.clear();
+  for (const m of result.messages || []) {
+    if (resumed && name !== state.current && !r.messages.has(m.id) && m.author.id !== state.me.id) r.unread += 1;
+    r.messages.set(m.id, m);
+  }
+  for (const id of result.deleted || []) r.messages.delete(id);
+  if (!resumed) r.keep = Math.max(MIN_SHOWN, (result.messages || []).length);
+  trim(r);
+  r.members = new Map((result.members || []).map((m) => [m.user.id, m]));
+  r.joined = true;
+  renderSidebar();
+  if (name === state.current) renderRoom();
+}
+
+client.addEventListener("joined", ({ detail }) => applyJoin(detail, true));
+
+function trim(r) {
+  const extra = r.messages.size - r.keep;
+  if (extra <= 0) return;
+  const oldest = [...r.messages.keys()].sort((a, b) => a - b).slice(0, extra);
+  for (const id of oldest) r.messages.delete(id);
+}
+
+client.addEventListener("message", ({ detail }) => {
+  const { room: name, message } = detail;
+  const r = room(name);
+  if (r.messages.has(message.id)) return;
+  r.messages.set(message.id, message);
+  trim(r);
+  clearTyping(r, message.author.name);
+  if (name === state.current) {
+    insertMessage(message);
+  } else if (message.author.id !== state.me?.id) {
+    r.unread += 1;
+  }
+  renderSidebar();
+});
+
+client.addEventListener("deleted", ({ detail }) => {
+  const r = state.rooms.get(detail.room);
+  if (!r) return;
+  r.messages.delete(detail.message_id);
+  if (detail.room === state.current) {
+    document.querySelector(`#messages [data-id="${Number(detail.message_id)}"]`)?.remove();
+  }
+});
+
+client.addEventListener("presence", ({ detail }) => {
+  const r = state.rooms.get(detail.room);
+  if (!r) return;
+  if (detail.change === "left") r.members.delete(detail.user.id);
+  else r.members.set(detail.user.id, { user: detail.user, online: detail.change !== "offline" });
+  if (detail.change === "offline" || detail.change === "left") clearTyping(r, detail.user.name);
+  if (detail.room === state.current) renderMembers();
+});
+
+client.addEventListener("typing", ({ detail }) => {
+  if (detail.user.id === state.me?.id) return;
+  const r = room(detail.room);
+  clearTimeout(r.typing.get(detail.user.name));
+  r.typing.set(detail.user.name, setTimeout(() => clearTyping(r, detail.user.name), TYPING_SHOW_MS));
+  if (detail.room === state.current) renderTyping();
+});
+
+function clearTyping(r, name) {
+  if (!r.typing.has(name)) return;
+  clearTimeout(r.typing.get(name));
+  r.typing.delete(name);
+  if (r.name === state.current) renderTyping();
+}
+
+// -- composer ----------------------------------------------------------------------------
+
+const input = $("composer-input");
+
+input.addEventListener("keydown", (ev) => {
+  if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    $("composer").requestSubmit();
+  }
+});
+
+input.addEventListener("input", () => {
+  showError("composer-error", "");
+  autoGrow();
+  const name = state.current;
+  if (!name || !input.value.trim() || client.state !== "online") return;
+  const now = Date.now();
+  if (now - (state.typingSentAt.get(name) || 0) < TYPING_SEND_EVERY_MS) return;
+  state.typingSentAt.set(name, now);
+  client.request("typing", { room: name }).catch(() => {});
+});
+
+function autoGrow() {
+  input.style.height = "auto";
+  input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+  input.style.overflowY = input.scrollHeight > 160 ? "auto" : "hidden";
+}
+
+$("composer").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const name = state.current;
+  const text = input.value;
+  if (!name || !text.trim()) return;
+  try {
+    const { message } = await client.request("post", { room: name, text });
+    if (input.value === text) input.value = "";
+    autoGrow();
+    state.typingSentAt.delete(name);
+    const r = room(name);
+    if (!r.messages.has(message.id)) {
+      r.messages.set(message.id, message);
+      trim(r);
+      if (name === state.current) insertMessage(message);
+    }
+  } catch (err) {
+    const messages = {
+      rate_limited: "You are sending too fast; wait a moment.",
+      offline: "Not connected. Your message was not sent; it will stay here until you retry.",
+      disconnected: "The connection dropped; your message may not have been sent.",
+    };
+    showError("composer-error", messages[err.code] || err.message);
+  }
+});
+
+async function deleteMessage(name, id) {
+  try {
+    await client.request("delete", { room: name, message_id: id });
+  } catch (err) {
+    showError("composer-error", err.code === "not_author" ? "You can only delete your own messages." : err.message);
+  }
+}
+
+// -- rendering ---------------------------------------------------------------------------
+
+function renderSidebar() {
+  const channels = [...state.channels.keys()].sort((a, b) => a.localeCompare(b));
+  $("channel-list").replaceChildren(...channels.map((name) => roomButton(name, "channel", "#")));
+  $("no-channels").hidden = channels.length > 0;
+  const dms = [...state.rooms.keys()].filter(isDirect).sort((a, b) => a.localeCompare(b));
+  $("dm-list").replaceChildren(...dms.map((name) => roomButton(name, "dm", "@")));
+  $("no-dms").hidden = dms.length > 0;
+}
+
+function roomButton(name, kind, sigil) {
+  const r = state.rooms.get(name);
+  const label = kind === "dm" ? name.slice(1) : name;
+  const button = el(
+    "button",
+    { cls: "room", attrs: { type: "button", "data-testid": kind, "data-room": name } },
+    el("span", { cls: "sigil", text: sigil, attrs: { "aria-hidden": "true" } }),
+    el("span", { cls: "room-name", text: label }),
+  );
+  if (r && r.unread > 0) {
+    button.append(el("span", { cls: "badge", text: r.unread > 99 ? "99+" : r.unread, attrs: { "data-testid": "unread", "aria-label": `${r.unread} unread` } }));
+    button.classList.add("has-unread");
+  }
+  if (name === state.current) button.setAttribute("aria-current", "page");
+  button.addEventListener("click", () => openRoom(name));
+  return el("li", {}, button);
+}
+
+function renderRoom() {
+  const name = state.current;
+  $("empty-state").hidden = Boolean(name);
+  $("messages").hidden = !name;
+  $("composer").hidden = !name;
+  if (!name) {
+    $("room-title").textContent = "Welcome";
+    $("member-list").replaceChildren();
+    return;
+  }
+  $("room-title").textContent = isDirect(name) ? name.slice(1) : `#${name}`;
+  $("room-title").classList.toggle("direct", isDirect(name));
+  input.placeholder = isDirect(name) ? `Message ${name.slice(1)}` : `Message #${name}`;
+  const r = room(name);
+  const ids = [...r.messages.keys()].sort((a, b) => a - b);
+  $("messages").replaceChildren(...ids.map((id) => messageItem(r.messages.get(id))));
+  scrollToEnd(true);
+  renderMembers();
+  renderTyping();
+}
+
+function messageItem(m) {
+  const mine = m.author.id === state.me?.id;
+  const author = el("button", {
+    cls: "author",
+    text: m.author.name,
+    attrs: { type: "button", "data-testid": "message-author", title: mine ? "You" : `Message ${m.author.name} privately` },
+  });
+  if (!mine) author.addEventListener("click", () => openRoom(`@${m.author.name}`));
+  const head = el("div", { cls: "message-head" }, author, timestamp(m.sent_at));
+  if (mine) {
+    const del = el("button", {
+      cls: "delete",
+      text: "Delete",
+      attrs: { type: "button", "data-testid": "delete-message", "aria-label": "Delete this message" },
+    });
+    del.addEventListener("click", () => deleteMessage(state.current, m.id));
+    head.append(del);
+  }
+  return el(
+    "li",
+    { cls: mine ? "message mine" : "message", attrs: { "data-testid": "message", "data-id": m.id, "data-author": m.author.name } },
+    avatar(m.author.name),
+    el("div", { cls: "message-body" }, head, el("p", { cls: "text", text: m.text, attrs: { "data-testid": "message-text" } })),
+  );
+}
+
+function insertMessage(m) {
+  const list = $("messages");
+  const stick = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  const item = messageItem(m);
+  const after = [...list.children].find((li) => Number(li.dataset.id) > m.id);
+  list.insertBefore(item, after || null);
+  const r = room(state.current);
+  while (list.children.length > r.keep) list.firstElementChild.remove();
+  scrollToEnd(stick);
+}
+
+function scrollToEnd(really) {
+  if (!really) return;
+  const list = $("messages");
+  list.scrollTop = list.scrollHeight;
+}
+
+function renderMembers() {
+  const r = state.current && state.rooms.get(state.current);
+  if (!r) return;
+  const members = [...r.members.values()].sort(
+    (a, b) => Number(b.online) - Number(a.online) || a.user.name.localeCompare(b.user.name),
+  );
+  $("member-list").replaceChildren(
+    ...members.map(({ user, online }) => {
+      const mine = user.id === state.me?.id;
+      const name = el("button", {
+        cls: "member-name",
+        text: user.name,
+        attrs: { type: "button", title: mine ? "You" : `Message ${user.name} privately` },
+      });
+      if (!mine) name.addEventListener("click", () => openRoom(`@${user.name}`));
+      return el(
+        "li",
+        { cls: "member", attrs: { "data-testid": "member", "data-name": user.name, "data-online": online } },
+        el("span", { cls: online ? "dot online" : "dot", attrs: { "aria-label": online ? "online" : "offline", role: "img" } }),
+        name,
+        mine ? el("span", { cls: "muted", text: " (you)" }) : null,
+      );
+    }),
+  );
+}
+
+function renderTyping() {
+  const r = state.current && state.rooms.get(state.current);
+  const names = r ? [...r.typing.keys()] : [];
+  let text = "";
+  if (names.length === 1) text = `${names[0]} is typing…`;
+  else if (names.length === 2) text = `${names[0]} and ${names[1]} are typing…`;
+  else if (names.length > 2) text = "Several people are typing…";
+  $("typing").textContent = text;
+}
+
+// -- layout controls ---------------------------------------------------------------------
+
+$("toggle-sidebar").addEventListener("click", (ev) => {
+  ev.stopPropagation();
+  document.body.classList.toggle("sidebar-open");
+});
+// On a phone the room list covers the conversation: a tap beside it closes it.
+document.querySelector(".conversation").addEventListener("click", () => document.body.classList.remove("sidebar-open"));
+const narrow = window.matchMedia("(max-width: 900px)");
+function membersShown() {
+  const body = document.body.classList;
+  return narrow.matches ? body.contains("members-open") : !body.contains("members-hidden");
+}
+$("toggle-members").addEventListener("click", () => {
+  document.body.classList.toggle(narrow.matches ? "members-open" : "members-hidden");
+  $("toggle-members").setAttribute("aria-expanded", String(membersShown()));
+});
+narrow.addEventListener("change", () => $("toggle-members").setAttribute("aria-expanded", String(membersShown())));
+$("toggle-members").setAttribute("aria-expanded", String(membersShown()));
+document.addEventListener("keydown", (ev) => {
+  if (ev.key === "Escape") document.body.classList.remove("sidebar-open", "members-open");
+});
+
+// -- start -------------------------------------------------------------------------------
+
+const savedToken = localStorage.getItem(TOKEN_KEY);
+if (savedToken) login({ token: savedToken });
+else showLogin();

@@ -1,0 +1,270 @@
+// protocol.js — the only module that speaks the Flack WebSocket protocol (version 1,
+// docs/protocol.md). It owns the socket: connecting, the hello check, login, requests
+// matched to replies by id, server events, and reconnecting with exponential backoff and
+// jitter. After a reconnect it logs in again with the resume token and re-joins every
+// followed room with `after` = the last message id it has seen there, so the UI gets
+// exactly what it missed; messages are de-duplicated by id before the UI sees them.
+// It never touches the DOM.
+
+export const PROTOCOL_VERSION = 1;
+
+/** An error reply from the server (or a local one: `offline`, `disconnected`, `timeout`). */
+export class ChatError extends Error {
+  constructor(code, message) {
+    super(message || code);
+    this.code = code;
+  }
+}
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_MAX_MS = 15000;
+const REQUEST_TIMEOUT_MS = 15000;
+
+/**
+ * A chat connection that survives disconnections.
+ *
+ * Events (listen with `addEventListener`, payload in `event.detail`):
+ * - `status`   {state: "connecting" | "online" | "reconnecting", attempt, delayMs}
+ * - `session`  {user, token, newUser, resumed}: logged in (again)
+ * - `loggedout` {code, message}: the token was refused; ask for a name again
+ * - `joined`   the join result {room, messages, gap, deleted, last_id, members, resumed}
+ * - `message`, `deleted`, `channel_created`, `presence`, `typing`: server events as sent
+ * - `disconnected` {code, message}: the server closed the session (it reconnects anyway)
+ */
+export class ChatClient extends EventTarget {
+  constructor(url) {
+    super();
+    this.url = url;
+    this.ws = null;
+    this.state = "idle";
+    this.user = null;
+    this.token = null;
+    this.nextId = 1;
+    this.pending = new Map(); // request id -> {resolve, reject, timer}
+    this.followed = new Map(); // room -> last message id seen (0 when none)
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.stopped = false;
+  }
+
+  /** Opens the connection and logs in with `login` = {name} or {token}. */
+  start(login) {
+    this.stopped = false;
+    this.pendingLogin = login;
+    this.open();
+    return new Promise((resolve, reject) => {
+      this.firstLogin = { resolve, reject };
+    });
+  }
+
+  /** Closes for good (no reconnect). */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    if (this.ws) this.ws.close(1000, "bye");
+  }
+
+  /** Sends one request and resolves with its `result` (rejects with a ChatError). */
+  request(type, fields = {}) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || this.state !== "online") {
+      return Promise.reject(new ChatError("offline", "Not connected: reconnecting…"));
+    }
+    return this.send(type, fields);
+  }
+
+  /** Joins (follows) a room and resolves with the join result. */
+  async join(room) {
+    const after = this.followed.get(room);
+    const result = await this.request("join", after ? { room, after } : { room });
+    this.noteJoin(result.room || room, result);
+    return result;
+  }
+
+  async leave(room) {
+    this.followed.delete(room);
+    return this.request("leave", { room });
+  }
+
+  /** Remembers that a room is followed (e.g. a private room the server follows for us). */
+  follow(room, lastId = 0) {
+    if (!this.followed.has(room)) this.followed.set(room, lastId);
+  }
+
+  // -- internals ---------------------------------------------------------------------
+
+  send(type, fields) {
+    const id = this.nextId++;
+    const frame = JSON.stringify({ type, id, ...fields });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ChatError("timeout", "The server did not answer in time."));
+      }, REQUEST_TIMEOUT_MS);
+      this.pending.set(id, { resolve, reject, timer });
+      this.ws.send(frame);
+    });
+  }
+
+  setState(state, extra = {}) {
+    this.state = state;
+    this.emit("status", { state, attempt: this.attempt, ...extra });
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  open() {
+    clearTimeout(this.retryTimer);
+    this.setState(this.attempt === 0 ? "connecting" : "reconnecting");
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (e) {
+      this.scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    ws.onmessage = (ev) => this.onFrame(ws, ev.data);
+    ws.onclose = () => this.onClose(ws);
+    // An error is always followed by a close; the close handles it.
+    ws.onerror = () => {};
+  }
+
+  onClose(ws) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    for (const { reject, timer } of this.pending.values()) {
+      clearTimeout(timer);
+      reject(new ChatError("disconnected", "The connection was lost."));
+    }
+    this.pending.clear();
+    if (this.stopped) {
+      this.setState("idle");
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  scheduleReconnect() {
+    // Exponential backoff with full jitter on the upper half: 0.5–1 × min(max, base·2^n).
+    const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.attempt);
+    const delayMs = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    this.attempt += 1;
+    this.setState("reconnecting", { delayMs });
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.open(), delayMs);
+  }
+
+  onFrame(ws, data) {
+    if (ws !== this.ws || typeof data !== "string") return;
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (!frame || typeof frame.type !== "string") return;
+    switch (frame.type) {
+      case "hello":
+        this.onHello(frame);
+        return;
+      case "ok":
+      case "error":
+        this.onReply(frame);
+        return;
+      case "message":
+        this.onMessage(frame);
+        return;
+      case "disconnected":
+        this.emit("disconnected", frame);
+        return;
+      default:
+        this.emit(frame.type, frame);
+    }
+  }
+
+  onReply(frame) {
+    const waiting = this.pending.get(frame.id);
+    if (!waiting) return;
+    this.pending.delete(frame.id);
+    clearTimeout(waiting.timer);
+    if (frame.type === "ok") waiting.resolve(frame.result || {});
+    else waiting.reject(new ChatError(frame.code, frame.message));
+  }
+
+  onMessage(frame) {
+    const message = frame.message;
+    if (!message || typeof message.id !== "number") return;
+    const room = frame.room || message.room;
+    const last = this.followed.get(room);
+    if (last !== undefined && message.id <= last) return; // seen already (dedupe by id)
+    this.followed.set(room, message.id);
+    this.emit("message", { room, message });
+  }
+
+  noteJoin(room, result) {
+    const ids = (result.messages || []).map((m) => m.id);
+    const last = Math.max(this.followed.get(room) || 0, result.last_id || 0, ...ids);
+    this.followed.set(room, last);
+  }
+
+  async onHello(frame) {
+    if (frame.protocol !== PROTOCOL_VERSION) {
+      this.stop();
+      this.emit("loggedout", {
+        code: "protocol",
+        message: `The server speaks protocol ${frame.protocol}; this page needs ${PROTOCOL_VERSION}. Reload the page.`,
+      });
+      return;
+    }
+    // A socket that is open but not logged in yet: only login may be sent.
+    this.state = "authenticating";
+    const resumed = !this.pendingLogin && Boolean(this.token);
+    const login = this.pendingLogin || { token: this.token };
+    let result;
+    try {
+      result = await this.send("login", login);
+    } catch (err) {
+      if (err.code === "disconnected" || err.code === "timeout") return; // retried on close
+      this.pendingLogin = null;
+      if (this.firstLogin) {
+        this.firstLogin.reject(err);
+        this.firstLogin = null;
+      } else {
+        this.emit("loggedout", { code: err.code, message: err.message });
+      }
+      this.stop();
+      return;
+    }
+    this.pendingLogin = null;
+    this.user = result.user;
+    this.token = result.token;
+    this.attempt = 0;
+    this.setState("online");
+    const session = { user: result.user, token: result.token, newUser: result.new_user, resumed };
+    if (this.firstLogin) {
+      this.firstLogin.resolve(session);
+      this.firstLogin = null;
+    }
+    this.emit("session", session);
+    if (resumed) await this.rejoinAll();
+  }
+
+  /** After a reconnect: join each followed room again from the last id seen. */
+  async rejoinAll() {
+    for (const room of [...this.followed.keys()]) {
+      const after = this.followed.get(room);
+      try {
+        const result = await this.send("join", after ? { room, after } : { room });
+        if (result.gap) this.followed.set(room, 0);
+        const fresh = result.gap ? result.messages : result.messages.filter((m) => m.id > after);
+        this.noteJoin(room, result);
+        this.emit("joined", { ...result, room, messages: fresh, resumed: true });
+      } catch (err) {
+        if (err.code === "disconnected" || err.code === "timeout") return;
+        this.followed.delete(room);
+      }
+    }
+  }
+}

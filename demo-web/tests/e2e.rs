@@ -1,0 +1,303 @@
+//! End-to-end tests of the `demo-web` binary as a process: flags and `--help`, the
+//! address lines on port 0, `/healthz` and the embedded front end with its headers, a TCP
+//! user and a WebSocket user chatting both ways (issue 5), and SIGTERM closing every
+//! client (WebSocket close 1001, the TCP shutdown line) before a prompt exit 0.
+//!
+//! Everything runs over real sockets on 127.0.0.1 against the real binary; each test
+//! starts its own server, killed on drop.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Server, TestResult, WsClient};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// A raw HTTP/1.1 GET: the status line, the headers (lower-cased names) and the body.
+async fn get(addr: SocketAddr, path: &str) -> TestResult<(String, Vec<(String, String)>, String)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let mut raw = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut raw)).await??;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("no end of headers")?;
+    let mut lines = head.lines();
+    let status = lines.next().ok_or("no status line")?.to_owned();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok((status, headers, body.to_owned()))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A line-protocol client with a deadline on every read.
+struct Terminal {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    seen: Vec<String>,
+}
+
+impl Terminal {
+    async fn connect(addr: SocketAddr) -> TestResult<Terminal> {
+        let (read, writer) = TcpStream::connect(addr).await?.into_split();
+        Ok(Terminal {
+            reader: BufReader::new(read),
+            writer,
+            seen: Vec::new(),
+        })
+    }
+
+    async fn send(&mut self, line: &str) -> TestResult {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .await?;
+        Ok(())
+    }
+
+    /// Reads lines until one contains `needle`; `None` at end of stream.
+    async fn line_with(&mut self, needle: &str) -> TestResult<Option<String>> {
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
+                .await
+                .map_err(|_| format!("no line containing {needle:?}; saw {:?}", self.seen))??;
+            if n == 0 {
+                return Ok(None);
+            }
+            let line = line.trim_end().to_owned();
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return Ok(Some(line));
+            }
+        }
+    }
+}
+
+#[test]
+fn help_documents_every_flag_with_env_and_default() -> TestResult {
+    let out = Command::new(env!("CARGO_BIN_EXE_demo-web"))
+        .arg("--help")
+        .output()?;
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout)?;
+    let flags = [
+        ("--listen", "FLACK_LISTEN", Some("127.0.0.1:8080")),
+        ("--tcp", "FLACK_TCP", Some("127.0.0.1:7878")),
+        ("--allowed-origin", "FLACK_ALLOWED_ORIGINS", None),
+        ("--redis", "FLACK_REDIS", None),
+        ("--channel", "FLACK_CHANNELS", None),
+        ("--log-level", "FLACK_LOG_LEVEL", Some("info")),
+        ("--history", "FLACK_HISTORY", Some("100")),
+        (
+            "--max-message-bytes",
+            "FLACK_MAX_MESSAGE_BYTES",
+            Some("4096"),
+        ),
+        (
+            "--max-display-name-chars",
+            "FLACK_MAX_DISPLAY_NAME_CHARS",
+            Some("32"),
+        ),
+        (
+            "--max-channel-name-chars",
+            "FLACK_MAX_CHANNEL_NAME_CHARS",
+            Some("32"),
+        ),
+        ("--session-queue", "FLACK_SESSION_QUEUE", Some("1024")),
+        ("--message-rate", "FLACK_MESSAGE_RATE", Some("20/5")),
+        (
+            "--channel-create-rate",
+            "FLACK_CHANNEL_CREATE_RATE",
+            Some("5/0.1"),
+        ),
+        ("--typing-interval", "FLACK_TYPING_INTERVAL", Some("2s")),
+        ("--max-channels", "FLACK_MAX_CHANNELS", Some("10000")),
+        ("--max-sessions", "FLACK_MAX_SESSIONS", Some("100000")),
+        ("--name-hold", "FLACK_NAME_HOLD", Some("7d")),
+        (
+            "--channel-workers",
+            "FLACK_CHANNEL_WORKERS",
+            Some("the number of cores"),
+        ),
+        ("--max-connections", "FLACK_MAX_CONNECTIONS", Some("100000")),
+        ("--max-frame-bytes", "FLACK_MAX_FRAME_BYTES", Some("65536")),
+        ("--max-line-bytes", "FLACK_MAX_LINE_BYTES", Some("8192")),
+        ("--idle-timeout", "FLACK_IDLE_TIMEOUT", Some("60s")),
+        ("--tcp-idle-timeout", "FLACK_TCP_IDLE_TIMEOUT", Some("30m")),
+        (
+            "--heartbeat-interval",
+            "FLACK_HEARTBEAT_INTERVAL",
+            Some("20s"),
+        ),
+        ("--write-timeout", "FLACK_WRITE_TIMEOUT", Some("10s")),
+        ("--shutdown-timeout", "FLACK_SHUTDOWN_TIMEOUT", Some("10s")),
+    ];
+    for (flag, env, default) in flags {
+        let start = help
+            .find(&format!("{flag} "))
+            .ok_or_else(|| format!("{flag} is not in --help:\n{help}"))?;
+        let end = help[start + 2..]
+            .find("\n  -")
+            .map_or(help.len(), |i| start + 2 + i);
+        let entry = &help[start..end];
+        assert!(
+            entry.contains(&format!("[env: {env}")),
+            "{flag}: no {env} in {entry:?}"
+        );
+        if let Some(default) = default {
+            assert!(
+                entry.contains(&format!("[default: {default}]")),
+                "{flag}: no default {default} in {entry:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn healthz_and_the_front_end_are_served_with_their_headers() -> TestResult {
+    let server = Server::start(&[])?;
+    let (status, _, body) = get(server.http, "/healthz").await?;
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(body.trim(), "ok");
+
+    for (path, content_type, marker) in [
+        ("/", "text/html", "<!doctype html>"),
+        ("/app.js", "text/javascript", "import"),
+        ("/protocol.js", "text/javascript", "export class ChatClient"),
+        ("/app.css", "text/css", ":root"),
+        ("/favicon.svg", "image/svg+xml", "<svg"),
+    ] {
+        let (status, headers, body) = get(server.http, path).await?;
+        assert!(status.contains(" 200 "), "{path}: {status}");
+        let ct = header(&headers, "content-type").ok_or("no content type")?;
+        assert!(ct.starts_with(content_type), "{path}: {ct}");
+        let csp = header(&headers, "content-security-policy").ok_or("no CSP")?;
+        assert!(csp.contains("default-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+        assert!(body.contains(marker), "{path} lacks {marker:?}");
+    }
+    let (status, _, _) = get(server.http, "/nope").await?;
+    assert!(status.contains(" 404 "), "{status}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn channels_named_by_flag_exist_at_start() -> TestResult {
+    let server = Server::start(&["--channel", "general", "--channel", "random"])?;
+    let mut web = WsClient::login(server.http, "early").await?;
+    let list = web.ok(json!({"type": "list_channels"})).await?;
+    let names: Vec<&str> = list["channels"]
+        .as_array()
+        .ok_or("no channel list")?
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["general", "random"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_stops_the_start_with_a_clear_error() -> TestResult {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_demo-web"))
+        .args(["--listen", "127.0.0.1:0", "--tcp", "off"])
+        .args(["--redis", &format!("redis://127.0.0.1:{port}/")])
+        .output()?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unavailable") || stderr.contains("redis"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn tcp_off_starts_no_tcp_listener() -> TestResult {
+    let server = Server::start(&["--tcp", "off"])?;
+    assert_eq!(server.tcp, None);
+    let (status, _, _) = get(server.http, "/healthz").await?;
+    assert!(status.contains(" 200 "), "{status}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn tcp_and_websocket_users_see_each_other_both_ways() -> TestResult {
+    let server = Server::start(&[])?;
+    let tcp = server.tcp.ok_or("no TCP listener")?;
+
+    let mut web = WsClient::login(server.http, "webby").await?;
+    web.ok(json!({"type": "create_channel", "name": "bridge"}))
+        .await?;
+    web.ok(json!({"type": "join", "room": "bridge"})).await?;
+
+    let mut term = Terminal::connect(tcp).await?;
+    term.send("/nick termy").await?;
+    term.send("/join bridge").await?;
+    // The join is done once the web user sees the terminal user arrive.
+    web.event(|f| f["type"] == "presence" && f["user"]["name"] == "termy")
+        .await?;
+
+    web.ok(json!({"type": "post", "room": "bridge", "text": "hello from the web"}))
+        .await?;
+    let line = term
+        .line_with("hello from the web")
+        .await?
+        .ok_or("the TCP client was disconnected")?;
+    assert!(
+        line.contains("#bridge") && line.contains("<webby>"),
+        "{line}"
+    );
+
+    term.send("hello from the terminal").await?;
+    let event = web
+        .event(|f| f["type"] == "message" && f["message"]["text"] == "hello from the terminal")
+        .await?;
+    assert_eq!(event["room"], "bridge");
+    assert_eq!(event["message"]["author"]["name"], "termy");
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_closes_clients_and_exits_zero_promptly() -> TestResult {
+    let mut server = Server::start(&[])?;
+    let tcp = server.tcp.ok_or("no TCP listener")?;
+    let mut web = WsClient::login(server.http, "leaving").await?;
+    let mut term = Terminal::connect(tcp).await?;
+    term.send("/nick alsoleaving").await?;
+    term.line_with("alsoleaving").await?;
+
+    server.terminate()?;
+    let close = web
+        .close_frame()
+        .await?
+        .ok_or("a close frame without a code")?;
+    assert_eq!(close.code, CloseCode::Away, "{close:?}");
+    let last = term.line_with("! closed").await?;
+    assert!(last.is_some(), "no shutdown line; saw {:?}", term.seen);
+
+    let status = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(10)))
+        .await?
+        .map_err(|e| e.to_string())?;
+    assert!(status.success(), "exit status {status}");
+    Ok(())
+}

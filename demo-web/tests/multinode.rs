@@ -1,0 +1,169 @@
+//! Two `demo-web` processes sharing one real `redis-server` (issue 7, end to end): a
+//! WebSocket user on node A and a terminal user on node B chat in one channel both ways,
+//! channel creation crosses, and a node that restarts serves the same history.
+//!
+//! The test starts `redis-server` on a free loopback port with its own temp dir and no
+//! persistence, and kills it (and both nodes) when it ends. Without `redis-server` it
+//! says so loudly and skips; under `CI=true` it fails instead.
+
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{scratch_dir, Server, TestResult, WsClient};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+/// A `redis-server` child process, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> TestResult<Option<Redis>> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                return Err("redis-server is not installed, and CI=true".into());
+            }
+            eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
+            return Ok(None);
+        }
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(scratch_dir("redis"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let redis = Redis { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("redis-server did not listen".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Some(redis))
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A terminal user on the line protocol.
+struct Terminal {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Terminal {
+    async fn connect(addr: SocketAddr) -> TestResult<Terminal> {
+        let (read, writer) = TcpStream::connect(addr).await?.into_split();
+        Ok(Terminal {
+            reader: BufReader::new(read),
+            writer,
+        })
+    }
+
+    async fn send(&mut self, line: &str) -> TestResult {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .await?;
+        Ok(())
+    }
+
+    async fn line_with(&mut self, needle: &str) -> TestResult<String> {
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
+                .await
+                .map_err(|_| format!("no line containing {needle:?}"))??;
+            if n == 0 {
+                return Err(format!("disconnected before {needle:?}").into());
+            }
+            if line.contains(needle) {
+                return Ok(line.trim_end().to_owned());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_one_chat_over_websocket_and_tcp() -> TestResult {
+    let Some(redis) = Redis::start()? else {
+        return Ok(());
+    };
+    let url = redis.url();
+    let node_a = Server::start(&["--redis", &url])?;
+    let node_b = Server::start(&["--redis", &url])?;
+
+    let mut web = WsClient::login(node_a.http, "webby").await?;
+    let mut term = Terminal::connect(node_b.tcp.ok_or("node B has no TCP listener")?).await?;
+    term.send("/nick termy").await?;
+    term.line_with("welcome, termy").await?;
+
+    // A channel created on A appears live on B.
+    web.ok(json!({"type": "create_channel", "name": "bridge"}))
+        .await?;
+    term.line_with("+ #bridge").await?;
+    web.ok(json!({"type": "join", "room": "bridge"})).await?;
+    term.send("/join bridge").await?;
+    term.line_with("joined #bridge").await?;
+
+    // Both ways, across nodes.
+    let sent = web
+        .ok(json!({"type": "post", "room": "bridge", "text": "hello from node A"}))
+        .await?;
+    let id = sent["message"]["id"].as_u64().ok_or("no id")?;
+    let line = term.line_with("hello from node A").await?;
+    assert!(
+        line.contains(&format!("(id {id})")),
+        "same id on both nodes: {line}"
+    );
+    term.send("hello from node B").await?;
+    let event = web
+        .event(|f| f["type"] == "message" && f["message"]["text"] == "hello from node B")
+        .await?;
+    assert_eq!(event["message"]["id"].as_u64(), Some(id + 1));
+
+    // Names are unique across nodes.
+    let mut impostor = WsClient::connect(node_b.http).await?;
+    let reply = impostor
+        .request(json!({"type": "login", "name": "WEBBY"}))
+        .await?;
+    assert_eq!(reply["code"], "name_taken");
+
+    // A node that restarts loses nothing: a third node started now serves the history.
+    drop(node_a);
+    let node_c = Server::start(&["--redis", &url])?;
+    let mut reader = WsClient::login(node_c.http, "reader").await?;
+    let joined = reader.ok(json!({"type": "join", "room": "bridge"})).await?;
+    let texts: Vec<&str> = joined["messages"]
+        .as_array()
+        .ok_or("no messages")?
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["hello from node A", "hello from node B"]);
+    drop(node_b);
+    drop(redis);
+    Ok(())
+}
