@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, TestResult, WsClient};
+use common::{Server, Terminal, TestResult, WsClient};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -43,49 +43,6 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
-}
-
-/// A line-protocol client with a deadline on every read.
-struct Terminal {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-    seen: Vec<String>,
-}
-
-impl Terminal {
-    async fn connect(addr: SocketAddr) -> TestResult<Terminal> {
-        let (read, writer) = TcpStream::connect(addr).await?.into_split();
-        Ok(Terminal {
-            reader: BufReader::new(read),
-            writer,
-            seen: Vec::new(),
-        })
-    }
-
-    async fn send(&mut self, line: &str) -> TestResult {
-        self.writer
-            .write_all(format!("{line}\n").as_bytes())
-            .await?;
-        Ok(())
-    }
-
-    /// Reads lines until one contains `needle`; `None` at end of stream.
-    async fn line_with(&mut self, needle: &str) -> TestResult<Option<String>> {
-        loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
-                .await
-                .map_err(|_| format!("no line containing {needle:?}; saw {:?}", self.seen))??;
-            if n == 0 {
-                return Ok(None);
-            }
-            let line = line.trim_end().to_owned();
-            self.seen.push(line.clone());
-            if line.contains(needle) {
-                return Ok(Some(line));
-            }
-        }
-    }
 }
 
 #[test]

@@ -8,14 +8,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{scratch_dir, Server, TestResult, WsClient};
+use common::{scratch_dir, Server, Terminal, TestResult, WsClient};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 /// A `redis-server` child process, killed on drop.
 struct Redis {
@@ -68,44 +66,6 @@ impl Drop for Redis {
     }
 }
 
-/// A terminal user on the line protocol.
-struct Terminal {
-    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    writer: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Terminal {
-    async fn connect(addr: SocketAddr) -> TestResult<Terminal> {
-        let (read, writer) = TcpStream::connect(addr).await?.into_split();
-        Ok(Terminal {
-            reader: BufReader::new(read),
-            writer,
-        })
-    }
-
-    async fn send(&mut self, line: &str) -> TestResult {
-        self.writer
-            .write_all(format!("{line}\n").as_bytes())
-            .await?;
-        Ok(())
-    }
-
-    async fn line_with(&mut self, needle: &str) -> TestResult<String> {
-        loop {
-            let mut line = String::new();
-            let n = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
-                .await
-                .map_err(|_| format!("no line containing {needle:?}"))??;
-            if n == 0 {
-                return Err(format!("disconnected before {needle:?}").into());
-            }
-            if line.contains(needle) {
-                return Ok(line.trim_end().to_owned());
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn two_nodes_one_chat_over_websocket_and_tcp() -> TestResult {
     let Some(redis) = Redis::start()? else {
@@ -118,22 +78,31 @@ async fn two_nodes_one_chat_over_websocket_and_tcp() -> TestResult {
     let mut web = WsClient::login(node_a.http, "webby").await?;
     let mut term = Terminal::connect(node_b.tcp.ok_or("node B has no TCP listener")?).await?;
     term.send("/nick termy").await?;
-    term.line_with("welcome, termy").await?;
+    term.line_with("welcome, termy")
+        .await?
+        .ok_or("node B dropped the terminal")?;
 
     // A channel created on A appears live on B.
     web.ok(json!({"type": "create_channel", "name": "bridge"}))
         .await?;
-    term.line_with("+ #bridge").await?;
+    term.line_with("+ #bridge")
+        .await?
+        .ok_or("node B dropped the terminal")?;
     web.ok(json!({"type": "join", "room": "bridge"})).await?;
     term.send("/join bridge").await?;
-    term.line_with("joined #bridge").await?;
+    term.line_with("joined #bridge")
+        .await?
+        .ok_or("node B dropped the terminal")?;
 
     // Both ways, across nodes.
     let sent = web
         .ok(json!({"type": "post", "room": "bridge", "text": "hello from node A"}))
         .await?;
     let id = sent["message"]["id"].as_u64().ok_or("no id")?;
-    let line = term.line_with("hello from node A").await?;
+    let line = term
+        .line_with("hello from node A")
+        .await?
+        .ok_or("node B dropped the terminal")?;
     assert!(
         line.contains(&format!("(id {id})")),
         "same id on both nodes: {line}"

@@ -1,6 +1,6 @@
 //! Test helpers shared by `e2e.rs` and `browser.rs`: the real `demo-web` binary as a
 //! child process on port 0 (killed on drop, panics included), a small WebSocket client of
-//! the JSON protocol, and waiting with a deadline instead of sleeping.
+//! the JSON protocol, a line-protocol client, and waiting with a deadline instead of sleeping.
 //!
 //! Each test file compiles its own copy and uses a different subset, hence the
 //! `dead_code` allowance below.
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -280,6 +281,50 @@ impl WsClient {
                 .ok_or("the socket ended without a close frame")??;
             if let Message::Close(close) = frame {
                 return Ok(close);
+            }
+        }
+    }
+}
+
+/// A line-protocol client with a deadline on every read.
+pub struct Terminal {
+    reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+impl Terminal {
+    pub async fn connect(addr: SocketAddr) -> TestResult<Terminal> {
+        let (read, writer) = TcpStream::connect(addr).await?.into_split();
+        Ok(Terminal {
+            reader: tokio::io::BufReader::new(read),
+            writer,
+            seen: Vec::new(),
+        })
+    }
+
+    pub async fn send(&mut self, line: &str) -> TestResult {
+        self.writer
+            .write_all(format!("{line}\n").as_bytes())
+            .await?;
+        Ok(())
+    }
+
+    /// Reads lines until one contains `needle`; `None` at end of stream.
+    pub async fn line_with(&mut self, needle: &str) -> TestResult<Option<String>> {
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
+                .await
+                .map_err(|_| format!("no line containing {needle:?}; saw {:?}", self.seen))??;
+            if n == 0 {
+                return Ok(None);
+            }
+            let line = line.trim_end().to_owned();
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return Ok(Some(line));
             }
         }
     }
