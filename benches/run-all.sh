@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# benches/run-all.sh: the side-by-side comparison of issue 6, start to finish.
+#
+# Builds demo-web, loadgen and raw-ws in release mode, installs the peers into local
+# folders (benches/peers/.venv from PyPI, benches/peers/node_modules from npm; ngIRCd from
+# Debian if missing), runs every scenario against every server with the server pinned to
+# one core and loadgen to the other, takes the median of $RUNS runs per row, and writes the
+# table between the result markers of docs/performance.md (the rest of the file is kept).
+# Loopback only. Every process it starts is stopped on exit (trap), every run is bounded
+# by `timeout`.
+#
+# Scale knobs (environment, defaults in brackets): RUNS [3], DURATION [4] seconds of
+# sending, S1_SUBSCRIBERS [1000], S2_CHANNELS [100], S2_MEMBERS [10], S2_RATE [20]
+# msgs/s per member, S4_CLIENTS [10000], SERVERS ["ours raw flask-gevent flask-threading
+# node"], SCENARIOS ["1 2 3 4 5"], SERVER_CPU [0], LOADGEN_CPU [1], SKIP_BUILD,
+# SKIP_INSTALL, QUIET_WAIT [1200] seconds to wait for other builds to finish,
+# NODELAY_ROWS ["1 3"]: scenarios that also get an "ours-nodelay" row (demo-web with
+# TCP_NODELAY forced on by the LD_PRELOAD shim in tools/, to show what that would gain).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$HERE")
+PEERS=$HERE/peers
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$CARGO_TARGET_DIR/release
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-4}
+S1_SUBSCRIBERS=${S1_SUBSCRIBERS:-1000}
+S2_CHANNELS=${S2_CHANNELS:-100}
+S2_MEMBERS=${S2_MEMBERS:-10}
+S2_RATE=${S2_RATE:-20}
+S4_CLIENTS=${S4_CLIENTS:-10000}
+SERVERS=${SERVERS:-"ours raw flask-gevent flask-threading node"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5"}
+SERVER_CPU=${SERVER_CPU:-0}
+LOADGEN_CPU=${LOADGEN_CPU:-1}
+QUIET_WAIT=${QUIET_WAIT:-1200}
+DOC=${DOC:-$ROOT/docs/performance.md}
+RESULTS=${RESULTS:-$(mktemp -d /tmp/flack-bench.XXXXXX)}
+PORT=${PORT:-18080}
+COMMAND="$0 $*"
+export S1_SUBSCRIBERS S2_CHANNELS S2_MEMBERS S2_RATE S4_CLIENTS
+[ -n "${RUNS_ENV_NOTE:-}" ] || RUNS_ENV_NOTE="RUNS=$RUNS DURATION=$DURATION S1_SUBSCRIBERS=$S1_SUBSCRIBERS S2_CHANNELS=$S2_CHANNELS S2_MEMBERS=$S2_MEMBERS S2_RATE=$S2_RATE S4_CLIENTS=$S4_CLIENTS"
+
+log() { printf '[run-all %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+SERVER_PID=""
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+cleanup() { stop_server; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# 10,000 connections need 10,000 descriptors in loadgen and in the server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+log "open files limit: $(ulimit -n)"
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building demo-web, loadgen and raw-ws (release)"
+    (cd "$ROOT" && cargo build --release -p demo-web -p benches --bins)
+fi
+if [ -z "${SKIP_INSTALL:-}" ]; then
+    log "installing the peers into benches/peers/.venv and benches/peers/node_modules"
+    [ -x "$PEERS/.venv/bin/python" ] || python3 -m venv "$PEERS/.venv"
+    "$PEERS/.venv/bin/pip" install --quiet -r "$PEERS/requirements.txt"
+    (cd "$PEERS" && npm ci --no-audit --no-fund --silent)
+    if ! command -v ngircd >/dev/null && [ -x /usr/sbin/ngircd ]; then :; fi
+    if ! command -v ngircd >/dev/null && ! [ -x /usr/sbin/ngircd ]; then
+        log "installing ngircd from Debian"
+        apt-get install -y -qq ngircd >/dev/null || log "cannot install ngircd: scenario 5 will lack it"
+    fi
+fi
+NGIRCD=$(command -v ngircd || echo /usr/sbin/ngircd)
+# The TCP_NODELAY shim for the "ours-nodelay" rows (what disabling Nagle would gain).
+NODELAY_SO=$RESULTS/nodelay.so
+NODELAY_ROWS=${NODELAY_ROWS:-"1 3"}
+cc -shared -fPIC -O2 -o "$NODELAY_SO" "$HERE/tools/nodelay_preload.c" -ldl || NODELAY_ROWS=""
+
+# Measure on a quiet machine: before each run, wait while other builds, tests or browsers
+# run (all waits together at most $QUIET_WAIT seconds); count the runs that overlapped.
+busy() {
+    pgrep -x 'cargo|rustc|cc1|ld|chromium|chromedriver' >/dev/null 2>&1 \
+        || pgrep -f '/deps/[^ ]*-[0-9a-f]{16}' >/dev/null
+}
+QUIET_LEFT=$QUIET_WAIT
+WAITED=0
+NOISY_RUNS=0
+TOTAL_RUNS=0
+wait_quiet() {
+    local announced=""
+    while busy; do
+        if [ "$QUIET_LEFT" -le 0 ]; then return 1; fi
+        [ -n "$announced" ] || log "other builds, tests or browsers are running; waiting (${QUIET_LEFT}s of waiting left)"
+        announced=yes
+        sleep 5
+        QUIET_LEFT=$((QUIET_LEFT - 5)); WAITED=$((WAITED + 5))
+    done
+}
+
+wait_port() { # PORT: until something listens, at most 30 s
+    for _ in $(seq 1 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# start_server NAME: sets SERVER_PID, ADDR and PROTO. Fresh process per run.
+start_server() {
+    local name=$1
+    PORT=$((PORT + 2))
+    ADDR=127.0.0.1:$PORT
+    PROTO=ws
+    local pin=(taskset -c "$SERVER_CPU")
+    case $name in
+        ours|ours-tcp|ours-nodelay)
+            [ "$name" = ours-tcp ] && PROTO=tcp
+            local preload=""
+            [ "$name" = ours-nodelay ] && preload=$NODELAY_SO
+            LD_PRELOAD=$preload RUST_LOG=warn "${pin[@]}" "$BIN/demo-web" --listen "127.0.0.1:$PORT" \
+                --tcp "127.0.0.1:$((PORT + 1))" --log-level warn \
+                --message-rate 1000000/1000000 --channel-create-rate 1000000/1000000 \
+                --idle-timeout 10m --max-sessions 200000 >"$RESULTS/server.log" 2>&1 &
+            SERVER_PID=$!
+            [ "$name" = ours-tcp ] && ADDR=127.0.0.1:$((PORT + 1)) ;;
+        raw)
+            "${pin[@]}" "$BIN/raw-ws" --listen "$ADDR" --max-seconds 600 >"$RESULTS/server.log" 2>&1 &
+            SERVER_PID=$! ;;
+        flask-gevent|flask-threading)
+            PROTO=socketio
+            "${pin[@]}" "$PEERS/.venv/bin/python" "$PEERS/flask_server.py" --mode "${name#flask-}" \
+                --port "$PORT" >"$RESULTS/server.log" 2>&1 &
+            SERVER_PID=$! ;;
+        node)
+            PROTO=socketio
+            "${pin[@]}" node "$PEERS/node_server.js" "$PORT" >"$RESULTS/server.log" 2>&1 &
+            SERVER_PID=$! ;;
+        ngircd)
+            PROTO=irc
+            mkdir -p "$RESULTS/ngircd"
+            sed -e "s|@PORT@|$PORT|" -e "s|@DIR@|$RESULTS/ngircd|" "$PEERS/ngircd.conf.in" >"$RESULTS/ngircd/ngircd.conf"
+            "${pin[@]}" "$NGIRCD" --nodaemon --config "$RESULTS/ngircd/ngircd.conf" >"$RESULTS/server.log" 2>&1 &
+            SERVER_PID=$! ;;
+        *) log "unknown server $name"; return 1 ;;
+    esac
+    local port=${ADDR##*:}
+    if ! wait_port "$port"; then
+        log "$name did not start: $(tail -3 "$RESULTS/server.log" | tr '\n' ' ')"
+        stop_server
+        return 1
+    fi
+}
+
+# measure SCENARIO SERVER RUN [loadgen args...]: one bounded run, JSON to the results dir.
+measure() {
+    local scenario=$1 server=$2 run=$3; shift 3
+    local out="$RESULTS/s$scenario-$server-$run.json"
+    local noisy=""
+    wait_quiet || noisy=yes
+    if ! start_server "$server"; then
+        echo '{"error":"server did not start"}' >"$out"; return 0
+    fi
+    log "scenario $scenario, $server, run $run"
+    timeout -k 5 300 taskset -c "$LOADGEN_CPU" "$BIN/loadgen" --protocol "$PROTO" --addr "$ADDR" \
+        --server-pid "$SERVER_PID" --label "s$scenario $server" --json "$@" >"$out" 2>"$out.err" || true
+    busy && noisy=yes
+    TOTAL_RUNS=$((TOTAL_RUNS + 1))
+    if [ -n "$noisy" ]; then NOISY_RUNS=$((NOISY_RUNS + 1)); log "this run overlapped other activity"; fi
+    [ -s "$out" ] || echo "{\"error\":\"loadgen produced no report: $(tail -1 "$out.err" | tr '"' "'")\"}" >"$out"
+    stop_server
+}
+
+nodelay_for() { case " $NODELAY_ROWS " in *" $1 "*) echo ours-nodelay ;; esac; }
+s1_args=(--clients $((S1_SUBSCRIBERS + 1)) --channels 1 --senders 1 --window 64 --duration "$DURATION")
+for scenario in $SCENARIOS; do
+    case $scenario in
+        1) for s in $SERVERS $(nodelay_for 1); do for r in $(seq 1 "$RUNS"); do measure 1 "$s" "$r" "${s1_args[@]}"; done; done ;;
+        2) for s in $SERVERS; do for r in $(seq 1 "$RUNS"); do
+               measure 2 "$s" "$r" --clients $((S2_CHANNELS * S2_MEMBERS)) --channels "$S2_CHANNELS" \
+                   --senders $((S2_CHANNELS * S2_MEMBERS)) --rate "$S2_RATE" --window 16 --duration "$DURATION"
+           done; done ;;
+        3) # 50 % of our own scenario-1 maximum (median), in messages per second.
+           S3_RATE=${S3_RATE:-$(python3 "$HERE/summarize.py" --s3-rate "$RESULTS" "$S1_SUBSCRIBERS")}
+           log "scenario 3 offered rate: $S3_RATE messages/s"
+           for s in $SERVERS $(nodelay_for 3); do for r in $(seq 1 "$RUNS"); do
+               measure 3 "$s" "$r" --clients $((S1_SUBSCRIBERS + 1)) --channels 1 --senders 1 \
+                   --rate "$S3_RATE" --window 1024 --duration "$DURATION"
+           done; done ;;
+        4) for s in $SERVERS; do for r in $(seq 1 "$RUNS"); do
+               measure 4 "$s" "$r" --clients "$S4_CLIENTS" --channels 100 --senders 0 --duration 2 \
+                   --drain 0 --settle 2 --connect-concurrency 256 --setup-budget 90
+           done; done ;;
+        5) # ngIRCd accepts about 60 connections a second: give its setup more time.
+           for s in ours-tcp ngircd; do for r in $(seq 1 "$RUNS"); do
+               measure 5 "$s" "$r" "${s1_args[@]}" --connect-timeout 60
+           done; done ;;
+    esac
+done
+
+if [ "$NOISY_RUNS" -eq 0 ]; then
+    QUIET="yes: none of the $TOTAL_RUNS runs overlapped other builds, tests or browsers (waited ${WAITED}s for them in all)"
+else
+    QUIET="no: $NOISY_RUNS of $TOTAL_RUNS runs overlapped other builds, tests or browsers (after waiting ${WAITED}s in all)"
+fi
+MACHINE="$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/^Mem:/ {print $2}') GiB memory, $(uname -sr)"
+python3 "$HERE/summarize.py" --doc "$DOC" --results "$RESULTS" --machine "$MACHINE" --quiet "$QUIET" \
+    --command "$RUNS_ENV_NOTE $COMMAND" --runs "$RUNS"
+log "results in $RESULTS; table written to $DOC"

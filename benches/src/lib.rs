@@ -1,0 +1,39 @@
+//! # benches: how fast the chat is, measured against the raw limit and its peers
+//!
+//! This crate owns the measuring instruments of issue 6. It never changes the engine or
+//! the transports; it only drives them from outside, the way a user's clients would.
+//!
+//! - `benches/engine.rs` (criterion): the engine alone, no sockets.
+//! - `loadgen` (`src/bin/loadgen.rs`): many clients on loopback over one of four protocols
+//!   (our WebSocket protocol, our TCP line protocol, Socket.IO, IRC), reporting
+//!   deliveries per second, latency percentiles, loss, duplication and server memory.
+//! - `raw-ws` (`src/bin/raw-ws.rs`): a WebSocket broadcast server with no engine, the
+//!   raw limit of this machine.
+//! - `run-all.sh` and `peers/`: every scenario against every server, written to
+//!   `docs/performance.md`.
+//!
+//! # Layout
+//! - [`payload`]: the text each measured message carries (sender, sequence number, send
+//!   time) and how a receiver finds it again in any protocol's frame or line.
+//! - [`track`]: the bookkeeping shared by all clients of one run: in-flight windows,
+//!   completion counts, latency histograms, loss and duplicate detection.
+//! - [`client`]: one connection speaking one protocol: setup (login, create, join), posting,
+//!   and classifying what arrives.
+//! - [`run`]: a whole load run, from the connect phase to the [`report`]; the testable
+//!   entry point behind `loadgen`.
+//! - [`report`]: the result of a run, as a human table and as JSON.
+//! - [`rss`]: the server's memory, read from `/proc/PID/status`.
+//! - [`raw`]: the raw-limit broadcast server behind `raw-ws`.
+
+#![warn(missing_docs)]
+
+/// The error type of this crate's fallible paths (no `anyhow` in the workspace).
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+pub mod client;
+pub mod payload;
+pub mod raw;
+pub mod report;
+pub mod rss;
+pub mod run;
+pub mod track;

@@ -1,0 +1,295 @@
+//! Bookkeeping shared by every client of one run: what each sender has in flight, how
+//! many recipients each message still waits for, the latency histograms and the counters
+//! that say whether anything was lost or duplicated.
+//!
+//! Owned by [`crate::run`] (one [`Tracker`] per run, behind an `Arc`); senders call
+//! [`Tracker::begin`], receivers call [`Tracker::delivered`] after their own duplicate
+//! check ([`Seen`]). Locks are std mutexes held for a few instructions, never across an
+//! await. It must not do I/O.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use tokio::sync::Notify;
+
+use crate::payload::Stamp;
+
+/// Messages a sender's ring remembers; the send window is capped well below it.
+pub const RING: usize = 8192;
+/// Largest allowed send window (messages in flight per sender).
+pub const MAX_WINDOW: u32 = (RING / 2) as u32;
+/// Highest latency the histograms hold: 10 minutes, in ns (larger values are clamped).
+const MAX_NS: u64 = 600_000_000_000;
+/// Latency samples a receiver buffers before taking the shared histogram's lock.
+const FLUSH_EVERY: usize = 256;
+
+#[derive(Clone, Copy)]
+struct Pending {
+    /// Sequence number this slot tracks; `u64::MAX` when empty.
+    seq: u64,
+    /// Recipients that still have to receive it.
+    remaining: u32,
+}
+
+/// One sender's state: its window and the messages it is waiting on.
+pub struct SenderSlot {
+    /// Recipients each message of this sender should reach (its channel's other members
+    /// that connected). Set before sending starts.
+    pub recipients: AtomicU32,
+    /// Messages sent.
+    pub sent: AtomicU64,
+    /// Messages sent and not yet received by every recipient.
+    pub in_flight: AtomicU32,
+    /// Woken when one of this sender's messages completes (frees a window slot).
+    pub notify: Notify,
+    ring: Mutex<Vec<Pending>>,
+}
+
+impl SenderSlot {
+    fn new() -> Self {
+        SenderSlot {
+            recipients: AtomicU32::new(0),
+            sent: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+            notify: Notify::new(),
+            ring: Mutex::new(vec![
+                Pending {
+                    seq: u64::MAX,
+                    remaining: 0
+                };
+                RING
+            ]),
+        }
+    }
+}
+
+/// Counters and histograms of one run.
+pub struct Tracker {
+    /// The shared start instant every timestamp is relative to.
+    pub start: Instant,
+    /// One slot per sender, by sender index.
+    pub senders: Vec<SenderSlot>,
+    /// Unique deliveries (a message reaching one recipient, counted once).
+    pub unique: AtomicU64,
+    /// Deliveries of a message a recipient had already received.
+    pub duplicates: AtomicU64,
+    /// Copies of its own message a sender got back (ignored: not a delivery).
+    pub echoes: AtomicU64,
+    /// Deliveries that could not be matched to a pending message (sender unknown, or the
+    /// message fell out of its sender's ring). Zero in a sound run.
+    pub untracked: AtomicU64,
+    /// Messages given up on by their sender's ring while still incomplete.
+    pub abandoned: AtomicU64,
+    /// Messages of all senders not yet complete (for the drain phase).
+    pub outstanding: AtomicI64,
+    /// Time of the last delivery, ns since `start`.
+    pub last_delivery_ns: AtomicU64,
+    /// Clients that lost their connection (or got a disconnect event) before the end.
+    pub dropped: AtomicU64,
+    /// The first few reasons for dropped connections, for the report.
+    pub errors: Mutex<Vec<String>>,
+    latency: Mutex<Histogram<u64>>,
+    last: Mutex<Histogram<u64>>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // unwrap: the bounds are constants that hdrhistogram accepts (1 <= low, 3 digits).
+    Histogram::new_with_bounds(1, MAX_NS, 3).unwrap()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Tracker {
+    /// A tracker for `senders` senders, its clock starting now.
+    pub fn new(senders: usize) -> Self {
+        Tracker {
+            start: Instant::now(),
+            senders: (0..senders).map(|_| SenderSlot::new()).collect(),
+            unique: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            echoes: AtomicU64::new(0),
+            untracked: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
+            outstanding: AtomicI64::new(0),
+            last_delivery_ns: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            errors: Mutex::new(Vec::new()),
+            latency: Mutex::new(histogram()),
+            last: Mutex::new(histogram()),
+        }
+    }
+
+    /// Nanoseconds since the start instant.
+    pub fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Registers message `seq` of `sender` as sent, before it is written to the socket.
+    pub fn begin(&self, sender: u32, seq: u64) {
+        let slot = &self.senders[sender as usize];
+        let recipients = slot.recipients.load(Ordering::Relaxed);
+        slot.sent.fetch_add(1, Ordering::Relaxed);
+        if recipients == 0 {
+            return;
+        }
+        let mut ring = lock(&slot.ring);
+        let pending = &mut ring[(seq % RING as u64) as usize];
+        if pending.seq != u64::MAX && pending.remaining > 0 {
+            // An old message that never completed: give up on it to reuse its slot. The
+            // final count shows it as lost.
+            self.abandoned.fetch_add(1, Ordering::Relaxed);
+            slot.in_flight.fetch_sub(1, Ordering::Relaxed);
+            self.outstanding.fetch_sub(1, Ordering::Relaxed);
+        }
+        *pending = Pending {
+            seq,
+            remaining: recipients,
+        };
+        slot.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a first-time delivery of `stamp` to one recipient at `now_ns`, and its
+    /// latency (into `buffer`, flushed to the shared histogram now and then).
+    pub fn delivered(&self, stamp: Stamp, now_ns: u64, buffer: &mut Vec<u64>) {
+        self.unique.fetch_add(1, Ordering::Relaxed);
+        self.last_delivery_ns.fetch_max(now_ns, Ordering::Relaxed);
+        let latency = now_ns.saturating_sub(stamp.sent_ns).clamp(1, MAX_NS);
+        buffer.push(latency);
+        if buffer.len() >= FLUSH_EVERY {
+            self.flush(buffer);
+        }
+        let Some(slot) = self.senders.get(stamp.sender as usize) else {
+            self.untracked.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let completed = {
+            let mut ring = lock(&slot.ring);
+            let pending = &mut ring[(stamp.seq % RING as u64) as usize];
+            if pending.seq != stamp.seq || pending.remaining == 0 {
+                self.untracked.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            pending.remaining -= 1;
+            pending.remaining == 0
+        };
+        if completed {
+            slot.in_flight.fetch_sub(1, Ordering::Relaxed);
+            self.outstanding.fetch_sub(1, Ordering::Relaxed);
+            // Recording errors only happen for out-of-range values, which are clamped.
+            let _ = lock(&self.last).record(latency);
+            slot.notify.notify_one();
+        }
+    }
+
+    /// Moves buffered latency samples into the shared histogram.
+    pub fn flush(&self, buffer: &mut Vec<u64>) {
+        if buffer.is_empty() {
+            return;
+        }
+        let mut h = lock(&self.latency);
+        for &v in buffer.iter() {
+            let _ = h.record(v);
+        }
+        buffer.clear();
+    }
+
+    /// Records that a client's connection ended early, and why (the first 10 reasons kept).
+    pub fn record_drop(&self, why: String) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        let mut errors = lock(&self.errors);
+        if errors.len() < 10 {
+            errors.push(why);
+        }
+    }
+
+    /// Per-recipient latency histogram (ns), a copy.
+    pub fn latency(&self) -> Histogram<u64> {
+        lock(&self.latency).clone()
+    }
+
+    /// Time-until-last-recipient histogram (ns) of completed messages, a copy.
+    pub fn until_last(&self) -> Histogram<u64> {
+        lock(&self.last).clone()
+    }
+}
+
+/// One receiver's memory of what it has seen, per sender: everything below `next`, plus
+/// the out-of-order sequence numbers above it. Detects duplicates even when a server
+/// reorders messages.
+#[derive(Default)]
+pub struct Seen {
+    per_sender: HashMap<u32, SeqSet>,
+}
+
+#[derive(Default)]
+struct SeqSet {
+    next: u64,
+    ahead: HashSet<u64>,
+}
+
+impl Seen {
+    /// True the first time `(sender, seq)` is seen, false for a duplicate.
+    pub fn insert(&mut self, sender: u32, seq: u64) -> bool {
+        let set = self.per_sender.entry(sender).or_default();
+        if seq < set.next {
+            return false;
+        }
+        if seq == set.next {
+            set.next += 1;
+            while set.ahead.remove(&set.next) {
+                set.next += 1;
+            }
+            return true;
+        }
+        set.ahead.insert(seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_detects_duplicates_in_any_order() {
+        let mut seen = Seen::default();
+        assert!(seen.insert(1, 0));
+        assert!(seen.insert(1, 2));
+        assert!(!seen.insert(1, 2));
+        assert!(seen.insert(1, 1));
+        assert!(!seen.insert(1, 0));
+        assert!(!seen.insert(1, 1));
+        assert!(seen.insert(2, 0));
+        assert!(seen.insert(1, 3));
+    }
+
+    #[test]
+    fn a_message_completes_when_every_recipient_has_it() {
+        let t = Tracker::new(1);
+        t.senders[0].recipients.store(2, Ordering::Relaxed);
+        t.begin(0, 0);
+        assert_eq!(t.outstanding.load(Ordering::Relaxed), 1);
+        let stamp = Stamp {
+            sender: 0,
+            seq: 0,
+            sent_ns: 0,
+        };
+        let mut buf = Vec::new();
+        t.delivered(stamp, 10, &mut buf);
+        assert_eq!(t.senders[0].in_flight.load(Ordering::Relaxed), 1);
+        t.delivered(stamp, 20, &mut buf);
+        assert_eq!(t.senders[0].in_flight.load(Ordering::Relaxed), 0);
+        assert_eq!(t.outstanding.load(Ordering::Relaxed), 0);
+        // A third copy cannot match anything any more.
+        t.delivered(stamp, 30, &mut buf);
+        assert_eq!(t.untracked.load(Ordering::Relaxed), 1);
+        t.flush(&mut buf);
+        assert_eq!(t.latency().len(), 3);
+        assert_eq!(t.until_last().max(), 20);
+    }
+}

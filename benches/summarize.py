@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Turns the JSON reports of benches/run-all.sh into the tables of docs/performance.md.
+
+Owned by benches/run-all.sh, which calls it twice: `--s3-rate` (scenario 3's offered
+rate from our scenario-1 results) and `--doc` (write the tables). Each row is the median of
+the runs of one server in one scenario, metric by metric; losses and duplicates are summed
+over the runs, so a single bad run shows. It only reads the results directory and writes
+between the result markers of the document; it runs nothing.
+"""
+
+import argparse
+import datetime
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+
+BEGIN = "<!-- results:begin (written by benches/run-all.sh; do not edit by hand) -->"
+END = "<!-- results:end -->"
+PEERS = ["flask-gevent", "flask-threading", "node"]
+NAMES = {
+    "ours": "ours (demo-web, WebSocket)",
+    "ours-nodelay": "ours + TCP_NODELAY (LD_PRELOAD shim)",
+    "raw": "raw limit (raw-ws)",
+    "flask-gevent": "Flask-SocketIO, gevent",
+    "flask-threading": "Flask-SocketIO, threading",
+    "node": "Node.js Socket.IO",
+    "ours-tcp": "ours (demo-web, TCP lines)",
+    "ngircd": "ngIRCd",
+}
+TITLES = {
+    1: "Scenario 1: fan-out, 1 channel x {s1} subscribers, one sender as fast as possible",
+    2: "Scenario 2: chatty rooms, {s2c} channels x {s2m} members, each sending {s2r} msgs/s",
+    3: "Scenario 3: latency under load, scenario 1 at 50 % of our maximum ({s3} msgs/s)",
+    4: "Scenario 4: {s4} idle connections (100 channels)",
+    5: "Scenario 5: TCP fan-out, 1 channel x {s1} subscribers, one sender as fast as possible",
+}
+
+
+def load(results):
+    rows = {}
+    for path in sorted(glob.glob(os.path.join(results, "s*-*-*.json"))):
+        m = re.match(r"s(\d+)-(.+)-(\d+)\.json$", os.path.basename(path))
+        if not m:
+            continue
+        try:
+            with open(path) as f:
+                report = json.loads(f.read().strip() or "{}")
+        except (OSError, ValueError) as e:
+            report = {"error": f"unreadable report: {e}"}
+        rows.setdefault(int(m.group(1)), {}).setdefault(m.group(2), []).append(report)
+    return rows
+
+
+def med(reports, *path):
+    values = []
+    for r in reports:
+        v = r
+        for key in path:
+            v = v.get(key) if isinstance(v, dict) else None
+        if isinstance(v, (int, float)):
+            values.append(v)
+    return statistics.median(values) if values else None
+
+
+def total(reports, key):
+    return sum(r.get(key, 0) for r in reports if "error" not in r)
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "n/a"
+    if digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def clean_runs(reports):
+    ok = sum(
+        1
+        for r in reports
+        if "error" not in r
+        and r.get("lost") == 0
+        and r.get("duplicates") == 0
+        and r.get("untracked") == 0
+        and r.get("connect_failures") == 0
+        and r.get("dropped_connections") == 0
+    )
+    return f"{ok}/{len(reports)}"
+
+
+def problems(reports):
+    seen = []
+    for r in reports:
+        for e in ([r["error"]] if "error" in r else []) + r.get("errors", [])[:2]:
+            e = e[:160]
+            if e not in seen:
+                seen.append(e)
+    return seen[:3]
+
+
+def traffic_table(rows, order):
+    out = [
+        "| server | deliveries/s | msgs/s sent | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms"
+        " | last-recipient p99 ms | connects/s | peak RSS MiB | undelivered | dup | clean runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for server in order:
+        reports = rows.get(server)
+        if not reports:
+            continue
+        peak = med(reports, "server_memory", "peak_kib")
+        out.append(
+            "| "
+            + " | ".join(
+                [
+                    NAMES.get(server, server),
+                    fmt(med(reports, "deliveries_per_sec")),
+                    fmt(med(reports, "messages_per_sec")),
+                    fmt(med(reports, "latency_ms", "p50"), 2),
+                    fmt(med(reports, "latency_ms", "p90"), 2),
+                    fmt(med(reports, "latency_ms", "p99"), 2),
+                    fmt(med(reports, "latency_ms", "p999"), 2),
+                    fmt(med(reports, "latency_ms", "max"), 2),
+                    fmt(med(reports, "until_last_ms", "p99"), 2),
+                    fmt(med(reports, "connects_per_sec")),
+                    fmt(peak / 1024 if peak else None, 1),
+                    fmt(total(reports, "lost")),
+                    fmt(total(reports, "duplicates")),
+                    clean_runs(reports),
+                ]
+            )
+            + " |"
+        )
+        for p in problems(reports):
+            notes.append(f"- {NAMES.get(server, server)}: `{p}`")
+    return out, notes
+
+
+def idle_table(rows, order):
+    out = [
+        "| server | connected | connects/s | RSS before MiB | RSS connected MiB | per connection KiB | clean runs |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for server in order:
+        reports = rows.get(server)
+        if not reports:
+            continue
+        kib = lambda *p: (lambda v: v / 1024 if v is not None else None)(med(reports, *p))
+        per = med(reports, "server_memory", "per_connection_bytes")
+        out.append(
+            "| "
+            + " | ".join(
+                [
+                    NAMES.get(server, server),
+                    fmt(med(reports, "connected")),
+                    fmt(med(reports, "connects_per_sec")),
+                    fmt(kib("server_memory", "before_kib"), 1),
+                    fmt(kib("server_memory", "connected_kib"), 1),
+                    fmt(per / 1024 if per is not None else None, 1),
+                    clean_runs(reports),
+                ]
+            )
+            + " |"
+        )
+        for p in problems(reports):
+            notes.append(f"- {NAMES.get(server, server)}: `{p}`")
+    return out, notes
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def goals(rows):
+    lines = []
+
+    def best_peer(scenario):
+        vals = [(med(rows.get(scenario, {}).get(p, []), "deliveries_per_sec") or 0, p) for p in PEERS]
+        return max(vals) if vals else (0, None)
+
+    for scenario in (1, 2):
+        ours = med(rows.get(scenario, {}).get("ours", []), "deliveries_per_sec")
+        raw = med(rows.get(scenario, {}).get("raw", []), "deliveries_per_sec")
+        peak, who = best_peer(scenario)
+        r_peer, r_raw = ratio(ours, peak), ratio(ours, raw)
+        if ours is None:
+            continue
+        lines.append(
+            f"- Scenario {scenario}: ours / best peer ({NAMES.get(who, who)}) = {fmt(r_peer, 2)}x "
+            f"(goal >= 5x: {'met' if r_peer and r_peer >= 5 else 'MISSED'}); "
+            f"ours / raw limit = {fmt(r_raw, 2)} (goal >= 0.8: {'met' if r_raw and r_raw >= 0.8 else 'MISSED'})."
+        )
+    p99 = med(rows.get(3, {}).get("ours", []), "latency_ms", "p99")
+    if p99 is not None:
+        lines.append(f"- Scenario 3: our p99 = {fmt(p99, 2)} ms (goal < 10 ms: {'met' if p99 < 10 else 'MISSED'}).")
+    per = med(rows.get(4, {}).get("ours", []), "server_memory", "per_connection_bytes")
+    if per is not None:
+        lines.append(
+            f"- Scenario 4: {fmt(per / 1024, 1)} KiB per idle connection "
+            f"(goal < 16 KiB: {'met' if per < 16 * 1024 else 'MISSED'})."
+        )
+    for scenario in (1, 3):
+        plain = rows.get(scenario, {}).get("ours", [])
+        fixed = rows.get(scenario, {}).get("ours-nodelay", [])
+        if plain and fixed:
+            lines.append(
+                f"- Scenario {scenario} with TCP_NODELAY forced on (not a goal, a measured suggestion): "
+                f"{fmt(ratio(med(fixed, 'deliveries_per_sec'), med(plain, 'deliveries_per_sec')), 2)}x the deliveries/s, "
+                f"p99 {fmt(med(plain, 'latency_ms', 'p99'), 2)} -> {fmt(med(fixed, 'latency_ms', 'p99'), 2)} ms."
+            )
+    t = med(rows.get(5, {}).get("ours-tcp", []), "deliveries_per_sec")
+    n = med(rows.get(5, {}).get("ngircd", []), "deliveries_per_sec")
+    if t is not None and n is not None:
+        lines.append(
+            f"- Scenario 5: ours TCP / ngIRCd = {fmt(ratio(t, n), 2)}x "
+            f"(goal > 1: {'met' if ratio(t, n) and ratio(t, n) > 1 else 'MISSED'})."
+        )
+    return lines
+
+
+def s3_rate(results, subscribers):
+    rows = load(results)
+    d = med(rows.get(1, {}).get("ours", []), "deliveries_per_sec")
+    if not d:
+        return 1000
+    return max(1, int(0.5 * d / subscribers))
+
+
+def render(args):
+    rows = load(args.results)
+    env = {k: os.environ.get(k.upper(), "?") for k in ["s1_subscribers", "s2_channels", "s2_members", "s2_rate", "s4_clients", "s3_rate"]}
+    s3 = med(next(iter(rows.get(3, {}).values()), []), "rate_per_sender")
+    fill = dict(s1=env["s1_subscribers"], s2c=env["s2_channels"], s2m=env["s2_members"], s2r=env["s2_rate"], s3=fmt(s3), s4=env["s4_clients"])
+    out = [
+        BEGIN,
+        f"Measured {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on {args.machine}.",
+        f"Machine quiet (no other builds or tests running): {args.quiet}.",
+        f"Command: `{args.command.strip()}`",
+        f"Each row is the median of {args.runs} runs (each metric separately); undelivered and dup are summed over the runs"
+        " (undelivered = expected deliveries not received when the 5 s drain after sending ended: a loss for a server that"
+        " kept up, a backlog for one that could not);"
+        " a clean run has zero loss, duplication, unmatched deliveries and dropped or failed connections."
+        " Latencies are end to end (send on the loadgen to receipt on the loadgen), per recipient; 'last-recipient' is"
+        " the time until the last subscriber had a message. Server pinned to one core, loadgen to the other.",
+        "",
+    ]
+    for scenario in sorted(rows):
+        out.append(f"### {TITLES.get(scenario, f'Scenario {scenario}').format(**fill)}")
+        out.append("")
+        order = ["ours-tcp", "ngircd"] if scenario == 5 else ["ours", "ours-nodelay", "raw", "flask-gevent", "flask-threading", "node"]
+        table, notes = (idle_table if scenario == 4 else traffic_table)(rows[scenario], order)
+        out += table
+        if notes:
+            out += ["", "Failures and drops seen:"] + notes
+        out.append("")
+    out.append("### Goals (issue 6), computed from the tables above")
+    out.append("")
+    out += goals(rows) or ["- (no rows for our server)"]
+    out.append(END)
+    block = "\n".join(out) + "\n"
+
+    doc = open(args.doc).read() if os.path.exists(args.doc) else "# Performance\n\n" + BEGIN + "\n" + END + "\n"
+    if BEGIN in doc and END in doc:
+        head, rest = doc.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        doc = head + block.rstrip("\n") + tail
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + block
+    with open(args.doc, "w") as f:
+        f.write(doc)
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--s3-rate":
+        print(s3_rate(sys.argv[2], int(sys.argv[3])))
+        return
+    p = argparse.ArgumentParser()
+    p.add_argument("--doc", required=True)
+    p.add_argument("--results", required=True)
+    p.add_argument("--machine", default="?")
+    p.add_argument("--quiet", default="?")
+    p.add_argument("--command", default="benches/run-all.sh")
+    p.add_argument("--runs", default="3")
+    render(p.parse_args())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+//! The load generator's own correctness, within CI's time: short runs with an exact
+//! expected delivery count against the real `raw-ws` binary (through the real `loadgen`
+//! binary and its `--json` output) and against our engine behind the real transports
+//! (`transport-ws` on actix-web, and `transport-tcp`), started in-process on port 0.
+//! Each run must report zero loss, zero duplication and exactly the expected deliveries.
+//! Loopback only; every run is bounded by loadgen's own deadlines.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use benches::client::Protocol;
+use benches::run::{run, Config};
+use chat_core::{Engine, Limits, Rate};
+use tokio_util::sync::CancellationToken;
+
+/// Kills the child process when the test ends, whatever happens.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn config(protocol: Protocol, addr: SocketAddr) -> Config {
+    Config {
+        label: "test".into(),
+        protocol,
+        addr,
+        clients: 12,
+        channels: 3,
+        senders: 6,
+        rate: 0.0,
+        window: 16,
+        duration: Duration::from_secs(3),
+        drain: Duration::from_secs(3),
+        size: 48,
+        max_messages: 50,
+        settle: Duration::from_millis(100),
+        ..Config::default()
+    }
+}
+
+/// 6 senders x 50 messages, each to the 3 other members of its channel.
+const EXPECTED: u64 = 6 * 50 * 3;
+
+#[test]
+fn loadgen_binary_against_raw_ws_binary() {
+    let mut server = Command::new(env!("CARGO_BIN_EXE_raw-ws"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--max-seconds",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start raw-ws");
+    let stdout = server.stdout.take().expect("raw-ws stdout");
+    let server = Reaped(server);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("raw-ws prints its address");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ws://")
+        .expect("address line")
+        .to_owned();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--protocol",
+            "ws",
+            "--addr",
+            &addr,
+            "--clients",
+            "12",
+            "--channels",
+            "3",
+        ])
+        .args([
+            "--senders",
+            "6",
+            "--max-messages",
+            "50",
+            "--window",
+            "16",
+            "--duration",
+            "3",
+        ])
+        .args(["--drain", "3", "--settle", "0.1", "--json"])
+        .args(["--server-pid", &server.0.id().to_string()])
+        .output()
+        .expect("run loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "loadgen failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON report");
+    assert_eq!(report["connected"], 12, "{report}");
+    assert_eq!(report["sent"], 300, "{report}");
+    assert_eq!(report["expected_deliveries"], EXPECTED, "{report}");
+    assert_eq!(report["deliveries"], EXPECTED, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["duplicates"], 0, "{report}");
+    assert_eq!(report["untracked"], 0, "{report}");
+    assert_eq!(report["latency_ms"]["count"], EXPECTED, "{report}");
+    assert_eq!(report["until_last_ms"]["count"], 300, "{report}");
+    assert!(
+        report["server_memory"]["peak_kib"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+}
+
+/// Our engine behind both real transports, on its own thread and runtime.
+struct Ours {
+    http: SocketAddr,
+    tcp: SocketAddr,
+    stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Ours {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn start_ours() -> Ours {
+    let http = std::net::TcpListener::bind("127.0.0.1:0").expect("bind http");
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tcp");
+    let (http_addr, tcp_addr) = (http.local_addr().unwrap(), tcp.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let token = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let fast = Rate {
+                burst: 100_000,
+                per_second: 100_000.0,
+            };
+            let limits = Limits {
+                message_rate: fast,
+                channel_create_rate: fast,
+                ..Limits::default()
+            };
+            let engine = Engine::start(limits).expect("engine");
+            tcp.set_nonblocking(true).expect("nonblocking");
+            let tcp = tokio::net::TcpListener::from_std(tcp).expect("tokio listener");
+            let tcp_task = tokio::spawn(transport_tcp::serve(tcp, engine.clone(), token.clone()));
+            let chat = transport_ws::WsChat::new(engine.clone(), Vec::new(), token.clone());
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new().configure(transport_ws::configure(chat.clone()))
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(http)
+            .expect("listen")
+            .run();
+            let handle = server.handle();
+            let server_task = tokio::spawn(server);
+            token.cancelled().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), handle.stop(false)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), tcp_task).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), engine.shutdown()).await;
+        });
+    });
+    Ours {
+        http: http_addr,
+        tcp: tcp_addr,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn loadgen_against_our_engine_over_ws_and_tcp() {
+    let ours = start_ours();
+    for (protocol, addr) in [(Protocol::Ws, ours.http), (Protocol::Tcp, ours.tcp)] {
+        let report = run(config(protocol, addr)).await.expect("run");
+        let table = report.table();
+        assert_eq!(report.connected, 12, "{protocol:?}\n{table}");
+        assert_eq!(report.sent, 300, "{protocol:?}\n{table}");
+        assert_eq!(
+            report.expected_deliveries, EXPECTED,
+            "{protocol:?}\n{table}"
+        );
+        assert_eq!(report.deliveries, EXPECTED, "{protocol:?}\n{table}");
+        assert_eq!(report.lost, 0, "{protocol:?}\n{table}");
+        assert_eq!(report.duplicates, 0, "{protocol:?}\n{table}");
+        assert_eq!(report.untracked, 0, "{protocol:?}\n{table}");
+        // Our engine echoes each message to its sender too; loadgen ignores those.
+        assert_eq!(report.echoes_ignored, 300, "{protocol:?}\n{table}");
+        assert!(report.is_clean(), "{protocol:?}\n{table}");
+    }
+}
