@@ -12,7 +12,7 @@
 # Scale knobs (environment, defaults in brackets): RUNS [3], DURATION [4] seconds of
 # sending, S1_SUBSCRIBERS [1000], S2_CHANNELS [100], S2_MEMBERS [10], S2_RATE [20]
 # msgs/s per member, S4_CLIENTS [10000], SERVERS ["ours raw flask-gevent flask-threading
-# node"], SCENARIOS ["1 2 3 4 5"], SERVER_CPU [0], LOADGEN_CPU [1], SKIP_BUILD,
+# node"], SCENARIOS ["1 2 3 4 5 6"] (6, cross-node, needs redis-server), SERVER_CPU [0], LOADGEN_CPU [1], SKIP_BUILD,
 # SKIP_INSTALL, QUIET_WAIT [1200] seconds to wait for other builds to finish,
 # NODELAY_ROWS ["1 3"]: scenarios that also get an "ours-nodelay" row (demo-web with
 # TCP_NODELAY forced on by the LD_PRELOAD shim in tools/, to show what that would gain).
@@ -31,7 +31,7 @@ S2_MEMBERS=${S2_MEMBERS:-10}
 S2_RATE=${S2_RATE:-20}
 S4_CLIENTS=${S4_CLIENTS:-10000}
 SERVERS=${SERVERS:-"ours raw flask-gevent flask-threading node"}
-SCENARIOS=${SCENARIOS:-"1 2 3 4 5"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6"}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 QUIET_WAIT=${QUIET_WAIT:-1200}
@@ -45,14 +45,20 @@ export S1_SUBSCRIBERS S2_CHANNELS S2_MEMBERS S2_RATE S4_CLIENTS
 log() { printf '[run-all %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 SERVER_PID=""
-stop_server() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
+EXTRA_PIDS=""   # the second node and redis-server of the cross-node scenario
+ALSO=()         # loadgen's --also arguments (the other nodes)
+stop_pid() {
+    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+        kill -TERM "$1" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
     fi
-    SERVER_PID=""
+}
+stop_server() {
+    stop_pid "$SERVER_PID"
+    for pid in $EXTRA_PIDS; do stop_pid "$pid"; done
+    SERVER_PID=""; EXTRA_PIDS=""; ALSO=()
 }
 cleanup() { stop_server; }
 trap cleanup EXIT
@@ -113,6 +119,14 @@ wait_port() { # PORT: until something listens, at most 30 s
     return 1
 }
 
+wait_port_any() { # PORT: until something listens, at most 30 s
+    for _ in $(seq 1 300); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # start_server NAME: sets SERVER_PID, ADDR and PROTO. Fresh process per run.
 start_server() {
     local name=$1
@@ -131,6 +145,23 @@ start_server() {
                 --idle-timeout 10m --max-sessions 200000 >"$RESULTS/server.log" 2>&1 &
             SERVER_PID=$!
             [ "$name" = ours-tcp ] && ADDR=127.0.0.1:$((PORT + 1)) ;;
+        ours-2nodes)
+            # Two demo-web nodes and the redis-server they share, all on the server core.
+            local redis_port=$((PORT + 5)) node_b=$((PORT + 1))
+            mkdir -p "$RESULTS/redis"
+            "${pin[@]}" redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
+                --dir "$RESULTS/redis" >"$RESULTS/redis.log" 2>&1 &
+            EXTRA_PIDS="$!"
+            wait_port_any "$redis_port" || { log "redis-server did not start"; return 1; }
+            local node_args=(--log-level warn --message-rate 1000000/1000000 --channel-create-rate 1000000/1000000
+                --idle-timeout 10m --max-sessions 200000 --tcp off --redis "redis://127.0.0.1:$redis_port")
+            RUST_LOG=warn "${pin[@]}" "$BIN/demo-web" --listen "127.0.0.1:$node_b" "${node_args[@]}" \
+                >"$RESULTS/server-b.log" 2>&1 &
+            EXTRA_PIDS="$EXTRA_PIDS $!"
+            wait_port_any "$node_b" || { log "node B did not start"; return 1; }
+            RUST_LOG=warn "${pin[@]}" "$BIN/demo-web" --listen "$ADDR" "${node_args[@]}" >"$RESULTS/server.log" 2>&1 &
+            SERVER_PID=$!
+            ALSO=(--also "127.0.0.1:$node_b") ;;
         raw)
             "${pin[@]}" "$BIN/raw-ws" --listen "$ADDR" --max-seconds 600 >"$RESULTS/server.log" 2>&1 &
             SERVER_PID=$! ;;
@@ -170,7 +201,7 @@ measure() {
     fi
     log "scenario $scenario, $server, run $run"
     timeout -k 5 300 taskset -c "$LOADGEN_CPU" "$BIN/loadgen" --protocol "$PROTO" --addr "$ADDR" \
-        --server-pid "$SERVER_PID" --label "s$scenario $server" --json "$@" >"$out" 2>"$out.err" || true
+        --server-pid "$SERVER_PID" --label "s$scenario $server" --json "${ALSO[@]}" "$@" >"$out" 2>"$out.err" || true
     busy && noisy=yes
     TOTAL_RUNS=$((TOTAL_RUNS + 1))
     if [ -n "$noisy" ]; then NOISY_RUNS=$((NOISY_RUNS + 1)); log "this run overlapped other activity"; fi
@@ -201,6 +232,10 @@ for scenario in $SCENARIOS; do
         5) # ngIRCd accepts about 60 connections a second: give its setup more time.
            for s in ours-tcp ngircd; do for r in $(seq 1 "$RUNS"); do
                measure 5 "$s" "$r" "${s1_args[@]}" --connect-timeout 60
+           done; done ;;
+        6) if ! command -v redis-server >/dev/null; then log "scenario 6 skipped: no redis-server"; continue; fi
+           for s in ours ours-2nodes; do for r in $(seq 1 "$RUNS"); do
+               measure 6 "$s" "$r" "${s1_args[@]}"
            done; done ;;
     esac
 done

@@ -29,6 +29,7 @@ NAMES = {
     "node": "Node.js Socket.IO",
     "ours-tcp": "ours (demo-web, TCP lines)",
     "ngircd": "ngIRCd",
+    "ours-2nodes": "ours, two nodes through Redis (WebSocket)",
 }
 TITLES = {
     1: "Scenario 1: fan-out, 1 channel x {s1} subscribers, one sender as fast as possible",
@@ -36,6 +37,7 @@ TITLES = {
     3: "Scenario 3: latency under load, scenario 1 at 50 % of our maximum ({s3} msgs/s)",
     4: "Scenario 4: {s4} idle connections (100 channels)",
     5: "Scenario 5: TCP fan-out, 1 channel x {s1} subscribers, one sender as fast as possible",
+    6: "Scenario 6: cross-node fan-out, scenario 1 with the subscribers spread over two nodes sharing one Redis",
 }
 
 
@@ -252,7 +254,10 @@ def render(args):
     for scenario in sorted(rows):
         out.append(f"### {TITLES.get(scenario, f'Scenario {scenario}').format(**fill)}")
         out.append("")
-        order = ["ours-tcp", "ngircd"] if scenario == 5 else ["ours", "ours-nodelay", "raw", "flask-gevent", "flask-threading", "node"]
+        order = {
+            5: ["ours-tcp", "ngircd"],
+            6: ["ours", "ours-2nodes"],
+        }.get(scenario, ["ours", "ours-nodelay", "raw", "flask-gevent", "flask-threading", "node"])
         table, notes = (idle_table if scenario == 4 else traffic_table)(rows[scenario], order)
         out += table
         if notes:

@@ -37,6 +37,9 @@ pub struct Config {
     pub protocol: Protocol,
     /// The server (a loopback address).
     pub addr: SocketAddr,
+    /// More nodes of the same chat (loopback addresses): client `i` connects to
+    /// `[addr, also...][i % n]`, so a cross-node run spreads every channel over all nodes.
+    pub also: Vec<SocketAddr>,
     /// Clients in total, spread round-robin over the channels (client `i` joins channel
     /// `i % channels`).
     pub clients: usize,
@@ -78,6 +81,7 @@ impl Default for Config {
             label: "run".into(),
             protocol: Protocol::Ws,
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            also: Vec::new(),
             clients: 10,
             channels: 1,
             senders: 1,
@@ -307,6 +311,15 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     })
 }
 
+/// The node client `index` connects to: round-robin over `addr` and `also`.
+fn node_of(config: &Config, index: usize) -> SocketAddr {
+    let n = 1 + config.also.len();
+    match index % n {
+        0 => config.addr,
+        i => config.also[i - 1],
+    }
+}
+
 fn rate(count: u64, secs: f64) -> f64 {
     if secs > 0.0 {
         count as f64 / secs
@@ -316,12 +329,11 @@ fn rate(count: u64, secs: f64) -> f64 {
 }
 
 fn validate(c: &Config) -> Result<(), Error> {
-    if !c.addr.ip().is_loopback() {
-        return Err(format!(
-            "{} is not on loopback: loadgen only targets 127.0.0.0/8",
-            c.addr
-        )
-        .into());
+    if let Some(addr) = std::iter::once(&c.addr)
+        .chain(&c.also)
+        .find(|a| !a.ip().is_loopback())
+    {
+        return Err(format!("{addr} is not on loopback: loadgen only targets 127.0.0.0/8").into());
     }
     if c.clients == 0 || c.channels == 0 || c.channels > c.clients {
         return Err("need 1 <= channels <= clients".into());
@@ -393,7 +405,13 @@ async fn client(
         };
         timeout(
             config.connect_timeout,
-            Conn::open(config.protocol, config.addr, &name, &channel, plan.creator),
+            Conn::open(
+                config.protocol,
+                node_of(config, plan.index),
+                &name,
+                &channel,
+                plan.creator,
+            ),
         )
         .await
     };

@@ -30,6 +30,7 @@ fn config(protocol: Protocol, addr: SocketAddr) -> Config {
         label: "test".into(),
         protocol,
         addr,
+        also: Vec::new(),
         clients: 12,
         channels: 3,
         senders: 6,

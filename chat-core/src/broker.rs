@@ -218,6 +218,7 @@ impl MemoryBroker {
         Ok(match proposal {
             Proposal::Post { author, text } => {
                 let message = Arc::new(ChatMessage {
+                    encodings: Default::default(),
                     id: log.history.next_id(),
                     room: room.clone(),
                     author,

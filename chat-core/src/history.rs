@@ -127,6 +127,7 @@ mod tests {
     fn msg(id: MessageId) -> Arc<ChatMessage> {
         let limits = crate::Limits::default();
         Arc::new(ChatMessage {
+            encodings: Default::default(),
             id,
             room: Room::Channel(validate::channel_name("t", &limits).unwrap()),
             author: UserRef {

@@ -96,8 +96,8 @@ pub use event::{DisconnectReason, Event, PresenceChange};
 pub use identity::{Identity, ResumeToken};
 pub use limits::{Limits, Rate};
 pub use model::{
-    ChannelInfo, ChannelName, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId,
-    UserId, UserRef,
+    ChannelInfo, ChannelName, ChatMessage, Encodings, Joined, Member, MessageId, Room, RoomKey,
+    SessionId, UserId, UserRef,
 };
 #[cfg(feature = "redis")]
 pub use redis_broker::RedisBroker;

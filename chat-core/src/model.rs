@@ -3,8 +3,9 @@
 //! Everything here is plain data, cheap to clone (shared strings) and safe to show to any
 //! client: no token or session internals live in these types.
 
+use std::any::{Any, TypeId};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -110,9 +111,23 @@ pub enum RoomKey {
     Direct(UserId, UserId),
 }
 
+impl RoomKey {
+    /// Whether `room` has this key (without building the key).
+    pub fn is(&self, room: &Room) -> bool {
+        match (self, room) {
+            (RoomKey::Channel(key), Room::Channel(name)) => **key == *name.key,
+            (RoomKey::Direct(a, b), Room::Direct([x, y])) => *a == x.id && *b == y.id,
+            _ => false,
+        }
+    }
+}
+
 /// One chat message, as stored in history and sent to subscribers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
+    /// Wire encodings of this message that a transport computed once and shares between
+    /// recipients (see [`Encodings`]); not part of the message's value.
+    pub encodings: Encodings,
     /// Id within `room`.
     pub id: MessageId,
     /// Where it was posted.
@@ -124,6 +139,54 @@ pub struct ChatMessage {
     pub text: String,
     /// When the server accepted it (UTC, millisecond precision).
     pub sent_at: DateTime<Utc>,
+}
+
+/// Encodings of one message, computed once by a transport and shared by every recipient
+/// (a channel message fanned out to 1,000 WebSockets is serialized once, not 1,000 times).
+///
+/// Keyed by the type the transport stores, so transports cannot collide. It is a cache:
+/// clones start empty, and it never takes part in equality.
+#[derive(Default)]
+pub struct Encodings {
+    slots: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+}
+
+impl Encodings {
+    /// The value of type `T` stored here, computed by `encode` the first time.
+    pub fn get_or_insert_with<T: Any + Send + Sync>(&self, encode: impl FnOnce() -> T) -> Arc<T> {
+        let key = TypeId::of::<T>();
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let found = slots
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.clone().downcast::<T>().ok());
+        if let Some(found) = found {
+            return found;
+        }
+        let value = Arc::new(encode());
+        slots.push((key, value.clone()));
+        value
+    }
+}
+
+impl Clone for Encodings {
+    fn clone(&self) -> Self {
+        Encodings::default()
+    }
+}
+
+impl PartialEq for Encodings {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Encodings {}
+
+impl fmt::Debug for Encodings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Encodings(..)")
+    }
 }
 
 /// A channel as listed to clients.

@@ -687,6 +687,7 @@ fn parse_message(json: &str, room: &Room) -> Option<Arc<ChatMessage>> {
 
 fn chat_message(m: WireMessage, room: &Room) -> ChatMessage {
     ChatMessage {
+        encodings: Default::default(),
         id: m.id,
         room: room.clone(),
         author: user_ref(m.author),

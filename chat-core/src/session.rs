@@ -71,8 +71,9 @@ pub struct Session {
     limits: Arc<Limits>,
     registry: Addr<RegistryActor>,
     /// Per room, the last id a join snapshot covered: queued events at or below it are
-    /// duplicates of the snapshot and are skipped.
-    covered: Mutex<HashMap<RoomKey, MessageId>>,
+    /// duplicates of the snapshot and are skipped. An entry goes away with the first live
+    /// message above it (events arrive in order), so this is empty in the steady state.
+    covered: Mutex<Vec<(RoomKey, MessageId)>>,
     /// Private rooms resolved so far, by the peer's case-folded name.
     directs: Mutex<HashMap<String, (Room, Addr<ChannelActor>)>>,
     finished: bool,
@@ -101,7 +102,7 @@ impl Session {
             buckets: connected.buckets,
             limits,
             registry,
-            covered: Mutex::new(HashMap::new()),
+            covered: Mutex::new(Vec::new()),
             directs: Mutex::new(HashMap::new()),
             finished: false,
         }
@@ -154,6 +155,21 @@ impl Session {
         }
     }
 
+    /// The next event if one is waiting now, without waiting; `None` when none is (or the
+    /// session is closing: [`Session::next_event`] then says why). Lets a transport drain
+    /// what is queued and write it as one batch.
+    pub fn try_next_event(&mut self) -> Option<Event> {
+        if self.finished || self.subscriber.is_closed() {
+            return None;
+        }
+        while let Ok(event) = self.events.try_recv() {
+            if !self.is_covered(&event) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
     /// Resolves when the engine or the client closed this session. A transport can wait on
     /// it while a write blocks, to drop a client that stopped reading.
     pub async fn closed(&self) {
@@ -203,7 +219,10 @@ impl Session {
         if !self.subscriber.add_room(key.clone(), addr) {
             return Err(ChatError::SessionClosed);
         }
-        lock(&self.covered).insert(key, joined.last_id);
+        let mut covered = lock(&self.covered);
+        covered.retain(|(k, _)| *k != key);
+        covered.push((key, joined.last_id));
+        drop(covered);
         Ok(joined)
     }
 
@@ -224,7 +243,7 @@ impl Session {
             .subscriber
             .remove_room(&key)
             .ok_or_else(|| ChatError::NotJoined(describe(&key)))?;
-        lock(&self.covered).remove(&key);
+        lock(&self.covered).retain(|(k, _)| *k != key);
         addr.send(Unsubscribe {
             session: self.subscriber.id,
             parting: true,
@@ -332,10 +351,15 @@ impl Session {
         let Event::Posted(message) = event else {
             return false;
         };
-        let covered = lock(&self.covered);
-        covered
-            .get(&message.room.key())
-            .is_some_and(|last| message.id <= *last)
+        let mut covered = lock(&self.covered);
+        let Some(i) = covered.iter().position(|(k, _)| k.is(&message.room)) else {
+            return false;
+        };
+        if message.id <= covered[i].1 {
+            return true;
+        }
+        covered.swap_remove(i);
+        false
     }
 }
 

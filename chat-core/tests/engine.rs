@@ -268,6 +268,31 @@ async fn messages_carry_ids_author_and_a_millisecond_utc_timestamp() {
 }
 
 #[tokio::test]
+async fn waiting_events_can_be_drained_without_waiting() {
+    let engine = engine();
+    let alice = user(&engine, "alice").await;
+    let mut bob = user(&engine, "bob").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    bob.join("c", None).await.unwrap();
+    for i in 0..3 {
+        alice.post("c", &format!("m{i}")).await.unwrap();
+    }
+    // Once alice has the third, the room has fanned all three out to bob as well (one
+    // loop delivers each message to every subscriber).
+    let mut alice = alice;
+    while next_message(&mut alice).await.id < 3 {}
+    let mut ids = Vec::new();
+    while let Some(event) = bob.try_next_event() {
+        if let Event::Posted(m) = event {
+            ids.push(m.id);
+        }
+    }
+    assert_eq!(ids, [1, 2, 3]);
+    assert!(bob.try_next_event().is_none());
+}
+
+#[tokio::test]
 async fn many_senders_and_subscribers_all_see_one_order() {
     const SENDERS: usize = 8;
     const EACH: usize = 40;

@@ -134,6 +134,15 @@ async fn serve(
             .configure(transport_ws::configure(chat.clone()))
             .configure(assets::configure)
     })
+    // Chat frames are small and latency-bound: Nagle's algorithm would hold each one back
+    // waiting for the previous one's ACK (measured in docs/performance.md).
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        }
+    })
     .disable_signals()
     .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
     .listen(http)

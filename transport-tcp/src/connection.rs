@@ -111,8 +111,9 @@ impl Connection {
         }
         let mut idle_deadline = Instant::now() + self.limits.tcp_idle_timeout;
         loop {
+            // Not biased: a client that floods lines must still get its events drained,
+            // and a busy room must not starve reading the client.
             let step = tokio::select! {
-                biased;
                 _ = self.shutdown.cancelled() => Step::Shutdown,
                 input = self.lines.next() => Step::Input(input),
                 event = next_event(&mut self.session) => Step::Event(event),
@@ -148,14 +149,9 @@ impl Connection {
                 }
                 Step::Event(None) => return End::Disconnected,
                 Step::Event(Some(event)) => {
-                    let Some(me) = self.session.as_ref().map(|s| s.user().id) else {
-                        return End::Disconnected;
-                    };
-                    let last = matches!(event, Event::Disconnected(_));
-                    if let Some(line) = render::event(&event, me) {
-                        if let Err(end) = self.send(vec![line]).await {
-                            return end;
-                        }
+                    let (lines, last) = self.drain_events(event);
+                    if let Err(end) = self.send(lines).await {
+                        return end;
                     }
                     if last {
                         return End::Disconnected;
@@ -163,6 +159,28 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Renders `first` and every event already waiting behind it (up to `EVENT_BATCH`),
+    /// to be written with one flush. The flag says the session ended.
+    fn drain_events(&mut self, first: Event) -> (Vec<String>, bool) {
+        let Some(session) = self.session.as_mut() else {
+            return (Vec::new(), true);
+        };
+        let me = session.user().id;
+        let mut lines = Vec::new();
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            if matches!(event, Event::Disconnected(_)) {
+                lines.extend(render::event(&event, me));
+                return (lines, true);
+            }
+            lines.extend(render_shared(&event, me));
+            if lines.len() < EVENT_BATCH {
+                next = session.try_next_event();
+            }
+        }
+        (lines, false)
     }
 
     /// Handles one input item. `Ok(false)` ends the connection (`/quit`).
@@ -357,6 +375,26 @@ impl Connection {
             },
             _ = session_closed(&self.session) => Err(End::SessionClosedWhileWriting),
         }
+    }
+}
+
+/// Most event lines written with one flush before the loop looks at the client again.
+const EVENT_BATCH: usize = 256;
+
+/// A channel message's line, rendered once and shared by every terminal recipient.
+struct SharedLine(String);
+
+/// The line for `event`; a channel message is rendered once for all recipients (it reads
+/// the same for everyone, unlike a private message's).
+fn render_shared(event: &Event, me: chat_core::UserId) -> Option<String> {
+    match event {
+        Event::Posted(message) if matches!(message.room, chat_core::Room::Channel(_)) => {
+            let shared = message
+                .encodings
+                .get_or_insert_with(|| SharedLine(render::message(message, me)));
+            Some(shared.0.clone())
+        }
+        _ => render::event(event, me),
     }
 }
 

@@ -55,6 +55,10 @@ pub(crate) async fn run(listener: TcpListener, engine: Engine, shutdown: Cancell
         match accepted {
             Ok((stream, peer)) => {
                 backoff = MIN_ACCEPT_BACKOFF;
+                // Lines are small and latency-bound: no Nagle delay.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
                 let span = tracing::info_span!(
                     "tcp_connection",
                     %peer,

@@ -160,6 +160,7 @@ mod tests {
 
     fn direct_message(text: &str) -> ChatMessage {
         ChatMessage {
+            encodings: Default::default(),
             id: 7,
             room: Room::Direct([user(1, "alice"), user(2, "bob")]),
             author: user(1, "alice"),

@@ -15,7 +15,8 @@
 use std::time::Duration;
 
 use actix_ws::{CloseCode, CloseReason, Item, Message, MessageStream, ProtocolError};
-use chat_core::{ChatError, DisconnectReason, Engine, Event, Login, Session, UserId};
+use bytestring::ByteString;
+use chat_core::{ChatError, DisconnectReason, Engine, Event, Login, Room, Session, UserId};
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -160,8 +161,9 @@ pub(crate) async fn run(
         tokio::pin!(idle);
 
         loop {
+            // Not biased: a client that floods requests must still get its events (and its
+            // own echoes) drained, and a busy room must not starve reading the client.
             tokio::select! {
-                biased;
                 _ = shutdown.cancelled() => {
                     break End::Close {
                         frame: Some(ServerFrame::disconnected(DisconnectReason::ShuttingDown)),
@@ -221,16 +223,10 @@ pub(crate) async fn run(
                         // The session ended without a reason the client should see.
                         break End::Close { frame: None, code: CloseCode::Normal, reason: String::new() };
                     };
-                    if let Event::Disconnected(reason) = event {
-                        break End::Close {
-                            frame: Some(ServerFrame::disconnected(reason)),
-                            code: close_code_for(reason),
-                            reason: reason.to_string(),
-                        };
-                    }
-                    let frame = ServerFrame::from_event(&event, conn.user_id());
-                    if conn.send(&frame).await.is_err() {
-                        break End::Gone;
+                    match conn.forward_batch(event).await {
+                        Ok(None) => {}
+                        Ok(Some(end)) => break end,
+                        Err(Dropped) => break End::Gone,
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -283,11 +279,58 @@ async fn next_event(session: &mut Option<Session>) -> Option<Event> {
 /// Something to write on the socket.
 enum Outgoing {
     Text(String),
+    Shared(ByteString),
     Ping,
     Pong(Vec<u8>),
 }
 
+/// Most events written in one go before the loop looks at the client again.
+const EVENT_BATCH: usize = 256;
+
+/// A channel message's frame, encoded once and shared by every recipient (through the
+/// message's [`chat_core::Encodings`]).
+struct SharedMessageFrame(ByteString);
+
 impl Connection {
+    /// Writes `first` and every event already waiting behind it (up to `EVENT_BATCH`),
+    /// so the socket gets them in one flush. Returns how the connection must end, if an
+    /// event ends it.
+    async fn forward_batch(&mut self, first: Event) -> Result<Option<End>, Dropped> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(event) = next.take() {
+            if let Event::Disconnected(reason) = event {
+                return Ok(Some(End::Close {
+                    frame: Some(ServerFrame::disconnected(reason)),
+                    code: close_code_for(reason),
+                    reason: reason.to_string(),
+                }));
+            }
+            let text = self.encode(&event);
+            self.write(Outgoing::Shared(text)).await?;
+            written += 1;
+            if written < EVENT_BATCH {
+                next = self.session.as_mut().and_then(Session::try_next_event);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The frame for `event`; a channel message is serialized once for all recipients
+    /// (its room label is the same for everyone, unlike a private message's).
+    fn encode(&self, event: &Event) -> ByteString {
+        let me = self.user_id();
+        match event {
+            Event::Posted(message) if matches!(message.room, Room::Channel(_)) => {
+                let shared = message.encodings.get_or_insert_with(|| {
+                    SharedMessageFrame(ServerFrame::from_event(event, me).to_json().into())
+                });
+                shared.0.clone()
+            }
+            _ => ServerFrame::from_event(event, me).to_json().into(),
+        }
+    }
+
     fn user_id(&self) -> UserId {
         // Events only come from a logged-in session; 0 is never a user's id.
         self.session
@@ -301,6 +344,7 @@ impl Connection {
         let write = async {
             match out {
                 Outgoing::Text(text) => self.ws.text(text).await,
+                Outgoing::Shared(text) => self.ws.text(text).await,
                 Outgoing::Ping => self.ws.ping(b"").await,
                 Outgoing::Pong(bytes) => self.ws.pong(&bytes).await,
             }

@@ -25,6 +25,10 @@ struct Args {
     /// Server address (loopback only), IP:PORT.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// Another node of the same chat (repeatable): clients are spread round-robin over
+    /// `--addr` and these, for cross-node runs.
+    #[arg(long)]
+    also: Vec<SocketAddr>,
     /// Clients in total (client i joins channel i % channels).
     #[arg(long, default_value_t = 100)]
     clients: usize,
@@ -101,6 +105,7 @@ fn real_main() -> Result<ExitCode, Box<dyn Error>> {
         label: args.label,
         protocol: args.protocol,
         addr: args.addr,
+        also: args.also,
         clients: args.clients,
         channels: args.channels,
         senders: args.senders,
