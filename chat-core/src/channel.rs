@@ -27,6 +27,9 @@ use crate::subscriber::Subscriber;
 /// posters, never on readers).
 const MAILBOX_CAPACITY: usize = 1024;
 
+/// At most this many changes from the feed are applied as one batch.
+const FEED_BATCH: usize = 256;
+
 /// Numbers the registry lists without asking the actor.
 #[derive(Debug, Default)]
 pub(crate) struct ChannelStats {
@@ -51,6 +54,9 @@ pub(crate) struct ChannelActor {
     broker: Arc<dyn Broker>,
     limits: Arc<Limits>,
     stats: Arc<ChannelStats>,
+    /// Events of the feed batch being applied, with the user whose sessions skip each one,
+    /// waiting for [`ChannelActor::flush`]. Empty between handlers.
+    pending: Vec<(Event, Option<UserId>)>,
 }
 
 impl ChannelActor {
@@ -69,19 +75,34 @@ impl ChannelActor {
             broker,
             limits,
             stats,
+            pending: Vec::new(),
         }
     }
 
-    /// Sends `event` to every subscriber (but the sessions of `except`), and drops the
-    /// ones that could not take it.
-    fn fan_out(&mut self, event: Event, except: Option<UserId>, ctx: &mut Context<Self>) {
+    /// Queues `event` for every subscriber (but the sessions of `except`); `flush` sends it.
+    fn fan_out(&mut self, event: Event, except: Option<UserId>) {
+        self.pending.push((event, except));
+    }
+
+    /// Sends the pending events, subscriber by subscriber, and drops the subscribers that
+    /// could not take them. Giving one subscriber a whole batch at once wakes its task (on
+    /// another thread) once per batch instead of once per event: that wake-up, not the
+    /// queueing, is the cost of a delivery.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
         let mut dropped = Vec::new();
         for (id, sub) in &self.subscribers {
-            if Some(sub.user.id) == except {
-                continue;
-            }
-            if !sub.deliver(event.clone()) {
-                dropped.push(*id);
+            let wanted = pending
+                .iter()
+                .filter(|(_, except)| *except != Some(sub.user.id));
+            for (event, _) in wanted {
+                if !sub.deliver(event.clone()) {
+                    dropped.push(*id);
+                    break;
+                }
             }
         }
         for id in dropped {
@@ -141,30 +162,30 @@ impl ChannelActor {
         list
     }
 
-    fn apply(&mut self, change: Change, ctx: &mut Context<Self>) {
+    fn apply(&mut self, change: Change) {
         match change {
             Change::Posted(message) => {
                 if self.history.push(message.clone()) {
                     self.stats
                         .last_activity_ms
                         .store(message.sent_at.timestamp_millis(), Ordering::Relaxed);
-                    self.fan_out(Event::Posted(message), None, ctx);
+                    self.fan_out(Event::Posted(message), None);
                 }
             }
             Change::Deleted(id) => {
                 self.history.remove(id);
                 let room = self.room.clone();
-                self.fan_out(Event::Deleted { room, id }, None, ctx);
+                self.fan_out(Event::Deleted { room, id }, None);
             }
             Change::Signal(Signal::Presence(user, change)) => {
                 let room = self.room.clone();
-                self.fan_out(Event::Presence { room, user, change }, None, ctx);
+                self.fan_out(Event::Presence { room, user, change }, None);
             }
-            Change::Resync(stored) => self.resync(stored, ctx),
+            Change::Resync(stored) => self.resync(stored),
             Change::Signal(Signal::Typing(user)) => {
                 let except = Some(user.id);
                 let room = self.room.clone();
-                self.fan_out(Event::Typing { room, user }, except, ctx);
+                self.fan_out(Event::Typing { room, user }, except);
             }
         }
     }
@@ -174,7 +195,7 @@ impl ChannelActor {
     /// Catches up with the stored history after the broker's outage: deletions first
     /// (local messages in the stored range that are gone), then new messages, each fanned
     /// out like a live change. Messages already applied are ignored by id.
-    fn resync(&mut self, stored: Vec<Arc<ChatMessage>>, ctx: &mut Context<Self>) {
+    fn resync(&mut self, stored: Vec<Arc<ChatMessage>>) {
         if let Some(first) = stored.first().map(|m| m.id) {
             let kept: HashSet<MessageId> = stored.iter().map(|m| m.id).collect();
             let gone: Vec<MessageId> = self
@@ -185,11 +206,11 @@ impl ChannelActor {
                 .filter(|id| *id >= first && !kept.contains(id))
                 .collect();
             for id in gone {
-                self.apply(Change::Deleted(id), ctx);
+                self.apply(Change::Deleted(id));
             }
         }
         for message in stored {
-            self.apply(Change::Posted(message), ctx);
+            self.apply(Change::Posted(message));
         }
     }
 }
@@ -217,13 +238,26 @@ impl Actor for ChannelActor {
     }
 }
 
-fn feed_stream(rx: mpsc::UnboundedReceiver<Change>) -> impl futures_util::Stream<Item = Change> {
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+/// The room's feed as batches: every change already waiting (up to `FEED_BATCH`) comes
+/// out together, so a burst of posts is fanned out in one pass.
+fn feed_stream(
+    rx: mpsc::UnboundedReceiver<Change>,
+) -> impl futures_util::Stream<Item = Vec<Change>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        let mut batch = Vec::new();
+        match rx.recv_many(&mut batch, FEED_BATCH).await {
+            0 => None,
+            _ => Some((batch, rx)),
+        }
+    })
 }
 
-impl StreamHandler<Change> for ChannelActor {
-    fn handle(&mut self, change: Change, ctx: &mut Context<Self>) {
-        self.apply(change, ctx);
+impl StreamHandler<Vec<Change>> for ChannelActor {
+    fn handle(&mut self, changes: Vec<Change>, ctx: &mut Context<Self>) {
+        for change in changes {
+            self.apply(change);
+        }
+        self.flush(ctx);
     }
 }
 

@@ -26,7 +26,7 @@ use crate::identity::{Identity, ResumeToken};
 use crate::limits::Limits;
 use crate::model::{now_millis, ChannelInfo, ChannelName, Room, SessionId, UserId, UserRef};
 use crate::rate::UserBuckets;
-use crate::subscriber::{CloseCause, Subscriber};
+use crate::subscriber::{CloseCause, Queued, Subscriber};
 
 /// How often connected users are reported to the broker (which keeps their names held
 /// and forgets expired users), and idle flood buckets are dropped.
@@ -327,7 +327,7 @@ pub(crate) enum LoginRequest {
 /// What a successful connection gets.
 pub(crate) struct Connected {
     pub(crate) subscriber: Arc<Subscriber>,
-    pub(crate) events: mpsc::Receiver<Event>,
+    pub(crate) events: mpsc::Receiver<Queued>,
     pub(crate) identity: Identity,
     pub(crate) buckets: Arc<UserBuckets>,
 }

@@ -25,7 +25,7 @@ use crate::rate::UserBuckets;
 use crate::registry::{
     Connected, CreateChannel, FindChannel, ListChannels, OpenDirect, RegistryActor,
 };
-use crate::subscriber::{CloseCause, Subscriber};
+use crate::subscriber::{CloseCause, Queued, Subscriber};
 use crate::validate;
 
 /// A room as a client names it: a channel (`general`, `#general`) or a user, for the
@@ -64,7 +64,7 @@ impl From<&String> for Target {
 /// One connected client's handle on the engine.
 pub struct Session {
     subscriber: Arc<Subscriber>,
-    events: mpsc::Receiver<Event>,
+    events: mpsc::Receiver<Queued>,
     token: ResumeToken,
     new_user: bool,
     buckets: Arc<UserBuckets>,
@@ -150,7 +150,7 @@ impl Session {
                 };
             };
             if !self.is_covered(&event) {
-                return Some(event);
+                return Some(event.into());
             }
         }
     }
@@ -164,7 +164,7 @@ impl Session {
         }
         while let Ok(event) = self.events.try_recv() {
             if !self.is_covered(&event) {
-                return Some(event);
+                return Some(event.into());
             }
         }
         None
@@ -347,8 +347,8 @@ impl Session {
         Ok(found)
     }
 
-    fn is_covered(&self, event: &Event) -> bool {
-        let Event::Posted(message) = event else {
+    fn is_covered(&self, event: &Queued) -> bool {
+        let Queued::Posted(message) = event else {
             return false;
         };
         let mut covered = lock(&self.covered);

@@ -186,9 +186,11 @@ fn upgrade(
         session_id = tracing::field::Empty,
         user = tracing::field::Empty
     );
-    let run = session::run(inner.engine.clone(), inner.shutdown.clone(), ws, stream);
+    let (engine, shutdown) = (inner.engine.clone(), inner.shutdown.clone());
+    // `run` is created inside the task, not moved into it: a future moved into an async
+    // block and awaited there is stored twice, and this one is an idle connection's cost.
     let task = async move {
-        run.await;
+        session::run(engine, shutdown, ws, stream).await;
         drop(slot);
     };
     actix_web::rt::spawn(inner.tasks.track_future(task.instrument(span)));
