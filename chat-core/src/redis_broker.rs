@@ -544,11 +544,19 @@ async fn run_pubsub(client: redis::Client, shared: Weak<Shared>, mut conn: Conne
         };
         match subscribe_all(&client, &state).await {
             Ok(mut stream) => {
-                delay = BACKOFF_FIRST;
                 if reconnecting {
                     tracing::info!("redis pub/sub reconnected; resynchronising rooms");
-                    resync(&state, &mut conn).await;
+                    if let Err(e) = resync(&state, &mut conn).await {
+                        // What the rooms missed is only recovered here: try the whole
+                        // reconnection again rather than go on without it.
+                        drop(state);
+                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "resynchronising after the outage failed");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(BACKOFF_MAX);
+                        continue;
+                    }
                 }
+                delay = BACKOFF_FIRST;
                 drop(state);
                 while let Some(message) = stream.next().await {
                     let Some(state) = shared.upgrade() else {
@@ -591,25 +599,26 @@ async fn subscribe_all(
 }
 
 /// After an outage: every followed room gets its stored list again (the actors apply
-/// what they missed), and the registries hear of every channel.
-async fn resync(state: &Shared, conn: &mut ConnectionManager) {
+/// what they missed, ignoring what they have), and the registries hear of every channel.
+/// Fails on the first read that fails (the command connection may still be
+/// reconnecting); the caller then tries again.
+async fn resync(state: &Shared, conn: &mut ConnectionManager) -> Result<(), ChatError> {
     let rooms: Vec<Room> = lock(&state.rooms)
         .values()
         .map(|r| r.room.clone())
         .collect();
     for room in rooms {
-        match read_log(conn, &room).await {
-            Ok(messages) => deliver(state, &room_channel(&room), Change::Resync(messages)),
-            Err(e) => tracing::warn!(error = %e, "resync of a room failed"),
-        }
+        let messages = read_log(conn, &room).await?;
+        deliver(state, &room_channel(&room), Change::Resync(messages));
     }
     let channels: Vec<String> = conn
         .hvals(format!("{PREFIX}:channels"))
         .await
-        .unwrap_or_default();
+        .map_err(unavailable)?;
     for (name, created_at) in channels.iter().filter_map(|j| parse_channel(j)) {
         announce(state, ClusterEvent::ChannelCreated { name, created_at });
     }
+    Ok(())
 }
 
 fn route(state: &Shared, channel: &str, payload: &[u8]) {
