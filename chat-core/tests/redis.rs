@@ -391,3 +391,39 @@ async fn a_node_that_loses_its_subscription_catches_up_exactly_once() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_also_loses_its_command_connection_still_catches_up() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let alice = user(&a, "alice").await;
+    let mut bob = user(&b, "bob").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    bob.join("c", None).await.unwrap();
+    let first = alice.post("c", "first").await.unwrap();
+    assert_eq!(next_message(&mut bob).await.id, first.id);
+
+    // Cut every connection of both nodes. Node B's first command after that (the read
+    // that resynchronises its rooms) fails while its connection is re-established: the
+    // catch-up must be tried again, not skipped.
+    for kind in ["pubsub", "normal"] {
+        let _: i64 = redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", kind, "SKIPME", "yes"])
+            .query(&mut redis.raw())
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let gap = loop {
+        match alice.post("c", "gap").await {
+            Ok(m) => break m,
+            Err(e) if e.code() == "unavailable" && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(next_message(&mut bob).await.id, gap.id);
+}
