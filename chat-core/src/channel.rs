@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::prelude::*;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::broker::{Broker, Change, Proposal, Receipt, Signal};
 use crate::error::ChatError;
@@ -23,8 +23,9 @@ use crate::limits::Limits;
 use crate::model::{ChatMessage, Joined, Member, MessageId, Room, SessionId, UserId, UserRef};
 use crate::subscriber::Subscriber;
 
-/// How many requests may wait in a channel's mailbox before senders wait (backpressure on
-/// posters, never on readers).
+/// The channel mailbox's nominal capacity. Posts are not held back by it (they are sent
+/// with `do_send`, so none is ever dropped or reordered): what bounds them is the user's
+/// `message_rate` and each transport's limit on posts in flight per connection.
 const MAILBOX_CAPACITY: usize = 1024;
 
 /// At most this many changes from the feed are applied as one batch.
@@ -339,16 +340,19 @@ impl Handler<Unsubscribe> for ChannelActor {
     }
 }
 
-/// Post a validated message.
+/// Post a validated message. Sent with `do_send` and answered on `reply`: unlike a request
+/// whose caller stopped waiting, it is handled even when nobody awaits the answer any more,
+/// so a post handed to the room is never silently taken back.
 #[derive(Message)]
-#[rtype(result = "Result<Arc<ChatMessage>, ChatError>")]
+#[rtype(result = "()")]
 pub(crate) struct Post {
     pub(crate) author: UserRef,
     pub(crate) text: String,
+    pub(crate) reply: oneshot::Sender<Result<Arc<ChatMessage>, ChatError>>,
 }
 
 impl Handler<Post> for ChannelActor {
-    type Result = ResponseFuture<Result<Arc<ChatMessage>, ChatError>>;
+    type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: Post, _: &mut Context<Self>) -> Self::Result {
         let commit = self.broker.commit(
@@ -359,12 +363,15 @@ impl Handler<Post> for ChannelActor {
             },
         );
         Box::pin(async move {
-            match commit.await? {
-                Receipt::Posted(message) => Ok(message),
-                Receipt::Done => Err(ChatError::Unavailable(
+            let stored = match commit.await {
+                Ok(Receipt::Posted(message)) => Ok(message),
+                Ok(Receipt::Done) => Err(ChatError::Unavailable(
                     "broker did not store the message".into(),
                 )),
-            }
+                Err(e) => Err(e),
+            };
+            // The poster may have stopped waiting; the message is stored either way.
+            let _ = msg.reply.send(stored);
         })
     }
 }

@@ -101,4 +101,4 @@ pub use model::{
 };
 #[cfg(feature = "redis")]
 pub use redis_broker::RedisBroker;
-pub use session::{Session, Target};
+pub use session::{PendingPost, Session, Target};

@@ -8,10 +8,13 @@
 //! offline).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use actix::Addr;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::channel::{ChannelActor, Delete, Members, Post, Subscribe, Typing, Unsubscribe};
 use crate::error::ChatError;
@@ -58,6 +61,25 @@ impl From<&str> for Target {
 impl From<&String> for Target {
     fn from(raw: &String) -> Self {
         Target::parse(raw)
+    }
+}
+
+/// A message handed to its room by [`Session::start_post`], not yet stored: resolves to
+/// the stored message (with its id and timestamp), or to why it was refused.
+#[must_use = "the room has the message either way; await it for its id or its error"]
+pub struct PendingPost(Pin<Box<dyn Future<Output = Result<Arc<ChatMessage>, ChatError>> + Send>>);
+
+impl Future for PendingPost {
+    type Output = Result<Arc<ChatMessage>, ChatError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for PendingPost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingPost")
     }
 }
 
@@ -260,15 +282,37 @@ impl Session {
         target: impl Into<Target>,
         text: &str,
     ) -> Result<Arc<ChatMessage>, ChatError> {
+        self.start_post(target, text).await?.await
+    }
+
+    /// Posts like [`Session::post`], in two steps: this checks the message, takes it from
+    /// the rate limit and hands it to the room, and the returned [`PendingPost`] resolves
+    /// to the stored message. The pending post does not borrow the session, so a
+    /// transport can read the client's next request while earlier posts are still being
+    /// stored. Posts started one after another are stored in that order.
+    ///
+    /// This is what lets a fast sender's messages reach the room in batches (one fan-out
+    /// pass for several messages) instead of one round trip each.
+    pub async fn start_post(
+        &self,
+        target: impl Into<Target>,
+        text: &str,
+    ) -> Result<PendingPost, ChatError> {
         self.ensure_open()?;
         validate::message_text(text, &self.limits)?;
         let addr = self.room_addr(target.into()).await?;
         self.buckets.take_message()?;
-        addr.send(Post {
+        let (reply, stored) = oneshot::channel();
+        // Queued in the room's mailbox now, whatever happens to the `PendingPost`.
+        addr.do_send(Post {
             author: self.subscriber.user.clone(),
             text: text.to_owned(),
-        })
-        .await?
+            reply,
+        });
+        // A dropped reply means the room's actor is gone: the engine is stopping.
+        Ok(PendingPost(Box::pin(async move {
+            stored.await.unwrap_or(Err(ChatError::ShuttingDown))
+        })))
     }
 
     /// Deletes one of this user's own messages; anyone else's is refused with

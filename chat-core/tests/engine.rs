@@ -293,6 +293,45 @@ async fn waiting_events_can_be_drained_without_waiting() {
 }
 
 #[tokio::test]
+async fn started_posts_are_stored_in_order_without_waiting_for_each() {
+    let engine = engine();
+    let alice = user(&engine, "alice").await;
+    let mut bob = user(&engine, "bob").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    bob.join("c", None).await.unwrap();
+
+    // Start all of them first, then look at the results: each is in the room already.
+    let mut pending = Vec::new();
+    for i in 0..20 {
+        pending.push(alice.start_post("c", &format!("m{i}")).await.unwrap());
+    }
+    // A refusal is known when starting, and does not disturb the others.
+    assert!(matches!(
+        alice.start_post("c", " ").await,
+        Err(ChatError::Empty)
+    ));
+    // Dropping a pending post does not take the message back.
+    let dropped = pending.pop().unwrap();
+    drop(dropped);
+    let mut stored = Vec::new();
+    for post in pending {
+        stored.push(post.await.unwrap());
+    }
+    let ids: Vec<u64> = stored.iter().map(|m| m.id).collect();
+    assert_eq!(ids, (1..=19).collect::<Vec<_>>());
+    let texts: Vec<&str> = stored.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, (0..19).map(|i| format!("m{i}")).collect::<Vec<_>>());
+
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        let m = next_message(&mut bob).await;
+        seen.push(m.text.to_string());
+    }
+    assert_eq!(seen, (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn many_senders_and_subscribers_all_see_one_order() {
     const SENDERS: usize = 8;
     const EACH: usize = 40;

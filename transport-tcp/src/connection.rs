@@ -2,8 +2,10 @@
 //! [`Session`], and writes what it should see.
 //!
 //! Started by `listener.rs`, one task per connection. A single task selects over the
-//! client's next line, the session's next event, the idle deadline and shutdown, so every
-//! reply is written before the events that follow it (what `Session` asks of a transport).
+//! client's next line, the session's next event, the posts still being stored, the idle
+//! deadline and shutdown, so every reply is written before the events that follow it (what
+//! `Session` asks of a transport). Chat lines are pipelined: the loop reads on while up to
+//! `MAX_POSTS_IN_FLIGHT` of them are being stored, and answers wait for those first.
 //! It never touches bytes (that is `codec.rs`) nor formats text (that is `render.rs`), and
 //! it makes no chat decision: every request goes to the engine as it is.
 //!
@@ -15,8 +17,12 @@
 //! anyone.
 
 use std::io;
+use std::sync::Arc;
 
-use chat_core::{ChatError, Engine, Event, Joined, Limits, Login, Session};
+use chat_core::{
+    ChatError, ChatMessage, Engine, Event, Joined, Limits, Login, PendingPost, Session,
+};
+use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -42,6 +48,7 @@ pub(crate) async fn run(stream: TcpStream, engine: Engine, shutdown: Cancellatio
         current: None,
         shutdown,
         limits,
+        posts: FuturesOrdered::new(),
     };
     tracing::debug!("connected");
     let end = conn.serve().await;
@@ -88,8 +95,14 @@ enum Step {
     Shutdown,
     Input(Option<Result<Input, io::Error>>),
     Event(Option<Event>),
+    Posted(Option<Result<Arc<ChatMessage>, ChatError>>),
     Idle,
 }
+
+/// Most posts of one connection being stored at once. Past it the loop stops reading the
+/// client until one is done; below it a fast sender's messages reach the room together and
+/// are fanned out in one pass.
+const MAX_POSTS_IN_FLIGHT: usize = 64;
 
 struct Connection {
     lines: FramedRead<OwnedReadHalf, LineCodec>,
@@ -102,6 +115,10 @@ struct Connection {
     current: Option<String>,
     shutdown: CancellationToken,
     limits: Limits,
+    /// Posts handed to their rooms and not stored yet, in order. A successful post answers
+    /// nothing (its event is the confirmation); a refused one answers an error line, and
+    /// every other answer waits for these, so errors come out in the order of the lines.
+    posts: FuturesOrdered<PendingPost>,
 }
 
 impl Connection {
@@ -115,7 +132,8 @@ impl Connection {
             // and a busy room must not starve reading the client.
             let step = tokio::select! {
                 _ = self.shutdown.cancelled() => Step::Shutdown,
-                input = self.lines.next() => Step::Input(input),
+                posted = self.posts.next(), if !self.posts.is_empty() => Step::Posted(posted),
+                input = self.lines.next(), if self.posts.len() < MAX_POSTS_IN_FLIGHT => Step::Input(input),
                 event = next_event(&mut self.session) => Step::Event(event),
                 _ = sleep_until(idle_deadline) => Step::Idle,
             };
@@ -145,6 +163,13 @@ impl Connection {
                         Ok(true) => {}
                         Ok(false) => return End::Quit,
                         Err(end) => return end,
+                    }
+                }
+                Step::Posted(posted) => {
+                    if let Some(Err(e)) = posted {
+                        if let Err(end) = self.send(vec![render::error(&TcpError::Chat(e))]).await {
+                            return end;
+                        }
                     }
                 }
                 Step::Event(None) => return End::Disconnected,
@@ -190,6 +215,7 @@ impl Connection {
             Input::InvalidUtf8 => Err(TcpError::InvalidUtf8),
             Input::Line(line) => match command::parse(&line) {
                 Ok(Command::Quit) => {
+                    self.answer_posts().await?;
                     self.send(vec![render::reply("bye")]).await?;
                     return Ok(false);
                 }
@@ -202,9 +228,20 @@ impl Connection {
             Err(e) => vec![render::error(&e)],
         };
         if !lines.is_empty() {
+            self.answer_posts().await?;
             self.send(lines).await?;
         }
         Ok(true)
+    }
+
+    /// Waits for every post in flight, writing an error line for each refused one.
+    async fn answer_posts(&mut self) -> Result<(), End> {
+        while let Some(result) = self.posts.next().await {
+            if let Err(e) = result {
+                self.send(vec![render::error(&TcpError::Chat(e))]).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Runs a command; returns the lines to answer with. Successful posts, deletions and
@@ -229,7 +266,8 @@ impl Connection {
             Command::Quit => Ok(Vec::new()),
             Command::Say(text) => {
                 let room = self.current_room()?;
-                session.post(room.as_str(), &text).await?;
+                let post = session.start_post(room.as_str(), &text).await?;
+                self.posts.push_back(post);
                 Ok(Vec::new())
             }
             Command::Msg { to, text } => {
@@ -238,7 +276,8 @@ impl Connection {
                 } else {
                     format!("@{to}")
                 };
-                session.post(to.as_str(), &text).await?;
+                let post = session.start_post(to.as_str(), &text).await?;
+                self.posts.push_back(post);
                 Ok(Vec::new())
             }
             Command::Create(name) => {

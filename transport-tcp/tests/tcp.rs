@@ -494,6 +494,58 @@ async fn two_tcp_users_chat_both_ways() {
 }
 
 #[tokio::test]
+async fn a_burst_of_lines_is_stored_in_order_with_errors_in_place() {
+    // One write of many lines: the server reads on while earlier messages are stored, and
+    // must still store them in order and answer the bad lines in order.
+    let s = server().await;
+    let mut alice = s.user("alice").await;
+    alice.send("/create general").await;
+    alice.expect_line("+ #general created").await;
+    alice.send("/join general").await;
+    alice.expect_line("* #general alice joined").await;
+    let mut bob = s.member("bob", "general").await;
+
+    let mut burst = String::new();
+    for n in 0..40 {
+        match n {
+            15 => burst.push_str("/msg nobody-here hello\r\n"),
+            25 => burst.push_str("/frobnicate\r\n"),
+            _ => burst.push_str(&format!("m{n}\r\n")),
+        }
+    }
+    burst.push_str("/who\r\n");
+    alice.send_raw(burst.as_bytes()).await;
+
+    let who = alice.expect_line("= members of #general").await;
+    let answers: Vec<&String> = alice
+        .seen
+        .iter()
+        .filter(|l| l.starts_with("! error") || l.starts_with("= members of"))
+        .collect();
+    assert_eq!(
+        answers.len(),
+        3,
+        "two errors and the /who reply: {answers:?}"
+    );
+    assert!(
+        answers[0].starts_with("! error no_such_user: "),
+        "{answers:?}"
+    );
+    assert!(
+        answers[1].starts_with("! error unknown_command: "),
+        "{answers:?}"
+    );
+    assert_eq!(*answers[2], who);
+
+    let mut id = 0;
+    for n in (0..40).filter(|n| *n != 15 && *n != 25) {
+        id += 1;
+        bob.expect_message(&format!("#general <alice> m{n} (id {id})"))
+            .await;
+    }
+}
+
+#[tokio::test]
 async fn tcp_and_web_users_chat_in_one_channel() {
     let s = server().await;
     let mut web = s.web_user("webby").await;

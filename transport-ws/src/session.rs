@@ -2,21 +2,35 @@
 //! that socket and that connection's engine [`Session`].
 //!
 //! Spawned by the `/ws` handler in `lib.rs` after the upgrade. One `select!` loop waits on
-//! five things at once: a frame from the client, the next engine event, the heartbeat
-//! tick, the idle deadline and the server's shutdown token. Everything happens in this one
-//! task, so a request's reply is written before any event that follows it (a `join`
-//! snapshot then always comes before the live messages that continue it).
+//! six things at once: a frame from the client, the next engine event, the replies of
+//! posts being stored, the heartbeat tick, the idle deadline and the server's shutdown
+//! token. Everything happens in this one task, so a request's reply is written before any
+//! event that follows it (a `join` snapshot then always comes before the live messages
+//! that continue it).
+//!
+//! Posts are pipelined: the loop reads on while up to `MAX_POSTS_IN_FLIGHT` posts are
+//! being stored, so a fast sender's messages reach the room together. Replies still go
+//! out in request order (every reply waits for the posts before it) and a post's reply
+//! always precedes its own message event.
 //!
 //! It translates and forwards; it holds no chat state and decides nothing about rooms.
 //! Every write is bounded by `Limits::write_timeout`: a client that stops reading is
 //! dropped, it never stalls the engine or other clients (the engine itself disconnects a
 //! session whose queue is full, as `slow_consumer`).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use actix_ws::{CloseCode, CloseReason, Item, Message, MessageStream, ProtocolError};
 use bytestring::ByteString;
-use chat_core::{ChatError, DisconnectReason, Engine, Event, Login, Room, Session, UserId};
+use chat_core::{
+    ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PendingPost, Room, Session,
+    UserId,
+};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -121,12 +135,45 @@ impl Fragments {
     }
 }
 
+/// Most posts of one connection being stored at once. Past it the loop stops reading the
+/// client until one is answered; below it a fast sender's messages reach the room together
+/// and are fanned out in one pass.
+const MAX_POSTS_IN_FLIGHT: usize = 64;
+
+/// A `post` request handed to its room, waiting for its reply.
+struct InFlightPost {
+    id: Option<RequestId>,
+    post: PendingPost,
+}
+
+impl Future for InFlightPost {
+    type Output = (Option<RequestId>, Result<Arc<ChatMessage>, ChatError>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        Pin::new(&mut this.post)
+            .poll(cx)
+            .map(|result| (this.id.take(), result))
+    }
+}
+
+/// What a request that was not refused came to.
+enum Handled {
+    /// Its reply, to write now (after the replies of the posts before it).
+    Done(Reply),
+    /// A post on its way to the room: its reply comes when the room has stored it.
+    Posting(PendingPost),
+}
+
 /// The connection's state: the socket's sending half and, once logged in, the session.
 struct Connection {
     ws: actix_ws::Session,
     engine: Engine,
     session: Option<Session>,
     write_timeout: Duration,
+    /// Posts handed to their rooms and not answered yet, in request order. Requests are
+    /// answered in order: every reply waits for these first.
+    posts: FuturesOrdered<InFlightPost>,
 }
 
 /// Runs one connection until it closes. `stream` is the socket's receiving half, `ws` its
@@ -152,6 +199,7 @@ pub(crate) async fn run(
         engine,
         session: None,
         write_timeout,
+        posts: FuturesOrdered::new(),
     };
     let mut fragments = Fragments::new();
 
@@ -182,7 +230,14 @@ pub(crate) async fn run(
                         reason: DisconnectReason::ShuttingDown.to_string(),
                     };
                 }
-                received = stream.recv() => {
+                answered = conn.posts.next(), if !conn.posts.is_empty() => {
+                    if let Some((id, result)) = answered {
+                        if Box::pin(conn.answer_post(id, result)).await.is_err() {
+                            break End::Gone;
+                        }
+                    }
+                }
+                received = stream.recv(), if conn.posts.len() < MAX_POSTS_IN_FLIGHT => {
                     let Some(received) = received else {
                         tracing::debug!("connection closed by the peer");
                         break End::Gone;
@@ -317,6 +372,9 @@ impl Connection {
                     reason: reason.to_string(),
                 }));
             }
+            if let Event::Posted(message) = &event {
+                self.answer_posts_before_echo(message).await?;
+            }
             let text = self.encode(&event);
             self.write(Outgoing::Shared(text)).await?;
             written += 1;
@@ -385,28 +443,78 @@ impl Connection {
         self.send(&frame).await
     }
 
-    /// Answers one text frame with exactly one `ok` or `error` frame.
+    /// Answers one text frame with exactly one `ok` or `error` frame, in request order: a
+    /// post's reply is written when the room has stored it, and every later reply waits
+    /// for it.
     async fn handle_text(&mut self, text: &str) -> Result<(), Dropped> {
         let frame = match parse_request(text) {
             Ok((id, request)) => {
                 let name = request_name(&request);
-                let outcome = self.dispatch(request).await;
-                reply_frame(id, name, outcome)
+                match self.dispatch(request).await {
+                    Ok(Handled::Posting(post)) => {
+                        self.posts.push_back(InFlightPost { id, post });
+                        return Ok(());
+                    }
+                    Ok(Handled::Done(reply)) => reply_frame(id, name, Ok(reply)),
+                    Err(failure) => reply_frame(id, name, Err(failure)),
+                }
             }
             Err((id, error)) => {
                 tracing::debug!(code = error.code(), "refused frame");
                 ServerFrame::transport_error(id, &error)
             }
         };
+        self.answer_posts().await?;
         self.send(&frame).await
     }
 
-    async fn dispatch(&mut self, request: ClientFrame) -> Result<Reply, Failure> {
+    /// Writes the reply to a post the room has stored (or refused).
+    async fn answer_post(
+        &mut self,
+        id: Option<RequestId>,
+        result: Result<Arc<ChatMessage>, ChatError>,
+    ) -> Result<(), Dropped> {
+        let me = self.user_id();
+        let outcome = result
+            .map(|message| Reply::Posted {
+                message: MessageView::new(&message, me),
+            })
+            .map_err(Failure::Chat);
+        self.send(&reply_frame(id, "post", outcome)).await
+    }
+
+    /// Waits for every post in flight and writes their replies, in order.
+    async fn answer_posts(&mut self) -> Result<(), Dropped> {
+        while let Some((id, result)) = self.posts.next().await {
+            self.answer_post(id, result).await?;
+        }
+        Ok(())
+    }
+
+    /// Before this connection's own message goes out as an event, writes the replies of
+    /// the posts up to the one that stored it: a client always has a post's reply before
+    /// its echo. (The room queues the echo before it answers, so it can arrive first.)
+    async fn answer_posts_before_echo(&mut self, message: &ChatMessage) -> Result<(), Dropped> {
+        if self.posts.is_empty() || message.author.id != self.user_id() {
+            return Ok(());
+        }
+        while let Some((id, result)) = self.posts.next().await {
+            let is_this = matches!(&result, Ok(m) if m.id == message.id && m.room == message.room);
+            self.answer_post(id, result).await?;
+            if is_this {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&mut self, request: ClientFrame) -> Result<Handled, Failure> {
         let Some(session) = &self.session else {
-            return match request {
-                ClientFrame::Login { name, token } => self.login(name, token).await,
-                _ => Err(TransportError::NotLoggedIn.into()),
+            let reply = match request {
+                ClientFrame::Login { name, token } => self.login(name, token).await?,
+                _ => return Err(TransportError::NotLoggedIn.into()),
             };
+            return Ok(Handled::Done(reply));
         };
         let me = session.user().id;
         let reply = match request {
@@ -429,9 +537,11 @@ impl Connection {
                 session.leave(room.as_str()).await?;
                 Reply::Done {}
             }
-            ClientFrame::Post { room, text } => Reply::Posted {
-                message: MessageView::new(&*session.post(room.as_str(), &text).await?, me),
-            },
+            ClientFrame::Post { room, text } => {
+                return Ok(Handled::Posting(
+                    session.start_post(room.as_str(), &text).await?,
+                ));
+            }
             ClientFrame::Delete { room, message_id } => {
                 session.delete(room.as_str(), message_id).await?;
                 Reply::Done {}
@@ -441,7 +551,7 @@ impl Connection {
             },
             ClientFrame::Members { room } => Reply::members(&session.members(room.as_str()).await?),
         };
-        Ok(reply)
+        Ok(Handled::Done(reply))
     }
 
     async fn login(

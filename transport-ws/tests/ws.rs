@@ -567,6 +567,86 @@ async fn two_users_chat_live() {
 }
 
 #[tokio::test]
+async fn back_to_back_posts_are_answered_in_order_and_before_their_echoes() {
+    // The server reads the next request while earlier posts are being stored: replies
+    // must still come in request order, refusals included, and each post's reply before
+    // its own message event.
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+    alice
+        .ok(json!({"type": "create_channel", "name": "burst"}))
+        .await;
+    alice.ok(json!({"type": "join", "room": "burst"})).await;
+    bob.ok(json!({"type": "join", "room": "burst"})).await;
+
+    let refused = |n: u64| match n {
+        20 => Some(("", "empty")),
+        30 => Some(("elsewhere", "not_joined")),
+        _ => None,
+    };
+    for n in 0..40u64 {
+        let (room, text) = match refused(n) {
+            Some(("", _)) => ("burst", String::new()),
+            Some((room, _)) => (room, format!("m{n}")),
+            None => ("burst", format!("m{n}")),
+        };
+        alice
+            .send_json(&json!({"type": "post", "id": n, "room": room, "text": text}))
+            .await;
+    }
+    alice
+        .send_json(&json!({"type": "members", "id": 100, "room": "burst"}))
+        .await;
+
+    let frames = alice
+        .frames_until(|f| f["type"] == "ok" && f["id"] == 100)
+        .await;
+    let replies: Vec<&Value> = frames
+        .iter()
+        .filter(|f| matches!(f["type"].as_str(), Some("ok" | "error")))
+        .collect();
+    let reply_ids: Vec<u64> = replies.iter().map(|f| f["id"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = (0..40).chain([100]).collect();
+    assert_eq!(reply_ids, expected, "replies in request order");
+
+    let mut last_id = 0;
+    for (n, reply) in replies.iter().take(40).enumerate() {
+        let n = n as u64;
+        if let Some((_, code)) = refused(n) {
+            assert_eq!(reply["type"], "error", "request {n}");
+            assert_eq!(reply["code"], code, "request {n}");
+            continue;
+        }
+        assert_eq!(reply["type"], "ok", "request {n}: {reply}");
+        let message = &reply["result"]["message"];
+        assert_eq!(message["text"], format!("m{n}"));
+        let id = message["id"].as_u64().unwrap();
+        assert!(id > last_id, "stored in request order");
+        last_id = id;
+        let reply_at = frames.iter().position(|f| f == *reply).unwrap();
+        let echo_at = frames
+            .iter()
+            .position(|f| f["type"] == "message" && f["message"]["id"] == id);
+        if let Some(echo_at) = echo_at {
+            assert!(reply_at < echo_at, "reply to {n} before its echo");
+        }
+    }
+
+    // Bob sees the 38 stored messages, in the same order.
+    let mut texts = Vec::new();
+    while texts.len() < 38 {
+        let event = bob.event(|f| f["type"] == "message").await;
+        texts.push(event["message"]["text"].as_str().unwrap().to_owned());
+    }
+    let sent: Vec<String> = (0..40)
+        .filter(|n| refused(*n).is_none())
+        .map(|n| format!("m{n}"))
+        .collect();
+    assert_eq!(texts, sent);
+}
+
+#[tokio::test]
 async fn private_messages_reach_both_connections_of_a_user_and_no_one_else() {
     let server = TestServer::start(test_limits());
     let mut alice = server.user("alice").await;
