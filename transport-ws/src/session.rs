@@ -31,7 +31,7 @@ use chat_core::{
     UserId,
 };
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
+use tokio::time::{interval_at, sleep, timeout, timeout_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::{
@@ -364,6 +364,9 @@ impl Connection {
     async fn forward_batch(&mut self, first: Event) -> Result<Option<End>, Dropped> {
         let mut next = Some(first);
         let mut written = 0;
+        // The batch must be taken within `write_timeout`, counted from its first write
+        // (and again after waiting for post replies, which is not the client's doing).
+        let mut deadline = None;
         while let Some(event) = next.take() {
             if let Event::Disconnected(reason) = event {
                 return Ok(Some(End::Close {
@@ -373,10 +376,13 @@ impl Connection {
                 }));
             }
             if let Event::Posted(message) = &event {
-                self.answer_posts_before_echo(message).await?;
+                if self.answer_posts_before_echo(message).await? {
+                    deadline = None;
+                }
             }
             let text = self.encode(&event);
-            self.write(Outgoing::Shared(text)).await?;
+            let by = *deadline.get_or_insert_with(|| Instant::now() + self.write_timeout);
+            self.write_by(Outgoing::Shared(text), by).await?;
             written += 1;
             if written < EVENT_BATCH {
                 next = self.session.as_mut().and_then(Session::try_next_event);
@@ -410,6 +416,13 @@ impl Connection {
 
     /// Writes one frame within `write_timeout`.
     async fn write(&mut self, out: Outgoing) -> Result<(), Dropped> {
+        self.write_by(out, Instant::now() + self.write_timeout)
+            .await
+    }
+
+    /// Writes one frame, giving up at `deadline`. A batch of events shares one deadline
+    /// (one clock read and one timer per batch, not per frame).
+    async fn write_by(&mut self, out: Outgoing, deadline: Instant) -> Result<(), Dropped> {
         let write = async {
             match out {
                 Outgoing::Text(text) => self.ws.text(text).await,
@@ -418,7 +431,7 @@ impl Connection {
                 Outgoing::Pong(bytes) => self.ws.pong(&bytes).await,
             }
         };
-        match timeout(self.write_timeout, write).await {
+        match timeout_at(deadline, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_closed)) => {
                 tracing::debug!("write to a closed socket");
@@ -494,9 +507,10 @@ impl Connection {
     /// Before this connection's own message goes out as an event, writes the replies of
     /// the posts up to the one that stored it: a client always has a post's reply before
     /// its echo. (The room queues the echo before it answers, so it can arrive first.)
-    async fn answer_posts_before_echo(&mut self, message: &ChatMessage) -> Result<(), Dropped> {
+    /// Returns whether it wrote (and so may have waited for) any reply.
+    async fn answer_posts_before_echo(&mut self, message: &ChatMessage) -> Result<bool, Dropped> {
         if self.posts.is_empty() || message.author.id != self.user_id() {
-            return Ok(());
+            return Ok(false);
         }
         while let Some((id, result)) = self.posts.next().await {
             let is_this = matches!(&result, Ok(m) if m.id == message.id && m.room == message.room);
@@ -505,7 +519,7 @@ impl Connection {
                 break;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn dispatch(&mut self, request: ClientFrame) -> Result<Handled, Failure> {
