@@ -47,12 +47,17 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Post: allocate the id, store, trim, publish. The message arrives as JSON whose first
-/// field is `"id":0`; the script puts the real id there.
+/// field is `"id":0`; the script puts the real id there. A private room's keys get
+/// `ARGV[4]` seconds to live (0: a channel's, which never expire).
 const POST_SCRIPT: &str = r#"
 local id = redis.call('INCR', KEYS[1])
 local message = string.gsub(ARGV[2], '^{"id":0,', '{"id":' .. id .. ',', 1)
 redis.call('RPUSH', KEYS[2], message)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1)
+if tonumber(ARGV[4]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
 redis.call('PUBLISH', ARGV[3], '{"posted":' .. message .. '}')
 return message
 "#;
@@ -97,7 +102,8 @@ redis.call('EXPIRE', fields[2], ARGV[1])
 return {tonumber(id), fields[1]}
 "#;
 
-/// Touch: restart the hold of a user's name, token and record.
+/// Touch: restart the hold of a user's name, token and record, and of their private
+/// conversations (so one lives while either of its users does).
 const TOUCH_SCRIPT: &str = r#"
 for i, id in ipairs(ARGV) do
   if i > 1 then
@@ -107,6 +113,14 @@ for i, id in ipairs(ARGV) do
       redis.call('EXPIRE', user, ARGV[1])
       redis.call('EXPIRE', fields[1], ARGV[1])
       redis.call('EXPIRE', KEYS[1] .. ':token:' .. fields[2], ARGV[1])
+      local dms = KEYS[1] .. ':dms:' .. id
+      for _, pair in ipairs(redis.call('SMEMBERS', dms)) do
+        local p = cjson.decode(pair)
+        local room = string.format('%s:room:d:%d:%d', KEYS[1], p[1].id, p[2].id)
+        redis.call('EXPIRE', room .. ':seq', ARGV[1])
+        redis.call('EXPIRE', room .. ':log', ARGV[1])
+      end
+      redis.call('EXPIRE', dms, ARGV[1])
     end
   end
 end
@@ -286,6 +300,15 @@ impl Broker for RedisBroker {
                 .await
                 .map_err(unavailable)?;
             let (id, name) = found.ok_or(ChatError::InvalidToken)?;
+            // The user's private conversations are held again too.
+            let _: i64 = scripts
+                .touch
+                .key(PREFIX)
+                .arg(hold)
+                .arg(id)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
             Ok(Identity {
                 user: UserRef {
                     id: UserId(id),
@@ -390,7 +413,7 @@ impl Broker for RedisBroker {
     }
 
     fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()> {
-        let mut conn = self.conn.clone();
+        let (mut conn, hold) = (self.conn.clone(), self.hold_secs);
         let [a, b] = sorted(pair);
         let wire = [wire_user(&a), wire_user(&b)];
         let announce =
@@ -405,6 +428,14 @@ impl Broker for RedisBroker {
                 .sadd(format!("{PREFIX}:dms:{}", b.id.0), &json)
                 .await
                 .map_err(unavailable)?;
+            // Held like their users' records (the peer may be offline: it would never be
+            // touched otherwise); touching either user extends them.
+            for user in [a.id, b.id] {
+                let _: bool = conn
+                    .expire(format!("{PREFIX}:dms:{}", user.0), hold as i64)
+                    .await
+                    .map_err(unavailable)?;
+            }
             if added == 1 {
                 announce.await?;
             }
@@ -466,6 +497,11 @@ impl Broker for RedisBroker {
     fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt> {
         let (mut conn, scripts, limit) =
             (self.conn.clone(), self.scripts.clone(), self.history_limit);
+        // A private conversation lives while one of its users is held (see TOUCH_SCRIPT).
+        let expiry = match room {
+            Room::Channel(_) => 0,
+            Room::Direct(_) => self.hold_secs,
+        };
         let room = room.clone();
         let channel = room_channel(&room);
         let (seq_key, log_key) = (format!("{channel}:seq"), format!("{channel}:log"));
@@ -486,6 +522,7 @@ impl Broker for RedisBroker {
                         .arg(limit)
                         .arg(draft)
                         .arg(&channel)
+                        .arg(expiry)
                         .invoke_async(&mut conn)
                         .await
                         .map_err(unavailable)?;

@@ -29,7 +29,8 @@ use crate::rate::UserBuckets;
 use crate::subscriber::{CloseCause, Queued, Subscriber};
 
 /// How often connected users are reported to the broker (which keeps their names held
-/// and forgets expired users), and idle flood buckets are dropped.
+/// and forgets expired users), and idle flood buckets are dropped: every minute, or twice
+/// per `Limits::name_hold` when that is shorter, so a connected user's hold never lapses.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A user's flood buckets outlive their sessions this long, so reconnecting does not
@@ -303,7 +304,10 @@ impl Actor for RegistryActor {
                     Err(e) => tracing::warn!(error = %e, "could not load the channel list"),
                 }),
         );
-        ctx.run_interval(KEEP_ALIVE_INTERVAL, |act, ctx| act.keep_alive(ctx));
+        let every = KEEP_ALIVE_INTERVAL.min(self.limits.name_hold / 2);
+        ctx.run_interval(every.max(Duration::from_millis(100)), |act, ctx| {
+            act.keep_alive(ctx)
+        });
     }
 }
 

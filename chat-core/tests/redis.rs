@@ -427,3 +427,70 @@ async fn a_node_that_also_loses_its_command_connection_still_catches_up() {
     };
     assert_eq!(next_message(&mut bob).await.id, gap.id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_conversations_expire_with_their_users_and_channels_stay() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let engine = Engine::from_config(EngineConfig {
+        limits: Limits {
+            name_hold: Duration::from_secs(1),
+            ..limits()
+        },
+        redis_url: Some(redis.url()),
+    })
+    .await
+    .expect("node connects to redis");
+    let alice = user(&engine, "alice").await;
+    let mut bob = user(&engine, "bob").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    alice.post("c", "in the channel").await.unwrap();
+    let dm = alice.post("@bob", "just us").await.unwrap();
+    assert_eq!(next_message(&mut bob).await.id, dm.id);
+    let (a, b) = (alice.user().id.0, bob.user().id.0);
+    let (lo, hi) = (a.min(b), a.max(b));
+    let private = [
+        format!("flack:room:d:{lo}:{hi}:seq"),
+        format!("flack:room:d:{lo}:{hi}:log"),
+        format!("flack:dms:{a}"),
+        format!("flack:dms:{b}"),
+        format!("flack:user:{a}"),
+        format!("flack:user:{b}"),
+    ];
+    let channel = ["flack:room:c:c:seq", "flack:room:c:c:log", "flack:channels"];
+    let exists = |key: &str| -> bool {
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query::<i64>(&mut redis.raw())
+            .unwrap()
+            == 1
+    };
+    for key in private.iter().map(String::as_str).chain(channel) {
+        assert!(exists(key), "{key} stored");
+    }
+
+    // While one of the two is still connected (and so touched), the conversation stays,
+    // well past the other's hold.
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for key in &private[..3] {
+        assert!(exists(key), "{key} kept while alice is connected");
+    }
+
+    // Both users gone: a second after (name_hold), their conversation is gone with them.
+    drop(alice);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while private.iter().any(|k| exists(k)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "private keys outlived their users: {:?}",
+            private.iter().filter(|k| exists(k)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for key in channel {
+        assert!(exists(key), "{key} kept: channels never expire");
+    }
+}
