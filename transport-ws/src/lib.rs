@@ -33,11 +33,13 @@
 //! - [`protocol`]: the wire format: [`protocol::ClientFrame`] requests,
 //!   [`protocol::ServerFrame`] replies and events, conversions from engine types.
 //! - [`origin`]: the `Origin` allow-list against cross-site WebSocket hijacking.
-//! - `session`: the per-connection loop (client frames, engine events, heartbeat, idle
-//!   timeout, shutdown) in one task; bounded writes.
+//! - `session`: the per-connection loop (client frames, engine events, posts in flight,
+//!   heartbeat, idle timeout, shutdown) in one task; bounded writes.
+//! - `fragments`: reassembly of messages split into continuation frames.
 
 #![warn(missing_docs)]
 
+mod fragments;
 pub mod origin;
 pub mod protocol;
 mod session;

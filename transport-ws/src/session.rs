@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_ws::{CloseCode, CloseReason, Item, Message, MessageStream, ProtocolError};
+use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError};
 use bytestring::ByteString;
 use chat_core::{
     ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PendingPost, Room, Session,
@@ -34,6 +34,7 @@ use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::time::{interval_at, sleep, timeout, timeout_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use crate::fragments::{Assembled, Fragments};
 use crate::protocol::{
     parse_request, ClientFrame, MessageView, Reply, RequestId, ServerFrame, TransportError,
 };
@@ -71,67 +72,6 @@ impl From<ChatError> for Failure {
 impl From<TransportError> for Failure {
     fn from(e: TransportError) -> Self {
         Failure::Transport(e)
-    }
-}
-
-/// A text or binary message split into continuation frames, being put back together.
-/// Bounded by `Limits::max_frame_bytes` for the whole message, like a single frame.
-struct Fragments {
-    text: bool,
-    buf: Vec<u8>,
-    active: bool,
-}
-
-/// What a continuation frame completed, if anything.
-enum Assembled {
-    Pending,
-    Text(String),
-    Binary,
-    TooLarge,
-    Invalid(&'static str),
-}
-
-impl Fragments {
-    fn new() -> Self {
-        Fragments {
-            text: false,
-            buf: Vec::new(),
-            active: false,
-        }
-    }
-
-    fn push(&mut self, item: Item, max_bytes: usize) -> Assembled {
-        let (first, text, bytes, last) = match item {
-            Item::FirstText(b) => (true, true, b, false),
-            Item::FirstBinary(b) => (true, false, b, false),
-            Item::Continue(b) => (false, self.text, b, false),
-            Item::Last(b) => (false, self.text, b, true),
-        };
-        if first == self.active {
-            // A first frame while assembling, or a continuation with nothing started.
-            return Assembled::Invalid("unexpected continuation frame");
-        }
-        if first {
-            self.active = true;
-            self.text = text;
-            self.buf.clear();
-        }
-        if self.buf.len() + bytes.len() > max_bytes {
-            return Assembled::TooLarge;
-        }
-        self.buf.extend_from_slice(&bytes);
-        if !last {
-            return Assembled::Pending;
-        }
-        self.active = false;
-        let buf = std::mem::take(&mut self.buf);
-        if !self.text {
-            return Assembled::Binary;
-        }
-        match String::from_utf8(buf) {
-            Ok(text) => Assembled::Text(text),
-            Err(_) => Assembled::Invalid("text message is not valid UTF-8"),
-        }
     }
 }
 
@@ -659,55 +599,5 @@ fn reply_frame(
             tracing::debug!(request, code = error.code(), "request refused");
             ServerFrame::transport_error(id, &error)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Assembled, Fragments};
-    use actix_web::web::Bytes;
-    use actix_ws::Item;
-
-    #[test]
-    fn fragments_reassemble_text_within_the_limit() {
-        let mut f = Fragments::new();
-        assert!(matches!(
-            f.push(Item::FirstText(Bytes::from_static(b"{\"type\":")), 64),
-            Assembled::Pending
-        ));
-        assert!(matches!(
-            f.push(Item::Continue(Bytes::from_static(b"\"list_")), 64),
-            Assembled::Pending
-        ));
-        match f.push(Item::Last(Bytes::from_static(b"channels\"}")), 64) {
-            Assembled::Text(t) => assert_eq!(t, r#"{"type":"list_channels"}"#),
-            _ => panic!("expected text"),
-        }
-    }
-
-    #[test]
-    fn fragments_enforce_the_limit_and_order() {
-        let mut f = Fragments::new();
-        assert!(matches!(
-            f.push(Item::Continue(Bytes::from_static(b"x")), 8),
-            Assembled::Invalid(_)
-        ));
-        assert!(matches!(
-            f.push(Item::FirstText(Bytes::from_static(b"12345")), 8),
-            Assembled::Pending
-        ));
-        assert!(matches!(
-            f.push(Item::Last(Bytes::from_static(b"6789")), 8),
-            Assembled::TooLarge
-        ));
-        let mut f = Fragments::new();
-        assert!(matches!(
-            f.push(Item::FirstBinary(Bytes::from_static(b"1")), 8),
-            Assembled::Pending
-        ));
-        assert!(matches!(
-            f.push(Item::Last(Bytes::from_static(b"2")), 8),
-            Assembled::Binary
-        ));
     }
 }
