@@ -102,8 +102,11 @@ impl Subscriber {
         }
     }
 
+    /// Whether the subscriber is closed or closing. Reads the cause (one atomic load), not
+    /// the token: `CancellationToken::is_cancelled` takes a mutex, and transports ask this
+    /// once per delivered event.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.cause.get().is_some()
     }
 
     /// The token that fires when this subscriber closes.
