@@ -93,7 +93,7 @@ impl ChannelActor {
         if self.pending.is_empty() {
             return;
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
         let mut dropped = Vec::new();
         for (id, sub) in &self.subscribers {
             let wanted = pending
@@ -106,6 +106,9 @@ impl ChannelActor {
                 }
             }
         }
+        // Keep the buffer for the next batch.
+        pending.clear();
+        self.pending = pending;
         for id in dropped {
             self.remove_subscriber(id, false, ctx);
         }
