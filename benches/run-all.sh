@@ -11,11 +11,13 @@
 #
 # Scale knobs (environment, defaults in brackets): RUNS [3], DURATION [4] seconds of
 # sending, S1_SUBSCRIBERS [1000], S2_CHANNELS [100], S2_MEMBERS [10], S2_RATE [20]
-# msgs/s per member, S4_CLIENTS [10000], SERVERS ["ours raw flask-gevent flask-threading
-# node"], SCENARIOS ["1 2 3 4 5 6"] (6, cross-node, needs redis-server), SERVER_CPU [0], LOADGEN_CPU [1], SKIP_BUILD,
+# msgs/s per member, S7_WINDOW [8] messages in flight per member in scenario 7 (scenario 2's
+# rooms at capacity), S4_CLIENTS [10000], SERVERS ["ours raw flask-gevent flask-threading
+# node"], SCENARIOS ["1 2 3 4 5 6 7"] (6, cross-node, needs redis-server), SERVER_CPU [0], LOADGEN_CPU [1], SKIP_BUILD,
 # SKIP_INSTALL, QUIET_WAIT [1200] seconds to wait for other builds to finish,
-# NODELAY_ROWS ["1 3"]: scenarios that also get an "ours-nodelay" row (demo-web with
-# TCP_NODELAY forced on by the LD_PRELOAD shim in tools/, to show what that would gain).
+# NODELAY_ROWS [""]: scenarios that also get an "ours-nodelay" row (demo-web with
+# TCP_NODELAY forced on by the LD_PRELOAD shim in tools/; demo-web sets TCP_NODELAY itself
+# now, so such a row only shows the run-to-run spread).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,9 +31,10 @@ S1_SUBSCRIBERS=${S1_SUBSCRIBERS:-1000}
 S2_CHANNELS=${S2_CHANNELS:-100}
 S2_MEMBERS=${S2_MEMBERS:-10}
 S2_RATE=${S2_RATE:-20}
+S7_WINDOW=${S7_WINDOW:-8}
 S4_CLIENTS=${S4_CLIENTS:-10000}
 SERVERS=${SERVERS:-"ours raw flask-gevent flask-threading node"}
-SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7"}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 QUIET_WAIT=${QUIET_WAIT:-1200}
@@ -39,8 +42,8 @@ DOC=${DOC:-$ROOT/docs/performance.md}
 RESULTS=${RESULTS:-$(mktemp -d /tmp/flack-bench.XXXXXX)}
 PORT=${PORT:-18080}
 COMMAND="$0 $*"
-export S1_SUBSCRIBERS S2_CHANNELS S2_MEMBERS S2_RATE S4_CLIENTS
-[ -n "${RUNS_ENV_NOTE:-}" ] || RUNS_ENV_NOTE="RUNS=$RUNS DURATION=$DURATION S1_SUBSCRIBERS=$S1_SUBSCRIBERS S2_CHANNELS=$S2_CHANNELS S2_MEMBERS=$S2_MEMBERS S2_RATE=$S2_RATE S4_CLIENTS=$S4_CLIENTS"
+export S1_SUBSCRIBERS S2_CHANNELS S2_MEMBERS S2_RATE S4_CLIENTS S7_WINDOW
+[ -n "${RUNS_ENV_NOTE:-}" ] || RUNS_ENV_NOTE="RUNS=$RUNS DURATION=$DURATION S1_SUBSCRIBERS=$S1_SUBSCRIBERS S2_CHANNELS=$S2_CHANNELS S2_MEMBERS=$S2_MEMBERS S2_RATE=$S2_RATE S4_CLIENTS=$S4_CLIENTS S7_WINDOW=$S7_WINDOW"
 
 log() { printf '[run-all %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -86,7 +89,7 @@ fi
 NGIRCD=$(command -v ngircd || echo /usr/sbin/ngircd)
 # The TCP_NODELAY shim for the "ours-nodelay" rows (what disabling Nagle would gain).
 NODELAY_SO=$RESULTS/nodelay.so
-NODELAY_ROWS=${NODELAY_ROWS:-"1 3"}
+NODELAY_ROWS=${NODELAY_ROWS:-""}
 cc -shared -fPIC -O2 -o "$NODELAY_SO" "$HERE/tools/nodelay_preload.c" -ldl || NODELAY_ROWS=""
 
 # Measure on a quiet machine: before each run, wait while other builds, tests or browsers
@@ -232,6 +235,12 @@ for scenario in $SCENARIOS; do
         5) # ngIRCd accepts about 60 connections a second: give its setup more time.
            for s in ours-tcp ngircd; do for r in $(seq 1 "$RUNS"); do
                measure 5 "$s" "$r" "${s1_args[@]}" --connect-timeout 60
+           done; done ;;
+        7) # Scenario 2's rooms with every member sending as fast as its window allows: what
+           # each server can do in that shape, where scenario 2's fixed rate may cap it.
+           for s in $SERVERS; do for r in $(seq 1 "$RUNS"); do
+               measure 7 "$s" "$r" --clients $((S2_CHANNELS * S2_MEMBERS)) --channels "$S2_CHANNELS" \
+                   --senders $((S2_CHANNELS * S2_MEMBERS)) --rate 0 --window "$S7_WINDOW" --duration "$DURATION"
            done; done ;;
         6) if ! command -v redis-server >/dev/null; then log "scenario 6 skipped: no redis-server"; continue; fi
            for s in ours ours-2nodes; do for r in $(seq 1 "$RUNS"); do
