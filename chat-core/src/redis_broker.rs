@@ -581,31 +581,32 @@ async fn run_pubsub(client: redis::Client, shared: Weak<Shared>, mut conn: Conne
         };
         match subscribe_all(&client, &state).await {
             Ok(mut stream) => {
-                if reconnecting {
-                    tracing::info!("redis pub/sub reconnected; resynchronising rooms");
-                    if let Err(e) = resync(&state, &mut conn).await {
-                        // What the rooms missed is only recovered here: try the whole
-                        // reconnection again rather than go on without it.
-                        drop(state);
-                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "resynchronising after the outage failed");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(BACKOFF_MAX);
-                        continue;
-                    }
-                }
-                delay = BACKOFF_FIRST;
-                drop(state);
-                while let Some(message) = stream.next().await {
-                    let Some(state) = shared.upgrade() else {
-                        return;
+                // What the rooms missed is only recovered by the catch-up: if it fails,
+                // the whole reconnection is tried again rather than going on without it.
+                let caught_up = !reconnecting
+                    || {
+                        tracing::info!("redis pub/sub reconnected; resynchronising rooms");
+                        let result = resync(&state, &mut conn).await;
+                        if let Err(e) = &result {
+                            tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "resynchronising after the outage failed");
+                        }
+                        result.is_ok()
                     };
-                    route(
-                        &state,
-                        message.get_channel_name(),
-                        message.get_payload_bytes(),
-                    );
+                drop(state);
+                if caught_up {
+                    delay = BACKOFF_FIRST;
+                    while let Some(message) = stream.next().await {
+                        let Some(state) = shared.upgrade() else {
+                            return;
+                        };
+                        route(
+                            &state,
+                            message.get_channel_name(),
+                            message.get_payload_bytes(),
+                        );
+                    }
+                    tracing::warn!("redis pub/sub connection lost; reconnecting");
                 }
-                tracing::warn!("redis pub/sub connection lost; reconnecting");
                 if let Some(state) = shared.upgrade() {
                     *lock(&state.sink) = None;
                 }

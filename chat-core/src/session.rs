@@ -67,13 +67,16 @@ impl From<&String> for Target {
 /// A message handed to its room by [`Session::start_post`], not yet stored: resolves to
 /// the stored message (with its id and timestamp), or to why it was refused.
 #[must_use = "the room has the message either way; await it for its id or its error"]
-pub struct PendingPost(Pin<Box<dyn Future<Output = Result<Arc<ChatMessage>, ChatError>> + Send>>);
+pub struct PendingPost(oneshot::Receiver<Result<Arc<ChatMessage>, ChatError>>);
 
 impl Future for PendingPost {
     type Output = Result<Arc<ChatMessage>, ChatError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.0.as_mut().poll(cx)
+        // A dropped reply means the room's actor is gone: the engine is stopping.
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|stored| stored.unwrap_or(Err(ChatError::ShuttingDown)))
     }
 }
 
@@ -309,10 +312,7 @@ impl Session {
             text: text.to_owned(),
             reply,
         });
-        // A dropped reply means the room's actor is gone: the engine is stopping.
-        Ok(PendingPost(Box::pin(async move {
-            stored.await.unwrap_or(Err(ChatError::ShuttingDown))
-        })))
+        Ok(PendingPost(stored))
     }
 
     /// Deletes one of this user's own messages; anyone else's is refused with

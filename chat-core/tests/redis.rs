@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chat_core::{Engine, EngineConfig, Event, Limits, Login, Rate, RedisBroker};
+use chat_core::{Engine, EngineConfig, Event, Limits, Login, Rate, RedisBroker, Session};
 use common::*;
 
 /// A `redis-server` child process, killed on drop.
@@ -127,6 +127,39 @@ async fn node(redis: &RedisServer) -> Engine {
     })
     .await
     .expect("node connects to redis")
+}
+
+/// Alice on one node and Bob on another, both in channel `c`. The nodes are returned to
+/// be kept alive.
+async fn alice_and_bob_in_c_on_two_nodes(
+    redis: &RedisServer,
+) -> (Engine, Engine, Session, Session) {
+    let (a, b) = (node(redis).await, node(redis).await);
+    let alice = user(&a, "alice").await;
+    let bob = user(&b, "bob").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    bob.join("c", None).await.unwrap();
+    (a, b, alice, bob)
+}
+
+/// Posts `text` to `c`, retrying every `every` while Redis answers `unavailable` (it is
+/// coming back), for at most 20 s.
+async fn post_once_redis_answers(
+    session: &Session,
+    text: &str,
+    every: Duration,
+) -> std::sync::Arc<chat_core::ChatMessage> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match session.post("c", text).await {
+            Ok(m) => return m,
+            Err(e) if e.code() == "unavailable" && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(every).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,12 +336,7 @@ async fn service_and_recovery_resume_after_redis_restarts() {
     let Some(mut redis) = RedisServer::start(true) else {
         return;
     };
-    let (a, b) = (node(&redis).await, node(&redis).await);
-    let alice = user(&a, "alice").await;
-    let mut bob = user(&b, "bob").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    bob.join("c", None).await.unwrap();
+    let (_a, _b, alice, mut bob) = alice_and_bob_in_c_on_two_nodes(&redis).await;
     let before = alice.post("c", "before").await.unwrap();
     assert_eq!(next_message(&mut bob).await.id, before.id);
 
@@ -321,16 +349,7 @@ async fn service_and_recovery_resume_after_redis_restarts() {
 
     redis.spawn();
     // The nodes reconnect by themselves: retry until a send goes through.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let after = loop {
-        match alice.post("c", "after").await {
-            Ok(m) => break m,
-            Err(e) if e.code() == "unavailable" && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let after = post_once_redis_answers(&alice, "after", Duration::from_millis(100)).await;
     assert!(after.id > before.id, "ids never go backwards");
     // Bob, connected all along on the other node, gets it live, exactly once.
     let got = next_message(&mut bob).await;
@@ -361,12 +380,7 @@ async fn a_node_that_loses_its_subscription_catches_up_exactly_once() {
     let Some(redis) = RedisServer::start(false) else {
         return;
     };
-    let (a, b) = (node(&redis).await, node(&redis).await);
-    let alice = user(&a, "alice").await;
-    let mut bob = user(&b, "bob").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    bob.join("c", None).await.unwrap();
+    let (_a, _b, alice, mut bob) = alice_and_bob_in_c_on_two_nodes(&redis).await;
     let first = alice.post("c", "first").await.unwrap();
     assert_eq!(next_message(&mut bob).await.id, first.id);
 
@@ -397,12 +411,7 @@ async fn a_node_that_also_loses_its_command_connection_still_catches_up() {
     let Some(redis) = RedisServer::start(false) else {
         return;
     };
-    let (a, b) = (node(&redis).await, node(&redis).await);
-    let alice = user(&a, "alice").await;
-    let mut bob = user(&b, "bob").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    bob.join("c", None).await.unwrap();
+    let (_a, _b, alice, mut bob) = alice_and_bob_in_c_on_two_nodes(&redis).await;
     let first = alice.post("c", "first").await.unwrap();
     assert_eq!(next_message(&mut bob).await.id, first.id);
 
@@ -415,16 +424,8 @@ async fn a_node_that_also_loses_its_command_connection_still_catches_up() {
             .query(&mut redis.raw())
             .unwrap();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let gap = loop {
-        match alice.post("c", "gap").await {
-            Ok(m) => break m,
-            Err(e) if e.code() == "unavailable" && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(5)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    // Retried quickly, so it lands before node B has resubscribed.
+    let gap = post_once_redis_answers(&alice, "gap", Duration::from_millis(5)).await;
     assert_eq!(next_message(&mut bob).await.id, gap.id);
 }
 

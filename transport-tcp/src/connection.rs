@@ -166,8 +166,8 @@ impl Connection {
                     }
                 }
                 Step::Posted(posted) => {
-                    if let Some(Err(e)) = posted {
-                        if let Err(end) = self.send(vec![render::error(&TcpError::Chat(e))]).await {
+                    if let Some(posted) = posted {
+                        if let Err(end) = self.answer_post(posted).await {
                             return end;
                         }
                     }
@@ -234,14 +234,24 @@ impl Connection {
         Ok(true)
     }
 
-    /// Waits for every post in flight, writing an error line for each refused one.
+    /// Waits for every post in flight, answering each.
     async fn answer_posts(&mut self) -> Result<(), End> {
-        while let Some(result) = self.posts.next().await {
-            if let Err(e) = result {
-                self.send(vec![render::error(&TcpError::Chat(e))]).await?;
-            }
+        while let Some(posted) = self.posts.next().await {
+            self.answer_post(posted).await?;
         }
         Ok(())
+    }
+
+    /// A stored post answers nothing (its event is the confirmation); a refused one, an
+    /// error line.
+    async fn answer_post(
+        &mut self,
+        posted: Result<Arc<ChatMessage>, ChatError>,
+    ) -> Result<(), End> {
+        match posted {
+            Ok(_) => Ok(()),
+            Err(e) => self.send(vec![render::error(&TcpError::Chat(e))]).await,
+        }
     }
 
     /// Runs a command; returns the lines to answer with. Successful posts, deletions and

@@ -67,6 +67,16 @@ impl Server {
         c
     }
 
+    /// A logged-in client that created `channel` and joined it.
+    async fn founder(&self, name: &str, channel: &str) -> Client {
+        let mut c = self.user(name).await;
+        c.send(&format!("/create {channel}")).await;
+        c.expect_line(&format!("+ #{channel} created")).await;
+        c.send(&format!("/join {channel}")).await;
+        c.expect_line(&format!("* #{channel} {name} joined")).await;
+        c
+    }
+
     /// A logged-in client that has joined `channel`, after it saw its own join.
     async fn member(&self, name: &str, channel: &str) -> Client {
         let mut c = self.user(name).await;
@@ -430,11 +440,7 @@ async fn channel_commands_and_their_errors() {
 #[tokio::test]
 async fn history_is_shown_on_join_then_live_messages() {
     let s = server().await;
-    let mut alice = s.user("alice").await;
-    alice.send("/create general").await;
-    alice.expect_line("+ #general created").await;
-    alice.send("/join general").await;
-    alice.expect_line("* #general alice joined").await;
+    let mut alice = s.founder("alice", "general").await;
     for i in 1..=3 {
         alice.send(&format!("message {i}")).await;
         alice
@@ -469,11 +475,7 @@ async fn history_is_shown_on_join_then_live_messages() {
 #[tokio::test]
 async fn two_tcp_users_chat_both_ways() {
     let s = server().await;
-    let mut alice = s.user("alice").await;
-    alice.send("/create general").await;
-    alice.expect_line("+ #general created").await;
-    alice.send("/join general").await;
-    alice.expect_line("* #general alice joined").await;
+    let mut alice = s.founder("alice", "general").await;
     let mut bob = s.member("bob", "general").await;
     alice.expect_line("* #general bob joined").await;
 
@@ -498,11 +500,7 @@ async fn a_burst_of_lines_is_stored_in_order_with_errors_in_place() {
     // One write of many lines: the server reads on while earlier messages are stored, and
     // must still store them in order and answer the bad lines in order.
     let s = server().await;
-    let mut alice = s.user("alice").await;
-    alice.send("/create general").await;
-    alice.expect_line("+ #general created").await;
-    alice.send("/join general").await;
-    alice.expect_line("* #general alice joined").await;
+    let mut alice = s.founder("alice", "general").await;
     let mut bob = s.member("bob", "general").await;
 
     let mut burst = String::new();
@@ -607,11 +605,7 @@ async fn private_messages() {
 #[tokio::test]
 async fn delete_own_messages_only() {
     let s = server().await;
-    let mut alice = s.user("alice").await;
-    alice.send("/create general").await;
-    alice.expect_line("+ #general created").await;
-    alice.send("/join general").await;
-    alice.expect_line("* #general alice joined").await;
+    let mut alice = s.founder("alice", "general").await;
     let mut bob = s.member("bob", "general").await;
 
     alice.send("oops").await;
@@ -680,11 +674,7 @@ async fn over_long_line_is_refused_and_the_connection_kept() {
         ..limits()
     })
     .await;
-    let mut alice = s.user("alice").await;
-    alice.send("/create general").await;
-    alice.expect_line("+ #general created").await;
-    alice.send("/join general").await;
-    alice.expect_line("* #general alice joined").await;
+    let mut alice = s.founder("alice", "general").await;
     let mut bob = s.member("bob", "general").await;
 
     // 10 KB on one line, in several writes.
