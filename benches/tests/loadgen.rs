@@ -165,14 +165,11 @@ fn start_ours() -> Ours {
             let tcp = tokio::net::TcpListener::from_std(tcp).expect("tokio listener");
             let tcp_task = tokio::spawn(transport_tcp::serve(tcp, engine.clone(), token.clone()));
             let chat = transport_ws::WsChat::new(engine.clone(), Vec::new(), token.clone());
-            let server = actix_web::HttpServer::new(move || {
-                actix_web::App::new().configure(transport_ws::configure(chat.clone()))
-            })
-            .workers(1)
-            .disable_signals()
-            .listen(http)
-            .expect("listen")
-            .run();
+            let builder = actix_server::Server::build().workers(1).disable_signals();
+            let server = chat
+                .listen(builder, http, actix_web::App::new)
+                .expect("listen")
+                .run();
             let handle = server.handle();
             let server_task = tokio::spawn(server);
             token.cancelled().await;

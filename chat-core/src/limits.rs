@@ -70,6 +70,11 @@ pub struct Limits {
     /// Transports: longest time one write to a client may take before it is disconnected as
     /// a slow consumer. Default 10 s.
     pub write_timeout: Duration,
+    /// Transports: after the server's WebSocket close frame, how long it keeps reading
+    /// (and discarding) until the client closes its side. Closing a socket with unread
+    /// data resets it, and the reset can destroy the close frame before the client reads
+    /// it. Default 1 s.
+    pub close_linger: Duration,
 }
 
 impl Default for Limits {
@@ -102,6 +107,7 @@ impl Default for Limits {
             tcp_idle_timeout: Duration::from_secs(30 * 60),
             heartbeat_interval: Duration::from_secs(20),
             write_timeout: Duration::from_secs(10),
+            close_linger: Duration::from_secs(1),
         }
     }
 }

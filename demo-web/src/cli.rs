@@ -153,6 +153,11 @@ pub struct LimitFlags {
     /// consumer.
     #[arg(long, env = "FLACK_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub write_timeout: Duration,
+
+    /// After a WebSocket close frame, how long the server waits for the client to close
+    /// its side before it drops the connection.
+    #[arg(long, env = "FLACK_CLOSE_LINGER", default_value = "1s", value_parser = parse_duration)]
+    pub close_linger: Duration,
 }
 
 impl LimitFlags {
@@ -181,6 +186,7 @@ impl LimitFlags {
             tcp_idle_timeout: self.tcp_idle_timeout,
             heartbeat_interval: self.heartbeat_interval,
             write_timeout: self.write_timeout,
+            close_linger: self.close_linger,
         }
     }
 }

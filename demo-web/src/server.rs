@@ -20,7 +20,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer};
+use actix_web::App;
 use chat_core::{ChatError, Engine, EngineConfig, Limits};
 use tokio_util::sync::CancellationToken;
 use transport_ws::WsChat;
@@ -129,25 +129,13 @@ async fn serve(
         shutdown.clone(),
     );
     let ws_tasks = chat.tasks();
-    let server = HttpServer::new(move || {
-        App::new()
-            .configure(transport_ws::configure(chat.clone()))
-            .configure(assets::configure)
-    })
-    // Chat frames are small and latency-bound: Nagle's algorithm would hold each one back
-    // waiting for the previous one's ACK (measured in docs/performance.md).
-    .on_connect(|conn, _| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        }
-    })
-    .disable_signals()
-    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
-    .listen(http)
-    .map_err(ServerError::io("cannot use the HTTP listener"))?
-    .run();
+    let builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
+    let server = chat
+        .listen(builder, http, || App::new().configure(assets::configure))
+        .map_err(ServerError::io("cannot use the HTTP listener"))?
+        .run();
     let handle = server.handle();
     let mut http_task = tokio::spawn(server);
 

@@ -102,6 +102,7 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
             Some("20s"),
         ),
         ("--write-timeout", "FLACK_WRITE_TIMEOUT", Some("10s")),
+        ("--close-linger", "FLACK_CLOSE_LINGER", Some("1s")),
         ("--shutdown-timeout", "FLACK_SHUTDOWN_TIMEOUT", Some("10s")),
     ];
     for (flag, env, default) in flags {

@@ -1,7 +1,7 @@
 //! Reassembly of a WebSocket message that the client split into continuation frames,
 //! bounded by `Limits::max_frame_bytes` for the whole message like a single frame.
 
-use actix_ws::Item;
+use actix_http::ws::Item;
 
 /// A text or binary message split into continuation frames, being put back together.
 /// Bounded by `Limits::max_frame_bytes` for the whole message, like a single frame.
@@ -14,7 +14,8 @@ pub(crate) struct Fragments {
 /// What a continuation frame completed, if anything.
 pub(crate) enum Assembled {
     Pending,
-    Text(String),
+    /// A text message's bytes, not yet checked for UTF-8.
+    Text(Vec<u8>),
     Binary,
     TooLarge,
     Invalid(&'static str),
@@ -57,18 +58,20 @@ impl Fragments {
         if !self.text {
             return Assembled::Binary;
         }
-        match String::from_utf8(buf) {
-            Ok(text) => Assembled::Text(text),
-            Err(_) => Assembled::Invalid("text message is not valid UTF-8"),
-        }
+        Assembled::Text(buf)
+    }
+
+    /// Whether a message is being assembled (a new one may not start before it ends).
+    pub(crate) fn is_active(&self) -> bool {
+        self.active
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::{Assembled, Fragments};
+    use actix_http::ws::Item;
     use actix_web::web::Bytes;
-    use actix_ws::Item;
 
     #[test]
     fn fragments_reassemble_text_within_the_limit() {
@@ -82,7 +85,7 @@ mod tests {
             Assembled::Pending
         ));
         match f.push(Item::Last(Bytes::from_static(b"channels\"}")), 64) {
-            Assembled::Text(t) => assert_eq!(t, r#"{"type":"list_channels"}"#),
+            Assembled::Text(t) => assert_eq!(t, br#"{"type":"list_channels"}"#),
             _ => panic!("expected text"),
         }
     }

@@ -1,40 +1,45 @@
 //! # transport-ws: the chat engine over WebSocket
 //!
 //! Serves `chat-core` to browsers and other WebSocket clients as JSON text frames, one
-//! object per frame, tagged by `type` (the protocol is `docs/protocol.md`). It mounts into
-//! any actix-web `App` with one call, so an embedder adds chat to a service it already
-//! runs; `demo-web` uses the same call:
+//! object per frame, tagged by `type` (the protocol is `docs/protocol.md`). An embedder
+//! serves its own actix-web `App` and the chat's `GET /ws` on one listener with one call,
+//! [`WsChat::listen`]; `demo-web` uses the same call:
 //!
 //! ```no_run
-//! use actix_web::{App, HttpServer};
+//! use actix_web::App;
 //! use chat_core::{Engine, Limits};
 //! use tokio_util::sync::CancellationToken;
-//! use transport_ws::{configure, WsChat};
+//! use transport_ws::WsChat;
 //!
 //! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
 //! let engine = Engine::start(Limits::default())?;
 //! let shutdown = CancellationToken::new();
 //! let chat = WsChat::new(engine, vec!["http://localhost:8080".into()], shutdown.clone());
-//! HttpServer::new(move || App::new().configure(configure(chat.clone())))
-//!     .disable_signals()
-//!     .bind(("127.0.0.1", 8080))?
-//!     .run()
-//!     .await?;
+//! let listener = std::net::TcpListener::bind(("127.0.0.1", 8080))?;
+//! let builder = actix_server::Server::build().disable_signals();
+//! chat.listen(builder, listener, App::new)?.run().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Why a listener and not an actix-web route: a route's WebSocket keeps actix-http's
+//! connection buffers (16 KiB) for its whole life and passes every frame through a channel
+//! and a copy. Upgraded here, the stream leaves the HTTP server: an idle socket holds no
+//! buffer, and a batch of events is one `write` (`docs/performance.md` has the numbers).
 //!
 //! The transport translates and forwards: it holds no chat state and makes no decision
 //! about rooms or users. Its own limits (frame size, heartbeat, idle and write timeouts)
 //! come from [`chat_core::Limits`].
 //!
 //! # Layout
-//! - `lib.rs`: [`WsChat`] (what the embedder builds) and [`configure`] (the `GET /ws` route:
-//!   origin check, upgrade, one task per socket).
+//! - `lib.rs`: [`WsChat`] (what the embedder builds) and [`WsChat::listen`] (the HTTP
+//!   server with the upgrade on `/ws`).
 //! - [`protocol`]: the wire format: [`protocol::ClientFrame`] requests,
 //!   [`protocol::ServerFrame`] replies and events, conversions from engine types.
 //! - [`origin`]: the `Origin` allow-list against cross-site WebSocket hijacking.
+//! - `upgrade`: the checks and the handshake, then one task per socket.
 //! - `session`: the per-connection loop (client frames, engine events, posts in flight,
 //!   heartbeat, idle timeout, shutdown) in one task; bounded writes.
+//! - `wire`: WebSocket frames read from and written to the TCP stream.
 //! - `fragments`: reassembly of messages split into continuation frames.
 
 #![warn(missing_docs)]
@@ -43,16 +48,24 @@ mod fragments;
 pub mod origin;
 pub mod protocol;
 mod session;
+mod upgrade;
+mod wire;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_http::HttpService;
+use actix_server::ServerBuilder;
+use actix_service::{fn_service, map_config};
+use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App, HttpResponse};
 use chat_core::Engine;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
+
+/// The path of the chat's WebSocket endpoint.
+pub const WS_PATH: &str = "/ws";
 
 /// The WebSocket chat service: an engine, the origins allowed to connect, and the token
 /// that closes every socket. Cheap to clone; clones share everything.
@@ -75,25 +88,6 @@ struct Inner {
     next_conn: AtomicU64,
     /// Sockets open now, logged in or not; at most `Limits::max_connections`.
     open: Arc<AtomicUsize>,
-}
-
-/// One place among `Limits::max_connections`, given back when the socket's task ends.
-struct ConnectionSlot(Arc<AtomicUsize>);
-
-impl ConnectionSlot {
-    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<ConnectionSlot> {
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .ok()
-        .map(|_| ConnectionSlot(open.clone()))
-    }
-}
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl std::fmt::Debug for WsChat {
@@ -129,72 +123,51 @@ impl WsChat {
     pub fn tasks(&self) -> TaskTracker {
         self.inner.tasks.clone()
     }
+
+    /// Adds an HTTP/1.1 listener to `builder`: WebSocket upgrades of `GET /ws` become chat
+    /// connections, every other request goes to the `App` that `app` makes (once per
+    /// worker thread). A `GET /ws` without the upgrade gets 400; an upgrade to another
+    /// path gets 404. Sockets are set to `TCP_NODELAY`: chat frames are small and
+    /// latency-bound, and Nagle's algorithm would hold each one back waiting for the
+    /// previous one's ACK.
+    ///
+    /// The HTTP server does not wait for chat sockets when it stops (they have left it):
+    /// fire the shutdown token and wait for [`WsChat::tasks`] for that.
+    pub fn listen<F, T, B>(
+        &self,
+        builder: ServerBuilder,
+        listener: std::net::TcpListener,
+        app: F,
+    ) -> std::io::Result<ServerBuilder>
+    where
+        F: Fn() -> App<T> + Send + Clone + 'static,
+        T: ServiceFactory<
+                ServiceRequest,
+                Config = (),
+                Response = ServiceResponse<B>,
+                Error = actix_web::Error,
+                InitError = (),
+            > + 'static,
+        B: MessageBody + 'static,
+    {
+        let chat = self.clone();
+        let local_addr = listener.local_addr()?;
+        builder.listen("http", listener, move || {
+            let chat = chat.clone();
+            let app = app().route(WS_PATH, web::get().to(upgrade_required));
+            HttpService::build()
+                .tcp_nodelay(true)
+                .local_addr(local_addr)
+                .upgrade(fn_service(move |request| {
+                    upgrade::upgrade(chat.clone(), request)
+                }))
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })
+    }
 }
 
-/// Registers `GET /ws` on an actix-web app:
-/// `App::new().configure(transport_ws::configure(chat.clone()))`.
-pub fn configure(chat: WsChat) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-    move |config: &mut web::ServiceConfig| {
-        let chat = chat.clone();
-        config.route(
-            "/ws",
-            web::get().to(move |req: HttpRequest, body: web::Payload| {
-                let chat = chat.clone();
-                async move { upgrade(chat, req, body) }
-            }),
-        );
-    }
-}
-
-/// Checks the origin, upgrades, and hands the socket to its own task.
-fn upgrade(
-    chat: WsChat,
-    req: HttpRequest,
-    body: web::Payload,
-) -> Result<HttpResponse, actix_web::Error> {
-    let inner = &chat.inner;
-    let peer = req
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
-    // A header that is not valid text cannot match an allowed origin.
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
-    if !origin::is_allowed(origin, host, &inner.allowed_origins) {
-        tracing::warn!(%peer, origin = origin.unwrap_or(""), "WebSocket origin refused");
-        return Ok(HttpResponse::Forbidden().body("origin not allowed"));
-    }
-    if inner.shutdown.is_cancelled() {
-        return Ok(HttpResponse::ServiceUnavailable().body("the server is shutting down"));
-    }
-    let max = inner.engine.limits().max_connections;
-    let Some(slot) = ConnectionSlot::take(&inner.open, max) else {
-        tracing::warn!(%peer, max, "WebSocket refused: too many connections");
-        return Ok(HttpResponse::ServiceUnavailable().body("too many connections"));
-    };
-    let (response, ws, stream) = actix_ws::handle(&req, body)?;
-    let conn = inner.next_conn.fetch_add(1, Ordering::Relaxed);
-    let span = tracing::info_span!(
-        "ws",
-        conn,
-        %peer,
-        session_id = tracing::field::Empty,
-        user = tracing::field::Empty
-    );
-    let (engine, shutdown) = (inner.engine.clone(), inner.shutdown.clone());
-    // `run` is created inside the task, not moved into it: a future moved into an async
-    // block and awaited there is stored twice, and this one is an idle connection's cost.
-    let task = async move {
-        session::run(engine, shutdown, ws, stream).await;
-        drop(slot);
-    };
-    actix_web::rt::spawn(inner.tasks.track_future(task.instrument(span)));
-    Ok(response)
+/// The answer to `GET /ws` without an upgrade (upgrades never reach the `App`).
+async fn upgrade_required() -> HttpResponse {
+    HttpResponse::BadRequest().body("this is a WebSocket endpoint: connect with a WebSocket client")
 }

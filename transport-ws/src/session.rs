@@ -24,20 +24,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError};
-use bytestring::ByteString;
+use actix_http::ws::{CloseCode, CloseReason};
+use bytes::BytesMut;
 use chat_core::{
     ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PendingPost, Room, Session,
     UserId,
 };
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use tokio::time::{interval_at, sleep, timeout, timeout_at, Instant, MissedTickBehavior};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::fragments::{Assembled, Fragments};
 use crate::protocol::{
     parse_request, ClientFrame, MessageView, Reply, RequestId, ServerFrame, TransportError,
 };
+use crate::wire::{Incoming, ReadError, Reader, Writer, FLUSH_AT};
 
 /// Why the loop ended, and so what (if anything) to send before hanging up.
 enum End {
@@ -105,9 +107,11 @@ enum Handled {
     Posting(PendingPost),
 }
 
-/// The connection's state: the socket's sending half and, once logged in, the session.
-struct Connection {
-    ws: actix_ws::Session,
+/// The connection's state: the socket's writing half and, once logged in, the session.
+/// Handlers only queue frames ([`Connection::send`]); the loop writes them all at the end
+/// of each turn ([`Connection::flush`]), so a turn's frames leave in one system call.
+struct Connection<'s> {
+    out: Writer<'s>,
     engine: Engine,
     session: Option<Session>,
     write_timeout: Duration,
@@ -116,13 +120,13 @@ struct Connection {
     posts: FuturesOrdered<InFlightPost>,
 }
 
-/// Runs one connection until it closes. `stream` is the socket's receiving half, `ws` its
-/// sending half; `shutdown` fires when the server stops.
+/// Runs one connection until it closes. `read_ahead` holds what the HTTP server read past
+/// the upgrade request; `shutdown` fires when the server stops.
 pub(crate) async fn run(
     engine: Engine,
     shutdown: CancellationToken,
-    ws: actix_ws::Session,
-    stream: MessageStream,
+    mut stream: TcpStream,
+    read_ahead: BytesMut,
 ) {
     // The few limits this loop needs, copied: the whole `Limits` would sit in every
     // connection's task.
@@ -132,22 +136,19 @@ pub(crate) async fn run(
         limits.heartbeat_interval,
         limits.idle_timeout,
     );
-    let write_timeout = limits.write_timeout;
-    let mut stream = stream.max_frame_size(max_frame);
+    let (write_timeout, close_linger) = (limits.write_timeout, limits.close_linger);
+    let mut reader = Reader::new(&stream, read_ahead, max_frame);
     let mut conn = Connection {
-        ws,
+        out: Writer::new(&stream),
         engine,
         session: None,
         write_timeout,
         posts: FuturesOrdered::new(),
     };
-    let mut fragments = Fragments::new();
 
     let end = 'conn: {
-        if Box::pin(conn.send(&ServerFrame::hello(max_frame)))
-            .await
-            .is_err()
-        {
+        conn.send(&ServerFrame::hello(max_frame));
+        if Box::pin(conn.flush()).await.is_err() {
             break 'conn End::Gone;
         }
         let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
@@ -157,112 +158,113 @@ pub(crate) async fn run(
 
         // Every await in this loop but the `select!` is boxed: a task is as large as the
         // largest future it awaits inline, and that size is paid by every idle
-        // connection. Boxed, the whole task is about 1.5 KiB instead of 6 (the handlers
-        // only allocate when they run, once per request or per batch of events).
+        // connection. Boxed, the whole task stays small (the handlers only allocate when
+        // they run, once per request or per batch of events).
         loop {
             // Not biased: a client that floods requests must still get its events (and its
             // own echoes) drained, and a busy room must not starve reading the client.
-            tokio::select! {
-                _ = shutdown.cancelled() => {
-                    break End::Close {
-                        frame: Some(ServerFrame::disconnected(DisconnectReason::ShuttingDown)),
-                        code: CloseCode::Away,
-                        reason: DisconnectReason::ShuttingDown.to_string(),
-                    };
-                }
+            let turn = tokio::select! {
+                _ = shutdown.cancelled() => Err(End::Close {
+                    frame: Some(ServerFrame::disconnected(DisconnectReason::ShuttingDown)),
+                    code: CloseCode::Away,
+                    reason: DisconnectReason::ShuttingDown.to_string(),
+                }),
                 answered = conn.posts.next(), if !conn.posts.is_empty() => {
                     if let Some((id, result)) = answered {
-                        if Box::pin(conn.answer_post(id, result)).await.is_err() {
-                            break End::Gone;
-                        }
+                        conn.answer_post(id, result);
+                    }
+                    Ok(())
+                }
+                received = reader.next(), if conn.posts.len() < MAX_POSTS_IN_FLIGHT => {
+                    if received.is_ok() {
+                        // Any frame, a pong included, proves the client is there.
+                        idle.as_mut().reset(Instant::now() + idle_timeout);
+                    }
+                    match received {
+                        Ok(incoming) => Box::pin(conn.on_incoming(incoming)).await,
+                        Err(error) => Err(end_for(error, max_frame)),
                     }
                 }
-                received = stream.recv(), if conn.posts.len() < MAX_POSTS_IN_FLIGHT => {
-                    let Some(received) = received else {
-                        tracing::debug!("connection closed by the peer");
-                        break End::Gone;
-                    };
-                    // Any frame, a pong included, proves the client is there.
-                    idle.as_mut().reset(Instant::now() + idle_timeout);
-                    let text = match received {
-                        Ok(Message::Text(text)) => text.to_string(),
-                        Ok(Message::Binary(_)) => {
-                            if Box::pin(conn.refuse_binary()).await.is_err() {
-                                break End::Gone;
-                            }
-                            continue;
-                        }
-                        Ok(Message::Continuation(item)) => match fragments.push(item, max_frame) {
-                            Assembled::Pending => continue,
-                            Assembled::Text(text) => text,
-                            Assembled::Binary => {
-                                if Box::pin(conn.refuse_binary()).await.is_err() {
-                                    break End::Gone;
-                                }
-                                continue;
-                            }
-                            Assembled::TooLarge => break too_large(max_frame),
-                            Assembled::Invalid(why) => {
-                                break End::Close { frame: None, code: CloseCode::Protocol, reason: why.to_owned() };
-                            }
-                        },
-                        Ok(Message::Ping(bytes)) => {
-                            if Box::pin(conn.write(Outgoing::Pong(bytes.to_vec()))).await.is_err() {
-                                break End::Gone;
-                            }
-                            continue;
-                        }
-                        Ok(Message::Pong(_)) | Ok(Message::Nop) => continue,
-                        Ok(Message::Close(reason)) => break End::ClientClosed(reason),
-                        Err(ProtocolError::Overflow) => break too_large(max_frame),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "protocol error");
-                            break End::Close { frame: None, code: CloseCode::Protocol, reason: e.to_string() };
-                        }
-                    };
-                    if Box::pin(conn.handle_text(&text)).await.is_err() {
-                        break End::Gone;
-                    }
-                }
-                event = next_event(&mut conn.session) => {
-                    let Some(event) = event else {
-                        // The session ended without a reason the client should see.
-                        break End::Close { frame: None, code: CloseCode::Normal, reason: String::new() };
-                    };
-                    match Box::pin(conn.forward_batch(event)).await {
-                        Ok(None) => {}
-                        Ok(Some(end)) => break end,
-                        Err(Dropped) => break End::Gone,
-                    }
-                }
+                event = next_event(&mut conn.session) => match event {
+                    Some(event) => Box::pin(conn.forward_batch(event)).await,
+                    // The session ended without a reason the client should see.
+                    None => Err(End::Close { frame: None, code: CloseCode::Normal, reason: String::new() }),
+                },
                 _ = heartbeat.tick() => {
-                    if Box::pin(conn.write(Outgoing::Ping)).await.is_err() {
-                        break End::Gone;
-                    }
+                    conn.out.ping();
+                    Ok(())
                 }
                 _ = &mut idle => {
                     tracing::debug!("idle timeout");
-                    break End::Close {
+                    Err(End::Close {
                         frame: None,
                         code: CloseCode::Policy,
                         reason: format!("idle for {} ms", idle_timeout.as_millis()),
-                    };
+                    })
                 }
+            };
+            if let Err(end) = turn {
+                break end;
+            }
+            if Box::pin(conn.flush()).await.is_err() {
+                break End::Gone;
             }
         }
     };
 
-    Box::pin(conn.finish(end)).await;
+    let gone = matches!(end, End::Gone);
+    let closed = Box::pin(conn.finish(end)).await;
+    if !gone && closed {
+        Box::pin(linger(&mut stream, close_linger)).await;
+    }
 }
 
-/// The end for a frame over the limit: the rest of it is never read, so the connection
-/// cannot continue.
-fn too_large(max_frame: usize) -> End {
-    tracing::debug!(max_frame, "frame too large");
-    End::Close {
-        frame: None,
-        code: CloseCode::Size,
-        reason: format!("frames are limited to {max_frame} bytes"),
+/// After our close frame: ends our side of the stream and reads (and drops) what the
+/// client still sends until it closes its side too, at most `wait`. Dropping a socket
+/// with unread data resets it, and the client could lose our close frame to the reset.
+async fn linger(stream: &mut TcpStream, wait: Duration) {
+    let drain = async {
+        if stream.shutdown().await.is_err() {
+            return;
+        }
+        let mut sink = [0u8; 512];
+        // Bounded by `wait`; ends at the client's EOF or an error.
+        loop {
+            match tokio::io::AsyncReadExt::read(stream, &mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    if timeout(wait, drain).await.is_err() {
+        tracing::debug!("the client did not close its side in time");
+    }
+}
+
+/// How the connection ends when the client's stream cannot be read any more.
+fn end_for(error: ReadError, max_frame: usize) -> End {
+    match error {
+        ReadError::Gone => {
+            tracing::debug!("connection closed by the peer");
+            End::Gone
+        }
+        // The rest of an oversized frame is never read, so the connection cannot go on.
+        ReadError::TooLarge => {
+            tracing::debug!(max_frame, "frame too large");
+            End::Close {
+                frame: None,
+                code: CloseCode::Size,
+                reason: format!("frames are limited to {max_frame} bytes"),
+            }
+        }
+        ReadError::Invalid(code, reason) => {
+            tracing::debug!(%reason, "protocol error");
+            End::Close {
+                frame: None,
+                code,
+                reason,
+            }
+        }
     }
 }
 
@@ -282,67 +284,57 @@ async fn next_event(session: &mut Option<Session>) -> Option<Event> {
     }
 }
 
-/// Something to write on the socket.
-enum Outgoing {
-    Text(String),
-    Shared(ByteString),
-    Ping,
-    Pong(Vec<u8>),
-}
-
 /// Most events written in one go before the loop looks at the client again.
 const EVENT_BATCH: usize = 256;
 
 /// A channel message's frame, encoded once and shared by every recipient (through the
 /// message's [`chat_core::Encodings`]).
-struct SharedMessageFrame(ByteString);
+struct SharedMessageFrame(String);
 
-impl Connection {
-    /// Writes `first` and every event already waiting behind it (up to `EVENT_BATCH`),
-    /// so the socket gets them in one flush. Returns how the connection must end, if an
-    /// event ends it.
-    async fn forward_batch(&mut self, first: Event) -> Result<Option<End>, Dropped> {
+impl Connection<'_> {
+    /// Queues `first` and every event already waiting behind it (up to `EVENT_BATCH`), so
+    /// the socket gets them in one write. Ends the connection if an event ends it.
+    async fn forward_batch(&mut self, first: Event) -> Result<(), End> {
         let mut next = Some(first);
-        let mut written = 0;
-        // The batch must be taken within `write_timeout`, counted from its first write
-        // (and again after waiting for post replies, which is not the client's doing).
-        let mut deadline = None;
+        let mut queued = 0;
         while let Some(event) = next.take() {
             if let Event::Disconnected(reason) = event {
-                return Ok(Some(End::Close {
+                return Err(End::Close {
                     frame: Some(ServerFrame::disconnected(reason)),
                     code: close_code_for(reason),
                     reason: reason.to_string(),
-                }));
+                });
             }
             if let Event::Posted(message) = &event {
-                if self.answer_posts_before_echo(message).await? {
-                    deadline = None;
-                }
+                self.answer_posts_before_echo(message).await;
             }
-            let text = self.encode(&event);
-            let by = *deadline.get_or_insert_with(|| Instant::now() + self.write_timeout);
-            self.write_by(Outgoing::Shared(text), by).await?;
-            written += 1;
-            if written < EVENT_BATCH {
+            self.queue_event(&event);
+            queued += 1;
+            if self.out.pending() >= FLUSH_AT {
+                // A long batch of large messages is written as it goes, not held whole.
+                self.flush().await.map_err(|Dropped| End::Gone)?;
+            }
+            if queued < EVENT_BATCH {
                 next = self.session.as_mut().and_then(Session::try_next_event);
             }
         }
-        Ok(None)
+        Ok(())
     }
 
-    /// The frame for `event`; a channel message is serialized once for all recipients
-    /// (its room label is the same for everyone, unlike a private message's).
-    fn encode(&self, event: &Event) -> ByteString {
+    /// Queues the frame for `event`; a channel message is serialized once for all
+    /// recipients (its room label is the same for everyone, unlike a private message's).
+    fn queue_event(&mut self, event: &Event) {
         let me = self.user_id();
         match event {
             Event::Posted(message) if matches!(message.room, Room::Channel(_)) => {
                 let shared = message.encodings.get_or_insert_with(|| {
-                    SharedMessageFrame(ServerFrame::from_event(event, me).to_json().into())
+                    SharedMessageFrame(ServerFrame::from_event(event, me).to_json())
                 });
-                shared.0.clone()
+                self.out.text(shared.0.as_bytes());
             }
-            _ => ServerFrame::from_event(event, me).to_json().into(),
+            _ => self
+                .out
+                .text(ServerFrame::from_event(event, me).to_json().as_bytes()),
         }
     }
 
@@ -354,27 +346,12 @@ impl Connection {
             .unwrap_or(UserId(0))
     }
 
-    /// Writes one frame within `write_timeout`.
-    async fn write(&mut self, out: Outgoing) -> Result<(), Dropped> {
-        self.write_by(out, Instant::now() + self.write_timeout)
-            .await
-    }
-
-    /// Writes one frame, giving up at `deadline`. A batch of events shares one deadline
-    /// (one clock read and one timer per batch, not per frame).
-    async fn write_by(&mut self, out: Outgoing, deadline: Instant) -> Result<(), Dropped> {
-        let write = async {
-            match out {
-                Outgoing::Text(text) => self.ws.text(text).await,
-                Outgoing::Shared(text) => self.ws.text(text).await,
-                Outgoing::Ping => self.ws.ping(b"").await,
-                Outgoing::Pong(bytes) => self.ws.pong(&bytes).await,
-            }
-        };
-        match timeout_at(deadline, write).await {
+    /// Writes every queued frame within `write_timeout`.
+    async fn flush(&mut self) -> Result<(), Dropped> {
+        match timeout(self.write_timeout, self.out.flush()).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_closed)) => {
-                tracing::debug!("write to a closed socket");
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "write failed");
                 Err(Dropped)
             }
             Err(_elapsed) => {
@@ -387,26 +364,37 @@ impl Connection {
         }
     }
 
-    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Dropped> {
-        self.write(Outgoing::Text(frame.to_json())).await
+    /// Queues one frame; the loop writes it at the end of the turn.
+    fn send(&mut self, frame: &ServerFrame) {
+        self.out.text(frame.to_json().as_bytes());
     }
 
-    async fn refuse_binary(&mut self) -> Result<(), Dropped> {
-        let frame = ServerFrame::transport_error(None, &TransportError::BinaryNotSupported);
-        self.send(&frame).await
+    /// Handles one message or control frame from the client.
+    async fn on_incoming(&mut self, incoming: Incoming) -> Result<(), End> {
+        match incoming {
+            Incoming::Text(text) => self.handle_text(&text).await,
+            Incoming::Binary => self.send(&ServerFrame::transport_error(
+                None,
+                &TransportError::BinaryNotSupported,
+            )),
+            Incoming::Ping(payload) => self.out.pong(&payload),
+            Incoming::Pong => {}
+            Incoming::Close(reason) => return Err(End::ClientClosed(reason)),
+        }
+        Ok(())
     }
 
     /// Answers one text frame with exactly one `ok` or `error` frame, in request order: a
-    /// post's reply is written when the room has stored it, and every later reply waits
+    /// post's reply is queued when the room has stored it, and every later reply waits
     /// for it.
-    async fn handle_text(&mut self, text: &str) -> Result<(), Dropped> {
+    async fn handle_text(&mut self, text: &str) {
         let frame = match parse_request(text) {
             Ok((id, request)) => {
                 let name = request_name(&request);
                 match self.dispatch(request).await {
                     Ok(Handled::Posting(post)) => {
                         self.posts.push_back(InFlightPost { id, post });
-                        return Ok(());
+                        return;
                     }
                     Ok(Handled::Done(reply)) => reply_frame(id, name, Ok(reply)),
                     Err(failure) => reply_frame(id, name, Err(failure)),
@@ -417,49 +405,42 @@ impl Connection {
                 ServerFrame::transport_error(id, &error)
             }
         };
-        self.answer_posts().await?;
-        self.send(&frame).await
+        self.answer_posts().await;
+        self.send(&frame);
     }
 
-    /// Writes the reply to a post the room has stored (or refused).
-    async fn answer_post(
-        &mut self,
-        id: Option<RequestId>,
-        result: Result<Arc<ChatMessage>, ChatError>,
-    ) -> Result<(), Dropped> {
+    /// Queues the reply to a post the room has stored (or refused).
+    fn answer_post(&mut self, id: Option<RequestId>, result: Result<Arc<ChatMessage>, ChatError>) {
         let me = self.user_id();
         let outcome = result
             .map(|message| Reply::Posted {
                 message: MessageView::new(&message, me),
             })
             .map_err(Failure::Chat);
-        self.send(&reply_frame(id, "post", outcome)).await
+        self.send(&reply_frame(id, "post", outcome));
     }
 
-    /// Waits for every post in flight and writes their replies, in order.
-    async fn answer_posts(&mut self) -> Result<(), Dropped> {
+    /// Waits for every post in flight and queues their replies, in order.
+    async fn answer_posts(&mut self) {
         while let Some((id, result)) = self.posts.next().await {
-            self.answer_post(id, result).await?;
+            self.answer_post(id, result);
         }
-        Ok(())
     }
 
-    /// Before this connection's own message goes out as an event, writes the replies of
+    /// Before this connection's own message goes out as an event, queues the replies of
     /// the posts up to the one that stored it: a client always has a post's reply before
     /// its echo. (The room queues the echo before it answers, so it can arrive first.)
-    /// Returns whether it wrote (and so may have waited for) any reply.
-    async fn answer_posts_before_echo(&mut self, message: &ChatMessage) -> Result<bool, Dropped> {
+    async fn answer_posts_before_echo(&mut self, message: &ChatMessage) {
         if self.posts.is_empty() || message.author.id != self.user_id() {
-            return Ok(false);
+            return;
         }
         while let Some((id, result)) = self.posts.next().await {
             let is_this = matches!(&result, Ok(m) if m.id == message.id && m.room == message.room);
-            self.answer_post(id, result).await?;
+            self.answer_post(id, result);
             if is_this {
                 break;
             }
         }
-        Ok(true)
     }
 
     async fn dispatch(&mut self, request: ClientFrame) -> Result<Handled, Failure> {
@@ -538,8 +519,9 @@ impl Connection {
         Ok(reply)
     }
 
-    /// Sends the last frames (if the socket still takes them) and releases the session.
-    async fn finish(mut self, end: End) {
+    /// Writes the last frames (if the socket still takes them) and releases the session.
+    /// Returns whether a close frame was written.
+    async fn finish(mut self, end: End) -> bool {
         let close = match end {
             End::Gone => None,
             End::ClientClosed(reason) => Some(reason),
@@ -548,24 +530,28 @@ impl Connection {
                 code,
                 reason,
             } => {
-                let sent = match frame {
-                    Some(frame) => self.send(&frame).await.is_ok(),
-                    None => true,
-                };
+                if let Some(frame) = frame {
+                    self.send(&frame);
+                }
                 let description = (!reason.is_empty()).then_some(reason);
-                sent.then_some(Some(CloseReason { code, description }))
+                Some(Some(CloseReason { code, description }))
             }
         };
+        let mut closed = false;
         if let Some(reason) = close {
             let code = reason.as_ref().map(|r| u16::from(r.code));
-            match timeout(self.write_timeout, self.ws.close(reason)).await {
-                Ok(Ok(())) => tracing::debug!(?code, "closed"),
-                _ => tracing::debug!(?code, "could not send the close frame"),
+            self.out.close(reason);
+            closed = self.flush().await.is_ok();
+            if closed {
+                tracing::debug!(?code, "closed");
+            } else {
+                tracing::debug!(?code, "could not send the close frame");
             }
         }
         if let Some(session) = self.session {
             session.close();
         }
+        closed
     }
 }
 

@@ -1,5 +1,5 @@
-//! Test harness shared by `ws.rs` and `protocol_doc.rs`: a real actix-web server with the
-//! WebSocket route on 127.0.0.1:0 in a thread of its own, and a `tokio-tungstenite` client
+//! Test harness shared by `ws.rs` and `protocol_doc.rs`: a real server (`WsChat::listen`) with the
+//! WebSocket endpoint on 127.0.0.1:0 in a thread of its own, and a `tokio-tungstenite` client
 //! that reads with a timeout (never a fixed sleep) and keeps the events it was not asked
 //! about for later.
 //!
@@ -10,7 +10,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use actix_web::{dev::ServerHandle, App, HttpServer};
+use actix_server::ServerHandle;
+use actix_web::App;
 use chat_core::{Engine, Limits, Rate};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -21,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
-use transport_ws::{configure, WsChat};
+use transport_ws::WsChat;
 
 /// How long any single expectation may wait for the server.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -71,14 +72,14 @@ impl TestServer {
         let app_chat = chat.clone();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server =
-                    HttpServer::new(move || App::new().configure(configure(app_chat.clone())))
-                        .workers(2)
-                        .disable_signals()
-                        .shutdown_timeout(1)
-                        .listen(listener)
-                        .expect("listen")
-                        .run();
+                let builder = actix_server::Server::build()
+                    .workers(2)
+                    .disable_signals()
+                    .shutdown_timeout(1);
+                let server = app_chat
+                    .listen(builder, listener, App::new)
+                    .expect("listen")
+                    .run();
                 tx.send(server.handle()).expect("test is waiting");
                 let _ = server.await;
             })

@@ -1,0 +1,156 @@
+//! The HTTP/1.1 upgrade to WebSocket: actix-http hands every request that asks for an
+//! upgrade to [`upgrade`], with the connection itself. It checks the path, the origin,
+//! shutdown and the connection limit, answers `101 Switching Protocols`, and gives the
+//! TCP stream to a task of its own (`session.rs`); the HTTP server is then done with it
+//! and keeps nothing of it.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix_codec::Framed;
+use actix_http::body::{BodySize, BoxBody};
+use actix_http::header::{self, HeaderValue};
+use actix_http::{h1, ws, ConnectionType, HttpMessage, Request, Response, StatusCode};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio::net::TcpStream;
+use tracing::Instrument;
+
+use crate::{origin, session, WsChat, WS_PATH};
+
+/// A connection asking for an upgrade, as actix-http hands it over.
+pub(crate) type UpgradeRequest = (Request, Framed<TcpStream, h1::Codec>);
+
+/// One place among `Limits::max_connections`, given back when the socket's task ends.
+struct ConnectionSlot(Arc<AtomicUsize>);
+
+impl ConnectionSlot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<ConnectionSlot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()
+        .map(|_| ConnectionSlot(open.clone()))
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A refused upgrade: the HTTP status and a line of text saying why.
+struct Refusal(StatusCode, String);
+
+/// Upgrades the connection or answers why not. Never fails: a connection that cannot be
+/// answered is dropped (and logged).
+pub(crate) async fn upgrade(
+    chat: WsChat,
+    (req, mut framed): UpgradeRequest,
+) -> Result<(), Infallible> {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let slot = match admit(&chat, &req, &peer) {
+        Ok(slot) => slot,
+        Err(Refusal(status, why)) => {
+            if let Err(e) = refuse(&mut framed, status, why).await {
+                tracing::debug!(%peer, error = %e, "could not answer a refused upgrade");
+            }
+            return Ok(());
+        }
+    };
+    let switching = ws::handshake_response(req.head()).finish().drop_body();
+    if let Err(e) = framed.send((switching, BodySize::None).into()).await {
+        tracing::debug!(%peer, error = %e, "could not answer the upgrade");
+        return Ok(());
+    }
+    // What the HTTP server read past the request is the start of the WebSocket stream.
+    let parts = framed.into_parts();
+    let (stream, read_ahead) = (parts.io, parts.read_buf);
+    let inner = &chat.inner;
+    let conn = inner.next_conn.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "ws",
+        conn,
+        %peer,
+        session_id = tracing::field::Empty,
+        user = tracing::field::Empty
+    );
+    let (engine, shutdown) = (inner.engine.clone(), inner.shutdown.clone());
+    // `run` is created inside the task, not moved into it: a future moved into an async
+    // block and awaited there is stored twice, and this one is an idle connection's cost.
+    let task = async move {
+        session::run(engine, shutdown, stream, read_ahead).await;
+        drop(slot);
+    };
+    actix_web::rt::spawn(inner.tasks.track_future(task.instrument(span)));
+    Ok(())
+}
+
+/// Whether this request may become a chat connection: the right path, a valid WebSocket
+/// handshake, an allowed origin, a server that is not stopping, and a free slot.
+fn admit(chat: &WsChat, req: &Request, peer: &str) -> Result<ConnectionSlot, Refusal> {
+    let inner = &chat.inner;
+    if req.path() != WS_PATH {
+        return Err(Refusal(StatusCode::NOT_FOUND, "not found".to_owned()));
+    }
+    if let Err(e) = ws::verify_handshake(req.head()) {
+        let status = Response::<BoxBody>::from(e).status();
+        return Err(Refusal(status, e.to_string()));
+    }
+    // A header that is not valid text cannot match an allowed origin.
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    if !origin::is_allowed(origin, host, &inner.allowed_origins) {
+        tracing::warn!(%peer, origin = origin.unwrap_or(""), "WebSocket origin refused");
+        return Err(Refusal(
+            StatusCode::FORBIDDEN,
+            "origin not allowed".to_owned(),
+        ));
+    }
+    if inner.shutdown.is_cancelled() {
+        return Err(Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down".to_owned(),
+        ));
+    }
+    let max = inner.engine.limits().max_connections;
+    ConnectionSlot::take(&inner.open, max).ok_or_else(|| {
+        tracing::warn!(%peer, max, "WebSocket refused: too many connections");
+        Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections".to_owned(),
+        )
+    })
+}
+
+/// Answers `status` with `why` as plain text, and closes the connection.
+async fn refuse(
+    framed: &mut Framed<TcpStream, h1::Codec>,
+    status: StatusCode,
+    why: String,
+) -> std::io::Result<()> {
+    let body = Bytes::from(why);
+    let mut head = Response::with_body(status, ());
+    head.head_mut().set_connection_type(ConnectionType::Close);
+    head.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let size = BodySize::Sized(body.len() as u64);
+    framed.send(h1::Message::Item((head, size))).await?;
+    framed.send(h1::Message::Chunk(Some(body))).await?;
+    framed.send(h1::Message::Chunk(None)).await?;
+    Ok(())
+}

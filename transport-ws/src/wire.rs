@@ -1,0 +1,296 @@
+//! The WebSocket wire of one connection: frames read from and written to its TCP stream
+//! directly, after the upgrade (`upgrade.rs`) has taken the stream from the HTTP server.
+//!
+//! Why not actix-ws: behind an actix-web route every socket keeps actix-http's two 8 KiB
+//! connection buffers for its whole life, and every outgoing frame takes a channel hop
+//! and a copy into them. Here an idle connection holds no buffer at all (both are freed
+//! whenever they empty), and a batch of events becomes one buffer and one `write`.
+//!
+//! Framing itself (masking, lengths, opcodes) is actix-http's [`Parser`]; this module adds
+//! what a server needs around it: the size limit enforced from the frame header (before
+//! the payload is buffered), reassembly of continuation frames, UTF-8 checks, and
+//! buffered writes.
+
+use std::io;
+
+use actix_http::ws::{CloseCode, CloseReason, Item, OpCode, Parser, ProtocolError};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::net::TcpStream;
+
+use crate::fragments::{Assembled, Fragments};
+
+/// A whole message or control frame from the client.
+pub(crate) enum Incoming {
+    /// A text message (reassembled if it came in continuation frames).
+    Text(String),
+    /// A binary message: not part of the protocol, its content is not kept.
+    Binary,
+    /// A ping, with the payload the pong must echo.
+    Ping(Bytes),
+    /// A pong.
+    Pong,
+    /// A close frame, with its code and reason if it had them.
+    Close(Option<CloseReason>),
+}
+
+/// Why no more can be read.
+pub(crate) enum ReadError {
+    /// The peer closed the connection or it failed.
+    Gone,
+    /// A frame, or a message across continuation frames, is over the limit.
+    TooLarge,
+    /// The peer broke the protocol: close with this code and reason.
+    Invalid(CloseCode, String),
+}
+
+/// Bytes asked of the socket per read. A local array, so an idle connection pays nothing.
+const READ_CHUNK: usize = 4096;
+
+/// The reading half: whole messages out of the stream, at most `max_bytes` each.
+pub(crate) struct Reader<'a> {
+    stream: &'a TcpStream,
+    /// Read and not parsed yet; empty (and unallocated) between messages.
+    buf: BytesMut,
+    fragments: Fragments,
+    max_bytes: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `stream` that starts with `read_ahead`, bytes the HTTP server read past
+    /// the upgrade request (a client may send frames before it has our answer).
+    pub(crate) fn new(stream: &'a TcpStream, read_ahead: BytesMut, max_bytes: usize) -> Self {
+        Reader {
+            stream,
+            buf: read_ahead,
+            fragments: Fragments::new(),
+            max_bytes,
+        }
+    }
+
+    /// The next message or control frame. Cancel-safe: what was read stays buffered.
+    pub(crate) async fn next(&mut self) -> Result<Incoming, ReadError> {
+        loop {
+            if let Some(incoming) = self.parse()? {
+                return Ok(incoming);
+            }
+            self.stream.readable().await.map_err(|_| ReadError::Gone)?;
+            self.fill()?;
+        }
+    }
+
+    /// Whatever the socket has now, appended to the buffer.
+    fn fill(&mut self) -> Result<(), ReadError> {
+        let mut chunk = [0u8; READ_CHUNK];
+        match self.stream.try_read(&mut chunk) {
+            Ok(0) => Err(ReadError::Gone),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "read failed");
+                Err(ReadError::Gone)
+            }
+        }
+    }
+
+    /// The first complete message in the buffer, if there is one.
+    fn parse(&mut self) -> Result<Option<Incoming>, ReadError> {
+        loop {
+            // The header's length is checked before the payload is waited for: a client
+            // announcing a huge frame is refused at once, not buffered.
+            if declared_length(&self.buf).is_some_and(|n| n > self.max_bytes as u64) {
+                return Err(ReadError::TooLarge);
+            }
+            let frame = Parser::parse(&mut self.buf, true, self.max_bytes).map_err(refused)?;
+            if self.buf.is_empty() {
+                // Free the allocation: an idle connection keeps no read buffer.
+                self.buf = BytesMut::new();
+            }
+            let Some((fin, opcode, payload)) = frame else {
+                return Ok(None);
+            };
+            let payload = payload.map(BytesMut::freeze).unwrap_or_default();
+            if let Some(incoming) = self.frame(fin, opcode, payload)? {
+                return Ok(Some(incoming));
+            }
+        }
+    }
+
+    /// What one frame completes, if anything (a continuation frame may complete nothing).
+    fn frame(
+        &mut self,
+        fin: bool,
+        opcode: OpCode,
+        payload: Bytes,
+    ) -> Result<Option<Incoming>, ReadError> {
+        let item = match (opcode, fin) {
+            (OpCode::Ping, _) => return Ok(Some(Incoming::Ping(payload))),
+            (OpCode::Pong, _) => return Ok(Some(Incoming::Pong)),
+            (OpCode::Close, _) => {
+                let reason = Parser::try_parse_close_payload(&payload).map_err(refused)?;
+                return Ok(Some(Incoming::Close(reason)));
+            }
+            (OpCode::Bad, _) => return Err(invalid(CloseCode::Protocol, "bad opcode")),
+            (OpCode::Text | OpCode::Binary, true) if self.fragments.is_active() => {
+                return Err(invalid(
+                    CloseCode::Protocol,
+                    "a new message inside a fragmented one",
+                ));
+            }
+            (OpCode::Text, true) => return text(payload.to_vec()).map(Some),
+            (OpCode::Binary, true) => return Ok(Some(Incoming::Binary)),
+            (OpCode::Text, false) => Item::FirstText(payload),
+            (OpCode::Binary, false) => Item::FirstBinary(payload),
+            (OpCode::Continue, false) => Item::Continue(payload),
+            (OpCode::Continue, true) => Item::Last(payload),
+        };
+        match self.fragments.push(item, self.max_bytes) {
+            Assembled::Pending => Ok(None),
+            Assembled::Text(bytes) => text(bytes).map(Some),
+            Assembled::Binary => Ok(Some(Incoming::Binary)),
+            Assembled::TooLarge => Err(ReadError::TooLarge),
+            Assembled::Invalid(why) => Err(invalid(CloseCode::Protocol, why)),
+        }
+    }
+}
+
+/// The payload length a frame header announces, once its length bytes are in.
+fn declared_length(buf: &[u8]) -> Option<u64> {
+    let short = buf.get(1)? & 0x7f;
+    match short {
+        126 => Some(u64::from(u16::from_be_bytes(
+            buf.get(2..4)?.try_into().ok()?,
+        ))),
+        127 => Some(u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?)),
+        n => Some(u64::from(n)),
+    }
+}
+
+fn text(bytes: Vec<u8>) -> Result<Incoming, ReadError> {
+    String::from_utf8(bytes)
+        .map(Incoming::Text)
+        .map_err(|_| invalid(CloseCode::Invalid, "text message is not valid UTF-8"))
+}
+
+fn invalid(code: CloseCode, why: &str) -> ReadError {
+    ReadError::Invalid(code, why.to_owned())
+}
+
+fn refused(error: ProtocolError) -> ReadError {
+    match error {
+        ProtocolError::Overflow => ReadError::TooLarge,
+        other => ReadError::Invalid(CloseCode::Protocol, other.to_string()),
+    }
+}
+
+/// Frames waiting in the write buffer past which a batch is written before it goes on.
+pub(crate) const FLUSH_AT: usize = 64 * 1024;
+
+/// The writing half: frames are appended to a buffer, and [`Writer::flush`] writes them
+/// all, usually in one system call.
+pub(crate) struct Writer<'a> {
+    stream: &'a TcpStream,
+    /// Encoded frames not written yet; empty (and unallocated) after each flush.
+    buf: BytesMut,
+}
+
+impl<'a> Writer<'a> {
+    pub(crate) fn new(stream: &'a TcpStream) -> Self {
+        Writer {
+            stream,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Queues a text frame.
+    pub(crate) fn text(&mut self, payload: &[u8]) {
+        Parser::write_message(&mut self.buf, payload, OpCode::Text, true, false);
+    }
+
+    /// Queues a ping.
+    pub(crate) fn ping(&mut self) {
+        Parser::write_message(&mut self.buf, b"", OpCode::Ping, true, false);
+    }
+
+    /// Queues the pong answering a ping with `payload`.
+    pub(crate) fn pong(&mut self, payload: &[u8]) {
+        Parser::write_message(&mut self.buf, payload, OpCode::Pong, true, false);
+    }
+
+    /// Queues a close frame.
+    pub(crate) fn close(&mut self, reason: Option<CloseReason>) {
+        Parser::write_close(&mut self.buf, reason, false);
+    }
+
+    /// Bytes queued and not written yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Writes everything queued. Not cancel-safe in what it reports, only in what it
+    /// leaves: a cancelled flush leaves the rest queued (callers drop the connection).
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        while !self.buf.is_empty() {
+            match self.stream.try_write(&self.buf) {
+                Ok(n) => self.buf.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        // Free the allocation: an idle connection keeps no write buffer.
+        self.buf = BytesMut::new();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{declared_length, Incoming, Reader, Writer};
+    use bytes::BytesMut;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// An idle connection's cost is what this module keeps between messages: nothing.
+    #[tokio::test]
+    async fn buffers_are_freed_once_emptied() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+
+        let mut writer = Writer::new(&server);
+        for _ in 0..100 {
+            writer.text(&[b'x'; 1000]);
+        }
+        assert!(writer.buf.capacity() >= 100_000);
+        writer.flush().await.expect("flush");
+        assert_eq!(writer.buf.capacity(), 0);
+
+        // A masked text frame "hi" (mask 0), then half of a second frame.
+        client
+            .write_all(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i', 0x81])
+            .await
+            .expect("write");
+        let mut reader = Reader::new(&server, BytesMut::new(), 1024);
+        assert!(matches!(reader.next().await, Ok(Incoming::Text(t)) if t == "hi"));
+        assert!(reader.buf.capacity() > 0, "the partial frame is kept");
+        client.write_all(&[0x80, 0, 0, 0, 0]).await.expect("write");
+        assert!(matches!(reader.next().await, Ok(Incoming::Text(t)) if t.is_empty()));
+        assert_eq!(reader.buf.capacity(), 0);
+    }
+
+    #[test]
+    fn the_declared_length_is_read_from_each_header_form() {
+        assert_eq!(declared_length(&[0x81]), None);
+        assert_eq!(declared_length(&[0x81, 0x80 | 5]), Some(5));
+        assert_eq!(declared_length(&[0x81, 0x80 | 126, 0x01]), None);
+        assert_eq!(declared_length(&[0x81, 0x80 | 126, 0x01, 0x00]), Some(256));
+        let mut long = vec![0x81, 0x80 | 127];
+        long.extend_from_slice(&(1u64 << 40).to_be_bytes());
+        assert_eq!(declared_length(&long), Some(1 << 40));
+        assert_eq!(declared_length(&long[..9]), None);
+    }
+}
