@@ -17,6 +17,7 @@ use crate::model::ChannelInfo;
 use crate::registry::{
     Connect, CreateChannel, ListChannels, LoginRequest, RegistryActor, Shutdown,
 };
+use crate::scheduling;
 use crate::session::Session;
 use crate::validate;
 
@@ -181,7 +182,12 @@ fn run_actor_system(
         let mut arbiters = Vec::with_capacity(workers);
         for _ in 0..workers {
             match Arbiter::try_new() {
-                Ok(arbiter) => arbiters.push(arbiter),
+                Ok(arbiter) => {
+                    if limits.batch_scheduling {
+                        arbiter.spawn_fn(scheduling::prefer_batches);
+                    }
+                    arbiters.push(arbiter);
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start a channel worker");
                     return false;

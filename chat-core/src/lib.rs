@@ -84,6 +84,7 @@ mod rate;
 #[cfg(feature = "redis")]
 mod redis_broker;
 mod registry;
+mod scheduling;
 mod session;
 mod subscriber;
 pub mod validate;

@@ -49,6 +49,10 @@ pub struct Limits {
     /// Threads (actix arbiters) the channel actors are spread over. Default: the number of
     /// cores.
     pub channel_workers: usize,
+    /// Whether the channel worker threads run as batch threads (Linux `SCHED_BATCH`): they
+    /// do not preempt the thread running on their core when a post wakes them, so they
+    /// fan out bursts of posts together rather than one by one. Default true.
+    pub batch_scheduling: bool,
     /// Transports: most open connections per listener, counting those that have not
     /// logged in yet; more wait in the listen backlog (TCP) or get HTTP 503 (WebSocket).
     /// Default 100,000.
@@ -97,6 +101,7 @@ impl Default for Limits {
             max_channels: 10_000,
             max_sessions: 100_000,
             name_hold: Duration::from_secs(7 * 24 * 3600),
+            batch_scheduling: true,
             channel_workers: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2),

@@ -123,6 +123,11 @@ pub struct LimitFlags {
     #[arg(long, env = "FLACK_CHANNEL_WORKERS")]
     pub channel_workers: Option<usize>,
 
+    /// Run the channel threads as batch threads (Linux SCHED_BATCH): a post that wakes one
+    /// does not preempt the thread on its core, so bursts of posts are fanned out together.
+    #[arg(long, env = "FLACK_BATCH_SCHEDULING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub batch_scheduling: bool,
+
     /// Most open connections per listener (WebSocket and TCP each), counting those not
     /// logged in yet; more wait in the TCP backlog or get HTTP 503.
     #[arg(long, env = "FLACK_MAX_CONNECTIONS", default_value_t = 100_000)]
@@ -179,6 +184,7 @@ impl LimitFlags {
             max_sessions: self.max_sessions,
             name_hold: self.name_hold,
             channel_workers: self.channel_workers.unwrap_or(defaults.channel_workers),
+            batch_scheduling: self.batch_scheduling,
             max_connections: self.max_connections,
             max_frame_bytes: self.max_frame_bytes,
             max_line_bytes: self.max_line_bytes,

@@ -91,6 +91,7 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
             "FLACK_CHANNEL_WORKERS",
             Some("the number of cores"),
         ),
+        ("--batch-scheduling", "FLACK_BATCH_SCHEDULING", Some("true")),
         ("--max-connections", "FLACK_MAX_CONNECTIONS", Some("100000")),
         ("--max-frame-bytes", "FLACK_MAX_FRAME_BYTES", Some("65536")),
         ("--max-line-bytes", "FLACK_MAX_LINE_BYTES", Some("8192")),
