@@ -1,12 +1,13 @@
 //! One WebSocket connection, from `hello` to the close frame: the only task that touches
 //! that socket and that connection's engine [`Session`].
 //!
-//! Spawned by the `/ws` handler in `lib.rs` after the upgrade. One `select!` loop waits on
-//! six things at once: a frame from the client, the next engine event, the replies of
-//! posts being stored, the heartbeat tick, the idle deadline and the server's shutdown
-//! token. Everything happens in this one task, so a request's reply is written before any
-//! event that follows it (a `join` snapshot then always comes before the live messages
-//! that continue it).
+//! Spawned by `upgrade.rs` once the handshake is answered; it owns the TCP stream from
+//! then on (`wire.rs` frames it). One `select!` loop waits on six things at once: a frame
+//! from the client, the next engine event, the replies of posts being stored, the
+//! heartbeat tick, the idle deadline and the server's shutdown token. Everything happens
+//! in this one task, so a request's reply is written before any event that follows it (a
+//! `join` snapshot then always comes before the live messages that continue it). Each
+//! turn of the loop queues its frames and ends with one write of all of them.
 //!
 //! Posts are pipelined: the loop reads on while up to `MAX_POSTS_IN_FLIGHT` posts are
 //! being stored, so a fast sender's messages reach the room together. Replies still go
@@ -16,7 +17,9 @@
 //! It translates and forwards; it holds no chat state and decides nothing about rooms.
 //! Every write is bounded by `Limits::write_timeout`: a client that stops reading is
 //! dropped, it never stalls the engine or other clients (the engine itself disconnects a
-//! session whose queue is full, as `slow_consumer`).
+//! session whose queue is full, as `slow_consumer`). After a close frame the task reads on
+//! for up to `Limits::close_linger` until the client closes too, so the close frame is not
+//! lost to a reset.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -206,7 +209,9 @@ pub(crate) async fn run(
             if let Err(end) = turn {
                 break end;
             }
-            if Box::pin(conn.flush()).await.is_err() {
+            // Usually the socket takes the whole turn at once; only a full socket buffer
+            // makes the task wait (bounded by `write_timeout`).
+            if !conn.out.write_now() && Box::pin(conn.flush()).await.is_err() {
                 break End::Gone;
             }
         }
@@ -585,5 +590,36 @@ fn reply_frame(
             tracing::debug!(request, code = error.code(), "request refused");
             ServerFrame::transport_error(id, &error)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run;
+    use bytes::BytesMut;
+    use chat_core::{Engine, Limits};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_util::sync::CancellationToken;
+
+    /// Every idle connection pays for its task's whole state, so it must stay small: the
+    /// handlers' futures are boxed for that. 2 KiB leaves room for the `select!` and the
+    /// timers; a handler awaited inline would take it past.
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (stream, _) = listener.accept().await.expect("accept");
+        let engine = Engine::start(Limits::default()).expect("engine");
+        let task = run(
+            engine.clone(),
+            CancellationToken::new(),
+            stream,
+            BytesMut::new(),
+        );
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 2048, "the connection task takes {size} bytes");
+        drop(task);
+        engine.shutdown().await;
     }
 }

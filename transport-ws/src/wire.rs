@@ -229,18 +229,30 @@ impl<'a> Writer<'a> {
         self.buf.len()
     }
 
-    /// Writes everything queued. Not cancel-safe in what it reports, only in what it
-    /// leaves: a cancelled flush leaves the rest queued (callers drop the connection).
-    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+    /// Writes what the socket takes now, without waiting. Returns whether nothing is left
+    /// queued; after an error, something is (and [`Writer::flush`] reports the error).
+    pub(crate) fn write_now(&mut self) -> bool {
         while !self.buf.is_empty() {
+            match self.stream.try_write(&self.buf) {
+                Ok(n) => self.buf.advance(n),
+                Err(_) => return false,
+            }
+        }
+        // Free the allocation: an idle connection keeps no write buffer.
+        self.buf = BytesMut::new();
+        true
+    }
+
+    /// Writes everything queued, waiting for the socket as needed. A cancelled flush
+    /// leaves the rest queued (callers then drop the connection).
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
+        while !self.write_now() {
             match self.stream.try_write(&self.buf) {
                 Ok(n) => self.buf.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.writable().await?,
                 Err(e) => return Err(e),
             }
         }
-        // Free the allocation: an idle connection keeps no write buffer.
-        self.buf = BytesMut::new();
         Ok(())
     }
 }
