@@ -41,9 +41,11 @@
 //!   heartbeat, idle timeout, shutdown) in one task; bounded writes.
 //! - `wire`: WebSocket frames read from and written to the TCP stream.
 //! - `fragments`: reassembly of messages split into continuation frames.
+//! - `buffers`: per-thread spare I/O buffers, lent to a connection while it has data.
 
 #![warn(missing_docs)]
 
+mod buffers;
 mod fragments;
 pub mod origin;
 pub mod protocol;

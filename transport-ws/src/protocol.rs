@@ -10,11 +10,16 @@ use chat_core::{
     ChannelInfo, ChatError, ChatMessage, DisconnectReason, Event, Joined, Member, MessageId,
     UserId, UserRef,
 };
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The protocol version announced in the `hello` frame. Bumped on any incompatible change.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Bytes reserved for a serialized frame: a message event with a short text fits.
+const FRAME_CAPACITY: usize = 256;
 
 /// A request, as a client sends it in a text frame (`{"type": "...", ...}`).
 ///
@@ -146,6 +151,48 @@ pub type RequestId = Value;
 /// Parses one text frame into its `id` (if any) and request. On failure the error comes
 /// with the `id` when one could be read, so the error reply can echo it.
 pub fn parse_request(
+    text: &str,
+) -> Result<(Option<RequestId>, ClientFrame), (Option<RequestId>, TransportError)> {
+    if let Some(post) = parse_post(text) {
+        return Ok(post);
+    }
+    parse_any(text)
+}
+
+/// A well-formed `post`, read straight into its fields.
+#[derive(Deserialize)]
+struct PostRequest<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    id: Option<RequestId>,
+    #[serde(borrow)]
+    room: Cow<'a, str>,
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+}
+
+/// The hot path: a `post` parsed without building a JSON tree first (a dozen
+/// allocations fewer per message). Anything it does not take exactly as a valid post goes
+/// to [`parse_any`], which gives the same result or the precise error.
+fn parse_post(text: &str) -> Option<(Option<RequestId>, ClientFrame)> {
+    let post: PostRequest = serde_json::from_str(text).ok()?;
+    let id_ok = match &post.id {
+        None => true,
+        Some(id) => id.is_number() || id.is_string(),
+    };
+    (post.kind == "post" && id_ok).then(|| {
+        let frame = ClientFrame::Post {
+            room: post.room.into_owned(),
+            text: post.text.into_owned(),
+        };
+        (post.id, frame)
+    })
+}
+
+/// Any request: the `id` is taken out first, so that even a request with bad fields is
+/// answered with it.
+fn parse_any(
     text: &str,
 ) -> Result<(Option<RequestId>, ClientFrame), (Option<RequestId>, TransportError)> {
     let mut value: Value =
@@ -490,9 +537,14 @@ impl ServerFrame {
 
     /// The frame as JSON text.
     pub fn to_json(&self) -> String {
+        // Most frames fit: one allocation instead of a string doubling its way up.
+        let mut json = Vec::with_capacity(FRAME_CAPACITY);
         // Serializing these plain structs cannot fail (string keys, no maps of other
         // keys, no floats); fall back to an internal-error frame rather than panic.
-        serde_json::to_string(self).unwrap_or_else(|e| {
+        let written = serde_json::to_writer(&mut json, self)
+            .map_err(|e| e.to_string())
+            .and_then(|()| String::from_utf8(json).map_err(|e| e.to_string()));
+        written.unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot serialize a server frame");
             r#"{"type":"error","code":"internal","message":"internal error"}"#.to_owned()
         })
@@ -509,6 +561,41 @@ mod tests {
             Ok(parsed) => panic!("expected an error, got {parsed:?}"),
             Err((id, e)) => (id, e.code()),
         }
+    }
+
+    #[test]
+    fn the_post_fast_path_agrees_with_the_general_path() {
+        let cases = [
+            r#"{"type":"post","id":7,"room":"general","text":"hi"}"#,
+            r#"{"type":"post","id":"a","room":"@bob","text":"esc\"aped \u00e9"}"#,
+            r#"{"room":"general","text":"no id","type":"post","extra":[1]}"#,
+            r#"{"type":"post","id":null,"room":"general","text":"null id"}"#,
+            r#"{"type":"post","id":{"x":1},"room":"general","text":"bad id"}"#,
+            r#"{"type":"post","id":true,"room":"general","text":"bad id"}"#,
+            r#"{"type":"post","id":3,"room":"general"}"#,
+            r#"{"type":"post","id":3,"room":"general","text":5}"#,
+            r#"{"type":"post","room":"general","text":"a","text":"b"}"#,
+            r#"{"type":"join","id":4,"room":"general","text":"not a post"}"#,
+            r#"{"type":"dance","id":5,"room":"general","text":"x"}"#,
+        ];
+        for text in cases {
+            let fast = parse_post(text);
+            let general = parse_any(text);
+            match (&fast, &general) {
+                (Some(fast), Ok(general)) => assert_eq!(fast, general, "{text}"),
+                (None, _) => {}
+                (Some(_), Err(e)) => panic!("{text}: the fast path took a refused request: {e:?}"),
+            }
+            // Whatever path is taken, the public function gives the general path's answer.
+            match (parse_request(text), general) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err((ia, ea)), Err((ib, eb))) => {
+                    assert_eq!((ia, ea.code()), (ib, eb.code()), "{text}")
+                }
+                (a, b) => panic!("{text}: {a:?} vs {b:?}"),
+            }
+        }
+        assert!(parse_post(r#"{"type":"post","id":1,"room":"general","text":"hi"}"#).is_some());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! Why not actix-ws: behind an actix-web route every socket keeps actix-http's two 8 KiB
 //! connection buffers for its whole life, and every outgoing frame takes a channel hop
-//! and a copy into them. Here an idle connection holds no buffer at all (both are freed
+//! and a copy into them. Here an idle connection holds no buffer at all (both are given back
 //! whenever they empty), and a batch of events becomes one buffer and one `write`.
 //!
 //! Framing itself (masking, lengths, opcodes) is actix-http's [`Parser`]; this module adds
@@ -17,6 +17,7 @@ use actix_http::ws::{CloseCode, CloseReason, Item, OpCode, Parser, ProtocolError
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::net::TcpStream;
 
+use crate::buffers;
 use crate::fragments::{Assembled, Fragments};
 
 /// A whole message or control frame from the client.
@@ -43,7 +44,7 @@ pub(crate) enum ReadError {
     Invalid(CloseCode, String),
 }
 
-/// Bytes asked of the socket per read. A local array, so an idle connection pays nothing.
+/// Free room the read buffer has before each read.
 const READ_CHUNK: usize = 4096;
 
 /// The reading half: whole messages out of the stream, at most `max_bytes` each.
@@ -80,13 +81,15 @@ impl<'a> Reader<'a> {
 
     /// Whatever the socket has now, appended to the buffer.
     fn fill(&mut self) -> Result<(), ReadError> {
-        let mut chunk = [0u8; READ_CHUNK];
-        match self.stream.try_read(&mut chunk) {
+        if self.buf.capacity() == 0 {
+            self.buf = buffers::take();
+        }
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK {
+            self.buf.reserve(READ_CHUNK);
+        }
+        match self.stream.try_read_buf(&mut self.buf) {
             Ok(0) => Err(ReadError::Gone),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => {
                 tracing::debug!(error = %e, "read failed");
@@ -104,9 +107,9 @@ impl<'a> Reader<'a> {
                 return Err(ReadError::TooLarge);
             }
             let frame = Parser::parse(&mut self.buf, true, self.max_bytes).map_err(refused)?;
-            if self.buf.is_empty() {
-                // Free the allocation: an idle connection keeps no read buffer.
-                self.buf = BytesMut::new();
+            if self.buf.is_empty() && self.buf.capacity() > 0 {
+                // Give the buffer back: an idle connection keeps no read buffer.
+                buffers::give(std::mem::take(&mut self.buf));
             }
             let Some((fin, opcode, payload)) = frame else {
                 return Ok(None);
@@ -204,24 +207,32 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// The buffer to queue frames in, borrowed from the thread's spares when empty.
+    fn buf(&mut self) -> &mut BytesMut {
+        if self.buf.capacity() == 0 {
+            self.buf = buffers::take();
+        }
+        &mut self.buf
+    }
+
     /// Queues a text frame.
     pub(crate) fn text(&mut self, payload: &[u8]) {
-        Parser::write_message(&mut self.buf, payload, OpCode::Text, true, false);
+        Parser::write_message(self.buf(), payload, OpCode::Text, true, false);
     }
 
     /// Queues a ping.
     pub(crate) fn ping(&mut self) {
-        Parser::write_message(&mut self.buf, b"", OpCode::Ping, true, false);
+        Parser::write_message(self.buf(), b"", OpCode::Ping, true, false);
     }
 
     /// Queues the pong answering a ping with `payload`.
     pub(crate) fn pong(&mut self, payload: &[u8]) {
-        Parser::write_message(&mut self.buf, payload, OpCode::Pong, true, false);
+        Parser::write_message(self.buf(), payload, OpCode::Pong, true, false);
     }
 
     /// Queues a close frame.
     pub(crate) fn close(&mut self, reason: Option<CloseReason>) {
-        Parser::write_close(&mut self.buf, reason, false);
+        Parser::write_close(self.buf(), reason, false);
     }
 
     /// Bytes queued and not written yet.
@@ -238,8 +249,10 @@ impl<'a> Writer<'a> {
                 Err(_) => return false,
             }
         }
-        // Free the allocation: an idle connection keeps no write buffer.
-        self.buf = BytesMut::new();
+        if self.buf.capacity() > 0 {
+            // Give the buffer back: an idle connection keeps no write buffer.
+            buffers::give(std::mem::take(&mut self.buf));
+        }
         true
     }
 
@@ -266,7 +279,7 @@ mod tests {
 
     /// An idle connection's cost is what this module keeps between messages: nothing.
     #[tokio::test]
-    async fn buffers_are_freed_once_emptied() {
+    async fn buffers_are_given_back_once_emptied() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let mut client = TcpStream::connect(listener.local_addr().expect("addr"))
             .await
