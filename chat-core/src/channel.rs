@@ -7,7 +7,7 @@
 //! comes back on the room's feed, so that the snapshot a joiner gets and the events that
 //! follow it come from the same sequence. It never waits on a subscriber.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,6 +58,10 @@ pub(crate) struct ChannelActor {
     /// Events of the feed batch being applied, with the user whose sessions skip each one,
     /// waiting for [`ChannelActor::flush`]. Empty between handlers.
     pending: Vec<(Event, Option<UserId>)>,
+    /// Posts already stored whose authors wait for the answer until this actor has applied
+    /// them from its feed, in id order: once answered, a post is in the room's history for
+    /// the author's next request (a `delete` of it, a `join`).
+    due: VecDeque<(Arc<ChatMessage>, PostReply)>,
 }
 
 impl ChannelActor {
@@ -77,6 +81,7 @@ impl ChannelActor {
             limits,
             stats,
             pending: Vec::new(),
+            due: VecDeque::new(),
         }
     }
 
@@ -262,6 +267,7 @@ impl StreamHandler<Vec<Change>> for ChannelActor {
             self.apply(change);
         }
         self.flush(ctx);
+        self.answer_due();
     }
 }
 
@@ -351,32 +357,80 @@ impl Handler<Unsubscribe> for ChannelActor {
 pub(crate) struct Post {
     pub(crate) author: UserRef,
     pub(crate) text: String,
-    pub(crate) reply: oneshot::Sender<Result<Arc<ChatMessage>, ChatError>>,
+    pub(crate) reply: PostReply,
 }
 
-impl Handler<Post> for ChannelActor {
-    type Result = ResponseFuture<()>;
+/// Where a post's outcome goes: the poster's [`crate::PendingPost`].
+pub(crate) type PostReply = oneshot::Sender<Result<Arc<ChatMessage>, ChatError>>;
 
-    fn handle(&mut self, msg: Post, _: &mut Context<Self>) -> Self::Result {
-        let commit = self.broker.commit(
+impl Handler<Post> for ChannelActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Post, ctx: &mut Context<Self>) -> Self::Result {
+        let mut commit = self.broker.commit(
             &self.room,
             Proposal::Post {
                 author: msg.author,
                 text: msg.text,
             },
         );
-        Box::pin(async move {
-            let stored = match commit.await {
-                Ok(Receipt::Posted(message)) => Ok(message),
-                Ok(Receipt::Done) => Err(ChatError::Unavailable(
-                    "broker did not store the message".into(),
-                )),
-                Err(e) => Err(e),
-            };
-            // The poster may have stopped waiting; the message is stored either way.
-            let _ = msg.reply.send(stored);
-        })
+        // The in-memory broker commits at once: settle now, without a task per post. A
+        // commit still under way (Redis) is awaited first; polling it once here does no
+        // harm (the next poll registers the real waker).
+        let mut probe = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        match commit.as_mut().poll(&mut probe) {
+            std::task::Poll::Ready(receipt) => self.settle(msg.reply, receipt),
+            std::task::Poll::Pending => {
+                ctx.spawn(
+                    commit
+                        .into_actor(self)
+                        .map(move |receipt, act, _| act.settle(msg.reply, receipt)),
+                );
+            }
+        }
     }
+}
+
+impl ChannelActor {
+    /// Answers a committed post once this room has applied it from its feed (at once if
+    /// it has, or if the commit failed).
+    fn settle(&mut self, reply: PostReply, receipt: Result<Receipt, ChatError>) {
+        match receipt {
+            Ok(Receipt::Posted(message)) => {
+                // Kept in id order: commits under way may finish out of order.
+                let at = self.due.partition_point(|(m, _)| m.id < message.id);
+                self.due.insert(at, (message, reply));
+                self.answer_due();
+            }
+            other => answer_post(reply, other),
+        }
+    }
+
+    /// Answers the posts that the feed has applied to the history by now.
+    fn answer_due(&mut self) {
+        while let Some((message, _)) = self.due.front() {
+            if message.id > self.history.last_id() {
+                break;
+            }
+            if let Some((message, reply)) = self.due.pop_front() {
+                // The poster may have stopped waiting; the message is stored either way.
+                let _ = reply.send(Ok(message));
+            }
+        }
+    }
+}
+
+/// Tells the poster what became of its message (the poster may have stopped waiting; the
+/// message is stored either way).
+fn answer_post(reply: PostReply, receipt: Result<Receipt, ChatError>) {
+    let stored = match receipt {
+        Ok(Receipt::Posted(message)) => Ok(message),
+        Ok(Receipt::Done) => Err(ChatError::Unavailable(
+            "broker did not store the message".into(),
+        )),
+        Err(e) => Err(e),
+    };
+    let _ = reply.send(stored);
 }
 
 /// Delete a message on behalf of `by`.

@@ -8,9 +8,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_core::broker::{BrokerFuture, ChannelRecord, Follow, Proposal, Receipt};
 use chat_core::{
-    ChatError, DisconnectReason, Engine, Event, Limits, Login, MemoryBroker, PresenceChange, Rate,
+    Broker, ChannelName, ChatError, ClusterEvent, DisconnectReason, Engine, Event, Identity,
+    Limits, Login, MemoryBroker, PresenceChange, Rate, ResumeToken, Room, UserId, UserRef,
 };
+use chrono::{DateTime, Utc};
 use common::*;
 
 // ---- 1. Identity -------------------------------------------------------------------
@@ -436,6 +439,87 @@ async fn joining_while_others_send_loses_and_repeats_nothing() {
 }
 
 // ---- 5. Deleting one's own messages ------------------------------------------------
+
+/// The in-memory broker, except that every room's feed reaches its actor 50 ms late: a
+/// post is committed (and answered by the broker) well before the room has applied it.
+struct LateFeed(MemoryBroker);
+
+impl Broker for LateFeed {
+    fn register(&self, name: String) -> BrokerFuture<Identity> {
+        self.0.register(name)
+    }
+    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity> {
+        self.0.resume(token)
+    }
+    fn session_ended(&self, user: UserId) {
+        self.0.session_ended(user)
+    }
+    fn keep_alive(&self, online: Vec<UserId>) -> BrokerFuture<()> {
+        self.0.keep_alive(online)
+    }
+    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>> {
+        self.0.find_user(name)
+    }
+    fn claim_channel(&self, name: &ChannelName, at: DateTime<Utc>) -> BrokerFuture<bool> {
+        self.0.claim_channel(name, at)
+    }
+    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>> {
+        self.0.lookup_channel(key)
+    }
+    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>> {
+        self.0.channels()
+    }
+    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()> {
+        self.0.open_direct(pair)
+    }
+    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>> {
+        self.0.directs_of(user)
+    }
+    fn follow(&self, room: &Room) -> BrokerFuture<Follow> {
+        let inner = self.0.follow(room);
+        Box::pin(async move {
+            let mut follow = inner.await?;
+            let (late, changes) = tokio::sync::mpsc::unbounded_channel();
+            let mut early = std::mem::replace(&mut follow.changes, changes);
+            // Ends when the room or the broker goes away.
+            std::thread::spawn(move || {
+                while let Some(change) = early.blocking_recv() {
+                    std::thread::sleep(Duration::from_millis(50));
+                    if late.send(change).is_err() {
+                        return;
+                    }
+                }
+            });
+            Ok(follow)
+        })
+    }
+    fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt> {
+        self.0.commit(room, proposal)
+    }
+    fn cluster_events(&self) -> tokio::sync::mpsc::UnboundedReceiver<ClusterEvent> {
+        self.0.cluster_events()
+    }
+}
+
+#[tokio::test]
+async fn a_post_is_in_the_history_as_soon_as_it_is_answered() {
+    let broker = Arc::new(LateFeed(MemoryBroker::new(&Limits::default())));
+    let engine = Engine::with_broker(Limits::default(), broker).unwrap();
+    let alice = user(&engine, "alice").await;
+    let bob = user(&engine, "bob").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    bob.join("c", None).await.unwrap();
+    // The very next requests see it: someone else's delete, and a joiner's snapshot.
+    let posted = alice.post("c", "hello").await.unwrap();
+    assert_eq!(
+        bob.delete("c", posted.id).await.unwrap_err(),
+        ChatError::NotAuthor(posted.id)
+    );
+    let carol = user(&engine, "carol").await;
+    let snapshot = carol.join("c", None).await.unwrap();
+    assert_eq!(snapshot.messages.last().map(|m| m.id), Some(posted.id));
+}
 
 #[tokio::test]
 async fn only_the_author_deletes_and_everyone_sees_it_go() {
