@@ -402,7 +402,13 @@ impl ChannelActor {
                 self.due.insert(at, (message, reply));
                 self.answer_due();
             }
-            other => answer_post(reply, other),
+            Ok(Receipt::Done) => {
+                let refused = ChatError::Unavailable("broker did not store the message".into());
+                let _ = reply.send(Err(refused));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
         }
     }
 
@@ -418,19 +424,6 @@ impl ChannelActor {
             }
         }
     }
-}
-
-/// Tells the poster what became of its message (the poster may have stopped waiting; the
-/// message is stored either way).
-fn answer_post(reply: PostReply, receipt: Result<Receipt, ChatError>) {
-    let stored = match receipt {
-        Ok(Receipt::Posted(message)) => Ok(message),
-        Ok(Receipt::Done) => Err(ChatError::Unavailable(
-            "broker did not store the message".into(),
-        )),
-        Err(e) => Err(e),
-    };
-    let _ = reply.send(stored);
 }
 
 /// Delete a message on behalf of `by`.

@@ -210,8 +210,8 @@ pub(crate) async fn run(
                 break end;
             }
             // Usually the socket takes the whole turn at once; only a full socket buffer
-            // makes the task wait (bounded by `write_timeout`).
-            if !conn.out.write_now() && Box::pin(conn.flush()).await.is_err() {
+            // makes the task wait (bounded by `write_timeout`), and `flush` reports errors.
+            if !matches!(conn.out.write_now(), Ok(true)) && Box::pin(conn.flush()).await.is_err() {
                 break End::Gone;
             }
         }

@@ -241,30 +241,27 @@ impl<'a> Writer<'a> {
     }
 
     /// Writes what the socket takes now, without waiting. Returns whether nothing is left
-    /// queued; after an error, something is (and [`Writer::flush`] reports the error).
-    pub(crate) fn write_now(&mut self) -> bool {
+    /// queued.
+    pub(crate) fn write_now(&mut self) -> io::Result<bool> {
         while !self.buf.is_empty() {
             match self.stream.try_write(&self.buf) {
                 Ok(n) => self.buf.advance(n),
-                Err(_) => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
             }
         }
         if self.buf.capacity() > 0 {
             // Give the buffer back: an idle connection keeps no write buffer.
             buffers::give(std::mem::take(&mut self.buf));
         }
-        true
+        Ok(true)
     }
 
     /// Writes everything queued, waiting for the socket as needed. A cancelled flush
     /// leaves the rest queued (callers then drop the connection).
     pub(crate) async fn flush(&mut self) -> io::Result<()> {
-        while !self.write_now() {
-            match self.stream.try_write(&self.buf) {
-                Ok(n) => self.buf.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.writable().await?,
-                Err(e) => return Err(e),
-            }
+        while !self.write_now()? {
+            self.stream.writable().await?;
         }
         Ok(())
     }

@@ -244,14 +244,7 @@ async fn fragmented_messages_are_reassembled_and_interleaving_them_is_refused() 
 #[tokio::test]
 async fn upgrades_elsewhere_than_ws_are_not_found() {
     let server = TestServer::start(test_limits());
-    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
     let request = UPGRADE.replacen("GET /ws ", "GET /chat ", 1);
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .expect("answered and closed in time")
-        .expect("read");
-    let response = String::from_utf8_lossy(&response);
+    let response = server.http_exchange(&request).await;
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
 }

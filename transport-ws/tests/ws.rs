@@ -957,22 +957,10 @@ async fn a_client_close_is_answered_and_releases_the_session() {
 
 #[tokio::test]
 async fn a_plain_http_request_is_not_upgraded() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let server = TestServer::start(test_limits());
-    let mut stream = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connect");
-    stream
-        .write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
-        .await
-        .expect("answered in time")
-        .expect("read");
-    let response = String::from_utf8_lossy(&response);
+    let response = server
+        .http_exchange("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await;
     assert!(
         response.starts_with("HTTP/1.1 400"),
         "expected 400, got {response}"

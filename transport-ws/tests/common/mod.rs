@@ -99,6 +99,21 @@ impl TestServer {
         format!("ws://{}/ws", self.addr)
     }
 
+    /// Sends `request` as raw bytes and returns everything the server answers until it
+    /// closes the connection.
+    pub async fn http_exchange(&self, request: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let mut response = Vec::new();
+        tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+            .await
+            .expect("answered and closed in time")
+            .expect("read");
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
     /// A new client that has read the `hello` frame.
     pub async fn client(&self) -> Client {
         Client::connect(&self.url(), None)
