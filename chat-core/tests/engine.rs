@@ -98,11 +98,7 @@ async fn invalid_display_names_are_refused() {
 #[tokio::test]
 async fn tokens_never_reach_other_users() {
     let engine = engine();
-    let alice = user(&engine, "alice").await;
-    let mut bob = user(&engine, "bob").await;
-    alice.create_channel("general").await.unwrap();
-    alice.join("general", None).await.unwrap();
-    bob.join("general", None).await.unwrap();
+    let (alice, mut bob) = alice_and_bob_in(&engine, "general").await;
     alice.post("general", "hi").await.unwrap();
     let message = next_message(&mut bob).await;
     let seen = format!("{message:?} {:?}", bob.members("general").await.unwrap());
@@ -273,11 +269,7 @@ async fn messages_carry_ids_author_and_a_millisecond_utc_timestamp() {
 #[tokio::test]
 async fn waiting_events_can_be_drained_without_waiting() {
     let engine = engine();
-    let alice = user(&engine, "alice").await;
-    let mut bob = user(&engine, "bob").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    bob.join("c", None).await.unwrap();
+    let (alice, mut bob) = alice_and_bob_in(&engine, "c").await;
     for i in 0..3 {
         alice.post("c", &format!("m{i}")).await.unwrap();
     }
@@ -298,11 +290,7 @@ async fn waiting_events_can_be_drained_without_waiting() {
 #[tokio::test]
 async fn started_posts_are_stored_in_order_without_waiting_for_each() {
     let engine = engine();
-    let alice = user(&engine, "alice").await;
-    let mut bob = user(&engine, "bob").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    bob.join("c", None).await.unwrap();
+    let (alice, mut bob) = alice_and_bob_in(&engine, "c").await;
 
     // Start all of them first, then look at the results: each is in the room already.
     let mut pending = Vec::new();
@@ -505,11 +493,7 @@ impl Broker for LateFeed {
 async fn a_post_is_in_the_history_as_soon_as_it_is_answered() {
     let broker = Arc::new(LateFeed(MemoryBroker::new(&Limits::default())));
     let engine = Engine::with_broker(Limits::default(), broker).unwrap();
-    let alice = user(&engine, "alice").await;
-    let bob = user(&engine, "bob").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    bob.join("c", None).await.unwrap();
+    let (alice, bob) = alice_and_bob_in(&engine, "c").await;
     // The very next requests see it: someone else's delete, and a joiner's snapshot.
     let posted = alice.post("c", "hello").await.unwrap();
     assert_eq!(
@@ -524,11 +508,7 @@ async fn a_post_is_in_the_history_as_soon_as_it_is_answered() {
 #[tokio::test]
 async fn only_the_author_deletes_and_everyone_sees_it_go() {
     let engine = engine();
-    let mut alice = user(&engine, "alice").await;
-    let mut bob = user(&engine, "bob").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    bob.join("c", None).await.unwrap();
+    let (mut alice, mut bob) = alice_and_bob_in(&engine, "c").await;
     let mine = alice.post("c", "oops").await.unwrap();
     let kept = alice.post("c", "keep").await.unwrap();
 
@@ -703,11 +683,7 @@ async fn typing_reaches_the_others_only_and_is_throttled() {
         typing_interval: Duration::from_secs(60),
         ..Limits::default()
     });
-    let mut alice = user(&engine, "alice").await;
-    let mut bob = user(&engine, "bob").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    bob.join("c", None).await.unwrap();
+    let (mut alice, mut bob) = alice_and_bob_in(&engine, "c").await;
 
     assert!(alice.typing("c").await.unwrap());
     assert!(

@@ -27,6 +27,16 @@ pub async fn user(engine: &Engine, name: &str) -> Session {
 }
 
 /// The next event matching `pick`, skipping others; panics after `PATIENCE`.
+/// Users alice and bob, both in channel `channel`, which alice created.
+pub async fn alice_and_bob_in(engine: &Engine, channel: &str) -> (Session, Session) {
+    let alice = user(engine, "alice").await;
+    let bob = user(engine, "bob").await;
+    alice.create_channel(channel).await.unwrap();
+    alice.join(channel, None).await.unwrap();
+    bob.join(channel, None).await.unwrap();
+    (alice, bob)
+}
+
 pub async fn wait_for<T>(session: &mut Session, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
