@@ -58,6 +58,21 @@ impl From<&str> for Target {
     }
 }
 
+impl From<String> for Target {
+    /// Reads `raw` like [`Target::parse`], keeping its allocation.
+    fn from(mut raw: String) -> Self {
+        if raw.trim().len() != raw.len() {
+            return Target::parse(&raw);
+        }
+        if raw.starts_with('@') {
+            raw.remove(0);
+            Target::User(raw)
+        } else {
+            Target::Channel(raw)
+        }
+    }
+}
+
 impl From<&String> for Target {
     fn from(raw: &String) -> Self {
         Target::parse(raw)
@@ -283,7 +298,7 @@ impl Session {
     pub async fn post(
         &self,
         target: impl Into<Target>,
-        text: &str,
+        text: impl Into<String>,
     ) -> Result<Arc<ChatMessage>, ChatError> {
         self.start_post(target, text).await?.await
     }
@@ -295,23 +310,29 @@ impl Session {
     /// stored. Posts started one after another are stored in that order.
     ///
     /// This is what lets a fast sender's messages reach the room in batches (one fan-out
-    /// pass for several messages) instead of one round trip each.
+    /// pass for several messages) instead of one round trip each. A `String` text (and
+    /// target) is moved into the message rather than copied.
     pub async fn start_post(
         &self,
         target: impl Into<Target>,
-        text: &str,
+        text: impl Into<String>,
     ) -> Result<PendingPost, ChatError> {
         self.ensure_open()?;
-        validate::message_text(text, &self.limits)?;
-        let addr = self.room_addr(target.into()).await?;
-        self.buckets.take_message()?;
+        let text = text.into();
+        validate::message_text(&text, &self.limits)?;
         let (reply, stored) = oneshot::channel();
-        // Queued in the room's mailbox now, whatever happens to the `PendingPost`.
-        addr.do_send(Post {
+        let post = Post {
             author: self.subscriber.user.clone(),
-            text: text.to_owned(),
+            text,
             reply,
-        });
+        };
+        self.with_room(target.into(), |addr| {
+            self.buckets.take_message()?;
+            // Queued in the room's mailbox now, whatever happens to the `PendingPost`.
+            addr.do_send(post);
+            Ok::<(), ChatError>(())
+        })
+        .await??;
         Ok(PendingPost(stored))
     }
 
@@ -363,13 +384,22 @@ impl Session {
     /// The actor of a room this session may act in: a joined channel, or any private
     /// conversation with an existing user.
     async fn room_addr(&self, target: Target) -> Result<Addr<ChannelActor>, ChatError> {
+        self.with_room(target, Addr::clone).await
+    }
+
+    /// Calls `f` with the actor of a room this session may act in (see `room_addr`),
+    /// without cloning its address for a joined channel.
+    async fn with_room<R>(
+        &self,
+        target: Target,
+        f: impl FnOnce(&Addr<ChannelActor>) -> R,
+    ) -> Result<R, ChatError> {
         match target {
-            Target::User(name) => Ok(self.direct(&name).await?.1),
+            Target::User(name) => Ok(f(&self.direct(&name).await?.1)),
             Target::Channel(name) => {
-                let name = validate::channel_name(&name, &self.limits)?;
-                let key = Room::Channel(name.clone()).key();
+                let name = validate::checked_channel_name(&name, &self.limits)?;
                 self.subscriber
-                    .room(&key)
+                    .with_channel(&validate::channel_key(name), f)
                     .ok_or_else(|| ChatError::NotJoined(format!("#{name}")))
             }
         }
@@ -422,4 +452,25 @@ fn describe(key: &RoomKey) -> String {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Target;
+
+    #[test]
+    fn a_target_read_from_a_string_is_the_target_parse_reads() {
+        for raw in [
+            "general",
+            "#general",
+            "@alice",
+            " @alice ",
+            "  general",
+            "@",
+            "",
+            "a@b",
+        ] {
+            assert_eq!(Target::from(raw.to_owned()), Target::parse(raw), "{raw:?}");
+        }
+    }
 }

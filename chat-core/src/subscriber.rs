@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channel::{ChannelActor, Unsubscribe};
 use crate::event::{DisconnectReason, Event};
-use crate::model::{ChatMessage, RoomKey, SessionId, UserRef};
+use crate::model::{ChatMessage, RoomKey, SessionId, UserId, UserRef};
 use crate::registry::{RegistryActor, SessionEnded};
 
 /// Why a subscriber was closed: by its own side, or by the engine.
@@ -66,8 +66,40 @@ pub(crate) struct Subscriber {
     queue: mpsc::Sender<Queued>,
     closed: CancellationToken,
     cause: OnceLock<CloseCause>,
-    rooms: Mutex<HashMap<RoomKey, Addr<ChannelActor>>>,
+    rooms: Mutex<Followed>,
     registry: Addr<RegistryActor>,
+}
+
+/// The rooms a session follows and the actors serving them. Channels are keyed by their
+/// case-folded name as a plain string so that a post finds its room from the name it
+/// came with, without building a [`RoomKey`] (two allocations) on every message.
+#[derive(Debug, Default)]
+struct Followed {
+    channels: HashMap<Arc<str>, Addr<ChannelActor>>,
+    directs: HashMap<(UserId, UserId), Addr<ChannelActor>>,
+}
+
+impl Followed {
+    fn insert(&mut self, room: RoomKey, addr: Addr<ChannelActor>) {
+        match room {
+            RoomKey::Channel(key) => self.channels.insert(key, addr),
+            RoomKey::Direct(a, b) => self.directs.insert((a, b), addr),
+        };
+    }
+
+    fn remove(&mut self, room: &RoomKey) -> Option<Addr<ChannelActor>> {
+        match room {
+            RoomKey::Channel(key) => self.channels.remove(key),
+            RoomKey::Direct(a, b) => self.directs.remove(&(*a, *b)),
+        }
+    }
+
+    fn drain(&mut self) -> Vec<Addr<ChannelActor>> {
+        let channels = self.channels.drain().map(|(_, addr)| addr);
+        channels
+            .chain(self.directs.drain().map(|(_, addr)| addr))
+            .collect()
+    }
 }
 
 impl Subscriber {
@@ -83,7 +115,7 @@ impl Subscriber {
             queue,
             closed: CancellationToken::new(),
             cause: OnceLock::new(),
-            rooms: Mutex::new(HashMap::new()),
+            rooms: Mutex::default(),
             registry,
         })
     }
@@ -130,9 +162,16 @@ impl Subscriber {
         true
     }
 
-    pub(crate) fn room(&self, room: &RoomKey) -> Option<Addr<ChannelActor>> {
+    /// Calls `f` with the actor of the followed channel whose case-folded name is `key`;
+    /// `None` when the session does not follow it. Lends the address rather than cloning
+    /// it: an actix address clone allocates twice, and posts look their room up each time.
+    pub(crate) fn with_channel<R>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&Addr<ChannelActor>) -> R,
+    ) -> Option<R> {
         let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
-        rooms.get(room).cloned()
+        rooms.channels.get(key).map(f)
     }
 
     pub(crate) fn remove_room(&self, room: &RoomKey) -> Option<Addr<ChannelActor>> {
@@ -150,7 +189,7 @@ impl Subscriber {
         let rooms: Vec<_> = {
             let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
             self.closed.cancel();
-            rooms.drain().map(|(_, addr)| addr).collect()
+            rooms.drain()
         };
         for addr in rooms {
             addr.do_send(Unsubscribe {

@@ -3,6 +3,7 @@
 //! Pure functions, called by the session handle before anything reaches an actor, so that
 //! actors only ever see valid data.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::error::ChatError;
@@ -47,6 +48,19 @@ pub fn name_key(name: &str) -> String {
 /// digits, `-` and `_`, starting with a letter or digit. A leading `#` is ignored.
 /// Uniqueness is case-insensitive; the creator's casing is kept for display.
 pub fn channel_name(raw: &str, limits: &Limits) -> Result<ChannelName, ChatError> {
+    let name = checked_channel_name(raw, limits)?;
+    Ok(ChannelName {
+        display: Arc::from(name),
+        key: Arc::from(name.to_ascii_lowercase()),
+    })
+}
+
+/// Checks a channel name like [`channel_name`] and returns it as typed, without its `#`
+/// and surrounding blanks. Allocates nothing: a post names its room every time.
+pub(crate) fn checked_channel_name<'a>(
+    raw: &'a str,
+    limits: &Limits,
+) -> Result<&'a str, ChatError> {
     let name = raw.trim();
     let name = name.strip_prefix('#').unwrap_or(name);
     let len = name.chars().count();
@@ -64,10 +78,17 @@ pub fn channel_name(raw: &str, limits: &Limits) -> Result<ChannelName, ChatError
             "use letters, digits, - and _, starting with a letter or digit".into(),
         ));
     }
-    Ok(ChannelName {
-        display: Arc::from(name),
-        key: Arc::from(name.to_ascii_lowercase()),
-    })
+    Ok(name)
+}
+
+/// The case-folded key of a name [`checked_channel_name`] accepted ([`ChannelName::key`]):
+/// the name itself when it has no capitals, which is the usual case.
+pub(crate) fn channel_key(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
 }
 
 /// Checks a message text: not blank, at most `max_message_bytes`, no control characters
@@ -139,6 +160,21 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_post_finds_its_channel_under_the_key_the_channel_was_created_with() {
+        let l = Limits::default();
+        for typed in [
+            "#Rust-Beginners_2",
+            " rust-beginners_2 ",
+            "RUST-BEGINNERS_2",
+        ] {
+            let created = channel_name("Rust-Beginners_2", &l).unwrap();
+            let checked = checked_channel_name(typed, &l).unwrap();
+            assert_eq!(channel_key(checked), created.key(), "{typed:?}");
+        }
+        assert!(matches!(channel_key("general"), Cow::Borrowed("general")));
     }
 
     #[test]

@@ -210,6 +210,29 @@ async fn joining_an_unknown_channel_and_posting_unjoined_are_errors() {
     assert_eq!(alice.leave("here").await.unwrap_err().code(), "not_joined");
 }
 
+#[tokio::test]
+async fn a_joined_channel_is_found_however_a_post_spells_it() {
+    let engine = engine();
+    let (alice, _bob) = alice_and_bob_in(&engine, "Rust-Talk").await;
+    for spelling in ["Rust-Talk", "rust-talk", "#RUST-TALK", " rust-Talk "] {
+        let posted = alice.post(spelling, "hi").await.unwrap();
+        assert_eq!(posted.room.label_for(alice.user().id), "Rust-Talk");
+    }
+    // An owned target and text are taken as they are.
+    let posted = alice
+        .post(String::from("#rust-talk"), String::from("owned"))
+        .await;
+    assert_eq!(posted.unwrap().text, "owned");
+    assert_eq!(
+        alice.post("rust_talk", "hi").await.unwrap_err().code(),
+        "not_joined"
+    );
+    assert_eq!(
+        alice.post("rust talk", "hi").await.unwrap_err().code(),
+        "invalid_channel_name"
+    );
+}
+
 // ---- 3 & 4. History and messages ---------------------------------------------------
 
 #[tokio::test]

@@ -276,7 +276,7 @@ impl Connection {
             Command::Quit => Ok(Vec::new()),
             Command::Say(text) => {
                 let room = self.current_room()?;
-                let post = session.start_post(room.as_str(), &text).await?;
+                let post = session.start_post(room, text).await?;
                 self.posts.push_back(post);
                 Ok(Vec::new())
             }
@@ -286,7 +286,7 @@ impl Connection {
                 } else {
                     format!("@{to}")
                 };
-                let post = session.start_post(to.as_str(), &text).await?;
+                let post = session.start_post(to, text).await?;
                 self.posts.push_back(post);
                 Ok(Vec::new())
             }

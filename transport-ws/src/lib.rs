@@ -39,6 +39,8 @@
 //! - `upgrade`: the checks and the handshake, then one task per socket.
 //! - `session`: the per-connection loop (client frames, engine events, posts in flight,
 //!   heartbeat, idle timeout, shutdown) in one task; bounded writes.
+//! - `shared_frame`: a channel message encoded once, for every follower's event and the
+//!   author's reply.
 //! - `wire`: WebSocket frames read from and written to the TCP stream.
 //! - `fragments`: reassembly of messages split into continuation frames.
 //! - `buffers`: per-thread spare I/O buffers, lent to a connection while it has data.
@@ -50,6 +52,7 @@ mod fragments;
 pub mod origin;
 pub mod protocol;
 mod session;
+mod shared_frame;
 mod upgrade;
 mod wire;
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// Bytes reserved for a serialized frame: a message event with a short text fits.
-const FRAME_CAPACITY: usize = 256;
+pub(crate) const FRAME_CAPACITY: usize = 256;
 
 /// A request, as a client sends it in a text frame (`{"type": "...", ...}`).
 ///

@@ -30,8 +30,7 @@ use std::time::Duration;
 use actix_http::ws::{CloseCode, CloseReason};
 use bytes::BytesMut;
 use chat_core::{
-    ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PendingPost, Room, Session,
-    UserId,
+    ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PendingPost, Session, UserId,
 };
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::io::AsyncWriteExt;
@@ -42,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::protocol::{
     parse_request, ClientFrame, MessageView, Reply, RequestId, ServerFrame, TransportError,
 };
+use crate::shared_frame::SharedMessageFrame;
 use crate::wire::{Incoming, ReadError, Reader, Writer, FLUSH_AT};
 
 /// Why the loop ended, and so what (if anything) to send before hanging up.
@@ -292,10 +292,6 @@ async fn next_event(session: &mut Option<Session>) -> Option<Event> {
 /// Most events written in one go before the loop looks at the client again.
 const EVENT_BATCH: usize = 256;
 
-/// A channel message's frame, encoded once and shared by every recipient (through the
-/// message's [`chat_core::Encodings`]).
-struct SharedMessageFrame(String);
-
 impl Connection<'_> {
     /// Queues `first` and every event already waiting behind it (up to `EVENT_BATCH`), so
     /// the socket gets them in one write. Ends the connection if an event ends it.
@@ -329,18 +325,15 @@ impl Connection<'_> {
     /// Queues the frame for `event`; a channel message is serialized once for all
     /// recipients (its room label is the same for everyone, unlike a private message's).
     fn queue_event(&mut self, event: &Event) {
-        let me = self.user_id();
-        match event {
-            Event::Posted(message) if matches!(message.room, Room::Channel(_)) => {
-                let shared = message.encodings.get_or_insert_with(|| {
-                    SharedMessageFrame(ServerFrame::from_event(event, me).to_json())
-                });
-                self.out.text(shared.0.as_bytes());
+        if let Event::Posted(message) = event {
+            if let Some(shared) = SharedMessageFrame::of(message) {
+                self.out.text(shared.event());
+                return;
             }
-            _ => self
-                .out
-                .text(ServerFrame::from_event(event, me).to_json().as_bytes()),
         }
+        let me = self.user_id();
+        self.out
+            .text(ServerFrame::from_event(event, me).to_json().as_bytes());
     }
 
     fn user_id(&self) -> UserId {
@@ -416,6 +409,12 @@ impl Connection<'_> {
 
     /// Queues the reply to a post the room has stored (or refused).
     fn answer_post(&mut self, id: Option<RequestId>, result: Result<Arc<ChatMessage>, ChatError>) {
+        if let Some(shared) = result.as_ref().ok().and_then(|m| SharedMessageFrame::of(m)) {
+            // The reply repeats the message its followers get: reuse that encoding.
+            let id_json = id.as_ref().map(SharedMessageFrame::id_json);
+            self.out.text_parts(&shared.reply(id_json.as_deref()));
+            return;
+        }
         let me = self.user_id();
         let outcome = result
             .map(|message| Reply::Posted {
@@ -478,9 +477,7 @@ impl Connection<'_> {
                 Reply::Done {}
             }
             ClientFrame::Post { room, text } => {
-                return Ok(Handled::Posting(
-                    session.start_post(room.as_str(), &text).await?,
-                ));
+                return Ok(Handled::Posting(session.start_post(room, text).await?));
             }
             ClientFrame::Delete { room, message_id } => {
                 session.delete(room.as_str(), message_id).await?;

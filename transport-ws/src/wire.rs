@@ -14,7 +14,7 @@
 use std::io;
 
 use actix_http::ws::{CloseCode, CloseReason, Item, OpCode, Parser, ProtocolError};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::net::TcpStream;
 
 use crate::buffers;
@@ -220,6 +220,30 @@ impl<'a> Writer<'a> {
         Parser::write_message(self.buf(), payload, OpCode::Text, true, false);
     }
 
+    /// Queues one text frame whose payload is `parts` one after another, without joining
+    /// them first (a post's reply reuses the encoded message its event carries).
+    pub(crate) fn text_parts(&mut self, parts: &[&[u8]]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let buf = self.buf();
+        // RFC 6455 5.2, as a server writes it: FIN + text, no mask, shortest length form.
+        buf.reserve(len + 10);
+        buf.put_u8(0x81);
+        match len {
+            0..=125 => buf.put_u8(len as u8),
+            126..=0xFFFF => {
+                buf.put_u8(126);
+                buf.put_u16(len as u16);
+            }
+            _ => {
+                buf.put_u8(127);
+                buf.put_u64(len as u64);
+            }
+        }
+        for part in parts {
+            buf.extend_from_slice(part);
+        }
+    }
+
     /// Queues a ping.
     pub(crate) fn ping(&mut self) {
         Parser::write_message(self.buf(), b"", OpCode::Ping, true, false);
@@ -273,6 +297,26 @@ mod tests {
     use bytes::BytesMut;
     use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
+
+    /// A frame written in parts is the frame actix-http writes for the joined payload, in
+    /// each of the three length forms.
+    #[tokio::test]
+    async fn a_frame_in_parts_is_the_same_frame() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let _client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        for len in [0, 1, 125, 126, 300, 65_535, 65_536, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let (a, b) = payload.split_at(len / 3);
+            let mut whole = Writer::new(&server);
+            whole.text(&payload);
+            let mut parts = Writer::new(&server);
+            parts.text_parts(&[a, b"", b]);
+            assert_eq!(parts.buf, whole.buf, "payload of {len} bytes");
+        }
+    }
 
     /// An idle connection's cost is what this module keeps between messages: nothing.
     #[tokio::test]

@@ -1,0 +1,201 @@
+//! A channel message encoded once for everyone: the `message` event frame every follower
+//! gets, and inside it the message object the author's `ok` reply to the post repeats.
+//!
+//! A channel message reads the same for every user (its room label does not depend on
+//! who reads it, unlike a private message's `@peer`), so it is serialized once and kept
+//! in the message's [`chat_core::Encodings`]. The frames are exactly those of
+//! [`ServerFrame::Message`] and of `ServerFrame::Ok` with [`Reply::Posted`]
+//! (`crate::protocol`); the tests hold them equal.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use chat_core::{ChatMessage, MessageId, Room};
+use serde::Serialize;
+
+use crate::protocol::{RequestId, FRAME_CAPACITY};
+
+/// The shared encoding of one channel message.
+pub(crate) struct SharedMessageFrame {
+    /// `{"type":"message","room":...,"message":{...}}`.
+    event: Vec<u8>,
+    /// Where `{...}`, the message object, is in `event`.
+    message: Range<usize>,
+}
+
+/// The message object as [`crate::protocol::MessageView`] serializes it, borrowed from
+/// the message instead of copied (same fields, same order).
+#[derive(Serialize)]
+struct MessageJson<'a> {
+    id: MessageId,
+    room: &'a str,
+    author: AuthorJson<'a>,
+    text: &'a str,
+    sent_at: i64,
+}
+
+/// [`crate::protocol::UserView`], borrowed.
+#[derive(Serialize)]
+struct AuthorJson<'a> {
+    id: u64,
+    name: &'a str,
+}
+
+impl SharedMessageFrame {
+    /// The shared encoding of `message`, made by whichever connection needs it first;
+    /// `None` for a private message, which each reader labels differently.
+    pub(crate) fn of(message: &ChatMessage) -> Option<Arc<Self>> {
+        let Room::Channel(channel) = &message.room else {
+            return None;
+        };
+        Some(
+            message
+                .encodings
+                .get_or_insert_with(|| Self::encode(message, channel.as_str())),
+        )
+    }
+
+    fn encode(message: &ChatMessage, channel: &str) -> Self {
+        let view = MessageJson {
+            id: message.id,
+            room: channel,
+            author: AuthorJson {
+                id: message.author.id.0,
+                name: &message.author.name,
+            },
+            text: &message.text,
+            sent_at: message.sent_at.timestamp_millis(),
+        };
+        let mut event = Vec::with_capacity(FRAME_CAPACITY + message.text.len());
+        event.extend_from_slice(br#"{"type":"message","room":"#);
+        // Strings and integers into a Vec: serde_json has nothing that can fail here.
+        let room = serde_json::to_writer(&mut event, channel);
+        event.extend_from_slice(br#","message":"#);
+        let start = event.len();
+        let view = room.and_then(|()| serde_json::to_writer(&mut event, &view));
+        let end = event.len();
+        event.push(b'}');
+        if let Err(e) = view {
+            tracing::error!(error = %e, "cannot serialize a message");
+        }
+        SharedMessageFrame {
+            event,
+            message: start..end,
+        }
+    }
+
+    /// The `message` event frame's payload.
+    pub(crate) fn event(&self) -> &[u8] {
+        &self.event
+    }
+
+    /// The payload of the `ok` reply to the post that stored this message, in parts:
+    /// `id_json` is the request's id as JSON (`None` when the request had none).
+    pub(crate) fn reply<'a>(&'a self, id_json: Option<&'a [u8]>) -> [&'a [u8]; 6] {
+        let message = &self.event[self.message.clone()];
+        let (id_key, id): (&[u8], &[u8]) = match id_json {
+            Some(id) => (br#","id":"#, id),
+            None => (b"", b""),
+        };
+        [
+            br#"{"type":"ok""#,
+            id_key,
+            id,
+            br#","result":{"message":"#,
+            message,
+            b"}}",
+        ]
+    }
+
+    /// `id` as the JSON a reply repeats.
+    pub(crate) fn id_json(id: &RequestId) -> Vec<u8> {
+        // A JSON value the client sent, so it serializes back.
+        serde_json::to_vec(id).unwrap_or_else(|_| b"null".to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SharedMessageFrame;
+    use crate::protocol::{MessageView, Reply, ServerFrame};
+    use chat_core::validate::channel_name;
+    use chat_core::{ChatMessage, Event, Limits, Room, UserId, UserRef};
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn message(room: Room, text: &str) -> ChatMessage {
+        ChatMessage {
+            encodings: Default::default(),
+            id: 42,
+            room,
+            author: UserRef {
+                id: UserId(7),
+                name: Arc::from("Zoë \"z\" <b>"),
+            },
+            text: text.to_owned(),
+            sent_at: Utc.timestamp_millis_opt(1_767_225_720_123).unwrap(),
+        }
+    }
+
+    fn channel() -> Room {
+        Room::Channel(channel_name("Rust-Beginners", &Limits::default()).unwrap())
+    }
+
+    fn joined(parts: &[&[u8]]) -> String {
+        String::from_utf8(parts.concat()).unwrap()
+    }
+
+    /// The hand-built frames are byte for byte what serde makes of the protocol's types,
+    /// for texts that need escaping too.
+    #[test]
+    fn the_shared_frames_are_the_protocols_frames() {
+        let me = UserId(9);
+        for text in [
+            "hi",
+            "quote \" backslash \\ newline \n tab \t <script>",
+            "é 😀 \u{7f}",
+        ] {
+            let message = Arc::new(message(channel(), text));
+            let shared = SharedMessageFrame::of(&message).expect("a channel message");
+            let event = ServerFrame::from_event(&Event::Posted(message.clone()), me).to_json();
+            assert_eq!(String::from_utf8(shared.event().to_vec()).unwrap(), event);
+            for id in [Some(json!(3)), Some(json!("req-\"1\"")), None] {
+                let id_json = id.as_ref().map(SharedMessageFrame::id_json);
+                let reply = ServerFrame::Ok {
+                    id: id.clone(),
+                    result: Reply::Posted {
+                        message: MessageView::new(&message, me),
+                    },
+                };
+                assert_eq!(
+                    joined(&shared.reply(id_json.as_deref())),
+                    reply.to_json(),
+                    "{text:?} {id:?}"
+                );
+            }
+        }
+    }
+
+    /// Every follower and the author's reply use one encoding; a private message has none,
+    /// since each side labels it with the other's name.
+    #[test]
+    fn a_channel_message_is_encoded_once_and_a_private_one_never() {
+        let message = message(channel(), "hi");
+        let first = SharedMessageFrame::of(&message).unwrap();
+        let again = SharedMessageFrame::of(&message).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+
+        let pair = [
+            UserRef {
+                id: UserId(7),
+                name: Arc::from("a"),
+            },
+            UserRef {
+                id: UserId(8),
+                name: Arc::from("b"),
+            },
+        ];
+        assert!(SharedMessageFrame::of(&self::message(Room::Direct(pair), "hi")).is_none());
+    }
+}
