@@ -11,7 +11,8 @@
 //! gives:
 //! 1. the token is cancelled: the TCP listener stops accepting and every TCP client gets
 //!    its shutdown line, every WebSocket gets close 1001 (both transports watch the token);
-//! 2. the HTTP server stops accepting and waits for its connections to finish;
+//! 2. the HTTP server stops accepting; once every WebSocket task has sent its close and
+//!    ended (they run on the server's workers), the server stops;
 //! 3. the engine stops.
 //!
 //! Steps 1–2 are bounded by [`Config::shutdown_timeout`] and step 3 by the same again, so
@@ -147,14 +148,14 @@ async fn serve(
     shutdown.cancel();
 
     let closing = async {
-        // The HTTP server stops accepting as soon as it is told (`stop` sends the command
-        // when called) and then waits for its open requests. Every socket task has seen
-        // the token and is sending its close 1001: wait for them, then for the server, and
-        // for the TCP listener (which closes its own clients).
-        let http_stopped = handle.stop(true);
+        // Stop accepting, then wait for the socket tasks (each has seen the token and is
+        // sending its close 1001), and only then stop the HTTP server: its workers run
+        // those tasks, and a worker that stops drops them, closing their sockets without
+        // a close frame. Then wait for the TCP listener (which closes its own clients).
+        handle.pause().await;
         ws_tasks.close();
         ws_tasks.wait().await;
-        http_stopped.await;
+        handle.stop(true).await;
         let http = match http_result {
             Some(ended) => ended,
             None => http_task.await,

@@ -236,21 +236,32 @@ async fn tcp_and_websocket_users_see_each_other_both_ways() -> TestResult {
     Ok(())
 }
 
+/// WebSocket clients connected when the server is stopped.
+const SOCKETS_AT_SHUTDOWN: usize = 200;
+
 #[tokio::test]
 async fn sigterm_closes_clients_and_exits_zero_promptly() -> TestResult {
     let mut server = Server::start(&[])?;
     let tcp = server.tcp.ok_or("no TCP listener")?;
-    let mut web = WsClient::login(server.http, "leaving").await?;
+    // Many sockets, so that their tasks are still closing when the HTTP server is told to
+    // stop: every one of them must get its close frame all the same.
+    let mut web = Vec::new();
+    for i in 0..SOCKETS_AT_SHUTDOWN {
+        web.push(WsClient::login(server.http, &format!("leaving{i}")).await?);
+    }
     let mut term = Terminal::connect(tcp).await?;
     term.send("/nick alsoleaving").await?;
     term.line_with("alsoleaving").await?;
 
     server.terminate()?;
-    let close = web
-        .close_frame()
-        .await?
-        .ok_or("a close frame without a code")?;
-    assert_eq!(close.code, CloseCode::Away, "{close:?}");
+    for (i, web) in web.iter_mut().enumerate() {
+        let close = web
+            .close_frame()
+            .await
+            .map_err(|e| format!("socket {i}: {e}"))?
+            .ok_or("a close frame without a code")?;
+        assert_eq!(close.code, CloseCode::Away, "socket {i}: {close:?}");
+    }
     let last = term.line_with("! closed").await?;
     assert!(last.is_some(), "no shutdown line; saw {:?}", term.seen);
 

@@ -124,7 +124,9 @@ impl WsChat {
     }
 
     /// The tracker of the socket tasks. After firing the shutdown token, an embedder can
-    /// `close()` it and `wait()` (with a timeout) until every socket has been closed.
+    /// `close()` it and `wait()` (with a timeout) until every socket has been closed. Do
+    /// that before stopping the server (pausing it is fine): the socket tasks run on its
+    /// workers, and a stopped worker drops them, so their clients get no close frame.
     pub fn tasks(&self) -> TaskTracker {
         self.inner.tasks.clone()
     }
