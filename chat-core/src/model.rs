@@ -5,7 +5,7 @@
 
 use std::any::{Any, TypeId};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -148,25 +148,44 @@ pub struct ChatMessage {
 /// clones start empty, and it never takes part in equality.
 #[derive(Default)]
 pub struct Encodings {
-    slots: Mutex<Vec<(TypeId, Arc<dyn Any + Send + Sync>)>>,
+    /// The first encoding stored, read without a lock: usually the only one (one
+    /// transport), and every recipient after the first reads it.
+    first: OnceLock<Slot>,
+    /// Encodings of other types (a second transport); also serializes the computing.
+    others: Mutex<Vec<Slot>>,
 }
+
+type Slot = (TypeId, Arc<dyn Any + Send + Sync>);
 
 impl Encodings {
     /// The value of type `T` stored here, computed by `encode` the first time.
     pub fn get_or_insert_with<T: Any + Send + Sync>(&self, encode: impl FnOnce() -> T) -> Arc<T> {
         let key = TypeId::of::<T>();
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        let found = slots
-            .iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.clone().downcast::<T>().ok());
-        if let Some(found) = found {
+        if let Some(found) = find::<T>(self.first.get(), key) {
+            return found;
+        }
+        let mut others = self.others.lock().unwrap_or_else(|e| e.into_inner());
+        // Another thread may have stored it while this one waited for the lock.
+        let stored = find::<T>(self.first.get(), key);
+        if let Some(found) = stored.or_else(|| others.iter().find_map(|s| find::<T>(Some(s), key)))
+        {
             return found;
         }
         let value = Arc::new(encode());
-        slots.push((key, value.clone()));
+        if let Err(slot) = self.first.set((key, value.clone())) {
+            others.push(slot);
+        }
         value
     }
+}
+
+/// The value in `slot` if it holds a `T` (whose type id is `key`).
+fn find<T: Any + Send + Sync>(slot: Option<&Slot>, key: TypeId) -> Option<Arc<T>> {
+    let (k, value) = slot?;
+    if *k != key {
+        return None;
+    }
+    value.clone().downcast::<T>().ok()
 }
 
 impl Clone for Encodings {
@@ -238,4 +257,63 @@ pub struct Joined {
 pub(crate) fn now_millis() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Encodings;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[derive(Debug, PartialEq)]
+    struct Frame(String);
+    #[derive(Debug, PartialEq)]
+    struct Line(String);
+
+    /// Each type is computed once, however many threads ask at once, and two types (two
+    /// transports) do not see each other's value.
+    #[test]
+    fn each_encoding_is_computed_once_per_type() {
+        let encodings = Arc::new(Encodings::default());
+        let computed = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (encodings, computed) = (encodings.clone(), computed.clone());
+                std::thread::spawn(move || {
+                    let get_frame = || {
+                        encodings.get_or_insert_with(|| {
+                            computed.fetch_add(1, Ordering::SeqCst);
+                            Frame("frame".into())
+                        })
+                    };
+                    let get_line = || {
+                        encodings.get_or_insert_with(|| {
+                            computed.fetch_add(1, Ordering::SeqCst);
+                            Line("line".into())
+                        })
+                    };
+                    // Half the threads ask for the frame first, half for the line.
+                    let (frame, line) = if i % 2 == 0 {
+                        (get_frame(), get_line())
+                    } else {
+                        let line = get_line();
+                        (get_frame(), line)
+                    };
+                    assert_eq!(*frame, Frame("frame".into()));
+                    assert_eq!(*line, Line("line".into()));
+                    (frame, line)
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(computed.load(Ordering::SeqCst), 2);
+        for (frame, line) in &results {
+            assert!(Arc::ptr_eq(frame, &results[0].0));
+            assert!(Arc::ptr_eq(line, &results[0].1));
+        }
+        assert!(
+            Encodings::clone(&encodings).first.get().is_none(),
+            "clones start empty"
+        );
+    }
 }

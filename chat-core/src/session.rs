@@ -421,11 +421,13 @@ impl Session {
         Ok(found)
     }
 
-    fn is_covered(&self, event: &Queued) -> bool {
+    /// Takes `&mut self` so that it reads the list without locking it: this runs once per
+    /// delivered event.
+    fn is_covered(&mut self, event: &Queued) -> bool {
         let Queued::Posted(message) = event else {
             return false;
         };
-        let mut covered = lock(&self.covered);
+        let covered = self.covered.get_mut().unwrap_or_else(|e| e.into_inner());
         let Some(i) = covered.iter().position(|(k, _)| k.is(&message.room)) else {
             return false;
         };
