@@ -51,7 +51,7 @@ pub fn channel_name(raw: &str, limits: &Limits) -> Result<ChannelName, ChatError
     let name = checked_channel_name(raw, limits)?;
     Ok(ChannelName {
         display: Arc::from(name),
-        key: Arc::from(name.to_ascii_lowercase()),
+        key: Arc::from(channel_key(name).as_ref()),
     })
 }
 
