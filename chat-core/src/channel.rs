@@ -91,9 +91,8 @@ impl ChannelActor {
     }
 
     /// Sends the pending events, subscriber by subscriber, and drops the subscribers that
-    /// could not take them. Giving one subscriber a whole batch at once wakes its task (on
-    /// another thread) once per batch instead of once per event: that wake-up, not the
-    /// queueing, is the cost of a delivery.
+    /// could not take them. Giving one subscriber the whole batch at once costs it one lock
+    /// and wakes its task (on another thread) once per batch instead of once per event.
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.pending.is_empty() {
             return;
@@ -103,12 +102,10 @@ impl ChannelActor {
         for (id, sub) in &self.subscribers {
             let wanted = pending
                 .iter()
-                .filter(|(_, except)| *except != Some(sub.user.id));
-            for (event, _) in wanted {
-                if !sub.deliver(event.clone()) {
-                    dropped.push(*id);
-                    break;
-                }
+                .filter(|(_, except)| *except != Some(sub.user.id))
+                .map(|(event, _)| event.clone().into());
+            if !sub.deliver_all(wanted) {
+                dropped.push(*id);
             }
         }
         // Keep the buffer for the next batch.

@@ -80,6 +80,7 @@ mod history;
 mod identity;
 mod limits;
 mod model;
+mod queue;
 mod rate;
 #[cfg(feature = "redis")]
 mod redis_broker;

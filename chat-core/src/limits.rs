@@ -28,8 +28,9 @@ pub struct Limits {
     pub max_display_name_chars: usize,
     /// Longest channel name, in characters (the shortest is 1). Default 32.
     pub max_channel_name_chars: usize,
-    /// Events a session may have waiting for its transport; one more and the session is
-    /// disconnected as a slow consumer. Default 1024.
+    /// Events a session may have waiting for its transport to take them; one more and the
+    /// session is disconnected as a slow consumer. A transport takes everything waiting in
+    /// one go, so a session holds at most twice this. Default 1024.
     pub session_queue: usize,
     /// Per-user rate of messages (channels and private messages together).
     /// Default: bursts of 20, 5 per second.

@@ -25,8 +25,9 @@ use crate::event::{DisconnectReason, Event};
 use crate::identity::{Identity, ResumeToken};
 use crate::limits::Limits;
 use crate::model::{now_millis, ChannelInfo, ChannelName, Room, SessionId, UserId, UserRef};
+use crate::queue::{self, QueueReceiver};
 use crate::rate::UserBuckets;
-use crate::subscriber::{CloseCause, Queued, Subscriber};
+use crate::subscriber::{CloseCause, Subscriber};
 
 /// How often connected users are reported to the broker (which keeps their names held
 /// and forgets expired users), and idle flood buckets are dropped: every minute, or twice
@@ -187,7 +188,7 @@ impl RegistryActor {
     ) -> Connected {
         let id = SessionId(self.next_session);
         self.next_session += 1;
-        let (tx, events) = mpsc::channel(self.limits.session_queue);
+        let (tx, events) = queue::bounded(self.limits.session_queue);
         let subscriber = Subscriber::new(id, identity.user.clone(), tx, me);
         let limits = &self.limits;
         let user = self
@@ -331,7 +332,7 @@ pub(crate) enum LoginRequest {
 /// What a successful connection gets.
 pub(crate) struct Connected {
     pub(crate) subscriber: Arc<Subscriber>,
-    pub(crate) events: mpsc::Receiver<Queued>,
+    pub(crate) events: QueueReceiver,
     pub(crate) identity: Identity,
     pub(crate) buckets: Arc<UserBuckets>,
 }

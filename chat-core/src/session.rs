@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use actix::Addr;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::channel::{ChannelActor, Delete, Members, Post, Subscribe, Typing, Unsubscribe};
 use crate::error::ChatError;
@@ -24,11 +24,12 @@ use crate::limits::Limits;
 use crate::model::{
     ChannelInfo, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId, UserRef,
 };
+use crate::queue::{QueueReceiver, Queued};
 use crate::rate::UserBuckets;
 use crate::registry::{
     Connected, CreateChannel, FindChannel, ListChannels, OpenDirect, RegistryActor,
 };
-use crate::subscriber::{CloseCause, Queued, Subscriber};
+use crate::subscriber::{CloseCause, Subscriber};
 use crate::validate;
 
 /// A room as a client names it: a channel (`general`, `#general`) or a user, for the
@@ -104,7 +105,7 @@ impl std::fmt::Debug for PendingPost {
 /// One connected client's handle on the engine.
 pub struct Session {
     subscriber: Arc<Subscriber>,
-    events: mpsc::Receiver<Queued>,
+    events: QueueReceiver,
     token: ResumeToken,
     new_user: bool,
     buckets: Arc<UserBuckets>,
@@ -177,10 +178,11 @@ impl Session {
             return None;
         }
         loop {
-            let event = tokio::select! {
-                biased;
-                _ = self.subscriber.closed_token().cancelled() => None,
-                event = self.events.recv() => event,
+            // Closing wakes the queue too, so a session that is closed while waiting gets
+            // here again; once closed, what is still queued is not delivered.
+            let event = match self.subscriber.is_closed() {
+                true => None,
+                false => std::future::poll_fn(|cx| self.events.poll_next(cx)).await,
             };
             let Some(event) = event else {
                 self.finished = true;
@@ -202,7 +204,7 @@ impl Session {
         if self.finished || self.subscriber.is_closed() {
             return None;
         }
-        while let Ok(event) = self.events.try_recv() {
+        while let Some(event) = self.events.try_next() {
             if !self.is_covered(&event) {
                 return Some(event.into());
             }

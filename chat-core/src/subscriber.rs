@@ -11,13 +11,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use actix::Addr;
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
 use crate::channel::{ChannelActor, Unsubscribe};
 use crate::event::{DisconnectReason, Event};
-use crate::model::{ChatMessage, RoomKey, SessionId, UserId, UserRef};
+use crate::model::{RoomKey, SessionId, UserId, UserRef};
+use crate::queue::{QueueSender, Queued, Refused};
 use crate::registry::{RegistryActor, SessionEnded};
 
 /// Why a subscriber was closed: by its own side, or by the engine.
@@ -29,41 +28,12 @@ pub(crate) enum CloseCause {
     Engine(DisconnectReason),
 }
 
-/// One entry of a session's event queue: a message as the shared pointer it already is,
-/// any other event boxed. Entries stay 16 bytes where an `Event` takes 80: tokio allocates
-/// a queue's slots 32 at a time, the first block up front, so this is most of an idle
-/// session's queue memory (512 bytes instead of 2.6 KiB). Messages, the bulk of the
-/// traffic, are queued without an allocation.
-#[derive(Debug)]
-pub(crate) enum Queued {
-    Posted(Arc<ChatMessage>),
-    Other(Box<Event>),
-}
-
-impl From<Event> for Queued {
-    fn from(event: Event) -> Self {
-        match event {
-            Event::Posted(message) => Queued::Posted(message),
-            other => Queued::Other(Box::new(other)),
-        }
-    }
-}
-
-impl From<Queued> for Event {
-    fn from(queued: Queued) -> Self {
-        match queued {
-            Queued::Posted(message) => Event::Posted(message),
-            Queued::Other(event) => *event,
-        }
-    }
-}
-
 /// One session as the actors see it.
 #[derive(Debug)]
 pub(crate) struct Subscriber {
     pub(crate) id: SessionId,
     pub(crate) user: UserRef,
-    queue: mpsc::Sender<Queued>,
+    queue: QueueSender,
     closed: CancellationToken,
     cause: OnceLock<CloseCause>,
     rooms: Mutex<Followed>,
@@ -106,7 +76,7 @@ impl Subscriber {
     pub(crate) fn new(
         id: SessionId,
         user: UserRef,
-        queue: mpsc::Sender<Queued>,
+        queue: QueueSender,
         registry: Addr<RegistryActor>,
     ) -> Arc<Self> {
         Arc::new(Subscriber {
@@ -123,14 +93,20 @@ impl Subscriber {
     /// Queues `event` without waiting. Returns false when the subscriber is closed, or
     /// has just been closed because its queue was full.
     pub(crate) fn deliver(&self, event: Event) -> bool {
-        match self.queue.try_send(event.into()) {
+        self.deliver_all(std::iter::once(event.into()))
+    }
+
+    /// Queues `events` together (one lock, one wake-up) without waiting; false as for
+    /// [`Subscriber::deliver`], and then none of them was queued.
+    pub(crate) fn deliver_all(&self, events: impl Iterator<Item = Queued>) -> bool {
+        match self.queue.push_all(events) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 tracing::warn!(session = self.id.0, user = %self.user.name, "slow consumer: disconnecting");
                 self.close(CloseCause::Engine(DisconnectReason::SlowConsumer));
                 false
             }
-            Err(TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 
@@ -191,6 +167,7 @@ impl Subscriber {
             self.closed.cancel();
             rooms.drain()
         };
+        self.queue.close();
         for addr in rooms {
             addr.do_send(Unsubscribe {
                 session: self.id,
@@ -201,17 +178,5 @@ impl Subscriber {
             session: self.id,
             user: self.user.id,
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Queued;
-
-    #[test]
-    fn a_queue_entry_stays_two_words() {
-        // Each session's queue allocates 32 entries up front: an entry that grows grows
-        // every idle connection.
-        assert!(std::mem::size_of::<Queued>() <= 16);
     }
 }
