@@ -157,7 +157,10 @@ pub(crate) async fn run(
         let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let idle = sleep(idle_timeout);
-        tokio::pin!(idle);
+        // Waited on across turns, not made anew by each `select!`: a fresh wait registers
+        // with the token and unregisters again on every turn of every connection.
+        let shutdown = shutdown.cancelled_owned();
+        tokio::pin!(idle, shutdown);
 
         // Every await in this loop but the `select!` is boxed: a task is as large as the
         // largest future it awaits inline, and that size is paid by every idle
@@ -167,7 +170,7 @@ pub(crate) async fn run(
             // Not biased: a client that floods requests must still get its events (and its
             // own echoes) drained, and a busy room must not starve reading the client.
             let turn = tokio::select! {
-                _ = shutdown.cancelled() => Err(End::Close {
+                () = &mut shutdown => Err(End::Close {
                     frame: Some(ServerFrame::disconnected(DisconnectReason::ShuttingDown)),
                     code: CloseCode::Away,
                     reason: DisconnectReason::ShuttingDown.to_string(),
