@@ -107,8 +107,9 @@ def problems(reports):
 def traffic_table(rows, order):
     out = [
         "| server | deliveries/s | msgs/s sent | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms"
-        " | last-recipient p99 ms | connects/s | peak RSS MiB | undelivered | dup | clean runs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | last-recipient p99 ms | connects/s | peak RSS MiB | server CPU % | server µs/delivery | loadgen CPU %"
+        " | undelivered | dup | clean runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     notes = []
     for server in order:
@@ -131,6 +132,9 @@ def traffic_table(rows, order):
                     fmt(med(reports, "until_last_ms", "p99"), 2),
                     fmt(med(reports, "connects_per_sec")),
                     fmt(peak / 1024 if peak else None, 1),
+                    fmt(percent(med(reports, "cpu", "server_busy"))),
+                    fmt(med(reports, "cpu", "server_us_per_delivery"), 3),
+                    fmt(percent(med(reports, "cpu", "loadgen_busy"))),
                     fmt(total(reports, "lost")),
                     fmt(total(reports, "duplicates")),
                     clean_runs(reports),
@@ -175,6 +179,10 @@ def idle_table(rows, order):
     return out, notes
 
 
+def percent(fraction):
+    return fraction * 100 if fraction is not None else None
+
+
 def ratio(a, b):
     return a / b if a is not None and b else None
 
@@ -199,6 +207,16 @@ def goals(rows):
             f"(goal >= 5x: {'met' if r_peer and r_peer >= 5 else 'MISSED'}); "
             f"ours / raw limit = {fmt(r_raw, 2)} (goal >= 0.8: {'met' if r_raw and r_raw >= 0.8 else 'MISSED'})."
         )
+    for scenario in (1, 7):
+        cost = lambda who: med(rows.get(scenario, {}).get(who, []), "cpu", "server_us_per_delivery")
+        busy = lambda who: percent(med(rows.get(scenario, {}).get(who, []), "cpu", "server_busy"))
+        ours, raw = cost("ours"), cost("raw")
+        if ours is not None and raw is not None:
+            lines.append(
+                f"- Scenario {scenario}, server CPU per delivery (not a goal; the engine's cost whichever side was the"
+                f" limit): ours {fmt(ours, 3)} µs, raw limit {fmt(raw, 3)} µs: raw / ours = {fmt(ratio(raw, ours), 2)};"
+                f" server cores busy: ours {fmt(busy('ours'))} %, raw limit {fmt(busy('raw'))} %."
+            )
     p99 = med(rows.get(3, {}).get("ours", []), "latency_ms", "p99")
     if p99 is not None:
         lines.append(f"- Scenario 3: our p99 = {fmt(p99, 2)} ms (goal < 10 ms: {'met' if p99 < 10 else 'MISSED'}).")

@@ -6,7 +6,8 @@
 //! - `benches/engine.rs` (criterion): the engine alone, no sockets.
 //! - `loadgen` (`src/bin/loadgen.rs`): many clients on loopback over one of four protocols
 //!   (our WebSocket protocol, our TCP line protocol, Socket.IO, IRC), reporting
-//!   deliveries per second, latency percentiles, loss, duplication and server memory.
+//!   deliveries per second, latency percentiles, loss, duplication, server memory and
+//!   the CPU each side used.
 //! - `raw-ws` (`src/bin/raw-ws.rs`): a WebSocket broadcast server with no engine, the
 //!   raw limit of this machine.
 //! - `run-all.sh` and `peers/`: every scenario against every server, written to
@@ -23,6 +24,8 @@
 //!   entry point behind `loadgen`.
 //! - [`report`]: the result of a run, as a human table and as JSON.
 //! - [`rss`]: the server's memory, read from `/proc/PID/status`.
+//! - [`cpu`]: how much CPU time the server and the loadgen used while sending, from
+//!   `/proc/PID/task/*/schedstat`: which side was the limit.
 //! - [`raw`]: the raw-limit broadcast server behind `raw-ws`.
 
 #![warn(missing_docs)]
@@ -31,6 +34,7 @@
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 pub mod client;
+pub mod cpu;
 pub mod payload;
 pub mod raw;
 pub mod report;

@@ -57,6 +57,19 @@ pub struct Memory {
     pub per_connection_bytes: u64,
 }
 
+/// How busy each side was during the sending phase. A side well below one core was not
+/// what limited the run; the server's CPU per delivery is its cost whichever side was.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct CpuUse {
+    /// The server's CPU time over the sending phase, as a fraction of one core (when its
+    /// pid was given).
+    pub server_busy: Option<f64>,
+    /// The server's CPU time per delivery made during the sending phase, microseconds.
+    pub server_us_per_delivery: Option<f64>,
+    /// The loadgen's own CPU time over the sending phase, as a fraction of one core.
+    pub loadgen_busy: Option<f64>,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -116,6 +129,8 @@ pub struct Report {
     pub until_last_ms: Percentiles,
     /// The server's memory, when its pid was given.
     pub server_memory: Option<Memory>,
+    /// CPU used by the server and the loadgen while sending.
+    pub cpu: CpuUse,
 }
 
 impl Report {
@@ -200,6 +215,18 @@ impl Report {
                 ),
             );
         }
+        let percent = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{:.0} %", v * 100.0));
+        row(
+            "cpu while sending",
+            format!(
+                "server {} of a core ({} µs per delivery), loadgen {}",
+                percent(self.cpu.server_busy),
+                self.cpu
+                    .server_us_per_delivery
+                    .map_or("n/a".into(), |v| format!("{v:.3}")),
+                percent(self.cpu.loadgen_busy)
+            ),
+        );
         for e in &self.errors {
             row("error", e.clone());
         }

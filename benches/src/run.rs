@@ -22,8 +22,9 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use crate::client::{Conn, Incoming, Protocol};
+use crate::cpu;
 use crate::payload::{self, Stamp};
-use crate::report::{Memory, Percentiles, Report};
+use crate::report::{CpuUse, Memory, Percentiles, Report};
 use crate::rss;
 use crate::track::{Seen, SenderSlot, Tracker, MAX_WINDOW};
 use crate::Error;
@@ -206,6 +207,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     // Send.
     let tracker = &shared.tracker;
     let send_start_ns = tracker.now_ns();
+    let cpu_start = CpuReading::take(pid, tracker);
     // An error means every client has ended already; the run still finishes.
     let _ = phase_tx.send(Phase::Sending);
     let send_deadline = Instant::now() + config.duration;
@@ -221,6 +223,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         sleep(Duration::from_millis(5).min(config.duration)).await;
     }
     let send_end_ns = tracker.now_ns();
+    let cpu = CpuReading::take(pid, tracker).since(&cpu_start, send_end_ns - send_start_ns);
     let _ = phase_tx.send(Phase::Draining);
 
     // Drain: wait for what is in flight.
@@ -308,6 +311,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         latency_ms: Percentiles::of(&tracker.latency()),
         until_last_ms: Percentiles::of(&tracker.until_last()),
         server_memory: memory,
+        cpu,
     })
 }
 
@@ -504,4 +508,36 @@ async fn client(
     }
     tracker.flush(&mut latencies);
     let _ = timeout(Duration::from_secs(1), conn.close()).await;
+}
+
+/// CPU time of both sides and deliveries so far, at one instant of the run.
+struct CpuReading {
+    server_ns: Option<u64>,
+    loadgen_ns: Option<u64>,
+    deliveries: u64,
+}
+
+impl CpuReading {
+    fn take(server: Option<u32>, tracker: &Tracker) -> Self {
+        CpuReading {
+            server_ns: server.and_then(cpu::used_ns),
+            loadgen_ns: cpu::used_ns(std::process::id()),
+            deliveries: tracker.unique.load(Ordering::Relaxed),
+        }
+    }
+
+    /// What was used between `start` and this reading, `wall_ns` apart.
+    fn since(&self, start: &CpuReading, wall_ns: u64) -> CpuUse {
+        let used = |end: Option<u64>, begin: Option<u64>| Some(end?.checked_sub(begin?)? as f64);
+        let server = used(self.server_ns, start.server_ns);
+        let deliveries = self.deliveries.saturating_sub(start.deliveries);
+        let busy = |ns: Option<f64>| ns.filter(|_| wall_ns > 0).map(|ns| ns / wall_ns as f64);
+        CpuUse {
+            server_busy: busy(server),
+            server_us_per_delivery: server
+                .filter(|_| deliveries > 0)
+                .map(|ns| ns / 1e3 / deliveries as f64),
+            loadgen_busy: busy(used(self.loadgen_ns, start.loadgen_ns)),
+        }
+    }
 }

@@ -119,6 +119,13 @@ fn loadgen_binary_against_raw_ws_binary() {
         report["server_memory"]["peak_kib"].as_u64().unwrap_or(0) > 0,
         "{report}"
     );
+    if cfg!(target_os = "linux") {
+        // Both sides worked while sending: their CPU time was read, and it is not zero.
+        for field in ["server_busy", "server_us_per_delivery", "loadgen_busy"] {
+            let value = report["cpu"][field].as_f64().unwrap_or(0.0);
+            assert!(value > 0.0, "cpu.{field} = {value}: {report}");
+        }
+    }
 }
 
 /// Our engine behind both real transports, on its own thread and runtime.
