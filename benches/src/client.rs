@@ -310,27 +310,30 @@ impl Conn {
         }
     }
 
-    /// Posts `text` to the joined channel (no reply is awaited).
-    pub async fn post(&mut self, text: &str) -> Result<(), Error> {
+    /// Posts each of `texts` to the joined channel, in order and in one write (no reply
+    /// is awaited).
+    pub async fn post_all(&mut self, texts: &[String]) -> Result<(), Error> {
+        let channel = &self.channel;
         match self.protocol {
             Protocol::Ws => {
-                let frame = format!(
-                    r#"{{"type":"post","room":"{}","text":"{text}"}}"#,
-                    self.channel
-                );
-                self.write_frame(frame).await
+                let frames = texts
+                    .iter()
+                    .map(|text| format!(r#"{{"type":"post","room":"{channel}","text":"{text}"}}"#));
+                self.write_frames(frames.collect()).await
             }
             Protocol::SocketIo => {
-                let frame = format!(
-                    r#"42["post",{{"room":"{}","text":"{text}"}}]"#,
-                    self.channel
-                );
-                self.write_frame(frame).await
+                let frames = texts
+                    .iter()
+                    .map(|text| format!(r#"42["post",{{"room":"{channel}","text":"{text}"}}]"#));
+                self.write_frames(frames.collect()).await
             }
-            Protocol::Tcp => self.write_line(text).await,
+            Protocol::Tcp => self.write_lines(texts.iter().map(String::as_str)).await,
             Protocol::Irc => {
-                let line = format!("PRIVMSG #{} :{text}", self.channel);
-                self.write_line(&line).await
+                let lines: Vec<String> = texts
+                    .iter()
+                    .map(|text| format!("PRIVMSG #{channel} :{text}"))
+                    .collect();
+                self.write_lines(lines.iter().map(String::as_str)).await
             }
         }
     }
@@ -364,10 +367,18 @@ impl Conn {
     }
 
     async fn write_frame(&mut self, text: String) -> Result<(), Error> {
+        self.write_frames(vec![text]).await
+    }
+
+    /// Writes text frames, flushing once after the last.
+    async fn write_frames(&mut self, texts: Vec<String>) -> Result<(), Error> {
         let Io::Ws { sink, .. } = &mut self.io else {
             return Err("not a WebSocket connection".into());
         };
-        sink.send(WsFrame::text(text)).await?;
+        for text in texts {
+            sink.feed(WsFrame::text(text)).await?;
+        }
+        sink.flush().await?;
         Ok(())
     }
 
@@ -391,12 +402,19 @@ impl Conn {
     }
 
     async fn write_line(&mut self, line: &str) -> Result<(), Error> {
+        self.write_lines(std::iter::once(line)).await
+    }
+
+    /// Writes lines, each with its CRLF, in one write.
+    async fn write_lines<'a>(&mut self, lines: impl Iterator<Item = &'a str>) -> Result<(), Error> {
         let Io::Lines { writer, .. } = &mut self.io else {
             return Err("not a line connection".into());
         };
-        let mut bytes = Vec::with_capacity(line.len() + 2);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.extend_from_slice(b"\r\n");
+        let mut bytes = Vec::new();
+        for line in lines {
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
         writer.write_all(&bytes).await?;
         Ok(())
     }

@@ -376,6 +376,16 @@ async fn sample_peak(pid: u32, mut phase: watch::Receiver<Phase>) -> u64 {
     peak
 }
 
+/// When message `seq` of `sender` is due at a fixed rate (at `start` when there is none).
+/// Senders are staggered over one period so they do not fire in step.
+fn due(start: Instant, sender: u32, seq: u64, config: &Config) -> Instant {
+    if config.rate <= 0.0 {
+        return start;
+    }
+    let offset = f64::from(sender) / config.senders.max(1) as f64;
+    start + Duration::from_secs_f64((seq as f64 + offset) / config.rate)
+}
+
 /// Waits until the sender may send: a window slot is free and (with a rate) the send
 /// time has come. Cancelled by the caller's `select!` when the phase changes.
 async fn ready_to_send(slot: Option<&SenderSlot>, window: u32, at: Option<Instant>) {
@@ -454,9 +464,7 @@ async fn client(
         }
         let at = match (send_start, plan.sender) {
             (Some(start), Some(sender)) if config.rate > 0.0 => {
-                // Senders are staggered over one period so they do not fire in step.
-                let offset = f64::from(sender) / config.senders.max(1) as f64;
-                Some(start + Duration::from_secs_f64((seq as f64 + offset) / config.rate))
+                Some(due(start, sender, seq, config))
             }
             _ => None,
         };
@@ -495,14 +503,30 @@ async fn client(
                 }
             },
             () = ready_to_send(slot, config.window, at), if sending => {
-                let Some(sender) = plan.sender else { continue };
-                let stamp = Stamp { sender, seq, sent_ns: tracker.now_ns() };
-                tracker.begin(sender, seq);
-                if let Err(e) = conn.post(&payload::encode(stamp, config.size)).await {
+                let (Some(sender), Some(slot)) = (plan.sender, slot) else { continue };
+                // Everything the window (and the rate) allows now leaves in one write, so
+                // the server gets the sender's burst at once whether or not it answers
+                // posts: reading a server's replies between sends used to trickle the
+                // burst out one post per turn of this loop, and only to servers that reply.
+                let mut texts = Vec::new();
+                loop {
+                    let stamp = Stamp { sender, seq, sent_ns: tracker.now_ns() };
+                    tracker.begin(sender, seq);
+                    texts.push(payload::encode(stamp, config.size));
+                    seq += 1;
+                    let more = slot.in_flight.load(Ordering::Relaxed) < config.window
+                        && (config.max_messages == 0 || seq < config.max_messages)
+                        && send_start.is_none_or(|start| {
+                            due(start, sender, seq, config) <= Instant::now()
+                        });
+                    if !more {
+                        break;
+                    }
+                }
+                if let Err(e) = conn.post_all(&texts).await {
                     tracker.record_drop(format!("{name}: {e}"));
                     break;
                 }
-                seq += 1;
             }
         }
     }
