@@ -180,9 +180,10 @@ impl Session {
         loop {
             // Closing wakes the queue too, so a session that is closed while waiting gets
             // here again; once closed, what is still queued is not delivered.
-            let event = match self.subscriber.is_closed() {
-                true => None,
-                false => std::future::poll_fn(|cx| self.events.poll_next(cx)).await,
+            let event = if self.subscriber.is_closed() {
+                None
+            } else {
+                std::future::poll_fn(|cx| self.events.poll_next(cx)).await
             };
             let Some(event) = event else {
                 self.finished = true;
