@@ -57,6 +57,7 @@
 //! - `registry`: the registry actor (channel names, private rooms, users, sessions).
 //! - `channel`: the room actor (history, subscribers, members, typing, fan-out).
 //! - `subscriber`: a session as actors see it: its bounded queue and its close switch.
+//! - `queue`: that bounded queue, filled a batch at a time and emptied in one go.
 //! - [`broker`]: the seam where users, names and rooms are decided for the whole
 //!   cluster; [`MemoryBroker`] is the default.
 //! - `redis_broker` (feature `redis`): `RedisBroker`, for several nodes sharing one
