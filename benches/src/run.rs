@@ -76,6 +76,13 @@ pub struct Config {
     pub run_id: String,
 }
 
+impl Config {
+    /// Whether a sender may send its message `seq` under `max_messages`.
+    fn allows(&self, seq: u64) -> bool {
+        self.max_messages == 0 || seq < self.max_messages
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -376,6 +383,38 @@ async fn sample_peak(pid: u32, mut phase: watch::Receiver<Phase>) -> u64 {
     peak
 }
 
+/// The texts of every message `sender` may send now, from `seq` on (at least one; the
+/// caller has waited for that), each begun in the tracker. They leave in one write, so the
+/// server gets the sender's burst at once whether or not it answers posts: reading a
+/// server's replies between sends used to trickle a burst out one post at a time, and
+/// only to servers that reply.
+fn burst(
+    tracker: &Tracker,
+    slot: &SenderSlot,
+    sender: u32,
+    seq: &mut u64,
+    send_start: Option<Instant>,
+    config: &Config,
+) -> Vec<String> {
+    let mut texts = Vec::new();
+    loop {
+        let stamp = Stamp {
+            sender,
+            seq: *seq,
+            sent_ns: tracker.now_ns(),
+        };
+        tracker.begin(sender, *seq);
+        texts.push(payload::encode(stamp, config.size));
+        *seq += 1;
+        let window_open = slot.in_flight.load(Ordering::Relaxed) < config.window;
+        let due_now =
+            send_start.is_none_or(|start| due(start, sender, *seq, config) <= Instant::now());
+        if !(window_open && config.allows(*seq) && due_now) {
+            return texts;
+        }
+    }
+}
+
 /// When message `seq` of `sender` is due at a fixed rate (at `start` when there is none).
 /// Senders are staggered over one period so they do not fire in step.
 fn due(start: Instant, sender: u32, seq: u64, config: &Config) -> Instant {
@@ -456,9 +495,7 @@ async fn client(
         if now_phase == Phase::Done {
             break;
         }
-        let sending = now_phase == Phase::Sending
-            && slot.is_some()
-            && (config.max_messages == 0 || seq < config.max_messages);
+        let sending = now_phase == Phase::Sending && slot.is_some() && config.allows(seq);
         if sending && send_start.is_none() {
             send_start = Some(Instant::now());
         }
@@ -504,25 +541,7 @@ async fn client(
             },
             () = ready_to_send(slot, config.window, at), if sending => {
                 let (Some(sender), Some(slot)) = (plan.sender, slot) else { continue };
-                // Everything the window (and the rate) allows now leaves in one write, so
-                // the server gets the sender's burst at once whether or not it answers
-                // posts: reading a server's replies between sends used to trickle the
-                // burst out one post per turn of this loop, and only to servers that reply.
-                let mut texts = Vec::new();
-                loop {
-                    let stamp = Stamp { sender, seq, sent_ns: tracker.now_ns() };
-                    tracker.begin(sender, seq);
-                    texts.push(payload::encode(stamp, config.size));
-                    seq += 1;
-                    let more = slot.in_flight.load(Ordering::Relaxed) < config.window
-                        && (config.max_messages == 0 || seq < config.max_messages)
-                        && send_start.is_none_or(|start| {
-                            due(start, sender, seq, config) <= Instant::now()
-                        });
-                    if !more {
-                        break;
-                    }
-                }
+                let texts = burst(tracker, slot, sender, &mut seq, send_start, config);
                 if let Err(e) = conn.post_all(&texts).await {
                     tracker.record_drop(format!("{name}: {e}"));
                     break;

@@ -121,22 +121,10 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{now_millis, Room, UserId, UserRef};
-    use crate::validate;
+    use crate::model::test_message;
 
     fn msg(id: MessageId) -> Arc<ChatMessage> {
-        let limits = crate::Limits::default();
-        Arc::new(ChatMessage {
-            encodings: Default::default(),
-            id,
-            room: Room::Channel(validate::channel_name("t", &limits).unwrap()),
-            author: UserRef {
-                id: UserId(1),
-                name: Arc::from("a"),
-            },
-            text: format!("m{id}"),
-            sent_at: now_millis(),
-        })
+        test_message(id)
     }
 
     fn ids(v: &[Arc<ChatMessage>]) -> Vec<MessageId> {

@@ -259,6 +259,25 @@ pub(crate) fn now_millis() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
+/// A channel message for unit tests: id `id`, text `m{id}`, in channel `t`, by user 1.
+#[cfg(test)]
+pub(crate) fn test_message(id: MessageId) -> Arc<ChatMessage> {
+    let limits = crate::Limits::default();
+    Arc::new(ChatMessage {
+        encodings: Encodings::default(),
+        id,
+        room: Room::Channel(
+            crate::validate::channel_name("t", &limits).expect("a valid channel name"),
+        ),
+        author: UserRef {
+            id: UserId(1),
+            name: Arc::from("a"),
+        },
+        text: format!("m{id}"),
+        sent_at: now_millis(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::Encodings;

@@ -209,22 +209,10 @@ mod tests {
     use std::task::Wake;
 
     use super::*;
-    use crate::model::{now_millis, Room, UserId, UserRef};
-    use crate::validate;
+    use crate::model::test_message;
 
     fn event(n: u64) -> Queued {
-        let limits = crate::Limits::default();
-        Queued::Posted(Arc::new(ChatMessage {
-            encodings: Default::default(),
-            id: n,
-            room: Room::Channel(validate::channel_name("t", &limits).unwrap()),
-            author: UserRef {
-                id: UserId(1),
-                name: Arc::from("a"),
-            },
-            text: format!("m{n}"),
-            sent_at: now_millis(),
-        }))
+        Queued::Posted(test_message(n))
     }
 
     fn is(queued: Option<Queued>, n: u64) -> bool {
