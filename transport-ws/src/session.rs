@@ -21,10 +21,11 @@
 //! for up to `Limits::close_linger` until the client closes too, so the close frame is not
 //! lost to a reset.
 
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use actix_http::ws::{CloseCode, CloseReason};
@@ -32,7 +33,6 @@ use bytes::BytesMut;
 use chat_core::{
     ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PendingPost, Session, UserId,
 };
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
@@ -91,14 +91,51 @@ struct InFlightPost {
     post: PendingPost,
 }
 
-impl Future for InFlightPost {
-    type Output = (Option<RequestId>, Result<Arc<ChatMessage>, ChatError>);
+/// A post's request id and what became of it.
+type PostOutcome = (Option<RequestId>, Result<Arc<ChatMessage>, ChatError>);
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        Pin::new(&mut this.post)
-            .poll(cx)
-            .map(|result| (this.id.take(), result))
+/// The posts handed to their rooms and not answered yet, in request order.
+///
+/// Only the oldest is polled: replies go out in request order, so a later post's reply
+/// could not be written before it anyway. That also keeps the later ones quiet: a reply
+/// that nobody polled wakes no task when it arrives, and the queue allocates nothing per
+/// post (a `FuturesOrdered` allocates a task node for each).
+#[derive(Default)]
+struct InFlightPosts(VecDeque<InFlightPost>);
+
+impl InFlightPosts {
+    /// Capacity kept once all are answered: a burst's queue is not held by an idle
+    /// connection.
+    const KEEP: usize = 8;
+
+    fn push_back(&mut self, post: InFlightPost) {
+        self.0.push_back(post);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The oldest post's outcome once its room has answered; `None` when none is left.
+    async fn next(&mut self) -> Option<PostOutcome> {
+        poll_fn(|cx| self.poll_oldest(cx)).await
+    }
+
+    fn poll_oldest(&mut self, cx: &mut Context<'_>) -> Poll<Option<PostOutcome>> {
+        let Some(oldest) = self.0.front_mut() else {
+            return Poll::Ready(None);
+        };
+        let result = ready!(Pin::new(&mut oldest.post).poll(cx));
+        let id = oldest.id.take();
+        self.0.pop_front();
+        if self.0.is_empty() && self.0.capacity() > Self::KEEP {
+            self.0 = VecDeque::new();
+        }
+        Poll::Ready(Some((id, result)))
     }
 }
 
@@ -120,7 +157,7 @@ struct Connection<'s> {
     write_timeout: Duration,
     /// Posts handed to their rooms and not answered yet, in request order. Requests are
     /// answered in order: every reply waits for these first.
-    posts: FuturesOrdered<InFlightPost>,
+    posts: InFlightPosts,
 }
 
 /// Runs one connection until it closes. `read_ahead` holds what the HTTP server read past
@@ -146,7 +183,7 @@ pub(crate) async fn run(
         engine,
         session: None,
         write_timeout,
-        posts: FuturesOrdered::new(),
+        posts: InFlightPosts::default(),
     };
 
     let end = 'conn: {
