@@ -214,36 +214,39 @@ measure() {
 
 nodelay_for() { case " $NODELAY_ROWS " in *" $1 "*) echo ours-nodelay ;; esac; }
 s1_args=(--clients $((S1_SUBSCRIBERS + 1)) --channels 1 --senders 1 --window 64 --duration "$DURATION")
+# A scenario's runs go round the servers (run 1 of each, then run 2 of each, ...): this
+# machine's speed drifts over minutes, and grouping one server's runs would hand that drift
+# to the comparison.
 for scenario in $SCENARIOS; do
     case $scenario in
-        1) for s in $SERVERS $(nodelay_for 1); do for r in $(seq 1 "$RUNS"); do measure 1 "$s" "$r" "${s1_args[@]}"; done; done ;;
-        2) for s in $SERVERS; do for r in $(seq 1 "$RUNS"); do
+        1) for r in $(seq 1 "$RUNS"); do for s in $SERVERS $(nodelay_for 1); do measure 1 "$s" "$r" "${s1_args[@]}"; done; done ;;
+        2) for r in $(seq 1 "$RUNS"); do for s in $SERVERS; do
                measure 2 "$s" "$r" --clients $((S2_CHANNELS * S2_MEMBERS)) --channels "$S2_CHANNELS" \
                    --senders $((S2_CHANNELS * S2_MEMBERS)) --rate "$S2_RATE" --window 16 --duration "$DURATION"
            done; done ;;
         3) # 50 % of our own scenario-1 maximum (median), in messages per second.
            S3_RATE=${S3_RATE:-$(python3 "$HERE/summarize.py" --s3-rate "$RESULTS" "$S1_SUBSCRIBERS")}
            log "scenario 3 offered rate: $S3_RATE messages/s"
-           for s in $SERVERS $(nodelay_for 3); do for r in $(seq 1 "$RUNS"); do
+           for r in $(seq 1 "$RUNS"); do for s in $SERVERS $(nodelay_for 3); do
                measure 3 "$s" "$r" --clients $((S1_SUBSCRIBERS + 1)) --channels 1 --senders 1 \
                    --rate "$S3_RATE" --window 1024 --duration "$DURATION"
            done; done ;;
-        4) for s in $SERVERS; do for r in $(seq 1 "$RUNS"); do
+        4) for r in $(seq 1 "$RUNS"); do for s in $SERVERS; do
                measure 4 "$s" "$r" --clients "$S4_CLIENTS" --channels 100 --senders 0 --duration 2 \
                    --drain 0 --settle 2 --connect-concurrency 256 --setup-budget 90
            done; done ;;
         5) # ngIRCd accepts about 60 connections a second: give its setup more time.
-           for s in ours-tcp ngircd; do for r in $(seq 1 "$RUNS"); do
+           for r in $(seq 1 "$RUNS"); do for s in ours-tcp ngircd; do
                measure 5 "$s" "$r" "${s1_args[@]}" --connect-timeout 60
            done; done ;;
         7) # Scenario 2's rooms with every member sending as fast as its window allows: what
            # each server can do in that shape, where scenario 2's fixed rate may cap it.
-           for s in $SERVERS; do for r in $(seq 1 "$RUNS"); do
+           for r in $(seq 1 "$RUNS"); do for s in $SERVERS; do
                measure 7 "$s" "$r" --clients $((S2_CHANNELS * S2_MEMBERS)) --channels "$S2_CHANNELS" \
                    --senders $((S2_CHANNELS * S2_MEMBERS)) --rate 0 --window "$S7_WINDOW" --duration "$DURATION"
            done; done ;;
         6) if ! command -v redis-server >/dev/null; then log "scenario 6 skipped: no redis-server"; continue; fi
-           for s in ours ours-2nodes; do for r in $(seq 1 "$RUNS"); do
+           for r in $(seq 1 "$RUNS"); do for s in ours ours-2nodes; do
                measure 6 "$s" "$r" "${s1_args[@]}"
            done; done ;;
     esac
