@@ -4,10 +4,19 @@
 //! registry and `Limits::channel_workers` arbiters for the channel actors), so the engine
 //! works from any tokio runtime, or none: callers only ever await futures that resolve
 //! through channels. No actix type appears in this API.
+//!
+//! The same channel workers also run the transports' connection tasks
+//! ([`Engine::spawn`]): a connection then hands its posts to rooms and takes its events
+//! from them mostly on its own thread, and `Engine::shutdown` waits for those tasks to say
+//! goodbye to their clients before it stops the threads.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 use crate::broker::{Broker, MemoryBroker};
 use crate::error::ChatError;
@@ -52,6 +61,14 @@ struct Inner {
     registry: Addr<RegistryActor>,
     limits: Arc<Limits>,
     system: System,
+    /// The channel workers, which also run the tasks given to [`Engine::spawn`].
+    workers: Vec<ArbiterHandle>,
+    /// The worker the next spawned task goes to, modulo their number.
+    next_worker: AtomicUsize,
+    /// Every task given to [`Engine::spawn`], for `shutdown` to wait for.
+    tasks: TaskTracker,
+    /// Set by `shutdown` before it waits for the tasks: later ones stay off the workers.
+    stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -102,17 +119,59 @@ impl Engine {
             .name("chat-engine".into())
             .spawn(move || run_actor_system(registry_limits, broker, workers, tx))
             .map_err(|e| ChatError::Unavailable(format!("cannot start engine thread: {e}")))?;
-        let (system, registry) = rx.recv().map_err(|_| {
+        let Started {
+            system,
+            registry,
+            workers,
+        } = rx.recv().map_err(|_| {
             ChatError::Unavailable("the engine's actor system failed to start".into())
         })?;
-        tracing::info!(workers, "chat engine started");
+        tracing::info!(workers = workers.len(), "chat engine started");
         Ok(Engine {
             inner: Arc::new(Inner {
                 registry,
                 limits,
                 system,
+                workers,
+                next_worker: AtomicUsize::new(0),
+                tasks: TaskTracker::new(),
+                stopping: AtomicBool::new(false),
             }),
         })
+    }
+
+    /// Runs `task` on one of the engine's channel workers (each task on the next one in
+    /// turn). This is where transports run each connection: a connection's posts and
+    /// events then mostly stay on one thread instead of crossing to another for every
+    /// post and back for every event, which on a core shared by both threads costs context
+    /// switches and breaks bursts into single messages (`docs/performance.md`, change 20).
+    ///
+    /// The task must not block its thread. [`Engine::shutdown`] waits for the tasks still
+    /// running, for at most `Limits::write_timeout` plus `Limits::close_linger` (what a
+    /// connection needs to tell its client and close), before it stops the workers.
+    ///
+    /// Once the engine is shutting down, a task runs on the caller's tokio runtime
+    /// instead, where every engine call it makes fails with `shutting_down`: a late
+    /// connection can still be told why it is refused. Without a runtime to run it on, it
+    /// is dropped and this fails with `shutting_down`.
+    pub fn spawn<F>(&self, task: F) -> Result<(), ChatError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let inner = &self.inner;
+        if inner.stopping.load(Ordering::Acquire) {
+            let runtime =
+                tokio::runtime::Handle::try_current().map_err(|_| ChatError::ShuttingDown)?;
+            runtime.spawn(task);
+            return Ok(());
+        }
+        let turn = inner.next_worker.fetch_add(1, Ordering::Relaxed);
+        let worker = &inner.workers[turn % inner.workers.len()];
+        if worker.spawn(inner.tasks.track_future(task)) {
+            Ok(())
+        } else {
+            Err(ChatError::ShuttingDown)
+        }
     }
 
     /// The limits this engine enforces (after [`Limits::sanitized`]).
@@ -152,12 +211,41 @@ impl Engine {
     }
 
     /// Disconnects every session (each sees `Disconnected(ShuttingDown)`), refuses new
-    /// ones, and stops the actor threads. Calls on sessions fail with `shutting_down`
-    /// afterwards.
+    /// ones, waits (bounded) for the tasks given to [`Engine::spawn`] to end, and stops the
+    /// actor threads. Calls on sessions fail with `shutting_down` afterwards.
     pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::Release);
         // An error here means the registry is already gone, which is the goal.
         let _ = self.inner.registry.send(Shutdown).await;
+        self.wait_for_tasks().await;
         self.inner.system.stop();
+    }
+
+    /// Waits until every spawned task has ended, at most the time a connection needs to
+    /// close. The timer runs on the engine's own thread: the caller may have no runtime
+    /// with one.
+    async fn wait_for_tasks(&self) {
+        let tasks = self.inner.tasks.clone();
+        tasks.close();
+        if tasks.is_empty() {
+            return;
+        }
+        let limits = &self.inner.limits;
+        let grace = limits.write_timeout + limits.close_linger;
+        let (done, waited) = oneshot::channel();
+        let wait = async move {
+            if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+                tracing::warn!(
+                    still_running = tasks.len(),
+                    "stopping the engine before every connection has closed"
+                );
+            }
+            let _ = done.send(());
+        };
+        if self.inner.system.arbiter().spawn(wait) {
+            // An error means the engine thread is gone: nothing is left to wait for.
+            let _ = waited.await;
+        }
     }
 }
 
@@ -171,11 +259,18 @@ impl Drop for Inner {
 
 /// The engine thread: builds the actix system, starts the arbiters and the registry,
 /// hands their addresses back, then runs until stopped.
+/// What the engine thread hands back once it is running.
+struct Started {
+    system: System,
+    registry: Addr<RegistryActor>,
+    workers: Vec<ArbiterHandle>,
+}
+
 fn run_actor_system(
     limits: Arc<Limits>,
     broker: Arc<dyn Broker>,
     workers: usize,
-    started: std::sync::mpsc::Sender<(System, Addr<RegistryActor>)>,
+    started: std::sync::mpsc::Sender<Started>,
 ) {
     let runner = System::new();
     let ready = runner.block_on(async move {
@@ -194,9 +289,16 @@ fn run_actor_system(
                 }
             }
         }
-        let handles = arbiters.iter().map(Arbiter::handle).collect();
-        let registry = RegistryActor::new(limits, broker, handles).start();
-        started.send((System::current(), registry)).is_ok()
+        let workers: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
+        let registry = RegistryActor::new(limits, broker, workers.clone()).start();
+        let system = System::current();
+        started
+            .send(Started {
+                system,
+                registry,
+                workers,
+            })
+            .is_ok()
     });
     if ready {
         if let Err(e) = runner.run() {

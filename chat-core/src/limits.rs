@@ -47,7 +47,8 @@ pub struct Limits {
     /// How long a display name stays reserved for a user who has left, and how long their
     /// resume token stays valid. Default 7 days.
     pub name_hold: Duration,
-    /// Threads (actix arbiters) the channel actors are spread over. Default: the number of
+    /// Threads (actix arbiters) the channel actors are spread over; they also run the
+    /// transports' connection tasks ([`crate::Engine::spawn`]). Default: the number of
     /// cores.
     pub channel_workers: usize,
     /// Whether the channel worker threads run as batch threads (Linux `SCHED_BATCH`): they

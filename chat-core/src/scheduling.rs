@@ -1,12 +1,14 @@
 //! How the channel worker threads ask the operating system to schedule them.
 //!
-//! A channel worker is woken by every post. By default Linux lets a thread that wakes up
-//! preempt the one running on its core, so a worker sharing a core with the transport
-//! thread that hands it posts takes them one at a time: each post is fanned out alone, one
-//! subscriber wake-up and one socket write per message instead of per burst. A batch
-//! thread (`SCHED_BATCH`) keeps its fair share of the CPU but does not preempt on
-//! wake-up: it runs when the transport thread yields the core, and finds the burst
-//! waiting. On an idle core it still runs at once. `docs/performance.md` has the gain.
+//! A channel worker is woken by every post from a connection on another thread. By
+//! default Linux lets a thread that wakes up preempt the one running on its core, so a
+//! worker sharing a core with the thread that hands it posts takes them one at a time:
+//! each post is fanned out alone, one subscriber wake-up and one socket write per message
+//! instead of per burst. A batch thread (`SCHED_BATCH`) keeps its fair share of the CPU
+//! but does not preempt on wake-up: it runs when the other thread yields the core, and
+//! finds the burst waiting. On an idle core it still runs at once. Connections now run on
+//! the workers themselves (`Engine::spawn`), which removes most such hand-overs; this
+//! still helps where workers outnumber cores. `docs/performance.md` has the gains.
 
 /// Makes the calling thread a batch thread (Linux; elsewhere it does nothing). Failure
 /// only costs speed, so it is logged and ignored.

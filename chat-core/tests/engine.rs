@@ -1033,6 +1033,62 @@ async fn shutdown_disconnects_every_session_and_refuses_new_ones() {
 }
 
 #[tokio::test]
+async fn spawned_tasks_run_on_the_channel_workers_in_turn() {
+    let engine = engine_with(Limits {
+        channel_workers: 2,
+        ..Limits::default()
+    });
+    let mut threads = HashSet::new();
+    for _ in 0..4 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        engine
+            .spawn(async move {
+                let _ = tx.send(std::thread::current().name().map(str::to_owned));
+            })
+            .unwrap();
+        let name = rx.await.unwrap().unwrap_or_default();
+        assert!(name.contains("arbiter"), "ran on {name:?}");
+        threads.insert(name);
+    }
+    assert_eq!(threads.len(), 2, "both workers take turns: {threads:?}");
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_spawned_tasks_to_say_goodbye() {
+    // A transport's connection task tells its client why it is closing after its session
+    // is disconnected: stopping the workers at once would cut it off.
+    let engine = engine();
+    let mut alice = user(&engine, "alice").await;
+    let said_goodbye = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = said_goodbye.clone();
+    engine
+        .spawn(async move {
+            while let Some(event) = alice.next_event().await {
+                if matches!(event, Event::Disconnected(_)) {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+        .unwrap();
+    engine.shutdown().await;
+    assert!(said_goodbye.load(std::sync::atomic::Ordering::SeqCst));
+
+    // A task spawned afterwards still runs (on the caller's runtime), and learns that the
+    // engine is gone.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let late = engine.clone();
+    engine
+        .spawn(async move {
+            let _ = tx.send(late.connect(Login::Name("late".into())).await.map(|_| ()));
+        })
+        .unwrap();
+    let refused = rx.await.expect("the late task ran").unwrap_err();
+    assert_eq!(refused.code(), "shutting_down");
+}
+
+#[tokio::test]
 async fn the_engine_spreads_channels_over_its_workers() {
     // Many channels with traffic at once on a multi-worker engine: every one serves.
     let engine = engine_with(Limits {

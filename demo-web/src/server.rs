@@ -149,9 +149,9 @@ async fn serve(
 
     let closing = async {
         // Stop accepting, then wait for the socket tasks (each has seen the token and is
-        // sending its close 1001), and only then stop the HTTP server: its workers run
-        // those tasks, and a worker that stops drops them, closing their sockets without
-        // a close frame. Then wait for the TCP listener (which closes its own clients).
+        // sending its close 1001; they run on the engine's workers, which stop last), and
+        // stop the HTTP server. Then wait for the TCP listener (which closes its own
+        // clients).
         handle.pause().await;
         ws_tasks.close();
         ws_tasks.wait().await;

@@ -1,5 +1,6 @@
 //! The accept loop: takes connections off a bound `TcpListener` until shutdown, one task
-//! per connection, and waits for those tasks before returning.
+//! per connection (run on the engine's channel workers), and waits for those tasks before
+//! returning.
 //!
 //! Called by [`serve`](crate::serve). It must never end on a failed `accept` (running out
 //! of file descriptors is a reason to wait, not to stop serving): it retries with a
@@ -9,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::Engine;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -64,15 +65,7 @@ pub(crate) async fn run(listener: TcpListener, engine: Engine, shutdown: Cancell
                     %peer,
                     session_id = tracing::field::Empty
                 );
-                let engine = engine.clone();
-                let shutdown = shutdown.clone();
-                tracker.spawn(
-                    async move {
-                        connection::run(stream, engine, shutdown).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
+                spawn_connection(&tracker, &engine, &shutdown, stream, permit, span);
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "accept failed");
@@ -93,4 +86,34 @@ pub(crate) async fn run(listener: TcpListener, engine: Engine, shutdown: Cancell
     );
     tracker.wait().await;
     tracing::info!("tcp transport stopped");
+}
+
+/// Runs one connection on one of the engine's channel workers (`Engine::spawn` says why),
+/// holding its `permit` until it ends: the socket moves to that thread's reactor.
+fn spawn_connection(
+    tracker: &TaskTracker,
+    engine: &Engine,
+    shutdown: &CancellationToken,
+    stream: TcpStream,
+    permit: OwnedSemaphorePermit,
+    span: tracing::Span,
+) {
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::debug!(parent: &span, error = %e, "could not hand the socket over");
+            return;
+        }
+    };
+    let (task_engine, shutdown) = (engine.clone(), shutdown.clone());
+    let task = async move {
+        match TcpStream::from_std(stream) {
+            Ok(stream) => connection::run(stream, task_engine, shutdown).await,
+            Err(e) => tracing::debug!(error = %e, "could not register the socket"),
+        }
+        drop(permit);
+    };
+    if let Err(e) = engine.spawn(tracker.track_future(task.instrument(span))) {
+        tracing::debug!(error = %e, "no engine to run the connection");
+    }
 }

@@ -36,7 +36,8 @@
 //! - [`protocol`]: the wire format: [`protocol::ClientFrame`] requests,
 //!   [`protocol::ServerFrame`] replies and events, conversions from engine types.
 //! - [`origin`]: the `Origin` allow-list against cross-site WebSocket hijacking.
-//! - `upgrade`: the checks and the handshake, then one task per socket.
+//! - `upgrade`: the checks and the handshake, then one task per socket, run on the
+//!   engine's channel workers.
 //! - `session`: the per-connection loop (client frames, engine events, posts in flight,
 //!   heartbeat, idle timeout, shutdown) in one task; bounded writes.
 //! - `shared_frame`: a channel message encoded once, for every follower's event and the
@@ -124,9 +125,10 @@ impl WsChat {
     }
 
     /// The tracker of the socket tasks. After firing the shutdown token, an embedder can
-    /// `close()` it and `wait()` (with a timeout) until every socket has been closed. Do
-    /// that before stopping the server (pausing it is fine): the socket tasks run on its
-    /// workers, and a stopped worker drops them, so their clients get no close frame.
+    /// `close()` it and `wait()` (with a timeout) until every socket has been closed. The
+    /// socket tasks run on the engine's channel workers ([`Engine::spawn`]), not on the
+    /// HTTP server's: stopping the server does not cut them off, and
+    /// [`Engine::shutdown`] waits for them (bounded) before it stops its threads.
     pub fn tasks(&self) -> TaskTracker {
         self.inner.tasks.clone()
     }

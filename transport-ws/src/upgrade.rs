@@ -80,14 +80,29 @@ pub(crate) async fn upgrade(
         session_id = tracing::field::Empty,
         user = tracing::field::Empty
     );
+    // The connection leaves the HTTP worker for one of the engine's channel workers
+    // (`Engine::spawn` says why): the socket is moved to that thread's reactor.
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "could not hand the socket over");
+            return Ok(());
+        }
+    };
     let (engine, shutdown) = (inner.engine.clone(), inner.shutdown.clone());
     // `run` is created inside the task, not moved into it: a future moved into an async
     // block and awaited there is stored twice, and this one is an idle connection's cost.
     let task = async move {
-        session::run(engine, shutdown, stream, read_ahead).await;
+        match TcpStream::from_std(stream) {
+            Ok(stream) => session::run(engine, shutdown, stream, read_ahead).await,
+            Err(e) => tracing::debug!(error = %e, "could not register the socket"),
+        }
         drop(slot);
     };
-    actix_web::rt::spawn(inner.tasks.track_future(task.instrument(span)));
+    let task = inner.tasks.track_future(task.instrument(span));
+    if let Err(e) = inner.engine.spawn(task) {
+        tracing::debug!(%peer, error = %e, "no engine to run the connection");
+    }
     Ok(())
 }
 
