@@ -1,13 +1,17 @@
 //! The raw limit: a WebSocket broadcast server with no engine, no JSON parsing and no
-//! history. Each text frame that looks like a `post` is forwarded, as the very same bytes,
-//! to every other connection in its room; anything else gets an `ok` reply echoing its
-//! `id`. What this machine can do at all over WebSocket; ours divided by it is what the
-//! engine costs.
+//! history, writing the same frames as ours. A text frame that looks like a `post` is
+//! answered the way our server answers it: an `ok` reply to the poster that carries the
+//! message, then a `message` event to every connection in the room, the poster included;
+//! the post's own bytes stand in for the message object (no id, no author, no time), and
+//! each event is built once and shared by every recipient. Anything else gets an `ok`
+//! reply echoing its `id`. What this machine can do at all over WebSocket; ours divided
+//! by it is what the engine costs.
 //!
 //! It speaks just enough of our protocol's shape for `loadgen --protocol ws`: a `hello`
-//! on connect, `ok` replies to `login`/`create_channel`/`join`, and `post` frames
-//! forwarded as they came (loadgen counts those as deliveries). Used by `raw-ws` and the
-//! loadgen test; it must never be mistaken for the product (no validation at all).
+//! on connect, `ok` replies to `login`/`create_channel`/`join`/`post`, and `message`
+//! events (loadgen counts those as deliveries, and ignores a sender's own). Used by
+//! `raw-ws` and the loadgen test; it must never be mistaken for the product (no
+//! validation at all).
 //!
 //! Like our engine it never drops silently: a connection whose outbound queue is full is
 //! removed from its rooms and closed.
@@ -90,6 +94,21 @@ fn id_field(frame: &str) -> Option<&str> {
     Some(rest[..len].trim())
 }
 
+/// The poster's `ok` reply to `post`, carrying the message as ours does.
+fn post_reply(post: &str) -> WsFrame {
+    WsFrame::text(format!(
+        r#"{{"type":"ok","id":{},"result":{{"message":{post}}}}}"#,
+        id_field(post).unwrap_or("null")
+    ))
+}
+
+/// The `message` event for `post` in `room`; its clones share the bytes.
+fn message_event(room: &str, post: &str) -> WsFrame {
+    WsFrame::text(format!(
+        r#"{{"type":"message","room":"{room}","message":{post}}}"#
+    ))
+}
+
 async fn connection(stream: TcpStream, id: u64, rooms: Arc<Rooms>) {
     // Errors mean the peer went away before the handshake; nothing to clean up.
     let _ = stream.set_nodelay(true);
@@ -148,23 +167,22 @@ async fn connection(stream: TcpStream, id: u64, rooms: Arc<Rooms>) {
             let Some((_, members)) = joined.iter().find(|(name, _)| name == room) else {
                 continue;
             };
+            // Our server's frames for a post, in its order: the reply before the echo.
+            if outbox.send(post_reply(&text)).await.is_err() {
+                break;
+            }
+            let event = message_event(room, &text);
             let mut members = lock(members);
-            let frame = WsFrame::Text(text.clone());
-            members.retain(|m| {
-                if m.id == id {
-                    return true;
+            members.retain(|m| match m.outbox.try_send(event.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    eprintln!(
+                        "raw-ws: connection {} too slow, removed from its room",
+                        m.id
+                    );
+                    false
                 }
-                match m.outbox.try_send(frame.clone()) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        eprintln!(
-                            "raw-ws: connection {} too slow, removed from its room",
-                            m.id
-                        );
-                        false
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
             });
             continue;
         }
@@ -208,5 +226,20 @@ mod tests {
         assert_eq!(id_field(f), Some("3"));
         assert_eq!(id_field(r#"{"type":"login","id":"a"}"#), Some("\"a\""));
         assert_eq!(id_field(r#"{"type":"post"}"#), None);
+    }
+
+    #[test]
+    fn a_post_gets_our_servers_frames() {
+        let post = r#"{"type":"post","id":7,"room":"c","text":"hi"}"#;
+        let text = |frame: WsFrame| frame.into_text().expect("text").as_str().to_owned();
+        let reply: serde_json::Value = serde_json::from_str(&text(post_reply(post))).unwrap();
+        assert_eq!(reply["type"], "ok");
+        assert_eq!(reply["id"], 7);
+        assert_eq!(reply["result"]["message"]["text"], "hi");
+        let event: serde_json::Value =
+            serde_json::from_str(&text(message_event("c", post))).unwrap();
+        assert_eq!(event["type"], "message");
+        assert_eq!(event["room"], "c");
+        assert_eq!(event["message"]["text"], "hi");
     }
 }

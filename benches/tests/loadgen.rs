@@ -115,6 +115,8 @@ fn loadgen_binary_against_raw_ws_binary() {
     assert_eq!(report["untracked"], 0, "{report}");
     assert_eq!(report["latency_ms"]["count"], EXPECTED, "{report}");
     assert_eq!(report["until_last_ms"]["count"], 300, "{report}");
+    // raw-ws writes our server's frames: every poster gets its own message back too.
+    assert_eq!(report["echoes_ignored"], 300, "{report}");
     assert!(
         report["server_memory"]["peak_kib"].as_u64().unwrap_or(0) > 0,
         "{report}"
