@@ -3,7 +3,7 @@
 //!
 //! Used by [`crate::run`], one [`Conn`] per simulated user. Protocols:
 //! - [`Protocol::Ws`]: our WebSocket protocol (`docs/protocol.md`), `GET /ws`. Also what
-//!   `raw-ws` speaks: it forwards our `post` frames verbatim, and those count too.
+//!   `raw-ws` speaks: it answers posts with our server's frames.
 //! - [`Protocol::Tcp`]: our line protocol (`docs/tcp.md`).
 //! - [`Protocol::SocketIo`]: Engine.IO v4 over WebSocket, Socket.IO v5 packets, with the
 //!   `join`/`post`/`message` events of the reference peers in `benches/peers/`.
@@ -443,11 +443,10 @@ impl Conn {
     }
 }
 
-/// Our WebSocket events: `message` events from the engine, or `post` frames forwarded
-/// verbatim by raw-ws. Replies (`ok` carries the poster's own message) are not
-/// deliveries.
+/// Our WebSocket events: `message` events (from the engine, or from raw-ws). Replies
+/// (`ok` carries the poster's own message) are not deliveries.
 pub fn classify_ws(frame: &str) -> Incoming {
-    if frame.starts_with(r#"{"type":"message""#) || frame.starts_with(r#"{"type":"post""#) {
+    if frame.starts_with(r#"{"type":"message""#) {
         return payload::find(frame).map_or(Incoming::Other, Incoming::Delivery);
     }
     if frame.starts_with(r#"{"type":"disconnected""#) {
