@@ -257,8 +257,6 @@ impl Drop for Inner {
     }
 }
 
-/// The engine thread: builds the actix system, starts the arbiters and the registry,
-/// hands their addresses back, then runs until stopped.
 /// What the engine thread hands back once it is running.
 struct Started {
     system: System,
@@ -266,6 +264,8 @@ struct Started {
     workers: Vec<ArbiterHandle>,
 }
 
+/// The engine thread: builds the actix system, starts the arbiters and the registry,
+/// hands their addresses back, then runs until stopped.
 fn run_actor_system(
     limits: Arc<Limits>,
     broker: Arc<dyn Broker>,
