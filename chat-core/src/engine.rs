@@ -215,10 +215,12 @@ impl Engine {
     /// actor threads. Calls on sessions fail with `shutting_down` afterwards.
     pub async fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::Release);
+        // The threads stop when this is dropped: at the end, or when the caller stops
+        // waiting (a timeout around `shutdown`) while connections are still closing.
+        let _stop = StopOnDrop(&self.inner.system);
         // An error here means the registry is already gone, which is the goal.
         let _ = self.inner.registry.send(Shutdown).await;
         self.wait_for_tasks().await;
-        self.inner.system.stop();
     }
 
     /// Waits until every spawned task has ended, at most the time a connection needs to
@@ -246,6 +248,15 @@ impl Engine {
             // An error means the engine thread is gone: nothing is left to wait for.
             let _ = waited.await;
         }
+    }
+}
+
+/// Stops the actor system when dropped.
+struct StopOnDrop<'a>(&'a System);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 

@@ -1089,6 +1089,26 @@ async fn shutdown_waits_for_spawned_tasks_to_say_goodbye() {
 }
 
 #[tokio::test]
+async fn a_shutdown_cut_short_by_its_caller_still_stops_the_workers() {
+    // A task that never ends holds shutdown's wait; the caller gives up after 100 ms.
+    let engine = engine();
+    let (alive, stopped) = tokio::sync::oneshot::channel::<()>();
+    engine
+        .spawn(async move {
+            let _alive = alive;
+            std::future::pending::<()>().await;
+        })
+        .unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(100), engine.shutdown()).await;
+    assert!(waited.is_err(), "shutdown waits for the task");
+    // The workers stop anyway and drop the task, and with it `alive`.
+    tokio::time::timeout(Duration::from_secs(5), stopped)
+        .await
+        .expect("the worker stopped and dropped the task")
+        .unwrap_err();
+}
+
+#[tokio::test]
 async fn the_engine_spreads_channels_over_its_workers() {
     // Many channels with traffic at once on a multi-worker engine: every one serves.
     let engine = engine_with(Limits {
