@@ -52,7 +52,8 @@
 //! ```
 //!
 //! # Layout
-//! - [`engine`](Engine): the handle; starts the actor threads; connects clients.
+//! - [`engine`](Engine): the handle; starts the actor threads; connects clients; runs
+//!   the transports' connection tasks on the channel workers.
 //! - `session`: [`Session`], the per-connection handle transports hold, and [`Target`].
 //! - `registry`: the registry actor (channel names, private rooms, users, sessions).
 //! - `channel`: the room actor (history, subscribers, members, typing, fan-out).
