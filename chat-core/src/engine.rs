@@ -11,6 +11,7 @@
 //! goodbye to their clients before it stops the threads.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -95,9 +96,30 @@ impl Engine {
             Some(url) => {
                 #[cfg(feature = "redis")]
                 {
-                    let broker =
-                        crate::redis_broker::RedisBroker::connect(&url, &config.limits).await?;
-                    Engine::with_broker(config.limits, Arc::new(broker))
+                    // Connected from the first channel worker: the tasks the broker starts
+                    // (the Redis connection's, the pub/sub reader) then run beside the
+                    // rooms they feed, and a burst read from Redis reaches a room, and its
+                    // connections, as one batch (`docs/performance.md`, change 23).
+                    let limits = Arc::new(config.limits.sanitized());
+                    let connect_limits = limits.clone();
+                    let connect: MakeBroker = Box::new(move || {
+                        Box::pin(async move {
+                            let broker =
+                                crate::redis_broker::RedisBroker::connect(&url, &connect_limits)
+                                    .await?;
+                            Ok(Arc::new(broker) as Arc<dyn Broker>)
+                        })
+                    });
+                    let (report, started) = oneshot::channel();
+                    spawn_engine_thread(
+                        limits.clone(),
+                        BrokerSource::OnWorker(connect),
+                        Box::new(move |result| {
+                            let _ = report.send(result);
+                        }),
+                    )?;
+                    let started = started.await.map_err(|_| engine_failed())??;
+                    Ok(Engine::assemble(limits, started))
                 }
                 #[cfg(not(feature = "redis"))]
                 {
@@ -112,22 +134,27 @@ impl Engine {
     /// Starts an engine whose rooms commit through `broker` (to share them between nodes).
     pub fn with_broker(limits: Limits, broker: Arc<dyn Broker>) -> Result<Engine, ChatError> {
         let limits = Arc::new(limits.sanitized());
-        let (tx, rx) = std::sync::mpsc::channel();
-        let workers = limits.channel_workers;
-        let registry_limits = limits.clone();
-        std::thread::Builder::new()
-            .name("chat-engine".into())
-            .spawn(move || run_actor_system(registry_limits, broker, workers, tx))
-            .map_err(|e| ChatError::Unavailable(format!("cannot start engine thread: {e}")))?;
+        let (report, started) = std::sync::mpsc::channel();
+        spawn_engine_thread(
+            limits.clone(),
+            BrokerSource::Ready(broker),
+            Box::new(move |result| {
+                let _ = report.send(result);
+            }),
+        )?;
+        let started = started.recv().map_err(|_| engine_failed())??;
+        Ok(Engine::assemble(limits, started))
+    }
+
+    /// The handle on an engine thread that has started.
+    fn assemble(limits: Arc<Limits>, started: Started) -> Engine {
         let Started {
             system,
             registry,
             workers,
-        } = rx.recv().map_err(|_| {
-            ChatError::Unavailable("the engine's actor system failed to start".into())
-        })?;
+        } = started;
         tracing::info!(workers = workers.len(), "chat engine started");
-        Ok(Engine {
+        Engine {
             inner: Arc::new(Inner {
                 registry,
                 limits,
@@ -137,7 +164,7 @@ impl Engine {
                 tasks: TaskTracker::new(),
                 stopping: AtomicBool::new(false),
             }),
-        })
+        }
     }
 
     /// Runs `task` on one of the engine's channel workers (each task on the next one in
@@ -275,45 +302,98 @@ struct Started {
     workers: Vec<ArbiterHandle>,
 }
 
-/// The engine thread: builds the actix system, starts the arbiters and the registry,
-/// hands their addresses back, then runs until stopped.
-fn run_actor_system(
+/// Makes a broker on the thread that calls it (its future need not be `Send`).
+type MakeBroker =
+    Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = Result<Arc<dyn Broker>, ChatError>>>> + Send>;
+
+/// Where the engine's broker comes from.
+enum BrokerSource {
+    /// Made already: in memory, or an embedder's.
+    Ready(Arc<dyn Broker>),
+    /// Made on the first channel worker, so that the tasks it starts run there (only the
+    /// Redis broker is made this way).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    OnWorker(MakeBroker),
+}
+
+/// Where the engine thread reports that it runs, or why it could not start.
+type Report = Box<dyn FnOnce(Result<Started, ChatError>) + Send>;
+
+fn engine_failed() -> ChatError {
+    ChatError::Unavailable("the engine's actor system failed to start".into())
+}
+
+/// Starts the engine thread; it calls `report` once it runs, or fails.
+fn spawn_engine_thread(
     limits: Arc<Limits>,
-    broker: Arc<dyn Broker>,
-    workers: usize,
-    started: std::sync::mpsc::Sender<Started>,
-) {
+    broker: BrokerSource,
+    report: Report,
+) -> Result<(), ChatError> {
+    std::thread::Builder::new()
+        .name("chat-engine".into())
+        .spawn(move || run_actor_system(limits, broker, report))
+        .map(|_| ())
+        .map_err(|e| ChatError::Unavailable(format!("cannot start engine thread: {e}")))
+}
+
+/// The engine thread: builds the actix system, starts the arbiters, the broker (if it is
+/// made here) and the registry, reports their handles, then runs until stopped.
+fn run_actor_system(limits: Arc<Limits>, broker: BrokerSource, report: Report) {
     let runner = System::new();
-    let ready = runner.block_on(async move {
-        let mut arbiters = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            match Arbiter::try_new() {
-                Ok(arbiter) => {
-                    if limits.batch_scheduling {
-                        arbiter.spawn_fn(scheduling::prefer_batches);
-                    }
-                    arbiters.push(arbiter);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start a channel worker");
-                    return false;
-                }
-            }
-        }
+    let started = runner.block_on(async move {
+        let arbiters = start_workers(&limits)?;
+        let broker = match broker {
+            BrokerSource::Ready(broker) => Ok(broker),
+            BrokerSource::OnWorker(make) => make_on(&arbiters[0], make).await,
+        };
+        let broker = broker.inspect_err(|_| arbiters.iter().for_each(|a| _ = a.stop()))?;
         let workers: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
         let registry = RegistryActor::new(limits, broker, workers.clone()).start();
-        let system = System::current();
-        started
-            .send(Started {
-                system,
-                registry,
-                workers,
-            })
-            .is_ok()
+        Ok(Started {
+            system: System::current(),
+            registry,
+            workers,
+        })
     });
+    let ready = started.is_ok();
+    report(started);
     if ready {
         if let Err(e) = runner.run() {
             tracing::error!(error = %e, "chat engine stopped with an error");
         }
     }
+}
+
+/// Starts `limits.channel_workers` arbiters (batch threads if asked).
+fn start_workers(limits: &Limits) -> Result<Vec<Arbiter>, ChatError> {
+    let mut arbiters: Vec<Arbiter> = Vec::with_capacity(limits.channel_workers);
+    for _ in 0..limits.channel_workers {
+        match Arbiter::try_new() {
+            Ok(arbiter) => {
+                if limits.batch_scheduling {
+                    arbiter.spawn_fn(scheduling::prefer_batches);
+                }
+                arbiters.push(arbiter);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a channel worker");
+                arbiters.iter().for_each(|a| _ = a.stop());
+                return Err(ChatError::Unavailable(format!(
+                    "cannot start a channel worker: {e}"
+                )));
+            }
+        }
+    }
+    Ok(arbiters)
+}
+
+/// Runs `make` on `worker` and waits for the broker it makes.
+async fn make_on(worker: &Arbiter, make: MakeBroker) -> Result<Arc<dyn Broker>, ChatError> {
+    let (made, broker) = oneshot::channel();
+    worker.spawn_fn(move || {
+        actix::spawn(async move {
+            let _ = made.send(make().await);
+        });
+    });
+    broker.await.map_err(|_| engine_failed())?
 }
