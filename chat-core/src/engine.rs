@@ -96,30 +96,7 @@ impl Engine {
             Some(url) => {
                 #[cfg(feature = "redis")]
                 {
-                    // Connected from the first channel worker: the tasks the broker starts
-                    // (the Redis connection's, the pub/sub reader) then run beside the
-                    // rooms they feed, and a burst read from Redis reaches a room, and its
-                    // connections, as one batch (`docs/performance.md`, change 23).
-                    let limits = Arc::new(config.limits.sanitized());
-                    let connect_limits = limits.clone();
-                    let connect: MakeBroker = Box::new(move || {
-                        Box::pin(async move {
-                            let broker =
-                                crate::redis_broker::RedisBroker::connect(&url, &connect_limits)
-                                    .await?;
-                            Ok(Arc::new(broker) as Arc<dyn Broker>)
-                        })
-                    });
-                    let (report, started) = oneshot::channel();
-                    spawn_engine_thread(
-                        limits.clone(),
-                        BrokerSource::OnWorker(connect),
-                        Box::new(move |result| {
-                            let _ = report.send(result);
-                        }),
-                    )?;
-                    let started = started.await.map_err(|_| engine_failed())??;
-                    Ok(Engine::assemble(limits, started))
+                    Engine::start_with_redis(config.limits, url).await
                 }
                 #[cfg(not(feature = "redis"))]
                 {
@@ -129,6 +106,33 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Starts an engine whose broker is Redis at `url`, connected from the first channel
+    /// worker: the tasks the broker starts (the Redis connection's, the pub/sub reader)
+    /// then run beside the rooms they feed, and a burst read from Redis reaches a room and
+    /// its connections as one batch (`docs/performance.md`, change 23).
+    #[cfg(feature = "redis")]
+    async fn start_with_redis(limits: Limits, url: String) -> Result<Engine, ChatError> {
+        let limits = Arc::new(limits.sanitized());
+        let connect_limits = limits.clone();
+        let connect: MakeBroker = Box::new(move || {
+            Box::pin(async move {
+                let broker =
+                    crate::redis_broker::RedisBroker::connect(&url, &connect_limits).await?;
+                Ok(Arc::new(broker) as Arc<dyn Broker>)
+            })
+        });
+        let (report, started) = oneshot::channel();
+        spawn_engine_thread(
+            limits.clone(),
+            BrokerSource::OnWorker(connect),
+            Box::new(move |result| {
+                let _ = report.send(result);
+            }),
+        )?;
+        let started = started.await.map_err(|_| engine_failed())??;
+        Ok(Engine::assemble(limits, started))
     }
 
     /// Starts an engine whose rooms commit through `broker` (to share them between nodes).
