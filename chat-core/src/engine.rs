@@ -350,7 +350,7 @@ fn run_actor_system(limits: Arc<Limits>, broker: BrokerSource, report: Report) {
             BrokerSource::Ready(broker) => Ok(broker),
             BrokerSource::OnWorker(make) => make_on(&arbiters[0], make).await,
         };
-        let broker = broker.inspect_err(|_| arbiters.iter().for_each(|a| _ = a.stop()))?;
+        let broker = broker.inspect_err(|_| stop_all(&arbiters))?;
         let workers: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
         let registry = RegistryActor::new(limits, broker, workers.clone()).start();
         Ok(Started {
@@ -381,7 +381,7 @@ fn start_workers(limits: &Limits) -> Result<Vec<Arbiter>, ChatError> {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot start a channel worker");
-                arbiters.iter().for_each(|a| _ = a.stop());
+                stop_all(&arbiters);
                 return Err(ChatError::Unavailable(format!(
                     "cannot start a channel worker: {e}"
                 )));
@@ -389,6 +389,13 @@ fn start_workers(limits: &Limits) -> Result<Vec<Arbiter>, ChatError> {
         }
     }
     Ok(arbiters)
+}
+
+/// Stops the workers of an engine that could not start.
+fn stop_all(arbiters: &[Arbiter]) {
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
 }
 
 /// Runs `make` on `worker` and waits for the broker it makes.
