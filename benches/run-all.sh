@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # benches/run-all.sh: the side-by-side comparison of issue 6, start to finish.
 #
-# Builds demo-web, loadgen and raw-ws in release mode, installs the peers into local
+# Builds demo-web, loadgen, raw-ws and loopback-floor in release mode, installs the peers into local
 # folders (benches/peers/.venv from PyPI, benches/peers/node_modules from npm; ngIRCd from
 # Debian if missing), runs every scenario against every server with the server pinned to
 # one core and loadgen to the other, takes the median of $RUNS runs per row, and writes the
@@ -72,7 +72,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log "open files limit: $(ulimit -n)"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
-    log "building demo-web, loadgen and raw-ws (release)"
+    log "building demo-web, loadgen, raw-ws and loopback-floor (release)"
     (cd "$ROOT" && cargo build --release -p demo-web -p benches --bins)
 fi
 if [ -z "${SKIP_INSTALL:-}" ]; then
@@ -212,6 +212,17 @@ measure() {
     stop_server
 }
 
+# The machine's floor at scenario 3's rate: a bare writer and reader on loopback sockets
+# (no server, no WebSocket), pinned as the server and the loadgen are.
+floor() {
+    local run=$1 out="$RESULTS/floor-$1.json"
+    wait_quiet || true
+    log "scenario 3 floor (loopback-floor), run $run"
+    timeout -k 5 120 "$BIN/loopback-floor" --sockets "$S1_SUBSCRIBERS" --rate "$S3_RATE" \
+        --rounds $((S3_RATE * DURATION)) --writer-cpu "$SERVER_CPU" --reader-cpu "$LOADGEN_CPU" \
+        --json >"$out" 2>"$out.err" || echo "{\"error\":\"$(tail -1 "$out.err" | tr '"' "'")\"}" >"$out"
+}
+
 nodelay_for() { case " $NODELAY_ROWS " in *" $1 "*) echo ours-nodelay ;; esac; }
 s1_args=(--clients $((S1_SUBSCRIBERS + 1)) --channels 1 --senders 1 --window 64 --duration "$DURATION")
 # A scenario's runs go round the servers (run 1 of each, then run 2 of each, ...): this
@@ -227,7 +238,7 @@ for scenario in $SCENARIOS; do
         3) # 50 % of our own scenario-1 maximum (median), in messages per second.
            S3_RATE=${S3_RATE:-$(python3 "$HERE/summarize.py" --s3-rate "$RESULTS" "$S1_SUBSCRIBERS")}
            log "scenario 3 offered rate: $S3_RATE messages/s"
-           for r in $(seq 1 "$RUNS"); do for s in $SERVERS $(nodelay_for 3); do
+           for r in $(seq 1 "$RUNS"); do floor "$r"; for s in $SERVERS $(nodelay_for 3); do
                measure 3 "$s" "$r" --clients $((S1_SUBSCRIBERS + 1)) --channels 1 --senders 1 \
                    --rate "$S3_RATE" --window 1024 --duration "$DURATION"
            done; done ;;

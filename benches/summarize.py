@@ -57,6 +57,41 @@ def load(results):
     return rows
 
 
+def load_floor(results):
+    """The loopback-floor reports (floor-RUN.json), one per run."""
+    reports = []
+    for path in sorted(glob.glob(os.path.join(results, "floor-*.json"))):
+        try:
+            with open(path) as f:
+                reports.append(json.loads(f.read().strip() or "{}"))
+        except (OSError, ValueError) as e:
+            reports.append({"error": f"unreadable report: {e}"})
+    return reports
+
+
+def floor_table(reports):
+    """Scenario 3's floor: a bare writer and reader at the same rate, no server."""
+    ok = [r for r in reports if "error" not in r]
+    out = [
+        f"The machine's floor at this rate (`loopback-floor`: a bare writer sending each socket every frame due"
+        f" for it in one `write`, and a bare reader, on the server's and the loadgen's cores; no server, no"
+        f" WebSocket, no JSON; {len(ok)} of {len(reports)} runs, median):",
+        "",
+        "| frames | per-recipient p50 ms | p99 ms | last-recipient p99 ms | writer µs per write | frames per write"
+        " | reader µs per frame |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    if not ok:
+        return out[:1] + ["", "(no floor measured: " + "; ".join(r.get("error", "?")[:160] for r in reports) + ")"]
+    frame = f"{fmt(med(ok, 'sockets'))} sockets x {fmt(med(ok, 'rounds'))} rounds of {fmt(med(ok, 'frame_bytes'))} B"
+    out.append(
+        f"| {frame} | {fmt(med(ok, 'per_recipient_p50_ms'), 2)} | {fmt(med(ok, 'per_recipient_p99_ms'), 2)}"
+        f" | {fmt(med(ok, 'last_recipient_p99_ms'), 2)} | {fmt(med(ok, 'write_cpu_us'), 2)}"
+        f" | {fmt(med(ok, 'frames_per_write'), 1)} | {fmt(med(ok, 'read_cpu_us_per_frame'), 2)} |"
+    )
+    return out
+
+
 def med(reports, *path):
     values = []
     for r in reports:
@@ -187,7 +222,7 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def goals(rows):
+def goals(rows, floor=()):
     lines = []
 
     def best_peer(scenario):
@@ -219,7 +254,11 @@ def goals(rows):
             )
     p99 = med(rows.get(3, {}).get("ours", []), "latency_ms", "p99")
     if p99 is not None:
-        lines.append(f"- Scenario 3: our p99 = {fmt(p99, 2)} ms (goal < 10 ms: {'met' if p99 < 10 else 'MISSED'}).")
+        bare = med([r for r in floor if "error" not in r], "per_recipient_p99_ms")
+        floor_note = "" if bare is None else f"; a bare writer and reader at the same rate: {fmt(bare, 2)} ms"
+        lines.append(
+            f"- Scenario 3: our p99 = {fmt(p99, 2)} ms (goal < 10 ms: {'met' if p99 < 10 else 'MISSED'}{floor_note})."
+        )
     per = med(rows.get(4, {}).get("ours", []), "server_memory", "per_connection_bytes")
     if per is not None:
         lines.append(
@@ -255,6 +294,7 @@ def s3_rate(results, subscribers):
 
 def render(args):
     rows = load(args.results)
+    floor = load_floor(args.results)
     env = {k: os.environ.get(k.upper(), "?") for k in ["s1_subscribers", "s2_channels", "s2_members", "s2_rate", "s4_clients", "s3_rate", "s7_window"]}
     s3 = med(next(iter(rows.get(3, {}).values()), []), "rate_per_sender")
     fill = dict(s1=env["s1_subscribers"], s2c=env["s2_channels"], s2m=env["s2_members"], s2r=env["s2_rate"], s3=fmt(s3), s4=env["s4_clients"], s7w=env["s7_window"])
@@ -282,10 +322,12 @@ def render(args):
         out += table
         if notes:
             out += ["", "Failures and drops seen:"] + notes
+        if scenario == 3 and floor:
+            out += [""] + floor_table(floor)
         out.append("")
     out.append("### Goals (issue 6), computed from the tables above")
     out.append("")
-    out += goals(rows) or ["- (no rows for our server)"]
+    out += goals(rows, floor) or ["- (no rows for our server)"]
     out.append(END)
     block = "\n".join(out) + "\n"
 

@@ -16,15 +16,21 @@ pub fn used_ns(pid: u32) -> Option<u64> {
         let Ok(stat) = fs::read_to_string(task.path().join("schedstat")) else {
             continue;
         };
-        if let Some(ns) = stat
-            .split_whitespace()
-            .next()
-            .and_then(|f| f.parse::<u64>().ok())
-        {
+        if let Some(ns) = first_field(&stat) {
             total = Some(total.unwrap_or(0) + ns);
         }
     }
     total
+}
+
+/// CPU time used so far by the calling thread, in nanoseconds
+/// (`/proc/thread-self/schedstat`).
+pub fn thread_used_ns() -> Option<u64> {
+    first_field(&fs::read_to_string("/proc/thread-self/schedstat").ok()?)
+}
+
+fn first_field(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().next()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -46,5 +52,23 @@ mod tests {
         let used = super::used_ns(me).expect("own schedstat") - before;
         // 50 ms of spinning on a machine that may be busy: at least a fifth of it.
         assert!(used >= 10_000_000, "counted {used} ns of a 50 ms spin");
+    }
+
+    #[test]
+    fn counts_this_thread_working_and_not_sleeping() {
+        if !cfg!(target_os = "linux") {
+            return;
+        }
+        let before = super::thread_used_ns().expect("own thread's schedstat");
+        std::thread::sleep(Duration::from_millis(50));
+        let slept = super::thread_used_ns().expect("own thread's schedstat") - before;
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let spun = super::thread_used_ns().expect("own thread's schedstat") - before - slept;
+        assert!(spun >= 10_000_000, "counted {spun} ns of a 50 ms spin");
+        assert!(slept < 10_000_000, "counted {slept} ns of a 50 ms sleep");
     }
 }

@@ -10,6 +10,8 @@
 //!   the CPU each side used.
 //! - `raw-ws` (`src/bin/raw-ws.rs`): a WebSocket broadcast server with no engine, the
 //!   raw limit of this machine.
+//! - `loopback-floor` (`src/bin/loopback-floor.rs`): what the kernel alone costs to hand
+//!   one message to many loopback sockets, the floor under every latency measured here.
 //! - `run-all.sh` and `peers/`: every scenario against every server, written to
 //!   `docs/performance.md`.
 //!
@@ -27,6 +29,8 @@
 //! - [`cpu`]: how much CPU time the server and the loadgen used while sending, from
 //!   `/proc/PID/task/*/schedstat`: which side was the limit.
 //! - [`raw`]: the raw-limit broadcast server behind `raw-ws`.
+//! - [`floor`]: the machine's floor for a fan-out (a bare writer and reader on loopback
+//!   sockets, no server), behind `loopback-floor`.
 
 #![warn(missing_docs)]
 
@@ -35,6 +39,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 pub mod client;
 pub mod cpu;
+pub mod floor;
 pub mod payload;
 pub mod raw;
 pub mod report;
