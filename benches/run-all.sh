@@ -212,15 +212,22 @@ measure() {
     stop_server
 }
 
-# The machine's floor at scenario 3's rate: a bare writer and reader on loopback sockets
-# (no server, no WebSocket), pinned as the server and the loadgen are.
+# The machine's floor for scenario 3: a bare writer and reader on loopback sockets (no
+# server, no WebSocket), pinned as the server and the loadgen are; once at scenario 3's
+# rate, once with each message alone (20 ms apart).
 floor() {
-    local run=$1 out="$RESULTS/floor-$1.json"
+    local run=$1
     wait_quiet || true
     log "scenario 3 floor (loopback-floor), run $run"
-    timeout -k 5 120 "$BIN/loopback-floor" --sockets "$S1_SUBSCRIBERS" --rate "$S3_RATE" \
-        --rounds $((S3_RATE * DURATION)) --writer-cpu "$SERVER_CPU" --reader-cpu "$LOADGEN_CPU" \
-        --json >"$out" 2>"$out.err" || echo "{\"error\":\"$(tail -1 "$out.err" | tr '"' "'")\"}" >"$out"
+    floor_run "$RESULTS/floor-rate-$run.json" --rate "$S3_RATE" --rounds $((S3_RATE * DURATION))
+    floor_run "$RESULTS/floor-alone-$run.json" --rate 0 --gap-ms 20 --rounds 200
+}
+
+floor_run() {
+    local out=$1; shift
+    timeout -k 5 120 "$BIN/loopback-floor" --sockets "$S1_SUBSCRIBERS" --writer-cpu "$SERVER_CPU" \
+        --reader-cpu "$LOADGEN_CPU" --json "$@" >"$out" 2>"$out.err" \
+        || echo "{\"error\":\"$(tail -1 "$out.err" | tr '"' "'")\"}" >"$out"
 }
 
 nodelay_for() { case " $NODELAY_ROWS " in *" $1 "*) echo ours-nodelay ;; esac; }

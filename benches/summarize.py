@@ -58,37 +58,53 @@ def load(results):
 
 
 def load_floor(results):
-    """The loopback-floor reports (floor-RUN.json), one per run."""
-    reports = []
-    for path in sorted(glob.glob(os.path.join(results, "floor-*.json"))):
+    """The loopback-floor reports, by pacing: {"rate": [...], "alone": [...]}."""
+    floor = {}
+    for path in sorted(glob.glob(os.path.join(results, "floor-*-*.json"))):
+        m = re.match(r"floor-(rate|alone)-(\d+)\.json$", os.path.basename(path))
+        if not m:
+            continue
         try:
             with open(path) as f:
-                reports.append(json.loads(f.read().strip() or "{}"))
+                report = json.loads(f.read().strip() or "{}")
         except (OSError, ValueError) as e:
-            reports.append({"error": f"unreadable report: {e}"})
-    return reports
+            report = {"error": f"unreadable report: {e}"}
+        floor.setdefault(m.group(1), []).append(report)
+    return floor
 
 
-def floor_table(reports):
-    """Scenario 3's floor: a bare writer and reader at the same rate, no server."""
-    ok = [r for r in reports if "error" not in r]
+def floor_table(floor):
+    """Scenario 3's floor: a bare writer and reader, no server, at its rate and alone."""
     out = [
-        f"The machine's floor at this rate (`loopback-floor`: a bare writer sending each socket every frame due"
-        f" for it in one `write`, and a bare reader, on the server's and the loadgen's cores; no server, no"
-        f" WebSocket, no JSON; {len(ok)} of {len(reports)} runs, median):",
+        "The machine's floor (`loopback-floor`: a bare writer sending each socket every frame due for it in one"
+        " `write`, and a bare reader, on the server's and the loadgen's cores; no server, no WebSocket, no JSON;"
+        " median of the runs):",
         "",
-        "| frames | per-recipient p50 ms | p99 ms | last-recipient p99 ms | writer µs per write | frames per write"
-        " | reader µs per frame |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| messages | runs | per-recipient p50 ms | p99 ms | last-recipient p99 ms | writer µs per write"
+        " | frames per write | reader µs per frame |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    if not ok:
-        return out[:1] + ["", "(no floor measured: " + "; ".join(r.get("error", "?")[:160] for r in reports) + ")"]
-    frame = f"{fmt(med(ok, 'sockets'))} sockets x {fmt(med(ok, 'rounds'))} rounds of {fmt(med(ok, 'frame_bytes'))} B"
-    out.append(
-        f"| {frame} | {fmt(med(ok, 'per_recipient_p50_ms'), 2)} | {fmt(med(ok, 'per_recipient_p99_ms'), 2)}"
-        f" | {fmt(med(ok, 'last_recipient_p99_ms'), 2)} | {fmt(med(ok, 'write_cpu_us'), 2)}"
-        f" | {fmt(med(ok, 'frames_per_write'), 1)} | {fmt(med(ok, 'read_cpu_us_per_frame'), 2)} |"
-    )
+    errors = []
+    for pacing in ("rate", "alone"):
+        reports = floor.get(pacing, [])
+        ok = [r for r in reports if "error" not in r]
+        errors += [r["error"][:160] for r in reports if "error" in r]
+        if not ok:
+            continue
+        what = (
+            f"{fmt(med(ok, 'rate_per_sec'))} per second (scenario 3's rate)"
+            if pacing == "rate"
+            else "each alone, 20 ms apart"
+        )
+        what += f", {fmt(med(ok, 'sockets'))} recipients, {fmt(med(ok, 'frame_bytes'))} B frames"
+        out.append(
+            f"| {what} | {len(ok)}/{len(reports)} | {fmt(med(ok, 'per_recipient_p50_ms'), 2)}"
+            f" | {fmt(med(ok, 'per_recipient_p99_ms'), 2)} | {fmt(med(ok, 'last_recipient_p99_ms'), 2)}"
+            f" | {fmt(med(ok, 'write_cpu_us'), 2)} | {fmt(med(ok, 'frames_per_write'), 1)}"
+            f" | {fmt(med(ok, 'read_cpu_us_per_frame'), 2)} |"
+        )
+    if errors:
+        out += ["", "Floor runs that failed: " + "; ".join(f"`{e}`" for e in errors[:3])]
     return out
 
 
@@ -222,7 +238,7 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def goals(rows, floor=()):
+def goals(rows, floor=None):
     lines = []
 
     def best_peer(scenario):
@@ -254,7 +270,7 @@ def goals(rows, floor=()):
             )
     p99 = med(rows.get(3, {}).get("ours", []), "latency_ms", "p99")
     if p99 is not None:
-        bare = med([r for r in floor if "error" not in r], "per_recipient_p99_ms")
+        bare = med([r for r in (floor or {}).get("rate", []) if "error" not in r], "per_recipient_p99_ms")
         floor_note = "" if bare is None else f"; a bare writer and reader at the same rate: {fmt(bare, 2)} ms"
         lines.append(
             f"- Scenario 3: our p99 = {fmt(p99, 2)} ms (goal < 10 ms: {'met' if p99 < 10 else 'MISSED'}{floor_note})."
