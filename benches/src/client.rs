@@ -16,25 +16,16 @@
 
 use std::net::SocketAddr;
 
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message as WsFrame, Utf8Bytes};
-use tokio_tungstenite::WebSocketStream;
 
 use crate::payload::{self, Stamp};
+use crate::ws::WsClient;
 use crate::Error;
 
 /// Longest line or frame a client accepts from a server, in bytes.
 const MAX_INPUT: usize = 1 << 20;
-/// Bytes a WebSocket client asks the kernel for per read. tungstenite's 128 KiB default
-/// zeroes (and, while earlier frames still share it, reallocates) that much before every
-/// read: at low rates, one frame per read, that cost most of the loadgen's core and added
-/// tens of milliseconds to every server's measured latency.
-const WS_READ_BUFFER: usize = 4096;
 /// Frames or lines a setup step reads at most while waiting for its reply.
 const MAX_SETUP_READS: usize = 10_000;
 
@@ -67,13 +58,8 @@ pub enum Incoming {
     Other,
 }
 
-type Ws = WebSocketStream<TcpStream>;
-
 enum Io {
-    Ws {
-        sink: SplitSink<Ws, WsFrame>,
-        stream: SplitStream<Ws>,
-    },
+    Ws(WsClient),
     Lines {
         reader: BufReader<OwnedReadHalf>,
         writer: OwnedWriteHalf,
@@ -114,18 +100,11 @@ impl Conn {
         let stream = tcp(addr).await?;
         let io = match protocol {
             Protocol::Ws | Protocol::SocketIo => {
-                let url = match protocol {
-                    Protocol::Ws => format!("ws://{addr}/ws"),
-                    _ => format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"),
+                let path = match protocol {
+                    Protocol::Ws => "/ws",
+                    _ => "/socket.io/?EIO=4&transport=websocket",
                 };
-                let config = WebSocketConfig::default()
-                    .max_message_size(Some(MAX_INPUT))
-                    .max_frame_size(Some(MAX_INPUT))
-                    .read_buffer_size(WS_READ_BUFFER);
-                let (ws, _) =
-                    tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
-                let (sink, stream) = ws.split();
-                Io::Ws { sink, stream }
+                Io::Ws(WsClient::connect(stream, addr, path, MAX_INPUT).await?)
             }
             Protocol::Tcp | Protocol::Irc => {
                 let (read, writer) = stream.into_split();
@@ -176,7 +155,7 @@ impl Conn {
         self.write_frame(frame.to_string()).await?;
         for _ in 0..MAX_SETUP_READS {
             let text = self.read_frame().await?;
-            let Ok(reply) = serde_json::from_str::<serde_json::Value>(&text) else {
+            let Ok(reply) = serde_json::from_str::<serde_json::Value>(text) else {
                 continue;
             };
             if reply["id"] != id {
@@ -276,7 +255,7 @@ impl Conn {
     async fn socketio_wait(&mut self, done: impl Fn(&str) -> bool) -> Result<(), Error> {
         for _ in 0..MAX_SETUP_READS {
             let frame = self.read_frame().await?;
-            if done(&frame) {
+            if done(frame) {
                 return Ok(());
             }
             if frame == "2" {
@@ -293,11 +272,11 @@ impl Conn {
         match self.protocol {
             Protocol::Ws => {
                 let frame = self.read_frame().await?;
-                Ok(classify_ws(&frame))
+                Ok(classify_ws(frame))
             }
             Protocol::SocketIo => {
                 let frame = self.read_frame().await?;
-                Ok(classify_socketio(&frame))
+                Ok(classify_socketio(frame))
             }
             Protocol::Tcp => {
                 let line = self.read_line().await?;
@@ -351,8 +330,8 @@ impl Conn {
     pub async fn close(mut self) {
         // Errors mean the connection is gone already, which is the goal.
         match &mut self.io {
-            Io::Ws { sink, .. } => {
-                let _ = sink.send(WsFrame::Close(None)).await;
+            Io::Ws(ws) => {
+                let _ = ws.close().await;
             }
             Io::Lines { writer, .. } => {
                 let bye: &[u8] = if self.protocol == Protocol::Irc {
@@ -370,35 +349,21 @@ impl Conn {
         self.write_frames(vec![text]).await
     }
 
-    /// Writes text frames, flushing once after the last.
+    /// Writes text frames, all in one write.
     async fn write_frames(&mut self, texts: Vec<String>) -> Result<(), Error> {
-        let Io::Ws { sink, .. } = &mut self.io else {
+        let Io::Ws(ws) = &mut self.io else {
             return Err("not a WebSocket connection".into());
         };
-        for text in texts {
-            sink.feed(WsFrame::text(text)).await?;
-        }
-        sink.flush().await?;
-        Ok(())
+        ws.send_texts(&texts).await
     }
 
-    /// The next text frame. A close frame or the end of the stream is an error carrying
-    /// the close reason.
-    async fn read_frame(&mut self) -> Result<Utf8Bytes, Error> {
-        let Io::Ws { stream, .. } = &mut self.io else {
+    /// The next text message. A close frame or the end of the stream is an error carrying
+    /// the close reason. Cancel-safe.
+    async fn read_frame(&mut self) -> Result<&str, Error> {
+        let Io::Ws(ws) = &mut self.io else {
             return Err("not a WebSocket connection".into());
         };
-        loop {
-            match stream.next().await {
-                Some(Ok(WsFrame::Text(text))) => return Ok(text),
-                Some(Ok(WsFrame::Close(frame))) => {
-                    return Err(format!("closed by the server: {frame:?}").into())
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err("connection closed".into()),
-            }
-        }
+        ws.next_text().await
     }
 
     async fn write_line(&mut self, line: &str) -> Result<(), Error> {

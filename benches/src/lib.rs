@@ -22,6 +22,8 @@
 //!   completion counts, latency histograms, loss and duplicate detection.
 //! - [`client`]: one connection speaking one protocol: setup (login, create, join), posting,
 //!   and classifying what arrives.
+//! - [`ws`]: the WebSocket client under [`client`]'s two WebSocket protocols: handshake,
+//!   frames read in place, masked writes.
 //! - [`run`]: a whole load run, from the connect phase to the [`report`]; the testable
 //!   entry point behind `loadgen`.
 //! - [`report`]: the result of a run, as a human table and as JSON.
@@ -46,3 +48,4 @@ pub mod report;
 pub mod rss;
 pub mod run;
 pub mod track;
+pub mod ws;
