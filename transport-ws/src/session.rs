@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use actix_http::ws::{CloseCode, CloseReason};
@@ -249,6 +249,9 @@ pub(crate) async fn run(
             if let Err(end) = turn {
                 break end;
             }
+            if let Err(end) = Box::pin(conn.take_ready()).await {
+                break end;
+            }
             // Usually the socket takes the whole turn at once; only a full socket buffer
             // makes the task wait (bounded by `write_timeout`), and `flush` reports errors.
             if !matches!(conn.out.write_now(), Ok(true)) && Box::pin(conn.flush()).await.is_err() {
@@ -331,8 +334,41 @@ async fn next_event(session: &mut Option<Session>) -> Option<Event> {
 
 /// Most events written in one go before the loop looks at the client again.
 const EVENT_BATCH: usize = 256;
+/// Most rounds of [`Connection::take_ready`] in one turn.
+const READY_ROUNDS: usize = 4;
 
 impl Connection<'_> {
+    /// After a turn, takes what is ready without waiting (replies to posts the room has
+    /// answered, events already queued) so that the turn's one write carries it too. Left
+    /// to the `select!`, each would be a turn, and a `sendto`, of its own: on a busy room
+    /// that made a quarter more writes than deliveries needed.
+    async fn take_ready(&mut self) -> Result<(), End> {
+        for _ in 0..READY_ROUNDS {
+            let mut took = self.take_answered();
+            if let Some(event) = self.session.as_mut().and_then(Session::try_next_event) {
+                self.forward_batch(event).await?;
+                took = true;
+            }
+            if !took {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers the posts whose rooms have answered already; whether there were any.
+    fn take_answered(&mut self) -> bool {
+        // A waker that drops wake-ups is enough here: whatever is not ready is polled
+        // again, with the task's own waker, by the next `select!`.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut took = false;
+        while let Poll::Ready(Some((id, result))) = self.posts.poll_oldest(&mut cx) {
+            self.answer_post(id, result);
+            took = true;
+        }
+        took
+    }
+
     /// Queues `first` and every event already waiting behind it (up to `EVENT_BATCH`), so
     /// the socket gets them in one write. Ends the connection if an event ends it.
     async fn forward_batch(&mut self, first: Event) -> Result<(), End> {
