@@ -7,7 +7,9 @@
 //! heartbeat tick, the idle deadline and the server's shutdown token. Everything happens
 //! in this one task, so a request's reply is written before any event that follows it (a
 //! `join` snapshot then always comes before the live messages that continue it). Each
-//! turn of the loop queues its frames and ends with one write of all of them.
+//! turn of the loop queues its frames, then takes whatever else is ready without waiting
+//! (replies already answered, events already queued), and ends with one write of all of
+//! them.
 //!
 //! Posts are pipelined: the loop reads on while up to `MAX_POSTS_IN_FLIGHT` posts are
 //! being stored, so a fast sender's messages reach the room together. Replies still go
