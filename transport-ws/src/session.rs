@@ -342,8 +342,9 @@ const READY_ROUNDS: usize = 4;
 impl Connection<'_> {
     /// After a turn, takes what is ready without waiting (replies to posts the room has
     /// answered, events already queued) so that the turn's one write carries it too. Left
-    /// to the `select!`, each would be a turn, and a `sendto`, of its own: on a busy room
-    /// that made a quarter more writes than deliveries needed.
+    /// to the `select!`, each would be a turn, and a `sendto`, of its own: on busy rooms
+    /// (scenario 7 of docs/performance.md) that took two to three times the writes.
+    /// Bounded by `READY_ROUNDS` batches, so the client is read again soon.
     async fn take_ready(&mut self) -> Result<(), End> {
         for _ in 0..READY_ROUNDS {
             let mut took = self.take_answered();
