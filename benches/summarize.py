@@ -42,10 +42,11 @@ TITLES = {
 }
 
 
-def load(results):
-    rows = {}
-    for path in sorted(glob.glob(os.path.join(results, "s*-*-*.json"))):
-        m = re.match(r"s(\d+)-(.+)-(\d+)\.json$", os.path.basename(path))
+def reports(results, pattern, name_re):
+    """(match, report) for each JSON report in `results` whose file name matches; an
+    unreadable file becomes a report with an error."""
+    for path in sorted(glob.glob(os.path.join(results, pattern))):
+        m = re.match(name_re, os.path.basename(path))
         if not m:
             continue
         try:
@@ -53,6 +54,12 @@ def load(results):
                 report = json.loads(f.read().strip() or "{}")
         except (OSError, ValueError) as e:
             report = {"error": f"unreadable report: {e}"}
+        yield m, report
+
+
+def load(results):
+    rows = {}
+    for m, report in reports(results, "s*-*-*.json", r"s(\d+)-(.+)-(\d+)\.json$"):
         rows.setdefault(int(m.group(1)), {}).setdefault(m.group(2), []).append(report)
     return rows
 
@@ -60,15 +67,7 @@ def load(results):
 def load_floor(results):
     """The loopback-floor reports, by pacing: {"rate": [...], "alone": [...]}."""
     floor = {}
-    for path in sorted(glob.glob(os.path.join(results, "floor-*-*.json"))):
-        m = re.match(r"floor-(rate|alone)-(\d+)\.json$", os.path.basename(path))
-        if not m:
-            continue
-        try:
-            with open(path) as f:
-                report = json.loads(f.read().strip() or "{}")
-        except (OSError, ValueError) as e:
-            report = {"error": f"unreadable report: {e}"}
+    for m, report in reports(results, "floor-*-*.json", r"floor-(rate|alone)-(\d+)\.json$"):
         floor.setdefault(m.group(1), []).append(report)
     return floor
 
