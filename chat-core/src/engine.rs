@@ -5,10 +5,11 @@
 //! works from any tokio runtime, or none: callers only ever await futures that resolve
 //! through channels. No actix type appears in this API.
 //!
-//! The same channel workers also run the transports' connection tasks
-//! ([`Engine::spawn`]): a connection then hands its posts to rooms and takes its events
-//! from them mostly on its own thread, and `Engine::shutdown` waits for those tasks to say
-//! goodbye to their clients before it stops the threads.
+//! `Limits::connection_workers` more arbiters run the transports' connection tasks
+//! ([`Engine::spawn`]), apart from the rooms so that a room never waits behind socket
+//! writes to fan a post out (`scheduling.rs` says how the two kinds share a core), and
+//! `Engine::shutdown` waits for those tasks to say goodbye to their clients before it
+//! stops the threads.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -62,7 +63,7 @@ struct Inner {
     registry: Addr<RegistryActor>,
     limits: Arc<Limits>,
     system: System,
-    /// The channel workers, which also run the tasks given to [`Engine::spawn`].
+    /// The connection workers, which run the tasks given to [`Engine::spawn`].
     workers: Vec<ArbiterHandle>,
     /// The worker the next spawned task goes to, modulo their number.
     next_worker: AtomicUsize,
@@ -110,8 +111,8 @@ impl Engine {
 
     /// Starts an engine whose broker is Redis at `url`, connected from the first channel
     /// worker: the tasks the broker starts (the Redis connection's, the pub/sub reader)
-    /// then run beside the rooms they feed, and a burst read from Redis reaches a room and
-    /// its connections as one batch (`docs/performance.md`, change 23).
+    /// then run beside the rooms they feed, and a burst read from Redis reaches them as one
+    /// batch (`docs/performance.md`, change 23).
     #[cfg(feature = "redis")]
     async fn start_with_redis(limits: Limits, url: String) -> Result<Engine, ChatError> {
         let limits = Arc::new(limits.sanitized());
@@ -171,11 +172,12 @@ impl Engine {
         }
     }
 
-    /// Runs `task` on one of the engine's channel workers (each task on the next one in
-    /// turn). This is where transports run each connection: a connection's posts and
-    /// events then mostly stay on one thread instead of crossing to another for every
-    /// post and back for every event, which on a core shared by both threads costs context
-    /// switches and breaks bursts into single messages (`docs/performance.md`, change 20).
+    /// Runs `task` on one of the engine's connection workers (each task on the next one
+    /// in turn). This is where transports run each connection. Rooms run on workers of
+    /// their own, so a room woken by a post does not wait behind the connections' socket
+    /// writes to fan it out; after a turn that handed posts over, a connection worker
+    /// yields its core to them (`Limits::post_yield_interval`; `docs/performance.md`,
+    /// change 27).
     ///
     /// The task must not block its thread. [`Engine::shutdown`] waits for the tasks still
     /// running, for at most `Limits::write_timeout` plus `Limits::close_linger` (what a
@@ -198,6 +200,9 @@ impl Engine {
         }
         let turn = inner.next_worker.fetch_add(1, Ordering::Relaxed);
         let worker = &inner.workers[turn % inner.workers.len()];
+        let limits = &inner.limits;
+        let task =
+            scheduling::Turns::new(task, limits.post_yield_interval, limits.post_yield_backlog);
         if worker.spawn(inner.tasks.track_future(task)) {
             Ok(())
         } else {
@@ -345,18 +350,23 @@ fn spawn_engine_thread(
 fn run_actor_system(limits: Arc<Limits>, broker: BrokerSource, report: Report) {
     let runner = System::new();
     let started = runner.block_on(async move {
-        let arbiters = start_workers(&limits)?;
+        let rooms = start_workers(limits.channel_workers, &limits)?;
+        let connections =
+            start_workers(limits.connection_workers, &limits).inspect_err(|_| stop_all(&rooms))?;
         let broker = match broker {
             BrokerSource::Ready(broker) => Ok(broker),
-            BrokerSource::OnWorker(make) => make_on(&arbiters[0], make).await,
+            BrokerSource::OnWorker(make) => make_on(&rooms[0], make).await,
         };
-        let broker = broker.inspect_err(|_| stop_all(&arbiters))?;
-        let workers: Vec<ArbiterHandle> = arbiters.iter().map(Arbiter::handle).collect();
-        let registry = RegistryActor::new(limits, broker, workers.clone()).start();
+        let broker = broker.inspect_err(|_| {
+            stop_all(&rooms);
+            stop_all(&connections);
+        })?;
+        let room_workers = rooms.iter().map(Arbiter::handle).collect();
+        let registry = RegistryActor::new(limits, broker, room_workers).start();
         Ok(Started {
             system: System::current(),
             registry,
-            workers,
+            workers: connections.iter().map(Arbiter::handle).collect(),
         })
     });
     let ready = started.is_ok();
@@ -368,10 +378,10 @@ fn run_actor_system(limits: Arc<Limits>, broker: BrokerSource, report: Report) {
     }
 }
 
-/// Starts `limits.channel_workers` arbiters (batch threads if asked).
-fn start_workers(limits: &Limits) -> Result<Vec<Arbiter>, ChatError> {
-    let mut arbiters: Vec<Arbiter> = Vec::with_capacity(limits.channel_workers);
-    for _ in 0..limits.channel_workers {
+/// Starts `count` worker arbiters (batch threads if asked).
+fn start_workers(count: usize, limits: &Limits) -> Result<Vec<Arbiter>, ChatError> {
+    let mut arbiters: Vec<Arbiter> = Vec::with_capacity(count);
+    for _ in 0..count {
         match Arbiter::try_new() {
             Ok(arbiter) => {
                 if limits.batch_scheduling {
@@ -380,10 +390,10 @@ fn start_workers(limits: &Limits) -> Result<Vec<Arbiter>, ChatError> {
                 arbiters.push(arbiter);
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot start a channel worker");
+                tracing::error!(error = %e, "cannot start an engine worker thread");
                 stop_all(&arbiters);
                 return Err(ChatError::Unavailable(format!(
-                    "cannot start a channel worker: {e}"
+                    "cannot start an engine worker thread: {e}"
                 )));
             }
         }

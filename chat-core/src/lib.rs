@@ -53,7 +53,7 @@
 //!
 //! # Layout
 //! - [`engine`](Engine): the handle; starts the actor threads; connects clients; runs
-//!   the transports' connection tasks on the channel workers.
+//!   the transports' connection tasks on the connection workers.
 //! - `session`: [`Session`], the per-connection handle transports hold, and [`Target`].
 //! - `registry`: the registry actor (channel names, private rooms, users, sessions).
 //! - `channel`: the room actor (history, subscribers, members, typing, fan-out).

@@ -47,14 +47,29 @@ pub struct Limits {
     /// How long a display name stays reserved for a user who has left, and how long their
     /// resume token stays valid. Default 7 days.
     pub name_hold: Duration,
-    /// Threads (actix arbiters) the channel actors are spread over; they also run the
-    /// transports' connection tasks ([`crate::Engine::spawn`]). Default: the number of
-    /// cores.
+    /// Threads (actix arbiters) the channel actors are spread over. They run nothing
+    /// else, so a room never waits behind connections' socket writes for its turn to fan a
+    /// post out. Default: half the cores, at least 1.
     pub channel_workers: usize,
-    /// Whether the channel worker threads run as batch threads (Linux `SCHED_BATCH`): they
-    /// do not preempt the thread running on their core when a post wakes them, so they
-    /// fan out bursts of posts together rather than one by one. Default true.
+    /// Threads (actix arbiters) that run the transports' connection tasks
+    /// ([`crate::Engine::spawn`]). Default: the number of cores.
+    pub connection_workers: usize,
+    /// Whether the worker threads (channel and connection) run as batch threads (Linux
+    /// `SCHED_BATCH`): they do not preempt the thread running on their core when they are
+    /// woken, so a channel worker fans out bursts of posts together rather than one by
+    /// one. Default true.
     pub batch_scheduling: bool,
+    /// After a connection's turn that handed posts to a room, its worker thread yields its
+    /// core (`sched_yield`), so that a channel worker waiting for that core fans the posts
+    /// out now instead of at the end of the connection worker's time slice: the rest of
+    /// the connections then take the new messages in the same pass. At most once per this
+    /// interval per worker. Default 250 µs.
+    pub post_yield_interval: Duration,
+    /// Yield as `post_yield_interval` says only while the worker's connections take fewer
+    /// than this many events per turn on average. More means the worker has fallen behind,
+    /// and then fewer, larger batches (one socket write for more events) serve it better
+    /// than prompt fan-outs. 0: never yield. Default 24.
+    pub post_yield_backlog: usize,
     /// Transports: most open connections per listener, counting those that have not
     /// logged in yet; more wait in the listen backlog (TCP) or get HTTP 503 (WebSocket).
     /// Default 100,000.
@@ -103,10 +118,11 @@ impl Default for Limits {
             max_channels: 10_000,
             max_sessions: 100_000,
             name_hold: Duration::from_secs(7 * 24 * 3600),
+            channel_workers: cores().div_ceil(2),
+            connection_workers: cores(),
             batch_scheduling: true,
-            channel_workers: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            post_yield_interval: Duration::from_micros(250),
+            post_yield_backlog: 24,
             max_connections: 100_000,
             max_frame_bytes: 64 * 1024,
             max_line_bytes: 8 * 1024,
@@ -119,6 +135,13 @@ impl Default for Limits {
     }
 }
 
+/// The cores this process may run on (2 if that cannot be told).
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+}
+
 impl Limits {
     /// Clamps values that would make the engine unusable (a zero history, a bucket that
     /// never refills) to their smallest working value.
@@ -126,6 +149,7 @@ impl Limits {
         self.history = self.history.max(1);
         self.session_queue = self.session_queue.max(1);
         self.channel_workers = self.channel_workers.max(1);
+        self.connection_workers = self.connection_workers.max(1);
         self.max_connections = self.max_connections.max(1);
         self.max_display_name_chars = self.max_display_name_chars.max(1);
         self.max_channel_name_chars = self.max_channel_name_chars.max(1);

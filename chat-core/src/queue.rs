@@ -18,6 +18,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::event::Event;
 use crate::model::ChatMessage;
+use crate::scheduling;
 
 /// One entry of a session's event queue: a message as the shared pointer it already is,
 /// any other event boxed. Entries stay 16 bytes where an `Event` takes 80, and messages,
@@ -189,6 +190,10 @@ impl QueueReceiver {
 
     fn take_local(&mut self) -> Option<Queued> {
         let event = self.taken.pop_front();
+        if event.is_some() {
+            // How far behind its connections are tells a worker whether to yield.
+            scheduling::note_taken();
+        }
         if event.is_none() && self.taken.capacity() > KEEP_CAPACITY {
             self.taken = VecDeque::new();
         }

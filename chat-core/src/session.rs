@@ -29,6 +29,7 @@ use crate::rate::UserBuckets;
 use crate::registry::{
     Connected, CreateChannel, FindChannel, ListChannels, OpenDirect, RegistryActor,
 };
+use crate::scheduling;
 use crate::subscriber::{CloseCause, Subscriber};
 use crate::validate;
 
@@ -333,6 +334,8 @@ impl Session {
             self.buckets.take_message()?;
             // Queued in the room's mailbox now, whatever happens to the `PendingPost`.
             addr.do_send(post);
+            // The room may be waiting for this thread's core (`scheduling.rs`).
+            scheduling::note_handover();
             Ok::<(), ChatError>(())
         })
         .await??;

@@ -1033,9 +1033,9 @@ async fn shutdown_disconnects_every_session_and_refuses_new_ones() {
 }
 
 #[tokio::test]
-async fn spawned_tasks_run_on_the_channel_workers_in_turn() {
+async fn spawned_tasks_run_on_the_connection_workers_in_turn() {
     let engine = engine_with(Limits {
-        channel_workers: 2,
+        connection_workers: 2,
         ..Limits::default()
     });
     let mut threads = HashSet::new();
@@ -1051,6 +1051,38 @@ async fn spawned_tasks_run_on_the_channel_workers_in_turn() {
         threads.insert(name);
     }
     assert_eq!(threads.len(), 2, "both workers take turns: {threads:?}");
+}
+
+#[tokio::test]
+async fn rooms_fan_out_while_every_connection_worker_is_busy() {
+    // Rooms run on threads of their own: a connection worker that is busy (here: held
+    // on purpose, which a real task must never do) does not hold up a room's fan-out.
+    let engine = engine_with(Limits {
+        channel_workers: 1,
+        connection_workers: 1,
+        ..Limits::default()
+    });
+    let alice = user(&engine, "alice").await;
+    let mut bob = user(&engine, "bob").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    bob.join("c", None).await.unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (busy, started) = tokio::sync::oneshot::channel();
+    engine
+        .spawn(async move {
+            let _ = busy.send(());
+            let _ = held.recv_timeout(Duration::from_secs(10));
+        })
+        .unwrap();
+    started.await.unwrap();
+    let delivered = tokio::time::timeout(Duration::from_secs(5), async {
+        alice.post("c", "while you were busy").await.unwrap();
+        next_message(&mut bob).await
+    })
+    .await;
+    let _ = release.send(());
+    assert_eq!(delivered.expect("delivered").text, "while you were busy");
 }
 
 #[tokio::test]

@@ -119,14 +119,30 @@ pub struct LimitFlags {
     #[arg(long, env = "FLACK_NAME_HOLD", default_value = "7d", value_parser = parse_duration)]
     pub name_hold: Duration,
 
-    /// Threads the channel actors are spread over [default: the number of cores].
+    /// Threads the channel actors are spread over; they run nothing else [default: half
+    /// the cores, at least 1].
     #[arg(long, env = "FLACK_CHANNEL_WORKERS")]
     pub channel_workers: Option<usize>,
 
-    /// Run the channel threads as batch threads (Linux SCHED_BATCH): a post that wakes one
-    /// does not preempt the thread on its core, so bursts of posts are fanned out together.
+    /// Threads that run the WebSocket and TCP connections [default: the number of cores].
+    #[arg(long, env = "FLACK_CONNECTION_WORKERS")]
+    pub connection_workers: Option<usize>,
+
+    /// Run the worker threads as batch threads (Linux SCHED_BATCH): a woken worker does
+    /// not preempt the thread on its core, so bursts of posts are fanned out together.
     #[arg(long, env = "FLACK_BATCH_SCHEDULING", default_value_t = true, action = clap::ArgAction::Set)]
     pub batch_scheduling: bool,
+
+    /// After a connection hands posts to a room, its thread yields its core so the room
+    /// fans them out now; at most once per this interval per thread.
+    #[arg(long, env = "FLACK_POST_YIELD_INTERVAL", default_value = "250us", value_parser = parse_duration)]
+    pub post_yield_interval: Duration,
+
+    /// Yield (see --post-yield-interval) only while connections take fewer than this many
+    /// events per turn on average (more: the server is behind and batches serve it
+    /// better); 0 never yields.
+    #[arg(long, env = "FLACK_POST_YIELD_BACKLOG", default_value_t = 24)]
+    pub post_yield_backlog: usize,
 
     /// Most open connections per listener (WebSocket and TCP each), counting those not
     /// logged in yet; more wait in the TCP backlog or get HTTP 503.
@@ -184,7 +200,12 @@ impl LimitFlags {
             max_sessions: self.max_sessions,
             name_hold: self.name_hold,
             channel_workers: self.channel_workers.unwrap_or(defaults.channel_workers),
+            connection_workers: self
+                .connection_workers
+                .unwrap_or(defaults.connection_workers),
             batch_scheduling: self.batch_scheduling,
+            post_yield_interval: self.post_yield_interval,
+            post_yield_backlog: self.post_yield_backlog,
             max_connections: self.max_connections,
             max_frame_bytes: self.max_frame_bytes,
             max_line_bytes: self.max_line_bytes,
@@ -225,8 +246,9 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let (number, unit) = raw.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{raw:?} is not a duration like 500ms, 20s, 5m, 2h or 7d"))?;
+        .map_err(|_| format!("{raw:?} is not a duration like 250us, 500ms, 20s, 5m, 2h or 7d"))?;
     let seconds_per_unit = match unit.trim() {
+        "us" | "µs" => 0.000_001,
         "ms" => 0.001,
         "" | "s" => 1.0,
         "m" => 60.0,
@@ -234,7 +256,7 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         "d" => 86_400.0,
         other => {
             return Err(format!(
-                "unknown duration unit {other:?} (use ms, s, m, h or d)"
+                "unknown duration unit {other:?} (use us, ms, s, m, h or d)"
             ))
         }
     };
@@ -294,10 +316,19 @@ mod tests {
             "http://a.example",
             "--allowed-origin",
             "http://b.example",
+            "--connection-workers",
+            "3",
+            "--post-yield-interval",
+            "100us",
+            "--post-yield-backlog",
+            "0",
         ])
         .expect("flags parse");
         let limits = cli.limits.to_limits();
         assert_eq!(limits.history, 7);
+        assert_eq!(limits.connection_workers, 3);
+        assert_eq!(limits.post_yield_interval, Duration::from_micros(100));
+        assert_eq!(limits.post_yield_backlog, 0);
         assert_eq!(
             limits.message_rate,
             Rate {
@@ -318,6 +349,8 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("0.5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("40µs"), Ok(Duration::from_micros(40)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3 fortnights").is_err());
         assert!(parse_rate("0/1").is_err());

@@ -89,9 +89,24 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
         (
             "--channel-workers",
             "FLACK_CHANNEL_WORKERS",
+            Some("half the cores, at least 1"),
+        ),
+        (
+            "--connection-workers",
+            "FLACK_CONNECTION_WORKERS",
             Some("the number of cores"),
         ),
         ("--batch-scheduling", "FLACK_BATCH_SCHEDULING", Some("true")),
+        (
+            "--post-yield-interval",
+            "FLACK_POST_YIELD_INTERVAL",
+            Some("250us"),
+        ),
+        (
+            "--post-yield-backlog",
+            "FLACK_POST_YIELD_BACKLOG",
+            Some("24"),
+        ),
         ("--max-connections", "FLACK_MAX_CONNECTIONS", Some("100000")),
         ("--max-frame-bytes", "FLACK_MAX_FRAME_BYTES", Some("65536")),
         ("--max-line-bytes", "FLACK_MAX_LINE_BYTES", Some("8192")),

@@ -1,5 +1,5 @@
 //! The accept loop: takes connections off a bound `TcpListener` until shutdown, one task
-//! per connection (run on the engine's channel workers), and waits for those tasks before
+//! per connection (run on the engine's connection workers), and waits for those tasks before
 //! returning.
 //!
 //! Called by [`serve`](crate::serve). It must never end on a failed `accept` (running out
@@ -88,7 +88,7 @@ pub(crate) async fn run(listener: TcpListener, engine: Engine, shutdown: Cancell
     tracing::info!("tcp transport stopped");
 }
 
-/// Runs one connection on one of the engine's channel workers (`Engine::spawn` says why),
+/// Runs one connection on one of the engine's connection workers (`Engine::spawn` says why),
 /// holding its `permit` until it ends: the socket moves to that thread's reactor.
 fn spawn_connection(
     tracker: &TaskTracker,

@@ -37,7 +37,7 @@
 //!   [`protocol::ServerFrame`] replies and events, conversions from engine types.
 //! - [`origin`]: the `Origin` allow-list against cross-site WebSocket hijacking.
 //! - `upgrade`: the checks and the handshake, then one task per socket, run on the
-//!   engine's channel workers.
+//!   engine's connection workers.
 //! - `session`: the per-connection loop (client frames, engine events, posts in flight,
 //!   heartbeat, idle timeout, shutdown) in one task; bounded writes.
 //! - `shared_frame`: a channel message encoded once, for every follower's event and the
@@ -126,7 +126,7 @@ impl WsChat {
 
     /// The tracker of the socket tasks. After firing the shutdown token, an embedder can
     /// `close()` it and `wait()` (with a timeout) until every socket has been closed. The
-    /// socket tasks run on the engine's channel workers ([`Engine::spawn`]), not on the
+    /// socket tasks run on the engine's connection workers ([`Engine::spawn`]), not on the
     /// HTTP server's: stopping the server does not cut them off, and
     /// [`Engine::shutdown`] waits for them (bounded) before it stops its threads.
     pub fn tasks(&self) -> TaskTracker {

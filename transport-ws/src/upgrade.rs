@@ -80,7 +80,7 @@ pub(crate) async fn upgrade(
         session_id = tracing::field::Empty,
         user = tracing::field::Empty
     );
-    // The connection leaves the HTTP worker for one of the engine's channel workers
+    // The connection leaves the HTTP worker for one of the engine's connection workers
     // (`Engine::spawn` says why): the socket is moved to that thread's reactor.
     let stream = match stream.into_std() {
         Ok(stream) => stream,
