@@ -201,8 +201,12 @@ impl Engine {
         let turn = inner.next_worker.fetch_add(1, Ordering::Relaxed);
         let worker = &inner.workers[turn % inner.workers.len()];
         let limits = &inner.limits;
-        let task =
-            scheduling::Turns::new(task, limits.post_yield_interval, limits.post_yield_backlog);
+        // A worker that hosts the rooms itself has no one to yield its core to.
+        let backlog = match limits.channel_workers {
+            0 => 0,
+            _ => limits.post_yield_backlog,
+        };
+        let task = scheduling::Turns::new(task, limits.post_yield_interval, backlog);
         if worker.spawn(inner.tasks.track_future(task)) {
             Ok(())
         } else {
@@ -350,18 +354,24 @@ fn spawn_engine_thread(
 fn run_actor_system(limits: Arc<Limits>, broker: BrokerSource, report: Report) {
     let runner = System::new();
     let started = runner.block_on(async move {
-        let rooms = start_workers(limits.channel_workers, &limits)?;
-        let connections =
-            start_workers(limits.connection_workers, &limits).inspect_err(|_| stop_all(&rooms))?;
+        let connections = start_workers(limits.connection_workers, &limits)?;
+        let rooms = start_workers(limits.channel_workers, &limits)
+            .inspect_err(|_| stop_all(&connections))?;
+        // No channel workers: the rooms share the connection workers.
+        let room_hosts = if rooms.is_empty() {
+            &connections
+        } else {
+            &rooms
+        };
         let broker = match broker {
             BrokerSource::Ready(broker) => Ok(broker),
-            BrokerSource::OnWorker(make) => make_on(&rooms[0], make).await,
+            BrokerSource::OnWorker(make) => make_on(&room_hosts[0], make).await,
         };
         let broker = broker.inspect_err(|_| {
             stop_all(&rooms);
             stop_all(&connections);
         })?;
-        let room_workers = rooms.iter().map(Arbiter::handle).collect();
+        let room_workers = room_hosts.iter().map(Arbiter::handle).collect();
         let registry = RegistryActor::new(limits, broker, room_workers).start();
         Ok(Started {
             system: System::current(),

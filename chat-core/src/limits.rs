@@ -49,7 +49,10 @@ pub struct Limits {
     pub name_hold: Duration,
     /// Threads (actix arbiters) the channel actors are spread over. They run nothing
     /// else, so a room never waits behind connections' socket writes for its turn to fan a
-    /// post out. Default: half the cores, at least 1.
+    /// post out. 0: the rooms share the connection workers instead, which saves the
+    /// hand-over between threads (with the server on one core, channel workers of their
+    /// own sometimes fall into a slower state at full load: `docs/performance.md`, change
+    /// 27) at the cost of latency under load. Default: half the cores, at least 1.
     pub channel_workers: usize,
     /// Threads (actix arbiters) that run the transports' connection tasks
     /// ([`crate::Engine::spawn`]). Default: the number of cores.
@@ -148,7 +151,6 @@ impl Limits {
     pub fn sanitized(mut self) -> Self {
         self.history = self.history.max(1);
         self.session_queue = self.session_queue.max(1);
-        self.channel_workers = self.channel_workers.max(1);
         self.connection_workers = self.connection_workers.max(1);
         self.max_connections = self.max_connections.max(1);
         self.max_display_name_chars = self.max_display_name_chars.max(1);

@@ -1086,6 +1086,39 @@ async fn rooms_fan_out_while_every_connection_worker_is_busy() {
 }
 
 #[tokio::test]
+async fn with_no_channel_workers_rooms_share_the_connection_workers() {
+    // The same busy worker now holds the room up: the post is answered only once the
+    // worker is free again.
+    let engine = engine_with(Limits {
+        channel_workers: 0,
+        connection_workers: 1,
+        ..Limits::default()
+    });
+    let alice = user(&engine, "alice").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (busy, started) = tokio::sync::oneshot::channel();
+    engine
+        .spawn(async move {
+            let _ = busy.send(());
+            let _ = held.recv_timeout(Duration::from_secs(10));
+        })
+        .unwrap();
+    started.await.unwrap();
+    let post = alice.post("c", "after you");
+    tokio::pin!(post);
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut post).await;
+    assert!(
+        early.is_err(),
+        "the room ran while its only worker was busy"
+    );
+    release.send(()).unwrap();
+    let posted = tokio::time::timeout(Duration::from_secs(5), post).await;
+    assert_eq!(posted.expect("answered").unwrap().text, "after you");
+}
+
+#[tokio::test]
 async fn shutdown_waits_for_spawned_tasks_to_say_goodbye() {
     // A transport's connection task tells its client why it is closing after its session
     // is disconnected: stopping the workers at once would cut it off.

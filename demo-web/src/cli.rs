@@ -119,8 +119,9 @@ pub struct LimitFlags {
     #[arg(long, env = "FLACK_NAME_HOLD", default_value = "7d", value_parser = parse_duration)]
     pub name_hold: Duration,
 
-    /// Threads the channel actors are spread over; they run nothing else [default: half
-    /// the cores, at least 1].
+    /// Threads the channel actors are spread over; they run nothing else. 0: the rooms
+    /// share the connection workers (no hand-over between threads, higher latency under
+    /// load) [default: half the cores, at least 1].
     #[arg(long, env = "FLACK_CHANNEL_WORKERS")]
     pub channel_workers: Option<usize>,
 
