@@ -48,8 +48,8 @@ pub struct Limits {
     /// resume token stays valid. Default 7 days.
     pub name_hold: Duration,
     /// Threads (actix arbiters) the channel actors are spread over. They run nothing
-    /// else, so a room never waits behind connections' socket writes for its turn to fan a
-    /// post out. 0: the rooms share the connection workers instead, which saves the
+    /// else (but a Redis broker's tasks), so a room never waits behind connections' socket
+    /// writes for its turn to fan a post out. 0: the rooms share the connection workers instead, which saves the
     /// hand-over between threads (with the server on one core, channel workers of their
     /// own sometimes fall into a slower state at full load: `docs/performance.md`, change
     /// 27) at the cost of latency under load. Default: half the cores, at least 1.

@@ -2,10 +2,11 @@
 //! scheduler, and with each other.
 //!
 //! Rooms (channel actors) and connections run on workers of their own
-//! (`Limits::channel_workers`, `Limits::connection_workers`). On one thread, a room woken
-//! by a post waited behind every connection task already queued for its socket write,
-//! first in, first out: a whole pass over the connections, then another for the fan-out
-//! to reach them. On a thread of its own it can run as soon as it gets a core.
+//! (`Limits::channel_workers`, `Limits::connection_workers`; with no channel workers the
+//! rooms share the connection workers, and nothing here yields). On one thread, a room
+//! woken by a post waited behind every connection task already queued for its socket
+//! write, first in, first out: a whole pass over the connections, then another for the
+//! fan-out to reach them. On a thread of its own it can run as soon as it gets a core.
 //!
 //! Two rules decide when that is:
 //! - Workers are batch threads ([`prefer_batches`], Linux `SCHED_BATCH`): a worker woken
