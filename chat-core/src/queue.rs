@@ -170,6 +170,7 @@ impl QueueReceiver {
         }
         std::mem::swap(&mut state.queued, &mut self.taken);
         drop(state);
+        scheduling::note_taken(self.taken.len());
         Poll::Ready(self.take_local())
     }
 
@@ -185,15 +186,12 @@ impl QueueReceiver {
             }
             std::mem::swap(&mut state.queued, &mut self.taken);
         }
+        scheduling::note_taken(self.taken.len());
         self.take_local()
     }
 
     fn take_local(&mut self) -> Option<Queued> {
         let event = self.taken.pop_front();
-        if event.is_some() {
-            // How far behind its connections are tells a worker whether to yield.
-            scheduling::note_taken();
-        }
         if event.is_none() && self.taken.capacity() > KEEP_CAPACITY {
             self.taken = VecDeque::new();
         }

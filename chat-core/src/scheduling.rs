@@ -68,9 +68,11 @@ pub(crate) fn note_handover() {
     HANDED_OVER.with(|h| h.set(true));
 }
 
-/// Notes that the current task has taken one event from its session's queue.
-pub(crate) fn note_taken() {
-    TAKEN.with(|t| t.set(t.get().wrapping_add(1)));
+/// Notes that the current task has taken `events` from its session's queue (a batch at
+/// a time, off the per-event path). How far behind its connections are tells a worker
+/// whether to yield.
+pub(crate) fn note_taken(events: usize) {
+    TAKEN.with(|t| t.set(t.get().wrapping_add(events as u64)));
 }
 
 /// When a connection worker yields its core: see the module documentation.
@@ -247,7 +249,7 @@ mod yield_tests {
     fn only_a_turn_that_handed_posts_over_yields() {
         let before = yields_here();
         assert!(poll_once(Turns::new(
-            async { note_taken() },
+            async { note_taken(1) },
             Duration::ZERO,
             24
         )));

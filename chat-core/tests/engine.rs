@@ -1053,6 +1053,21 @@ async fn spawned_tasks_run_on_the_connection_workers_in_turn() {
     assert_eq!(threads.len(), 2, "both workers take turns: {threads:?}");
 }
 
+/// Holds one of the engine's connection workers busy (blocked, as a real task must never
+/// be) until the returned sender sends or is dropped, or 10 s pass.
+async fn hold_a_connection_worker(engine: &Engine) -> std::sync::mpsc::Sender<()> {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (busy, started) = tokio::sync::oneshot::channel();
+    engine
+        .spawn(async move {
+            let _ = busy.send(());
+            let _ = held.recv_timeout(Duration::from_secs(10));
+        })
+        .unwrap();
+    started.await.unwrap();
+    release
+}
+
 #[tokio::test]
 async fn rooms_fan_out_while_every_connection_worker_is_busy() {
     // Rooms run on threads of their own: a connection worker that is busy (here: held
@@ -1067,15 +1082,7 @@ async fn rooms_fan_out_while_every_connection_worker_is_busy() {
     alice.create_channel("c").await.unwrap();
     alice.join("c", None).await.unwrap();
     bob.join("c", None).await.unwrap();
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let (busy, started) = tokio::sync::oneshot::channel();
-    engine
-        .spawn(async move {
-            let _ = busy.send(());
-            let _ = held.recv_timeout(Duration::from_secs(10));
-        })
-        .unwrap();
-    started.await.unwrap();
+    let release = hold_a_connection_worker(&engine).await;
     let delivered = tokio::time::timeout(Duration::from_secs(5), async {
         alice.post("c", "while you were busy").await.unwrap();
         next_message(&mut bob).await
@@ -1097,15 +1104,7 @@ async fn with_no_channel_workers_rooms_share_the_connection_workers() {
     let alice = user(&engine, "alice").await;
     alice.create_channel("c").await.unwrap();
     alice.join("c", None).await.unwrap();
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let (busy, started) = tokio::sync::oneshot::channel();
-    engine
-        .spawn(async move {
-            let _ = busy.send(());
-            let _ = held.recv_timeout(Duration::from_secs(10));
-        })
-        .unwrap();
-    started.await.unwrap();
+    let release = hold_a_connection_worker(&engine).await;
     let post = alice.post("c", "after you");
     tokio::pin!(post);
     let early = tokio::time::timeout(Duration::from_millis(300), &mut post).await;
