@@ -200,22 +200,30 @@ fn write_rounds(sockets: Vec<TcpStream>, config: FloorConfig) -> Result<Written,
         pin_to(cpu)?;
     }
     let cpu_before = cpu::thread_used_ns();
-    let mut written = match config.pacing {
+    let (due, passes, writes) = match config.pacing {
         Pacing::Alone { gap } => write_alone(sockets, config, gap)?,
         Pacing::Rate { per_sec } => write_at_rate(sockets, config, per_sec)?,
     };
-    written.cpu_ns = cpu::thread_used_ns()
+    let cpu_ns = cpu::thread_used_ns()
         .zip(cpu_before)
         .map_or(0, |(after, before)| after - before);
-    Ok(written)
+    Ok(Written {
+        due,
+        passes,
+        writes,
+        cpu_ns,
+    })
 }
+
+/// When each round was due, how long each pass took, and how many writes were made.
+type Rounds = (Vec<Instant>, Vec<Duration>, u64);
 
 /// Each round whole, then a pause (sleeping costs no CPU, so none is counted).
 fn write_alone(
     mut sockets: Vec<TcpStream>,
     config: FloorConfig,
     gap: Duration,
-) -> Result<Written, Error> {
+) -> Result<Rounds, Error> {
     let frame = vec![b'x'; config.frame_bytes];
     let mut due = Vec::with_capacity(config.rounds);
     let mut passes = Vec::with_capacity(config.rounds);
@@ -229,12 +237,7 @@ fn write_alone(
         thread::sleep(gap);
     }
     let writes = (config.rounds * config.sockets) as u64;
-    Ok(Written {
-        due,
-        passes,
-        writes,
-        cpu_ns: 0,
-    })
+    Ok((due, passes, writes))
 }
 
 /// Round k due at `start + k / per_sec`; the writer goes round the sockets and writes each
@@ -243,7 +246,7 @@ fn write_at_rate(
     mut sockets: Vec<TcpStream>,
     config: FloorConfig,
     per_sec: f64,
-) -> Result<Written, Error> {
+) -> Result<Rounds, Error> {
     if per_sec.is_nan() || per_sec <= 0.0 {
         return Err("the rate must be above 0".into());
     }
@@ -279,12 +282,7 @@ fn write_at_rate(
             thread::sleep(next.saturating_duration_since(Instant::now()));
         }
     }
-    Ok(Written {
-        due,
-        passes,
-        writes,
-        cpu_ns: 0,
-    })
+    Ok((due, passes, writes))
 }
 
 /// Pins the calling thread to one core.
