@@ -388,11 +388,18 @@ fn run_actor_system(limits: Arc<Limits>, broker: BrokerSource, report: Report) {
     }
 }
 
-/// Starts `count` worker arbiters (batch threads if asked).
+/// Starts `count` worker arbiters (batch threads if asked; see also
+/// `Limits::park_yield_window`).
 fn start_workers(count: usize, limits: &Limits) -> Result<Vec<Arbiter>, ChatError> {
     let mut arbiters: Vec<Arbiter> = Vec::with_capacity(count);
     for _ in 0..count {
-        match Arbiter::try_new() {
+        let window = limits.park_yield_window;
+        let made = if window.is_zero() {
+            Arbiter::try_new()
+        } else {
+            Arbiter::try_with_tokio_rt(move || scheduling::worker_runtime(window))
+        };
+        match made {
             Ok(arbiter) => {
                 if limits.batch_scheduling {
                     arbiter.spawn_fn(scheduling::prefer_batches);

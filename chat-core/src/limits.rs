@@ -62,6 +62,15 @@ pub struct Limits {
     /// woken, so a channel worker fans out bursts of posts together rather than one by
     /// one. Default true.
     pub batch_scheduling: bool,
+    /// A worker thread (channel or connection) with nothing left to run that last slept
+    /// less than this long ago yields its core (`sched_yield`) once before it sleeps
+    /// again. The other worker sharing the core then runs first and usually hands it work,
+    /// so it does not sleep only to be woken at once. Without it, a busy server could fall
+    /// into a state where its two kinds of workers woke each other tens of thousands of
+    /// times a second, each time with a few events, and delivered a third less; a worker
+    /// that sleeps less often (between bursts) is not delayed (`docs/performance.md`,
+    /// change 28). Zero: never yield before sleeping. Default 200 µs.
+    pub park_yield_window: Duration,
     /// After a connection's turn that handed posts to a room, its worker thread yields its
     /// core (`sched_yield`), so that a channel worker waiting for that core fans the posts
     /// out now instead of at the end of the connection worker's time slice: the rest of
@@ -124,6 +133,7 @@ impl Default for Limits {
             channel_workers: cores().div_ceil(2),
             connection_workers: cores(),
             batch_scheduling: true,
+            park_yield_window: Duration::from_micros(200),
             post_yield_interval: Duration::from_micros(250),
             post_yield_backlog: 24,
             max_connections: 100_000,

@@ -8,7 +8,7 @@
 //! write, first in, first out: a whole pass over the connections, then another for the
 //! fan-out to reach them. On a thread of its own it can run as soon as it gets a core.
 //!
-//! Two rules decide when that is:
+//! Three rules decide when that is:
 //! - Workers are batch threads ([`prefer_batches`], Linux `SCHED_BATCH`): a worker woken
 //!   up does not preempt the thread running on its core. A channel worker sharing a core
 //!   with the connection worker that hands it posts would otherwise take them one at a
@@ -21,6 +21,11 @@
 //!   it. It stops yielding while its connections take `Limits::post_yield_backlog` events
 //!   per turn or more on average: the worker is behind, and fewer, larger batches serve
 //!   it better than prompt fan-outs.
+//! - A worker that keeps running dry yields its core before it sleeps
+//!   ([`yield_before_park`], `Limits::park_yield_window`). The other worker on the core
+//!   then runs first and usually hands it work, so it does not sleep only to be woken at
+//!   once: without it, a busy server could fall into a slow state where the two kinds of
+//!   workers woke each other tens of thousands of times a second, a few events each time.
 //!
 //! `docs/performance.md` has what each rule gained.
 
@@ -48,6 +53,34 @@ pub(crate) fn prefer_batches() {
     }
 }
 
+/// A worker's runtime (what actix builds for an arbiter: one thread, I/O and timers) that
+/// yields its core before it sleeps when it slept less than `window` ago
+/// ([`yield_before_park`]).
+pub(crate) fn worker_runtime(window: Duration) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(move || yield_before_park(window))
+        .build()
+}
+
+/// Called when a worker has nothing left to run, just before it sleeps (`epoll_wait`).
+/// A channel worker and a connection worker that share a core hand each other work: posts
+/// one way, events the other. When they keep running dry, each can go to sleep right
+/// before the other wakes it, again and again, every exchange a few events, a wake-up and
+/// two context switches: a slow state a busy server could fall into and stay in. A worker
+/// that sleeps that often (its last sleep less than `window` ago) lets the other run
+/// first instead, which then usually hands it work, and its sleep returns at once. A
+/// worker that sleeps now and then, between bursts, sleeps at once: yielding then would
+/// only delay it (`Limits::park_yield_window`).
+fn yield_before_park(window: Duration) {
+    let now = Instant::now();
+    let last = LAST_PARK.with(|last| last.replace(Some(now)));
+    if last.is_some_and(|last| now.saturating_duration_since(last) < window) {
+        PARK_YIELDS.with(|y| y.set(y.get() + 1));
+        std::thread::yield_now();
+    }
+}
+
 /// How much a turn weighs in the average of events per turn: about the last hundred
 /// turns count.
 const TURN_WEIGHT: f64 = 0.01;
@@ -61,6 +94,10 @@ thread_local! {
     static POLICY: RefCell<Option<YieldPolicy>> = const { RefCell::new(None) };
     /// Yields so far on this thread (read by tests).
     static YIELDS: Cell<u64> = const { Cell::new(0) };
+    /// Yields before sleeping so far on this thread (read by tests).
+    static PARK_YIELDS: Cell<u64> = const { Cell::new(0) };
+    /// When this worker last went to sleep.
+    static LAST_PARK: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Notes that the current task has just handed a post to a room.
@@ -168,6 +205,12 @@ pub(crate) fn yields_here() -> u64 {
     YIELDS.with(Cell::get)
 }
 
+/// Yields before sleeping made on the calling thread so far.
+#[cfg(test)]
+pub(crate) fn park_yields_here() -> u64 {
+    PARK_YIELDS.with(Cell::get)
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     #[test]
@@ -190,7 +233,7 @@ mod yield_tests {
     use std::task::{Context, Waker};
     use std::time::{Duration, Instant};
 
-    use super::{note_handover, note_taken, yields_here, Turns, YieldPolicy};
+    use super::{note_handover, note_taken, park_yields_here, yields_here, Turns, YieldPolicy};
     use crate::{Engine, Limits, Login};
 
     const INTERVAL: Duration = Duration::from_micros(250);
@@ -281,5 +324,53 @@ mod yield_tests {
         Turns::new(post, Duration::ZERO, 24).await;
         assert_eq!(yields_here(), before + 1);
         engine.shutdown().await;
+    }
+
+    /// How many times the connection worker yielded before sleeping while one of its
+    /// tasks waited for five pokes, `nap` apart. Pokes come from another thread (no timer
+    /// on the worker, whose early wake-ups would add sleeps of their own).
+    async fn park_yields_while_napping(window: Duration, nap: Duration) -> u64 {
+        let engine = Engine::start(Limits {
+            connection_workers: 1,
+            park_yield_window: window,
+            ..Limits::default()
+        })
+        .expect("engine");
+        let (poke, mut poked) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        engine
+            .spawn(async move {
+                // Counted from the first poke on: the worker's sleeps before it (while it
+                // started and took this task) came quickly one after the other.
+                let _ = poked.recv().await;
+                let before = park_yields_here();
+                // Nothing else runs on the worker: it sleeps until each poke.
+                for _ in 0..4 {
+                    let _ = poked.recv().await;
+                }
+                let _ = tx.send(park_yields_here() - before);
+            })
+            .expect("spawned");
+        for _ in 0..5 {
+            tokio::time::sleep(nap).await;
+            let _ = poke.send(());
+        }
+        let yields = rx.await.expect("the task ran");
+        engine.shutdown().await;
+        yields
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_sleeps_often_yields_before_it_sleeps() {
+        let (often, seldom) = (Duration::from_millis(2), Duration::from_millis(20));
+        // Sleeps 2 ms apart, within a 1 s window: it yields before each one.
+        assert!(park_yields_while_napping(Duration::from_secs(1), often).await >= 4);
+        // Sleeps 20 ms apart, outside a 5 ms window: it never yields.
+        assert_eq!(
+            park_yields_while_napping(Duration::from_millis(5), seldom).await,
+            0
+        );
+        // A zero window never yields.
+        assert_eq!(park_yields_while_napping(Duration::ZERO, often).await, 0);
     }
 }

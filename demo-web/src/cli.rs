@@ -134,6 +134,12 @@ pub struct LimitFlags {
     #[arg(long, env = "FLACK_BATCH_SCHEDULING", default_value_t = true, action = clap::ArgAction::Set)]
     pub batch_scheduling: bool,
 
+    /// A worker thread with nothing left to run that last slept less than this long ago
+    /// yields its core once before it sleeps again, so the other workers on that core can
+    /// hand it work first (0 never yields).
+    #[arg(long, env = "FLACK_PARK_YIELD_WINDOW", default_value = "200us", value_parser = parse_duration)]
+    pub park_yield_window: Duration,
+
     /// After a connection hands posts to a room, its thread yields its core so the room
     /// fans them out now; at most once per this interval per thread.
     #[arg(long, env = "FLACK_POST_YIELD_INTERVAL", default_value = "250us", value_parser = parse_duration)]
@@ -205,6 +211,7 @@ impl LimitFlags {
                 .connection_workers
                 .unwrap_or(defaults.connection_workers),
             batch_scheduling: self.batch_scheduling,
+            park_yield_window: self.park_yield_window,
             post_yield_interval: self.post_yield_interval,
             post_yield_backlog: self.post_yield_backlog,
             max_connections: self.max_connections,
@@ -323,6 +330,8 @@ mod tests {
             "100us",
             "--post-yield-backlog",
             "0",
+            "--park-yield-window",
+            "0s",
         ])
         .expect("flags parse");
         let limits = cli.limits.to_limits();
@@ -330,6 +339,7 @@ mod tests {
         assert_eq!(limits.connection_workers, 3);
         assert_eq!(limits.post_yield_interval, Duration::from_micros(100));
         assert_eq!(limits.post_yield_backlog, 0);
+        assert_eq!(limits.park_yield_window, Duration::ZERO);
         assert_eq!(
             limits.message_rate,
             Rate {

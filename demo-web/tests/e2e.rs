@@ -98,6 +98,11 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
         ),
         ("--batch-scheduling", "FLACK_BATCH_SCHEDULING", Some("true")),
         (
+            "--yield-before-park",
+            "FLACK_YIELD_BEFORE_PARK",
+            Some("true"),
+        ),
+        (
             "--post-yield-interval",
             "FLACK_POST_YIELD_INTERVAL",
             Some("250us"),
