@@ -327,8 +327,9 @@ mod yield_tests {
     }
 
     /// How many times the connection worker yielded before sleeping while one of its
-    /// tasks waited for five pokes, `nap` apart. Pokes come from another thread (no timer
-    /// on the worker, whose early wake-ups would add sleeps of their own).
+    /// tasks waited for four pokes, `nap` apart. Pokes come from another thread (no timer
+    /// on the worker, whose early wake-ups would add sleeps of their own), each only once
+    /// the task has answered the one before, so the worker goes to sleep between them.
     async fn park_yields_while_napping(window: Duration, nap: Duration) -> u64 {
         let engine = Engine::start(Limits {
             connection_workers: 1,
@@ -337,40 +338,41 @@ mod yield_tests {
         })
         .expect("engine");
         let (poke, mut poked) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (answer, mut answered) = tokio::sync::mpsc::unbounded_channel::<u64>();
         engine
             .spawn(async move {
                 // Counted from the first poke on: the worker's sleeps before it (while it
                 // started and took this task) came quickly one after the other.
                 let _ = poked.recv().await;
                 let before = park_yields_here();
+                let _ = answer.send(0);
                 // Nothing else runs on the worker: it sleeps until each poke.
-                for _ in 0..4 {
-                    let _ = poked.recv().await;
+                while poked.recv().await.is_some() {
+                    let _ = answer.send(park_yields_here() - before);
                 }
-                let _ = tx.send(park_yields_here() - before);
             })
             .expect("spawned");
+        let mut yields = 0;
         for _ in 0..5 {
-            tokio::time::sleep(nap).await;
             let _ = poke.send(());
+            yields = answered.recv().await.expect("the task answers");
+            tokio::time::sleep(nap).await;
         }
-        let yields = rx.await.expect("the task ran");
+        drop(poke);
         engine.shutdown().await;
         yields
     }
 
     #[tokio::test]
     async fn a_worker_that_sleeps_often_yields_before_it_sleeps() {
-        let (often, seldom) = (Duration::from_millis(2), Duration::from_millis(20));
-        // Sleeps 2 ms apart, within a 1 s window: it yields before each one.
-        assert!(park_yields_while_napping(Duration::from_secs(1), often).await >= 4);
-        // Sleeps 20 ms apart, outside a 5 ms window: it never yields.
-        assert_eq!(
-            park_yields_while_napping(Duration::from_millis(5), seldom).await,
-            0
-        );
+        let nap = Duration::from_millis(50);
+        // Four sleeps 50 ms apart, within a 1 s window: it yields before (nearly) each.
+        assert!(park_yields_while_napping(Duration::from_secs(1), nap).await >= 3);
+        // The same sleeps, outside a 5 ms window: it does not yield (yielding before every
+        // sleep would make 4; one spurious wake-up, a sleep that returns at once and is
+        // followed by another, may make 1).
+        assert!(park_yields_while_napping(Duration::from_millis(5), nap).await <= 1);
         // A zero window never yields.
-        assert_eq!(park_yields_while_napping(Duration::ZERO, often).await, 0);
+        assert_eq!(park_yields_while_napping(Duration::ZERO, nap).await, 0);
     }
 }
