@@ -98,9 +98,9 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
         ),
         ("--batch-scheduling", "FLACK_BATCH_SCHEDULING", Some("true")),
         (
-            "--yield-before-park",
-            "FLACK_YIELD_BEFORE_PARK",
-            Some("true"),
+            "--park-yield-window",
+            "FLACK_PARK_YIELD_WINDOW",
+            Some("200us"),
         ),
         (
             "--post-yield-interval",
