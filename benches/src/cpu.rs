@@ -3,7 +3,9 @@
 //! of the sending phase, for the server (given its pid) and for the loadgen itself: a side
 //! whose core was not busy was not what limited the run. Linux only; elsewhere (or for a
 //! pid that is gone) every reading is `None`. Threads that end between two readings take
-//! their time with them; the servers measured here keep theirs for the whole run.
+//! their time with them; the servers measured here keep theirs for the whole run. The
+//! calling thread's own time ([`thread_used_ns`], for `loopback-floor`) comes from its
+//! CPU-time clock instead.
 
 use std::fs;
 
@@ -24,9 +26,17 @@ pub fn used_ns(pid: u32) -> Option<u64> {
 }
 
 /// CPU time used so far by the calling thread, in nanoseconds
-/// (`/proc/thread-self/schedstat`).
+/// (`CLOCK_THREAD_CPUTIME_ID`: up to date while the thread runs, unlike its `schedstat`,
+/// which the kernel only brings up to date at a tick or a switch, so a short stretch of
+/// work could read as none).
 pub fn thread_used_ns() -> Option<u64> {
-    first_field(&fs::read_to_string("/proc/thread-self/schedstat").ok()?)
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a timespec we own.
+    let done = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    (done == 0).then(|| now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64)
 }
 
 fn first_field(schedstat: &str) -> Option<u64> {
