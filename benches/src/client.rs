@@ -267,6 +267,24 @@ impl Conn {
         Err("no Socket.IO reply during setup".into())
     }
 
+    /// Notes from now on when what arrives reached the socket ([`crate::arrival`]); over
+    /// WebSocket only (line protocols are not measured that way).
+    pub fn stamp_arrivals(&mut self) -> Result<(), Error> {
+        match &mut self.io {
+            Io::Ws(ws) => ws.stamp_arrivals(),
+            Io::Lines { .. } => Ok(()),
+        }
+    }
+
+    /// When the last frame [`Conn::recv`] returned had reached the socket, in ns since
+    /// the Unix epoch, if [`Conn::stamp_arrivals`] was called.
+    pub fn arrived_unix_ns(&self) -> Option<u64> {
+        match &self.io {
+            Io::Ws(ws) => ws.arrived_unix_ns(),
+            Io::Lines { .. } => None,
+        }
+    }
+
     /// The next thing the server sent, classified. Cancel-safe.
     pub async fn recv(&mut self) -> Result<Incoming, Error> {
         match self.protocol {

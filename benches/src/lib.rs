@@ -16,6 +16,8 @@
 //!   `docs/performance.md`.
 //!
 //! # Layout
+//! - [`arrival`]: when bytes reached a client's socket, by the kernel's clock
+//!   (`SO_TIMESTAMPNS`): latency without the loadgen's own wait to read.
 //! - [`payload`]: the text each measured message carries (sender, sequence number, send
 //!   time) and how a receiver finds it again in any protocol's frame or line.
 //! - [`track`]: the bookkeeping shared by all clients of one run: in-flight windows,
@@ -39,6 +41,7 @@
 /// The error type of this crate's fallible paths (no `anyhow` in the workspace).
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
+pub mod arrival;
 pub mod client;
 pub mod cpu;
 pub mod floor;

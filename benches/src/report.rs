@@ -125,6 +125,11 @@ pub struct Report {
     pub errors: Vec<String>,
     /// End-to-end latency of each delivery (send to one recipient), ms.
     pub latency_ms: Percentiles,
+    /// Time until each delivery had reached its recipient's socket, ms (by the kernel's
+    /// receive stamp: the loadgen's own wait to read is not in it); with
+    /// `--arrival-stamps` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival_ms: Option<Percentiles>,
     /// Time until the last recipient of a message had it, ms.
     pub until_last_ms: Percentiles,
     /// The server's memory, when its pid was given.
@@ -194,10 +199,13 @@ impl Report {
             "lost / dup / unmatched",
             format!("{} / {} / {}", self.lost, self.duplicates, self.untracked),
         );
-        for (name, p) in [
-            ("latency ms (each)", self.latency_ms),
-            ("latency ms (last rcpt)", self.until_last_ms),
-        ] {
+        let arrival = self.arrival_ms.map(|p| ("at the socket ms (each)", p));
+        let rows = [
+            Some(("latency ms (each)", self.latency_ms)),
+            arrival,
+            Some(("latency ms (last rcpt)", self.until_last_ms)),
+        ];
+        for (name, p) in rows.into_iter().flatten() {
             row(
                 name,
                 format!(

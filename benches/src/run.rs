@@ -26,7 +26,7 @@ use crate::cpu;
 use crate::payload::{self, Stamp};
 use crate::report::{CpuUse, Memory, Percentiles, Report};
 use crate::rss;
-use crate::track::{Seen, SenderSlot, Tracker, MAX_WINDOW};
+use crate::track::{Samples, Seen, SenderSlot, Tracker, MAX_WINDOW};
 use crate::Error;
 
 /// What to run. Durations bound each phase; see `loadgen --help` for the meaning of each.
@@ -74,6 +74,9 @@ pub struct Config {
     /// Prefix of user and channel names, unique per run so that runs against the same
     /// server never collide (names are held by our engine after logout).
     pub run_id: String,
+    /// Also measure each delivery's arrival at its socket by the kernel's clock
+    /// ([`crate::arrival`]; WebSocket protocols only).
+    pub arrival_stamps: bool,
 }
 
 impl Config {
@@ -105,6 +108,7 @@ impl Default for Config {
             max_messages: 0,
             server_pid: None,
             run_id: default_run_id(),
+            arrival_stamps: false,
         }
     }
 }
@@ -316,6 +320,9 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         dropped_connections: tracker.dropped.load(Ordering::Relaxed),
         errors,
         latency_ms: Percentiles::of(&tracker.latency()),
+        arrival_ms: config
+            .arrival_stamps
+            .then(|| Percentiles::of(&tracker.arrival())),
         until_last_ms: Percentiles::of(&tracker.until_last()),
         server_memory: memory,
         cpu,
@@ -469,7 +476,16 @@ async fn client(
         .await
     };
     let mut conn = match opened {
-        Ok(Ok(conn)) => conn,
+        Ok(Ok(mut conn)) => {
+            if config.arrival_stamps {
+                if let Err(e) = conn.stamp_arrivals() {
+                    tracker.record_drop(format!("setup of {name}: arrival stamps: {e}"));
+                    let _ = ready.send((plan.index, false)).await;
+                    return;
+                }
+            }
+            conn
+        }
         Ok(Err(e)) => {
             tracker.record_drop(format!("setup of {name}: {e}"));
             let _ = ready.send((plan.index, false)).await;
@@ -485,7 +501,7 @@ async fn client(
     drop(ready);
 
     let mut seen = Seen::default();
-    let mut latencies = Vec::with_capacity(256);
+    let mut latencies = Samples::default();
     let mut seq: u64 = 0;
     let mut send_start: Option<Instant> = None;
     let slot = plan.sender.map(|s| &tracker.senders[s as usize]);
@@ -516,7 +532,8 @@ async fn client(
                     if Some(stamp.sender) == plan.sender {
                         tracker.echoes.fetch_add(1, Ordering::Relaxed);
                     } else if seen.insert(stamp.sender, stamp.seq) {
-                        tracker.delivered(stamp, tracker.now_ns(), &mut latencies);
+                        let (now, arrived) = (tracker.now_ns(), conn.arrived_unix_ns());
+                        tracker.delivered(stamp, now, arrived, &mut latencies);
                     } else {
                         tracker.duplicates.fetch_add(1, Ordering::Relaxed);
                     }

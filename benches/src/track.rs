@@ -71,6 +71,8 @@ impl SenderSlot {
 pub struct Tracker {
     /// The shared start instant every timestamp is relative to.
     pub start: Instant,
+    /// The same moment in ns since the Unix epoch, for the kernel's arrival stamps.
+    pub start_unix_ns: u64,
     /// One slot per sender, by sender index.
     pub senders: Vec<SenderSlot>,
     /// Unique deliveries (a message reaching one recipient, counted once).
@@ -93,7 +95,15 @@ pub struct Tracker {
     /// The first few reasons for dropped connections, for the report.
     pub errors: Mutex<Vec<String>>,
     latency: Mutex<Histogram<u64>>,
+    arrival: Mutex<Histogram<u64>>,
     last: Mutex<Histogram<u64>>,
+}
+
+/// One receiver's latency samples (ns), moved to the shared histograms now and then.
+#[derive(Default)]
+pub struct Samples {
+    latency: Vec<u64>,
+    arrival: Vec<u64>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -110,6 +120,7 @@ impl Tracker {
     pub fn new(senders: usize) -> Self {
         Tracker {
             start: Instant::now(),
+            start_unix_ns: crate::arrival::unix_now_ns(),
             senders: (0..senders).map(|_| SenderSlot::new()).collect(),
             unique: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
@@ -121,6 +132,7 @@ impl Tracker {
             dropped: AtomicU64::new(0),
             errors: Mutex::new(Vec::new()),
             latency: Mutex::new(histogram()),
+            arrival: Mutex::new(histogram()),
             last: Mutex::new(histogram()),
         }
     }
@@ -155,15 +167,27 @@ impl Tracker {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records a first-time delivery of `stamp` to one recipient at `now_ns`, and its
-    /// latency (into `buffer`, flushed to the shared histogram now and then).
-    pub fn delivered(&self, stamp: Stamp, now_ns: u64, buffer: &mut Vec<u64>) {
+    /// Records a first-time delivery of `stamp` to one recipient, read at `now_ns` and
+    /// (if stamped) arrived at its socket at `arrived_unix_ns`, and its latencies (into
+    /// `samples`, flushed to the shared histograms now and then).
+    pub fn delivered(
+        &self,
+        stamp: Stamp,
+        now_ns: u64,
+        arrived_unix_ns: Option<u64>,
+        samples: &mut Samples,
+    ) {
         self.unique.fetch_add(1, Ordering::Relaxed);
         self.last_delivery_ns.fetch_max(now_ns, Ordering::Relaxed);
         let latency = now_ns.saturating_sub(stamp.sent_ns).clamp(1, MAX_NS);
-        buffer.push(latency);
-        if buffer.len() >= FLUSH_EVERY {
-            self.flush(buffer);
+        samples.latency.push(latency);
+        if let Some(arrived) = arrived_unix_ns {
+            let arrived_ns = arrived.saturating_sub(self.start_unix_ns);
+            let arrival = arrived_ns.saturating_sub(stamp.sent_ns).clamp(1, MAX_NS);
+            samples.arrival.push(arrival);
+        }
+        if samples.latency.len() >= FLUSH_EVERY {
+            self.flush(samples);
         }
         let Some(slot) = self.senders.get(stamp.sender as usize) else {
             self.untracked.fetch_add(1, Ordering::Relaxed);
@@ -188,16 +212,22 @@ impl Tracker {
         }
     }
 
-    /// Moves buffered latency samples into the shared histogram.
-    pub fn flush(&self, buffer: &mut Vec<u64>) {
-        if buffer.is_empty() {
-            return;
+    /// Moves buffered latency samples into the shared histograms.
+    pub fn flush(&self, samples: &mut Samples) {
+        for (buffer, histogram) in [
+            (&mut samples.latency, &self.latency),
+            (&mut samples.arrival, &self.arrival),
+        ] {
+            if buffer.is_empty() {
+                continue;
+            }
+            let mut h = lock(histogram);
+            for &v in buffer.iter() {
+                // Recording errors only happen for out-of-range values, which are clamped.
+                let _ = h.record(v);
+            }
+            buffer.clear();
         }
-        let mut h = lock(&self.latency);
-        for &v in buffer.iter() {
-            let _ = h.record(v);
-        }
-        buffer.clear();
     }
 
     /// Records that a client's connection ended early, and why (the first 10 reasons kept).
@@ -212,6 +242,11 @@ impl Tracker {
     /// Per-recipient latency histogram (ns), a copy.
     pub fn latency(&self) -> Histogram<u64> {
         lock(&self.latency).clone()
+    }
+
+    /// Per-recipient arrival latency histogram (ns, empty unless stamped), a copy.
+    pub fn arrival(&self) -> Histogram<u64> {
+        lock(&self.arrival).clone()
     }
 
     /// Time-until-last-recipient histogram (ns) of completed messages, a copy.
@@ -305,17 +340,19 @@ mod tests {
             seq: 0,
             sent_ns: 0,
         };
-        let mut buf = Vec::new();
-        t.delivered(stamp, 10, &mut buf);
+        let mut buf = Samples::default();
+        t.delivered(stamp, 10, None, &mut buf);
         assert_eq!(t.senders[0].in_flight.load(Ordering::Relaxed), 1);
-        t.delivered(stamp, 20, &mut buf);
+        // Arrived at its socket 5 ns after the start, read 20 ns after.
+        t.delivered(stamp, 20, Some(t.start_unix_ns + 5), &mut buf);
         assert_eq!(t.senders[0].in_flight.load(Ordering::Relaxed), 0);
         assert_eq!(t.outstanding.load(Ordering::Relaxed), 0);
         // A third copy cannot match anything any more.
-        t.delivered(stamp, 30, &mut buf);
+        t.delivered(stamp, 30, None, &mut buf);
         assert_eq!(t.untracked.load(Ordering::Relaxed), 1);
         t.flush(&mut buf);
         assert_eq!(t.latency().len(), 3);
+        assert_eq!((t.arrival().len(), t.arrival().max()), (1, 5));
         assert_eq!(t.until_last().max(), 20);
     }
 }

@@ -49,6 +49,10 @@ pub struct WsClient {
     max_message: usize,
     /// State of the masking keys' generator.
     mask_state: u32,
+    /// Whether reads ask the kernel when their bytes arrived ([`crate::arrival`]).
+    stamped: bool,
+    /// When the bytes of the last read arrived (ns since the Unix epoch), if stamped.
+    arrived_unix_ns: Option<u64>,
 }
 
 /// The head of one frame: what it is and where its payload lies in the buffer.
@@ -99,6 +103,8 @@ impl WsClient {
             out: Vec::new(),
             max_message,
             mask_state: seed(),
+            stamped: false,
+            arrived_unix_ns: None,
         })
     }
 
@@ -140,6 +146,20 @@ impl WsClient {
                 }
             }
         }
+    }
+
+    /// From now on, notes when the bytes of each read reached the socket.
+    pub fn stamp_arrivals(&mut self) -> Result<(), Error> {
+        crate::arrival::enable(&self.stream)?;
+        self.stamped = true;
+        Ok(())
+    }
+
+    /// When the last text handed out had reached the socket, in ns since the Unix epoch
+    /// (the stamp of the read that completed it, or of a later one): `None` unless
+    /// [`WsClient::stamp_arrivals`] was called.
+    pub fn arrived_unix_ns(&self) -> Option<u64> {
+        self.arrived_unix_ns
     }
 
     /// Writes each of `texts` as a text frame, all in one write.
@@ -218,7 +238,14 @@ impl WsClient {
             self.start = 0;
         }
         self.buf.reserve(READ_CHUNK);
-        if self.stream.read_buf(&mut self.buf).await? == 0 {
+        let read = if self.stamped {
+            let (n, stamp) = crate::arrival::read(&self.stream, &mut self.buf).await?;
+            self.arrived_unix_ns = stamp;
+            n
+        } else {
+            self.stream.read_buf(&mut self.buf).await?
+        };
+        if read == 0 {
             return Err("connection closed".into());
         }
         Ok(())

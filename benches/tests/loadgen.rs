@@ -217,3 +217,39 @@ async fn loadgen_against_our_engine_over_ws_and_tcp() {
         assert!(report.is_clean(), "{protocol:?}\n{table}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn arrival_stamps_measure_every_delivery_and_never_after_it_was_read() {
+    let ours = start_ours();
+    let config = Config {
+        arrival_stamps: true,
+        rate: 200.0,
+        ..config(Protocol::Ws, ours.http)
+    };
+    let report = run(config).await.expect("run");
+    let table = report.table();
+    assert!(report.is_clean(), "{table}");
+    let arrival = report.arrival_ms.expect("arrival percentiles");
+    assert_eq!(arrival.count, EXPECTED, "{table}");
+    // Each delivery arrived at its socket before the loadgen read it, so each
+    // percentile of arrival is at most the same one of reading (histogram precision:
+    // three significant digits).
+    let latency = report.latency_ms;
+    for (at_socket, read) in [
+        (arrival.p50, latency.p50),
+        (arrival.p99, latency.p99),
+        (arrival.max, latency.max),
+    ] {
+        assert!(at_socket > 0.0, "{table}");
+        assert!(at_socket <= read * 1.001, "{at_socket} > {read}\n{table}");
+    }
+    assert!(table.contains("at the socket ms"), "{table}");
+
+    // Off by default: the report has no arrival row.
+    let plain = run(config_plain(ours.http)).await.expect("run");
+    assert!(plain.arrival_ms.is_none());
+}
+
+fn config_plain(addr: SocketAddr) -> Config {
+    config(Protocol::Ws, addr)
+}

@@ -83,6 +83,10 @@ struct Args {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also report when each delivery reached its socket, by the kernel's receive stamp
+    /// (without the loadgen's own wait to read it; WebSocket protocols only).
+    #[arg(long)]
+    arrival_stamps: bool,
 }
 
 fn secs(s: f64) -> Result<Duration, Box<dyn Error>> {
@@ -121,6 +125,7 @@ fn real_main() -> Result<ExitCode, Box<dyn Error>> {
         max_messages: args.max_messages,
         server_pid: args.server_pid,
         run_id: args.run_id.unwrap_or_else(run::default_run_id),
+        arrival_stamps: args.arrival_stamps,
     };
     // The watchdog: every phase is bounded, this bounds the process too.
     let hard = config.setup_budget + config.settle + config.duration + config.drain;
