@@ -126,8 +126,8 @@ pub struct Report {
     /// End-to-end latency of each delivery (send to one recipient), ms.
     pub latency_ms: Percentiles,
     /// Time until each delivery had reached its recipient's socket, ms (by the kernel's
-    /// receive stamp: the loadgen's own wait to read is not in it); with
-    /// `--arrival-stamps` only.
+    /// receive stamp: the loadgen's own wait to read is not in it), over the clients
+    /// `--arrival-every` picks; absent without it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrival_ms: Option<Percentiles>,
     /// Time until the last recipient of a message had it, ms.

@@ -222,7 +222,7 @@ async fn loadgen_against_our_engine_over_ws_and_tcp() {
 async fn arrival_stamps_measure_every_delivery_and_never_after_it_was_read() {
     let ours = start_ours();
     let config = Config {
-        arrival_stamps: true,
+        arrival_every: 1,
         rate: 200.0,
         ..config(Protocol::Ws, ours.http)
     };

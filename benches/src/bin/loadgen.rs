@@ -83,10 +83,11 @@ struct Args {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Also report when each delivery reached its socket, by the kernel's receive stamp
-    /// (without the loadgen's own wait to read it; WebSocket protocols only).
-    #[arg(long)]
-    arrival_stamps: bool,
+    /// Also report when deliveries reached their sockets, by the kernel's receive stamp
+    /// (without the loadgen's own wait to read them; WebSocket protocols only), for every
+    /// N-th client (0: none).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    arrival_every: usize,
 }
 
 fn secs(s: f64) -> Result<Duration, Box<dyn Error>> {
@@ -125,7 +126,7 @@ fn real_main() -> Result<ExitCode, Box<dyn Error>> {
         max_messages: args.max_messages,
         server_pid: args.server_pid,
         run_id: args.run_id.unwrap_or_else(run::default_run_id),
-        arrival_stamps: args.arrival_stamps,
+        arrival_every: args.arrival_every,
     };
     // The watchdog: every phase is bounded, this bounds the process too.
     let hard = config.setup_budget + config.settle + config.duration + config.drain;
