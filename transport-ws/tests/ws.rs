@@ -646,6 +646,81 @@ async fn back_to_back_posts_are_answered_in_order_and_before_their_echoes() {
     assert_eq!(texts, sent);
 }
 
+/// Alice posts `m{from}` to `m{from + 29}` to `general`, one after another.
+async fn posts(alice: &mut Client, from: usize, expected: &mut Vec<String>) {
+    for n in from..from + 30 {
+        let text = format!("m{n}");
+        alice
+            .ok(json!({"type": "post", "room": "general", "text": text}))
+            .await;
+        expected.push(format!("general:{text}"));
+    }
+}
+
+/// What a listener's frame is, in a word: `general:TEXT`, `@peer:TEXT`, `joined:NAME`
+/// (in `general`), `typing:NAME`; `None` for frames the test does not follow.
+fn label(frame: &Value) -> Option<String> {
+    match frame["type"].as_str()? {
+        "message" => Some(format!(
+            "{}:{}",
+            frame["room"].as_str()?,
+            frame["message"]["text"].as_str()?
+        )),
+        // Presence in `general` only: opening the private room brings its own.
+        "presence" if frame["room"] == "general" => Some(format!(
+            "{}:{}",
+            frame["change"].as_str()?,
+            frame["user"]["name"].as_str()?
+        )),
+        "typing" => Some(format!("typing:{}", frame["user"]["name"].as_str()?)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_listener_gets_messages_and_other_events_in_the_order_they_happened() {
+    // Bob only listens while the others post, arrive, type and write to him privately:
+    // he must get it all in the order it happened, whatever batches it comes in.
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+    let mut carol = server.user("carol").await;
+    alice
+        .ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    alice.ok(json!({"type": "join", "room": "general"})).await;
+    bob.ok(json!({"type": "join", "room": "general"})).await;
+    alice
+        .event(|f| label(f).as_deref() == Some("joined:bob"))
+        .await;
+
+    // Bob's own arrival comes first (Alice saw it before she posted).
+    let mut expected = vec!["joined:bob".to_owned()];
+    posts(&mut alice, 0, &mut expected).await;
+    carol.ok(json!({"type": "join", "room": "general"})).await;
+    // Alice sees it once the room has passed it on to every follower.
+    alice
+        .event(|f| label(f).as_deref() == Some("joined:carol"))
+        .await;
+    expected.push("joined:carol".into());
+    posts(&mut alice, 30, &mut expected).await;
+    carol.ok(json!({"type": "typing", "room": "general"})).await;
+    alice
+        .event(|f| label(f).as_deref() == Some("typing:carol"))
+        .await;
+    expected.push("typing:carol".into());
+    posts(&mut alice, 60, &mut expected).await;
+    carol
+        .ok(json!({"type": "post", "room": "@bob", "text": "psst"}))
+        .await;
+    expected.push("@carol:psst".into());
+    posts(&mut alice, 90, &mut expected).await;
+
+    let frames = bob.frames_until(is_message("general", "m119")).await;
+    let got: Vec<String> = frames.iter().filter_map(label).collect();
+    assert_eq!(got, expected);
+}
+
 #[tokio::test]
 async fn private_messages_reach_both_connections_of_a_user_and_no_one_else() {
     let server = TestServer::start(test_limits());
