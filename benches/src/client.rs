@@ -15,6 +15,7 @@
 //! addresses are accepted.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -281,6 +282,15 @@ impl Conn {
     pub fn arrived_unix_ns(&self) -> Option<u64> {
         match &self.io {
             Io::Ws(ws) => ws.arrived_unix_ns(),
+            Io::Lines { .. } => None,
+        }
+    }
+
+    /// When what [`Conn::recv`] returned last was received: the return of the read that
+    /// completed it (WebSocket), or `None` (lines: the caller reads the clock).
+    pub fn read_at(&self) -> Option<Instant> {
+        match &self.io {
+            Io::Ws(ws) => ws.read_at(),
             Io::Lines { .. } => None,
         }
     }

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
@@ -506,7 +507,7 @@ async fn client(
     let mut send_start: Option<Instant> = None;
     let slot = plan.sender.map(|s| &tracker.senders[s as usize]);
     // Bounded: ends at Phase::Done, when the run drops the phase sender, or on an error.
-    loop {
+    'client: loop {
         let now_phase = *phase.borrow();
         if now_phase == Phase::Done {
             break;
@@ -527,35 +528,56 @@ async fn client(
                     break;
                 }
             }
-            incoming = conn.recv() => match incoming {
-                Ok(Incoming::Delivery(stamp)) => {
-                    if Some(stamp.sender) == plan.sender {
-                        tracker.echoes.fetch_add(1, Ordering::Relaxed);
-                    } else if seen.insert(stamp.sender, stamp.seq) {
-                        let (now, arrived) = (tracker.now_ns(), conn.arrived_unix_ns());
-                        tracker.delivered(stamp, now, arrived, &mut latencies);
-                    } else {
-                        tracker.duplicates.fetch_add(1, Ordering::Relaxed);
+            incoming = conn.recv() => {
+                // Frames already read need no wait: they are taken here, up to a bound,
+                // rather than each in a `select!` of its own (which made a new wait on the
+                // phase every time, a visible share of the loadgen's core).
+                let mut incoming = Some(incoming);
+                let mut taken = 0;
+                while let Some(next) = incoming.take() {
+                    let keep_on = match next {
+                        Ok(Incoming::Delivery(stamp)) => {
+                            if Some(stamp.sender) == plan.sender {
+                                tracker.echoes.fetch_add(1, Ordering::Relaxed);
+                            } else if seen.insert(stamp.sender, stamp.seq) {
+                                let now = conn
+                                    .read_at()
+                                    .map_or_else(|| tracker.now_ns(), |at| tracker.ns_at(at));
+                                let arrived = conn.arrived_unix_ns();
+                                tracker.delivered(stamp, now, arrived, &mut latencies);
+                            } else {
+                                tracker.duplicates.fetch_add(1, Ordering::Relaxed);
+                            }
+                            true
+                        }
+                        Ok(Incoming::Ping(token)) => match conn.pong(token).await {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracker.record_drop(format!("{name}: {e}"));
+                                false
+                            }
+                        },
+                        Ok(Incoming::Closed(why)) => {
+                            tracker.record_drop(format!("{name}: {why}"));
+                            false
+                        }
+                        Ok(Incoming::Other) => true,
+                        Err(e) => {
+                            if *phase.borrow() != Phase::Done {
+                                tracker.record_drop(format!("{name}: {e}"));
+                            }
+                            false
+                        }
+                    };
+                    if !keep_on {
+                        break 'client;
+                    }
+                    taken += 1;
+                    if taken < TAKE_AT_ONCE {
+                        incoming = conn.recv().now_or_never();
                     }
                 }
-                Ok(Incoming::Ping(token)) => {
-                    if let Err(e) = conn.pong(token).await {
-                        tracker.record_drop(format!("{name}: {e}"));
-                        break;
-                    }
-                }
-                Ok(Incoming::Closed(why)) => {
-                    tracker.record_drop(format!("{name}: {why}"));
-                    break;
-                }
-                Ok(Incoming::Other) => {}
-                Err(e) => {
-                    if *phase.borrow() != Phase::Done {
-                        tracker.record_drop(format!("{name}: {e}"));
-                    }
-                    break;
-                }
-            },
+            }
             () = ready_to_send(slot, config.window, at), if sending => {
                 let (Some(sender), Some(slot)) = (plan.sender, slot) else { continue };
                 let texts = burst(tracker, slot, sender, &mut seq, send_start, config);
@@ -569,6 +591,10 @@ async fn client(
     tracker.flush(&mut latencies);
     let _ = timeout(Duration::from_secs(1), conn.close()).await;
 }
+
+/// Most frames a client takes from what it has read before it looks at the phase (and,
+/// for a sender, at its send timer) again.
+const TAKE_AT_ONCE: usize = 64;
 
 /// CPU time of both sides and deliveries so far, at one instant of the run.
 struct CpuReading {

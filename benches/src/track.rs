@@ -142,6 +142,11 @@ impl Tracker {
         self.start.elapsed().as_nanos() as u64
     }
 
+    /// Nanoseconds from the start instant to `at`.
+    pub fn ns_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.start).as_nanos() as u64
+    }
+
     /// Registers message `seq` of `sender` as sent, before it is written to the socket.
     pub fn begin(&self, sender: u32, seq: u64) {
         let slot = &self.senders[sender as usize];

@@ -11,6 +11,7 @@
 //! tungstenite.
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -53,6 +54,8 @@ pub struct WsClient {
     stamped: bool,
     /// When the bytes of the last read arrived (ns since the Unix epoch), if stamped.
     arrived_unix_ns: Option<u64>,
+    /// When the last read returned: the time every frame it completed was received.
+    read_at: Option<Instant>,
 }
 
 /// The head of one frame: what it is and where its payload lies in the buffer.
@@ -105,6 +108,7 @@ impl WsClient {
             mask_state: seed(),
             stamped: false,
             arrived_unix_ns: None,
+            read_at: None,
         })
     }
 
@@ -160,6 +164,14 @@ impl WsClient {
     /// [`WsClient::stamp_arrivals`] was called.
     pub fn arrived_unix_ns(&self) -> Option<u64> {
         self.arrived_unix_ns
+    }
+
+    /// When the read that completed the last text handed out returned (`None` before the
+    /// first read). One clock reading per read, not per frame: the frames of one read
+    /// were all received at that moment, and a clock reading per frame was a visible
+    /// share of the loadgen's core.
+    pub fn read_at(&self) -> Option<Instant> {
+        self.read_at
     }
 
     /// Writes each of `texts` as a text frame, all in one write.
@@ -248,6 +260,7 @@ impl WsClient {
         if read == 0 {
             return Err("connection closed".into());
         }
+        self.read_at = Some(Instant::now());
         Ok(())
     }
 
