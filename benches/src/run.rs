@@ -501,8 +501,13 @@ async fn client(
     let _ = ready.send((plan.index, true)).await;
     drop(ready);
 
-    let mut seen = Seen::default();
-    let mut latencies = Samples::default();
+    let mut received = Received {
+        tracker,
+        me: plan.sender,
+        name: &name,
+        seen: Seen::default(),
+        latencies: Samples::default(),
+    };
     let mut seq: u64 = 0;
     let mut send_start: Option<Instant> = None;
     let slot = plan.sender.map(|s| &tracker.senders[s as usize]);
@@ -532,49 +537,15 @@ async fn client(
                 // Frames already read need no wait: they are taken here, up to a bound,
                 // rather than each in a `select!` of its own (which made a new wait on the
                 // phase every time, a visible share of the loadgen's core).
-                let mut incoming = Some(incoming);
+                let mut next = Some(incoming);
                 let mut taken = 0;
-                while let Some(next) = incoming.take() {
-                    let keep_on = match next {
-                        Ok(Incoming::Delivery(stamp)) => {
-                            if Some(stamp.sender) == plan.sender {
-                                tracker.echoes.fetch_add(1, Ordering::Relaxed);
-                            } else if seen.insert(stamp.sender, stamp.seq) {
-                                let now = conn
-                                    .read_at()
-                                    .map_or_else(|| tracker.now_ns(), |at| tracker.ns_at(at));
-                                let arrived = conn.arrived_unix_ns();
-                                tracker.delivered(stamp, now, arrived, &mut latencies);
-                            } else {
-                                tracker.duplicates.fetch_add(1, Ordering::Relaxed);
-                            }
-                            true
-                        }
-                        Ok(Incoming::Ping(token)) => match conn.pong(token).await {
-                            Ok(()) => true,
-                            Err(e) => {
-                                tracker.record_drop(format!("{name}: {e}"));
-                                false
-                            }
-                        },
-                        Ok(Incoming::Closed(why)) => {
-                            tracker.record_drop(format!("{name}: {why}"));
-                            false
-                        }
-                        Ok(Incoming::Other) => true,
-                        Err(e) => {
-                            if *phase.borrow() != Phase::Done {
-                                tracker.record_drop(format!("{name}: {e}"));
-                            }
-                            false
-                        }
-                    };
-                    if !keep_on {
+                while let Some(incoming) = next.take() {
+                    if !received.take(incoming, &mut conn, &phase).await {
                         break 'client;
                     }
                     taken += 1;
                     if taken < TAKE_AT_ONCE {
-                        incoming = conn.recv().now_or_never();
+                        next = conn.recv().now_or_never();
                     }
                 }
             }
@@ -588,8 +559,64 @@ async fn client(
             }
         }
     }
-    tracker.flush(&mut latencies);
+    tracker.flush(&mut received.latencies);
     let _ = timeout(Duration::from_secs(1), conn.close()).await;
+}
+
+/// What one client keeps of what it receives.
+struct Received<'a> {
+    tracker: &'a Tracker,
+    /// The client's own sender index: its echoes are not deliveries.
+    me: Option<u32>,
+    name: &'a str,
+    seen: Seen,
+    latencies: Samples,
+}
+
+impl Received<'_> {
+    /// Accounts for one thing the client received; whether the client goes on.
+    async fn take(
+        &mut self,
+        incoming: Result<Incoming, Error>,
+        conn: &mut Conn,
+        phase: &watch::Receiver<Phase>,
+    ) -> bool {
+        let (tracker, name) = (self.tracker, self.name);
+        match incoming {
+            Ok(Incoming::Delivery(stamp)) => {
+                if Some(stamp.sender) == self.me {
+                    tracker.echoes.fetch_add(1, Ordering::Relaxed);
+                } else if self.seen.insert(stamp.sender, stamp.seq) {
+                    let now = conn
+                        .read_at()
+                        .map_or_else(|| tracker.now_ns(), |at| tracker.ns_at(at));
+                    let arrived = conn.arrived_unix_ns();
+                    tracker.delivered(stamp, now, arrived, &mut self.latencies);
+                } else {
+                    tracker.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                true
+            }
+            Ok(Incoming::Ping(token)) => match conn.pong(token).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracker.record_drop(format!("{name}: {e}"));
+                    false
+                }
+            },
+            Ok(Incoming::Closed(why)) => {
+                tracker.record_drop(format!("{name}: {why}"));
+                false
+            }
+            Ok(Incoming::Other) => true,
+            Err(e) => {
+                if *phase.borrow() != Phase::Done {
+                    tracker.record_drop(format!("{name}: {e}"));
+                }
+                false
+            }
+        }
+    }
 }
 
 /// Most frames a client takes from what it has read before it looks at the phase (and,
