@@ -214,6 +214,16 @@ impl Engine {
         }
     }
 
+    /// Whether the caller runs on one of an engine's connection workers: in a task that
+    /// [`Engine::spawn`] placed there, or one such a task started. A worker runs its tasks
+    /// one at a time on its own thread (a `tokio::task::LocalSet`), so
+    /// `tokio::task::spawn_local` works there, and a task it starts shares the thread
+    /// with the connections placed on it: a transport can run one task per worker that
+    /// serves all of them.
+    pub fn on_connection_worker() -> bool {
+        scheduling::on_connection_worker()
+    }
+
     /// The limits this engine enforces (after [`Limits::sanitized`]).
     pub fn limits(&self) -> &Limits {
         &self.inner.limits

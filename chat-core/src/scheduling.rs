@@ -98,6 +98,13 @@ thread_local! {
     static PARK_YIELDS: Cell<u64> = const { Cell::new(0) };
     /// When this worker last went to sleep.
     static LAST_PARK: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Whether this thread is a connection worker (it has run a [`Turns`]).
+    static CONNECTION_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the calling thread is one of an engine's connection workers.
+pub(crate) fn on_connection_worker() -> bool {
+    CONNECTION_WORKER.with(Cell::get)
 }
 
 /// Notes that the current task has just handed a post to a room.
@@ -178,6 +185,7 @@ impl<F: Future<Output = ()>> Future for Turns<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        CONNECTION_WORKER.with(|w| w.set(true));
         // Whatever an earlier task on this thread left behind is not this turn's.
         HANDED_OVER.with(|h| h.set(false));
         TAKEN.with(|t| t.set(0));

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use actix::Addr;
 use tokio::sync::oneshot;
@@ -175,8 +175,15 @@ impl Session {
     /// it yields one [`Event::Disconnected`] and then `None`; after [`Session::close`] it
     /// yields `None`.
     pub async fn next_event(&mut self) -> Option<Event> {
+        std::future::poll_fn(|cx| self.poll_next_event(cx)).await
+    }
+
+    /// [`Session::next_event`] as a poll: the next event if one is queued, or `Pending`
+    /// with `cx`'s waker kept until one is. Lets one task wait on many sessions, each
+    /// with a waker of its own that says which session is ready.
+    pub fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         if self.finished {
-            return None;
+            return Poll::Ready(None);
         }
         loop {
             // Closing wakes the queue too, so a session that is closed while waiting gets
@@ -184,17 +191,17 @@ impl Session {
             let event = if self.subscriber.is_closed() {
                 None
             } else {
-                std::future::poll_fn(|cx| self.events.poll_next(cx)).await
+                ready!(self.events.poll_next(cx))
             };
             let Some(event) = event else {
                 self.finished = true;
-                return match self.subscriber.cause() {
+                return Poll::Ready(match self.subscriber.cause() {
                     Some(CloseCause::Engine(reason)) => Some(Event::Disconnected(reason)),
                     _ => None,
-                };
+                });
             };
             if !self.is_covered(&event) {
-                return Some(event.into());
+                return Poll::Ready(Some(event.into()));
             }
         }
     }

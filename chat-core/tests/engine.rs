@@ -1053,6 +1053,63 @@ async fn spawned_tasks_run_on_the_connection_workers_in_turn() {
     assert_eq!(threads.len(), 2, "both workers take turns: {threads:?}");
 }
 
+#[tokio::test]
+async fn a_spawned_task_knows_it_is_on_a_connection_worker_and_may_spawn_beside_it() {
+    let engine = engine();
+    assert!(
+        !Engine::on_connection_worker(),
+        "the test's own thread is not one"
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine
+        .spawn(async move {
+            let here = Engine::on_connection_worker();
+            let worker = std::thread::current().id();
+            // A task started from there runs on the same thread.
+            let beside = tokio::task::spawn_local(async { std::thread::current().id() });
+            let _ = tx.send((here, beside.await.ok() == Some(worker)));
+        })
+        .unwrap();
+    assert_eq!(rx.await.unwrap(), (true, true));
+}
+
+#[tokio::test]
+async fn a_session_polled_with_its_own_waker_wakes_it_when_an_event_comes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    let engine = engine();
+    let (alice, mut bob) = alice_and_bob_in(&engine, "c").await;
+    // Presence from the joins may still be on its way: wait until it stops coming.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), bob.next_event()).await
+    {
+    }
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = Waker::from(count.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert!(bob.poll_next_event(&mut cx).is_pending());
+    let sent = alice.post("c", "hello").await.unwrap();
+    // The post returns once the room has handed the message to its followers.
+    assert!(count.0.load(Ordering::SeqCst) >= 1, "woken");
+    loop {
+        match bob.poll_next_event(&mut cx) {
+            Poll::Ready(Some(Event::Posted(message))) => {
+                assert_eq!(message.id, sent.id);
+                break;
+            }
+            Poll::Ready(Some(_)) => continue,
+            other => panic!("expected the message, got {other:?}"),
+        }
+    }
+}
+
 /// Holds one of the engine's connection workers busy (blocked, as a real task must never
 /// be) until the returned sender sends or is dropped, or 10 s pass.
 async fn hold_a_connection_worker(engine: &Engine) -> std::sync::mpsc::Sender<()> {

@@ -40,6 +40,9 @@
 //!   engine's connection workers.
 //! - `session`: the per-connection loop (client frames, engine events, posts in flight,
 //!   heartbeat, idle timeout, shutdown) in one task; bounded writes.
+//! - `lane`: one task per connection worker that writes channel messages to the
+//!   connections of that worker that only listen, while their tasks wait for their
+//!   clients.
 //! - `shared_frame`: a channel message encoded once, for every follower's event and the
 //!   author's reply.
 //! - `wire`: WebSocket frames read from and written to the TCP stream.
@@ -50,6 +53,7 @@
 
 mod buffers;
 mod fragments;
+mod lane;
 pub mod origin;
 pub mod protocol;
 mod session;

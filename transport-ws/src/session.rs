@@ -1,15 +1,21 @@
-//! One WebSocket connection, from `hello` to the close frame: the only task that touches
-//! that socket and that connection's engine [`Session`].
+//! One WebSocket connection, from `hello` to the close frame: the task that owns that
+//! socket and that connection's engine [`Session`].
 //!
 //! Spawned by `upgrade.rs` once the handshake is answered; it owns the TCP stream from
-//! then on (`wire.rs` frames it). One `select!` loop waits on six things at once: a frame
-//! from the client, the next engine event, the replies of posts being stored, the
-//! heartbeat tick, the idle deadline and the server's shutdown token. Everything happens
-//! in this one task, so a request's reply is written before any event that follows it (a
-//! `join` snapshot then always comes before the live messages that continue it). Each
-//! turn of the loop queues its frames, then takes whatever else is ready without waiting
-//! (replies already answered, events already queued), and ends with one write of all of
-//! them.
+//! then on (`wire.rs` frames it). One `select!` loop waits on seven things at once: a
+//! frame from the client, the next engine event, the replies of posts being stored, the
+//! heartbeat tick, the idle deadline, the server's shutdown token, and the session coming
+//! back from the lane. Requests are handled in this one task, so a request's reply is
+//! written before any event that follows it (a `join` snapshot then always comes before
+//! the live messages that continue it). Each turn of the loop queues its frames, then
+//! takes whatever else is ready without waiting (replies already answered, events already
+//! queued), and ends with one write of all of them.
+//!
+//! Between turns, a connection with nothing of its own in progress lends its session to
+//! its worker's lane (`lane.rs`), which writes the channel messages that come meanwhile;
+//! the task takes the session back before it does anything else, whatever wakes it, and
+//! then writes first what the lane could not (its unwritten bytes, the event it gave
+//! back). One of the two writes to the socket at a time.
 //!
 //! Posts are pipelined: the loop reads on while up to `MAX_POSTS_IN_FLIGHT` posts are
 //! being stored, so a fast sender's messages reach the room together. Replies still go
@@ -40,6 +46,7 @@ use tokio::net::TcpStream;
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use crate::lane::{self, Lending, Slot};
 use crate::protocol::{
     parse_request, ClientFrame, MessageView, Reply, RequestId, ServerFrame, TransportError,
 };
@@ -160,6 +167,9 @@ struct Connection<'s> {
     /// Posts handed to their rooms and not answered yet, in request order. Requests are
     /// answered in order: every reply waits for these first.
     posts: InFlightPosts,
+    /// When the client last sent a frame: the session is lent to the lane only once the
+    /// client has been quiet for `LEND_AFTER_QUIET`.
+    heard_at: Instant,
 }
 
 /// Runs one connection until it closes. `read_ahead` holds what the HTTP server read past
@@ -167,7 +177,7 @@ struct Connection<'s> {
 pub(crate) async fn run(
     engine: Engine,
     shutdown: CancellationToken,
-    mut stream: TcpStream,
+    stream: TcpStream,
     read_ahead: BytesMut,
 ) {
     // The few limits this loop needs, copied: the whole `Limits` would sit in every
@@ -179,6 +189,7 @@ pub(crate) async fn run(
         limits.idle_timeout,
     );
     let (write_timeout, close_linger) = (limits.write_timeout, limits.close_linger);
+    let stream = Arc::new(stream);
     let mut reader = Reader::new(&stream, read_ahead, max_frame);
     let mut conn = Connection {
         out: Writer::new(&stream),
@@ -186,7 +197,9 @@ pub(crate) async fn run(
         session: None,
         write_timeout,
         posts: InFlightPosts::default(),
+        heard_at: Instant::now(),
     };
+    let lending = lane::slot_here().map(Lending);
 
     let end = 'conn: {
         conn.send(&ServerFrame::hello(max_frame));
@@ -206,40 +219,71 @@ pub(crate) async fn run(
         // connection. Boxed, the whole task stays small (the handlers only allocate when
         // they run, once per request or per batch of events).
         loop {
+            let lent = match &lending {
+                Some(Lending(slot)) => match conn.lend(slot, &stream) {
+                    Ok(lent) => lent,
+                    Err(event) => {
+                        if let Err(end) = Box::pin(conn.on_event(event)).await {
+                            break end;
+                        }
+                        if let Err(end) = Box::pin(conn.end_turn()).await {
+                            break end;
+                        }
+                        continue;
+                    }
+                },
+                None => false,
+            };
             // Not biased: a client that floods requests must still get its events (and its
             // own echoes) drained, and a busy room must not starve reading the client.
-            let turn = tokio::select! {
-                () = &mut shutdown => Err(End::Close {
+            let woke = tokio::select! {
+                () = &mut shutdown => Woke::Shutdown,
+                answered = conn.posts.next(), if !conn.posts.is_empty() => Woke::Answered(answered),
+                received = reader.next(), if conn.posts.len() < MAX_POSTS_IN_FLIGHT => {
+                    Woke::Received(received)
+                }
+                event = next_event(&mut conn.session) => Woke::Event(event),
+                () = returned(&lending), if lent => Woke::Returned,
+                _ = heartbeat.tick() => Woke::Heartbeat,
+                _ = &mut idle => Woke::Idle,
+            };
+            // Whatever woke the task, it takes its session back from the lane first: only
+            // one of them writes to the socket at a time.
+            if let Some(Lending(slot)) = &lending {
+                if let Err(end) = Box::pin(conn.reclaim(slot)).await {
+                    break end;
+                }
+            }
+            let turn = match woke {
+                Woke::Shutdown => Err(End::Close {
                     frame: Some(ServerFrame::disconnected(DisconnectReason::ShuttingDown)),
                     code: CloseCode::Away,
                     reason: DisconnectReason::ShuttingDown.to_string(),
                 }),
-                answered = conn.posts.next(), if !conn.posts.is_empty() => {
+                Woke::Answered(answered) => {
                     if let Some((id, result)) = answered {
                         conn.answer_post(id, result);
                     }
                     Ok(())
                 }
-                received = reader.next(), if conn.posts.len() < MAX_POSTS_IN_FLIGHT => {
+                Woke::Received(received) => {
                     if received.is_ok() {
                         // Any frame, a pong included, proves the client is there.
-                        idle.as_mut().reset(Instant::now() + idle_timeout);
+                        conn.heard_at = Instant::now();
+                        idle.as_mut().reset(conn.heard_at + idle_timeout);
                     }
                     match received {
                         Ok(incoming) => Box::pin(conn.on_incoming(incoming)).await,
                         Err(error) => Err(end_for(error, max_frame)),
                     }
                 }
-                event = next_event(&mut conn.session) => match event {
-                    Some(event) => Box::pin(conn.forward_batch(event)).await,
-                    // The session ended without a reason the client should see.
-                    None => Err(End::Close { frame: None, code: CloseCode::Normal, reason: String::new() }),
-                },
-                _ = heartbeat.tick() => {
+                Woke::Event(event) => Box::pin(conn.on_event(event)).await,
+                Woke::Returned => Ok(()),
+                Woke::Heartbeat => {
                     conn.out.ping();
                     Ok(())
                 }
-                _ = &mut idle => {
+                Woke::Idle => {
                     tracing::debug!("idle timeout");
                     Err(End::Close {
                         frame: None,
@@ -251,21 +295,41 @@ pub(crate) async fn run(
             if let Err(end) = turn {
                 break end;
             }
-            if let Err(end) = Box::pin(conn.take_ready()).await {
+            if let Err(end) = Box::pin(conn.end_turn()).await {
                 break end;
-            }
-            // Usually the socket takes the whole turn at once; only a full socket buffer
-            // makes the task wait (bounded by `write_timeout`), and `flush` reports errors.
-            if !matches!(conn.out.write_now(), Ok(true)) && Box::pin(conn.flush()).await.is_err() {
-                break End::Gone;
             }
         }
     };
 
+    drop(lending);
+    drop(reader);
     let gone = matches!(end, End::Gone);
     let closed = Box::pin(conn.finish(end)).await;
     if !gone && closed {
-        Box::pin(linger(&mut stream, close_linger)).await;
+        match Arc::try_unwrap(stream) {
+            Ok(mut stream) => Box::pin(linger(&mut stream, close_linger)).await,
+            Err(_) => tracing::debug!("the socket is still shared: not lingering"),
+        }
+    }
+}
+
+/// What ended a connection task's wait.
+enum Woke {
+    Shutdown,
+    Answered(Option<PostOutcome>),
+    Received(Result<Incoming, ReadError>),
+    Event(Option<Event>),
+    /// The lane gave the session back.
+    Returned,
+    Heartbeat,
+    Idle,
+}
+
+/// Resolves once the lane gives the session back.
+async fn returned(lending: &Option<Lending>) {
+    match lending {
+        Some(Lending(slot)) => poll_fn(|cx| slot.poll_returned(cx)).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -333,6 +397,71 @@ async fn next_event(session: &mut Option<Session>) -> Option<Event> {
         None => std::future::pending().await,
     }
 }
+
+impl Connection<'_> {
+    /// Lends the session to the lane when this connection has nothing of its own in
+    /// progress: logged in, no post being stored, nothing left to write. Whether it did;
+    /// an event already queued comes back instead (`None`: the session ended).
+    fn lend(&mut self, slot: &Arc<Slot>, stream: &Arc<TcpStream>) -> Result<bool, Option<Event>> {
+        if !self.posts.is_empty()
+            || self.out.pending() > 0
+            || self.heard_at.elapsed() < LEND_AFTER_QUIET
+        {
+            return Ok(false);
+        }
+        slot.lend(&mut self.session, stream)
+    }
+
+    /// Takes the session back from the lane, then what the lane left: its unwritten
+    /// bytes, then the event it did not write.
+    async fn reclaim(&mut self, slot: &Slot) -> Result<(), End> {
+        let Some((session, returned)) = slot.reclaim() else {
+            return Ok(());
+        };
+        self.session = Some(session);
+        let Some(returned) = returned else {
+            return Ok(());
+        };
+        self.out.put_pending(returned.unwritten);
+        if returned.failed {
+            return Err(End::Gone);
+        }
+        match returned.event {
+            Some(event) => self.on_event(event).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Queues an event and what is queued behind it; `None` ends the connection.
+    async fn on_event(&mut self, event: Option<Event>) -> Result<(), End> {
+        match event {
+            Some(event) => self.forward_batch(event).await,
+            // The session ended without a reason the client should see.
+            None => Err(End::Close {
+                frame: None,
+                code: CloseCode::Normal,
+                reason: String::new(),
+            }),
+        }
+    }
+
+    /// Ends a turn: takes what else is ready, then writes it all.
+    async fn end_turn(&mut self) -> Result<(), End> {
+        self.take_ready().await?;
+        // Usually the socket takes the whole turn at once; only a full socket buffer
+        // makes the task wait (bounded by `write_timeout`), and `flush` reports errors.
+        if !matches!(self.out.write_now(), Ok(true)) && self.flush().await.is_err() {
+            return Err(End::Gone);
+        }
+        Ok(())
+    }
+}
+
+/// How long a client must have sent nothing before its session is lent to the lane. A
+/// client that talks keeps its session: it would take it back at once, and the writes
+/// that the lane and its task then make apart would each carry fewer frames (scenario 7
+/// of docs/performance.md lost 10 to 20 % lending on every turn).
+const LEND_AFTER_QUIET: Duration = Duration::from_millis(50);
 
 /// Most events written in one go before the loop looks at the client again.
 const EVENT_BATCH: usize = 256;
