@@ -693,6 +693,10 @@ async fn a_listener_gets_messages_and_other_events_in_the_order_they_happened() 
     alice
         .event(|f| label(f).as_deref() == Some("joined:bob"))
         .await;
+    // Quiet for longer than `LEND_AFTER_QUIET`, Bob's connection lends its session to
+    // its worker's lane at the first message: the lane writes the messages, and his
+    // connection's task what is not a channel message.
+    tokio::time::sleep(Duration::from_millis(150)).await;
 
     // Bob's own arrival comes first (Alice saw it before she posted).
     let mut expected = vec!["joined:bob".to_owned()];
