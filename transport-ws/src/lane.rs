@@ -156,7 +156,6 @@ impl Slot {
             session,
             stream: stream.clone(),
         });
-        state.returned = None;
         Ok(true)
     }
 

@@ -248,8 +248,9 @@ pub(crate) async fn run(
                 _ = &mut idle => Woke::Idle,
             };
             // Whatever woke the task, it takes its session back from the lane first: only
-            // one of them writes to the socket at a time.
-            if let Some(Lending(slot)) = &lending {
+            // one of them writes to the socket at a time. (A session not lent this turn is
+            // still the task's: nothing to take back.)
+            if let (true, Some(Lending(slot))) = (lent, &lending) {
                 if let Err(end) = Box::pin(conn.reclaim(slot)).await {
                     break end;
                 }
