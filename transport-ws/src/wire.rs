@@ -322,15 +322,21 @@ mod tests {
     use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
 
+    /// Both ends of a loopback connection: the client's, then the server's.
+    async fn connected() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (client, server)
+    }
+
     /// A frame written in parts is the frame actix-http writes for the joined payload, in
     /// each of the three length forms.
     #[tokio::test]
     async fn a_frame_in_parts_is_the_same_frame() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let _client = TcpStream::connect(listener.local_addr().expect("addr"))
-            .await
-            .expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
+        let (_client, server) = connected().await;
         for len in [0, 1, 125, 126, 300, 65_535, 65_536, 70_000] {
             let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
             let (a, b) = payload.split_at(len / 3);
@@ -345,11 +351,7 @@ mod tests {
     /// An idle connection's cost is what this module keeps between messages: nothing.
     #[tokio::test]
     async fn buffers_are_given_back_once_emptied() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut client = TcpStream::connect(listener.local_addr().expect("addr"))
-            .await
-            .expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
+        let (mut client, server) = connected().await;
 
         let mut writer = Writer::new(&server);
         for _ in 0..100 {
@@ -378,11 +380,7 @@ mod tests {
     /// allocation also makes glibc consolidate its free lists.)
     #[tokio::test]
     async fn a_read_buffer_goes_back_as_the_same_allocation() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let mut client = TcpStream::connect(listener.local_addr().expect("addr"))
-            .await
-            .expect("connect");
-        let (server, _) = listener.accept().await.expect("accept");
+        let (mut client, server) = connected().await;
         let spare = buffers::take();
         let at = spare.as_ptr() as usize;
         buffers::give(spare);
