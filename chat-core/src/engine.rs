@@ -81,7 +81,73 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// How an engine starts: its limits, and where it keeps what the nodes of one chat share
+/// (in memory by default, an embedder's [`Broker`], or Redis). Made by [`Engine::builder`].
+#[must_use = "a builder does nothing until `start` is awaited"]
+pub struct EngineBuilder {
+    limits: Limits,
+    broker: Option<Arc<dyn Broker>>,
+    redis_url: Option<String>,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("limits", &self.limits)
+            .field("broker", &self.broker.is_some())
+            .field("redis_url", &self.redis_url)
+            .finish()
+    }
+}
+
+impl EngineBuilder {
+    /// Every limit the engine enforces (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Commits every room through `broker`: engines sharing one broker behave as the
+    /// nodes of one chat. Default: a [`MemoryBroker`] of this engine's own.
+    pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// Shares channels with other nodes through the Redis at `url`
+    /// (`redis://HOST:PORT`); `start` fails with `unavailable` when it cannot be reached,
+    /// or when this build lacks the `redis` feature.
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Starts the engine's threads and returns its handle.
+    pub async fn start(self) -> Result<Engine, ChatError> {
+        match (self.broker, self.redis_url) {
+            (Some(broker), _) => Engine::with_broker(self.limits, broker),
+            (None, None) => Engine::start(self.limits),
+            (None, Some(url)) => {
+                Engine::from_config(EngineConfig {
+                    limits: self.limits,
+                    redis_url: Some(url),
+                })
+                .await
+            }
+        }
+    }
+}
+
 impl Engine {
+    /// The way to start an engine: `Engine::builder().limits(..).start().await`.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            limits: Limits::default(),
+            broker: None,
+            redis_url: None,
+        }
+    }
+
     /// Starts an engine with the in-memory broker: one process is the whole chat.
     pub fn start(limits: Limits) -> Result<Engine, ChatError> {
         let broker = Arc::new(MemoryBroker::new(&limits));

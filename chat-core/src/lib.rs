@@ -94,7 +94,7 @@ pub mod validate;
 
 pub use broker::{Broker, ClusterEvent, MemoryBroker};
 pub use engine::EngineConfig;
-pub use engine::{Engine, Login};
+pub use engine::{Engine, EngineBuilder, Login};
 pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceChange};
 pub use identity::{Identity, ResumeToken};
@@ -105,4 +105,6 @@ pub use model::{
 };
 #[cfg(feature = "redis")]
 pub use redis_broker::RedisBroker;
-pub use session::{PendingPost, Session, Target};
+pub use session::{
+    PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,
+};

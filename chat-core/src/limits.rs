@@ -16,6 +16,13 @@ pub struct Rate {
     pub per_second: f64,
 }
 
+impl Rate {
+    /// A bucket of `burst` actions refilled at `per_second`.
+    pub fn new(burst: u32, per_second: f64) -> Rate {
+        Rate { burst, per_second }
+    }
+}
+
 /// Every limit of the engine and its transports, with documented defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {

@@ -141,6 +141,33 @@ pub struct ChatMessage {
     pub sent_at: DateTime<Utc>,
 }
 
+impl ChatMessage {
+    /// A message as a broker stores it: `id` in `room`, by `author`, sent at `sent_at`.
+    pub fn new(
+        id: MessageId,
+        room: Room,
+        author: UserRef,
+        text: String,
+        sent_at: DateTime<Utc>,
+    ) -> ChatMessage {
+        ChatMessage {
+            encodings: Encodings::default(),
+            id,
+            room,
+            author,
+            text,
+            sent_at,
+        }
+    }
+
+    /// This message encoded as a transport sends it, computed by `encode` for the first
+    /// recipient and shared by every other one (a cache keyed by the type `T`, so
+    /// transports cannot collide).
+    pub fn encoded<T: Any + Send + Sync>(&self, encode: impl FnOnce() -> T) -> Arc<T> {
+        self.encodings.get_or_insert_with(encode)
+    }
+}
+
 /// Encodings of one message, computed once by a transport and shared by every recipient
 /// (a channel message fanned out to 1,000 WebSockets is serialized once, not 1,000 times).
 ///

@@ -33,6 +33,13 @@ use crate::scheduling;
 use crate::subscriber::{CloseCause, Subscriber};
 use crate::validate;
 
+mod pipeline;
+
+pub use pipeline::{PostOutcome, PostPipeline, MAX_POSTS_IN_FLIGHT};
+
+/// Most events [`Session::next_events`] takes at once: a transport writes them in one go.
+pub const EVENT_BATCH: usize = 256;
+
 /// A room as a client names it: a channel (`general`, `#general`) or a user, for the
 /// private conversation with them (`@alice`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +183,24 @@ impl Session {
     /// yields `None`.
     pub async fn next_event(&mut self) -> Option<Event> {
         std::future::poll_fn(|cx| self.poll_next_event(cx)).await
+    }
+
+    /// Waits for the next event, then takes every other one already queued behind it (up
+    /// to [`EVENT_BATCH`] in all) into `batch`, so a transport writes them with one
+    /// flush. Returns false, with nothing added, once the session has ended (after its last
+    /// event: [`Event::Disconnected`] when the engine closed it).
+    pub async fn next_events(&mut self, batch: &mut Vec<Event>) -> bool {
+        let Some(first) = self.next_event().await else {
+            return false;
+        };
+        batch.push(first);
+        while batch.len() < EVENT_BATCH {
+            match self.try_next_event() {
+                Some(event) => batch.push(event),
+                None => break,
+            }
+        }
+        true
     }
 
     /// [`Session::next_event`] as a poll: the next event if one is queued, or `Pending`
