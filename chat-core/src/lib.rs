@@ -98,7 +98,7 @@ pub use engine::{Engine, EngineBuilder, Login};
 pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceChange};
 pub use identity::{Identity, ResumeToken};
-pub use limits::{Limits, Rate};
+pub use limits::{InvalidLimit, Limits, Rate};
 pub use model::{
     ChannelInfo, ChannelName, ChatMessage, Encodings, Joined, Member, MessageId, Room, RoomKey,
     SessionId, UserId, UserRef,

@@ -7,6 +7,40 @@
 
 use std::time::Duration;
 
+/// A limit set to a value the engine or a transport cannot work with, found when the
+/// configuration is checked (at start-up), never later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {reason}")]
+#[non_exhaustive]
+pub struct InvalidLimit {
+    /// The limit's name, as its config field is called (`heartbeat_interval`).
+    pub name: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+impl InvalidLimit {
+    /// `name` is wrong because of `reason`.
+    pub fn new(name: &'static str, reason: impl Into<String>) -> InvalidLimit {
+        InvalidLimit {
+            name,
+            reason: reason.into(),
+        }
+    }
+
+    /// Refuses a zero `value` of the limit `name`.
+    pub fn nonzero<T: PartialEq + Default>(
+        name: &'static str,
+        value: T,
+    ) -> Result<(), InvalidLimit> {
+        if value == T::default() {
+            Err(InvalidLimit::new(name, "must be greater than zero"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// A token bucket: `burst` actions at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
