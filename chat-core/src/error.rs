@@ -9,6 +9,7 @@ use std::time::Duration;
 
 /// Everything an engine operation can refuse or fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChatError {
     /// A display name is empty, too long, or has control characters.
     #[error("invalid display name: {0}")]
@@ -77,6 +78,9 @@ pub enum ChatError {
     /// The engine is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A limit given to the engine is one it cannot work with (refused at start).
+    #[error("invalid limit: {0}")]
+    InvalidLimit(String),
     /// A backing service (the broker) cannot be reached; retry later.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -107,14 +111,19 @@ impl ChatError {
             ChatError::ServerFull(_) => "server_full",
             ChatError::SessionClosed => "session_closed",
             ChatError::ShuttingDown => "shutting_down",
+            ChatError::InvalidLimit(_) => "invalid_limit",
             ChatError::Unavailable(_) => "unavailable",
         }
     }
 }
 
-impl From<actix::MailboxError> for ChatError {
-    /// An actor that no longer answers means the engine is stopping.
-    fn from(_: actix::MailboxError) -> Self {
-        ChatError::ShuttingDown
-    }
+/// The directory no longer answers: only an engine that is stopping loses it.
+pub(crate) fn registry_gone(_: actix::MailboxError) -> ChatError {
+    ChatError::ShuttingDown
+}
+
+/// A room no longer answers: it stopped (idle, or unable to load its history) after its
+/// address was handed out. The next request for it starts it again.
+pub(crate) fn room_gone(_: actix::MailboxError) -> ChatError {
+    ChatError::Unavailable("the room stopped before it answered; try again".into())
 }

@@ -11,6 +11,7 @@ use crate::model::{ChannelInfo, ChatMessage, MessageId, Room, UserRef};
 
 /// One thing that happened that a session should show.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Event {
     /// A message was posted in a room the session follows.
     Posted(Arc<ChatMessage>),
@@ -45,6 +46,7 @@ pub enum Event {
 
 /// How a member's presence in a room changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PresenceChange {
     /// Became a member (first join).
     Joined,
@@ -70,6 +72,7 @@ impl PresenceChange {
 
 /// Why the engine closed a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DisconnectReason {
     /// Its event queue was full: it could not keep up. Reconnect and resume.
     SlowConsumer,

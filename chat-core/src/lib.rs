@@ -15,7 +15,7 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), chat_core::ChatError> {
-//!     let engine = Engine::start(Limits::default())?;
+//!     let engine = Engine::builder().limits(Limits::default()).start().await?;
 //!
 //!     let alice = engine.connect(Login::Name("alice".into())).await?;
 //!     let mut bob = engine.connect(Login::Name("bob".into())).await?;
@@ -52,59 +52,53 @@
 //! ```
 //!
 //! # Layout
-//! - [`engine`](Engine): the handle; starts the actor threads; connects clients; runs
-//!   the transports' connection tasks on the connection workers.
-//! - `session`: [`Session`], the per-connection handle transports hold, and [`Target`].
-//! - `registry`: the registry actor (channel names, private rooms, users, sessions).
-//! - `channel`: the room actor (history, subscribers, members, typing, fan-out).
-//! - `subscriber`: a session as actors see it: its bounded queue and its close switch.
-//! - `queue`: that bounded queue, filled a batch at a time and emptied in one go.
-//! - [`broker`]: the seam where users, names and rooms are decided for the whole
-//!   cluster; [`MemoryBroker`] is the default.
-//! - `redis_broker` (feature `redis`): `RedisBroker`, for several nodes sharing one
-//!   Redis.
-//! - `history`: the bounded ring of a room's messages and resume bookkeeping.
-//! - `identity`: users, resume tokens, display-name holds.
-//! - `rate`: per-user token buckets.
+//! - [`engine`](Engine): the handle and [`EngineBuilder`], the one way to start it;
+//!   `runtime` starts its threads (the registry's and the room workers).
+//! - `session`: [`Session`], the per-client handle transports hold, [`Target`], and
+//!   [`PostPipeline`], the ordered post pipeline both transports use.
+//! - `room/`: the room actor (a channel or private conversation), its requests, its
+//!   members' presence (`presence`) and its bounded `history`.
+//! - `directory/`: the registry actor (channels, private rooms, sessions, rooms started
+//!   and stopped), `identity` (users, tokens, name holds) and `rate` (flood buckets).
+//! - `delivery/`: a session as the actors see it (`Subscriber`) and its bounded `queue`.
+//!   It knows no actor: a closing subscriber tells the directory, which unsubscribes it.
+//! - [`broker`]: the seam where users, names and rooms are decided for the whole cluster;
+//!   [`MemoryBroker`] is the default, `broker::redis` (feature `redis`) shares one Redis.
 //! - [`validate`]: the rules for names and texts.
-//! - [`Limits`], [`ChatError`], [`Event`] and the data types in `model`.
+//! - [`Limits`] (engine limits only), [`ChatError`], [`Event`] and the data types in `model`.
+//!
+//! Imports go one way: `engine` -> `directory` -> `room` -> `delivery`, all of them ->
+//! `broker` and the data types; `session` uses `directory` and `room`.
 //!
 //! `docs/architecture.md` in the repository describes how a message flows.
 
 #![warn(missing_docs)]
 
 pub mod broker;
-mod channel;
+mod delivery;
+mod directory;
 mod engine;
 mod error;
 mod event;
-mod history;
-mod identity;
 mod limits;
 mod model;
-mod queue;
-mod rate;
-#[cfg(feature = "redis")]
-mod redis_broker;
-mod registry;
-mod scheduling;
+mod room;
+mod runtime;
 mod session;
-mod subscriber;
 pub mod validate;
 
+#[cfg(feature = "redis")]
+pub use broker::redis::RedisBroker;
 pub use broker::{Broker, ClusterEvent, MemoryBroker};
-pub use engine::EngineConfig;
-pub use engine::{Engine, EngineBuilder, Login};
+pub use directory::identity::{Identity, ResumeToken};
+pub use engine::{Engine, EngineBuilder, EngineStats, Login};
 pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceChange};
-pub use identity::{Identity, ResumeToken};
 pub use limits::{InvalidLimit, Limits, Rate};
 pub use model::{
     ChannelInfo, ChannelName, ChatMessage, Encodings, Joined, Member, MessageId, Room, RoomKey,
     SessionId, UserId, UserRef,
 };
-#[cfg(feature = "redis")]
-pub use redis_broker::RedisBroker;
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,
 };

@@ -43,6 +43,7 @@ impl InvalidLimit {
 
 /// A token bucket: `burst` actions at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct Rate {
     /// How many actions may happen back to back (the bucket's size). At least 1.
     pub burst: u32,
@@ -59,6 +60,7 @@ impl Rate {
 
 /// Every limit of the engine and its transports, with documented defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Messages kept per room (channel or private conversation); the next one evicts the
     /// oldest. Default 100.
@@ -81,6 +83,10 @@ pub struct Limits {
     /// Shortest interval between two typing notices of one user in one room; the ones in
     /// between are dropped. Default 2 s.
     pub typing_interval: Duration,
+    /// A room (channel or private conversation) that nobody has followed for this long
+    /// stops, and its memory is freed; the next request for it starts it again from the
+    /// broker's stored history. Its offline members are forgotten then. Default 5 minutes.
+    pub room_idle: Duration,
     /// Most channels on the server. Default 10,000.
     pub max_channels: usize,
     /// Most connected sessions on the server. Default 100,000.
@@ -88,41 +94,6 @@ pub struct Limits {
     /// How long a display name stays reserved for a user who has left, and how long their
     /// resume token stays valid. Default 7 days.
     pub name_hold: Duration,
-    /// Threads (actix arbiters) the channel actors are spread over. They run nothing
-    /// else (but a Redis broker's tasks), so a room never waits behind connections' socket
-    /// writes for its turn to fan a post out. 0: the rooms share the connection workers instead, which saves the
-    /// hand-over between threads (with the server on one core, channel workers of their
-    /// own sometimes fall into a slower state at full load: `docs/performance.md`, change
-    /// 27) at the cost of latency under load. Default: half the cores, at least 1.
-    pub channel_workers: usize,
-    /// Threads (actix arbiters) that run the transports' connection tasks
-    /// ([`crate::Engine::spawn`]). Default: the number of cores.
-    pub connection_workers: usize,
-    /// Whether the worker threads (channel and connection) run as batch threads (Linux
-    /// `SCHED_BATCH`): they do not preempt the thread running on their core when they are
-    /// woken, so a channel worker fans out bursts of posts together rather than one by
-    /// one. Default true.
-    pub batch_scheduling: bool,
-    /// A worker thread (channel or connection) with nothing left to run that last slept
-    /// less than this long ago yields its core (`sched_yield`) once before it sleeps
-    /// again. The other worker sharing the core then runs first and usually hands it work,
-    /// so it does not sleep only to be woken at once. Without it, a busy server could fall
-    /// into a state where its two kinds of workers woke each other tens of thousands of
-    /// times a second, each time with a few events, and delivered a third less; a worker
-    /// that sleeps less often (between bursts) is not delayed (`docs/performance.md`,
-    /// change 28). Zero: never yield before sleeping. Default 200 µs.
-    pub park_yield_window: Duration,
-    /// After a connection's turn that handed posts to a room, its worker thread yields its
-    /// core (`sched_yield`), so that a channel worker waiting for that core fans the posts
-    /// out now instead of at the end of the connection worker's time slice: the rest of
-    /// the connections then take the new messages in the same pass. At most once per this
-    /// interval per worker. Default 250 µs.
-    pub post_yield_interval: Duration,
-    /// Yield as `post_yield_interval` says only while the worker's connections take fewer
-    /// than this many events per turn on average. More means the worker has fallen behind,
-    /// and then fewer, larger batches (one socket write for more events) serve it better
-    /// than prompt fan-outs. 0: never yield. Default 24.
-    pub post_yield_backlog: usize,
     /// Transports: most open connections per listener, counting those that have not
     /// logged in yet; more wait in the listen backlog (TCP) or get HTTP 503 (WebSocket).
     /// Default 100,000.
@@ -168,15 +139,10 @@ impl Default for Limits {
                 per_second: 0.1,
             },
             typing_interval: Duration::from_secs(2),
+            room_idle: Duration::from_secs(5 * 60),
             max_channels: 10_000,
             max_sessions: 100_000,
             name_hold: Duration::from_secs(7 * 24 * 3600),
-            channel_workers: cores().div_ceil(2),
-            connection_workers: cores(),
-            batch_scheduling: true,
-            park_yield_window: Duration::from_micros(200),
-            post_yield_interval: Duration::from_micros(250),
-            post_yield_backlog: 24,
             max_connections: 100_000,
             max_frame_bytes: 64 * 1024,
             max_line_bytes: 8 * 1024,
@@ -189,29 +155,70 @@ impl Default for Limits {
     }
 }
 
-/// The cores this process may run on (2 if that cannot be told).
-fn cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
+impl Limits {
+    /// Refuses a value the engine cannot work with, naming the limit: a zero history, an
+    /// empty queue, a bucket that never refills. Called by
+    /// [`EngineBuilder::start`](crate::EngineBuilder::start); a front end calls it where it
+    /// parses its flags, to say which one is wrong before anything starts.
+    pub fn validate(&self) -> Result<(), InvalidLimit> {
+        InvalidLimit::nonzero("history", self.history)?;
+        InvalidLimit::nonzero("max_message_bytes", self.max_message_bytes)?;
+        InvalidLimit::nonzero("max_display_name_chars", self.max_display_name_chars)?;
+        InvalidLimit::nonzero("max_channel_name_chars", self.max_channel_name_chars)?;
+        InvalidLimit::nonzero("session_queue", self.session_queue)?;
+        InvalidLimit::nonzero("max_channels", self.max_channels)?;
+        InvalidLimit::nonzero("max_sessions", self.max_sessions)?;
+        InvalidLimit::nonzero("name_hold", self.name_hold)?;
+        InvalidLimit::nonzero("room_idle", self.room_idle)?;
+        self.message_rate.validate("message_rate")?;
+        self.channel_create_rate.validate("channel_create_rate")?;
+        Ok(())
+    }
 }
 
-impl Limits {
-    /// Clamps values that would make the engine unusable (a zero history, a bucket that
-    /// never refills) to their smallest working value.
-    pub fn sanitized(mut self) -> Self {
-        self.history = self.history.max(1);
-        self.session_queue = self.session_queue.max(1);
-        self.connection_workers = self.connection_workers.max(1);
-        self.max_connections = self.max_connections.max(1);
-        self.max_display_name_chars = self.max_display_name_chars.max(1);
-        self.max_channel_name_chars = self.max_channel_name_chars.max(1);
-        for rate in [&mut self.message_rate, &mut self.channel_create_rate] {
-            rate.burst = rate.burst.max(1);
-            if rate.per_second.is_nan() || rate.per_second <= 0.0 {
-                rate.per_second = f64::MIN_POSITIVE;
-            }
+impl Rate {
+    fn validate(&self, name: &'static str) -> Result<(), InvalidLimit> {
+        if self.burst == 0 {
+            return Err(InvalidLimit::new(name, "the burst must be at least 1"));
         }
-        self
+        if !(self.per_second.is_finite() && self.per_second > 0.0) {
+            return Err(InvalidLimit::new(
+                name,
+                "the refill rate must be a positive number per second",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(Limits::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_zero_or_broken_limit_is_refused_by_name() {
+        let refused = |limits: Limits| limits.validate().map_err(|e| e.name);
+        let d = Limits::default;
+        assert_eq!(refused(Limits { history: 0, ..d() }), Err("history"));
+        let no_idle = Limits {
+            room_idle: Duration::ZERO,
+            ..d()
+        };
+        assert_eq!(refused(no_idle), Err("room_idle"));
+        let never_refills = Limits {
+            message_rate: Rate::new(5, f64::NAN),
+            ..d()
+        };
+        assert_eq!(refused(never_refills), Err("message_rate"));
+        let no_burst = Limits {
+            channel_create_rate: Rate::new(0, 1.0),
+            ..d()
+        };
+        assert_eq!(refused(no_burst), Err("channel_create_rate"));
     }
 }

@@ -20,7 +20,7 @@ use common::*;
 
 #[tokio::test]
 async fn a_resume_token_brings_back_the_same_user_and_name() {
-    let engine = engine();
+    let engine = engine().await;
     let alice = user(&engine, "  Alice ").await;
     assert_eq!(&*alice.user().name, "Alice", "names are trimmed");
     assert!(alice.is_new_user());
@@ -42,7 +42,7 @@ async fn a_resume_token_brings_back_the_same_user_and_name() {
 
 #[tokio::test]
 async fn names_are_unique_case_insensitively_while_held() {
-    let engine = engine();
+    let engine = engine().await;
     let alice = user(&engine, "Alice").await;
     let err = engine
         .connect(Login::Name("aLiCe".into()))
@@ -60,10 +60,12 @@ async fn names_are_unique_case_insensitively_while_held() {
 
 #[tokio::test]
 async fn a_name_is_free_again_after_the_hold_period() {
-    let engine = engine_with(Limits {
-        name_hold: Duration::from_millis(50),
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.name_hold = Duration::from_millis(50);
+        limits
+    })
+    .await;
     let alice = user(&engine, "alice").await;
     let token = alice.token().expose().to_owned();
     drop(alice);
@@ -88,7 +90,7 @@ async fn a_name_is_free_again_after_the_hold_period() {
 
 #[tokio::test]
 async fn invalid_display_names_are_refused() {
-    let engine = engine();
+    let engine = engine().await;
     for bad in ["", "   ", "a\u{0}b", &"x".repeat(33)] {
         let err = engine.connect(Login::Name(bad.into())).await.unwrap_err();
         assert_eq!(err.code(), "invalid_name", "{bad:?}");
@@ -97,7 +99,7 @@ async fn invalid_display_names_are_refused() {
 
 #[tokio::test]
 async fn tokens_never_reach_other_users() {
-    let engine = engine();
+    let engine = engine().await;
     let (alice, mut bob) = alice_and_bob_in(&engine, "general").await;
     alice.post("general", "hi").await.unwrap();
     let message = next_message(&mut bob).await;
@@ -109,7 +111,7 @@ async fn tokens_never_reach_other_users() {
 
 #[tokio::test]
 async fn channels_are_validated_unique_and_listed() {
-    let engine = engine();
+    let engine = engine().await;
     let alice = user(&engine, "alice").await;
     let created = alice.create_channel("#Rust").await.unwrap();
     assert_eq!(created.name.as_str(), "Rust");
@@ -137,7 +139,7 @@ async fn channels_are_validated_unique_and_listed() {
 
 #[tokio::test]
 async fn the_server_itself_can_create_channels() {
-    let engine = engine();
+    let engine = engine().await;
     let mut alice = user(&engine, "alice").await;
     let info = engine.create_channel("general").await.unwrap();
     assert_eq!(info.name.as_str(), "general");
@@ -156,7 +158,7 @@ async fn the_server_itself_can_create_channels() {
 
 #[tokio::test]
 async fn concurrent_creation_of_one_name_has_exactly_one_winner() {
-    let engine = engine();
+    let engine = engine().await;
     let mut tasks = Vec::new();
     for i in 0..40 {
         let engine = engine.clone();
@@ -179,7 +181,7 @@ async fn concurrent_creation_of_one_name_has_exactly_one_winner() {
 
 #[tokio::test]
 async fn creating_a_channel_tells_every_connected_session() {
-    let engine = engine();
+    let engine = engine().await;
     let alice = user(&engine, "alice").await;
     let mut bob = user(&engine, "bob").await;
     let mut carol = user(&engine, "carol").await;
@@ -196,7 +198,7 @@ async fn creating_a_channel_tells_every_connected_session() {
 
 #[tokio::test]
 async fn joining_an_unknown_channel_and_posting_unjoined_are_errors() {
-    let engine = engine();
+    let engine = engine().await;
     let alice = user(&engine, "alice").await;
     assert_eq!(
         alice.join("nowhere", None).await.unwrap_err().code(),
@@ -212,7 +214,7 @@ async fn joining_an_unknown_channel_and_posting_unjoined_are_errors() {
 
 #[tokio::test]
 async fn a_joined_channel_is_found_however_a_post_spells_it() {
-    let engine = engine();
+    let engine = engine().await;
     let (alice, _bob) = alice_and_bob_in(&engine, "Rust-Talk").await;
     for spelling in ["Rust-Talk", "rust-talk", "#RUST-TALK", " rust-Talk "] {
         let posted = alice.post(spelling, "hi").await.unwrap();
@@ -237,13 +239,12 @@ async fn a_joined_channel_is_found_however_a_post_spells_it() {
 
 #[tokio::test]
 async fn the_server_keeps_exactly_the_newest_100_messages() {
-    let engine = engine_with(Limits {
-        message_rate: Rate {
-            burst: 1000,
-            per_second: 1000.0,
-        },
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.message_rate = Rate::new(1000, 1000.0);
+        limits
+    })
+    .await;
     let alice = user(&engine, "alice").await;
     alice.create_channel("busy").await.unwrap();
     alice.join("busy", None).await.unwrap();
@@ -261,7 +262,7 @@ async fn the_server_keeps_exactly_the_newest_100_messages() {
 
 #[tokio::test]
 async fn messages_carry_ids_author_and_a_millisecond_utc_timestamp() {
-    let engine = engine();
+    let engine = engine().await;
     let alice = user(&engine, "alice").await;
     alice.create_channel("c").await.unwrap();
     alice.join("c", None).await.unwrap();
@@ -291,7 +292,7 @@ async fn messages_carry_ids_author_and_a_millisecond_utc_timestamp() {
 
 #[tokio::test]
 async fn waiting_events_can_be_drained_without_waiting() {
-    let engine = engine();
+    let engine = engine().await;
     let (alice, mut bob) = alice_and_bob_in(&engine, "c").await;
     for i in 0..3 {
         alice.post("c", &format!("m{i}")).await.unwrap();
@@ -312,7 +313,7 @@ async fn waiting_events_can_be_drained_without_waiting() {
 
 #[tokio::test]
 async fn started_posts_are_stored_in_order_without_waiting_for_each() {
-    let engine = engine();
+    let engine = engine().await;
     let (alice, mut bob) = alice_and_bob_in(&engine, "c").await;
 
     // Start all of them first, then look at the results: each is in the room already.
@@ -350,13 +351,12 @@ async fn many_senders_and_subscribers_all_see_one_order() {
     const SENDERS: usize = 8;
     const EACH: usize = 40;
     const READERS: usize = 20;
-    let engine = engine_with(Limits {
-        message_rate: Rate {
-            burst: 1000,
-            per_second: 1000.0,
-        },
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.message_rate = Rate::new(1000, 1000.0);
+        limits
+    })
+    .await;
     let host = user(&engine, "host").await;
     host.create_channel("stress").await.unwrap();
 
@@ -405,14 +405,13 @@ async fn many_senders_and_subscribers_all_see_one_order() {
 #[tokio::test]
 async fn joining_while_others_send_loses_and_repeats_nothing() {
     const TOTAL: u64 = 400;
-    let engine = engine_with(Limits {
-        message_rate: Rate {
-            burst: 10_000,
-            per_second: 10_000.0,
-        },
-        history: 1000,
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.message_rate = Rate::new(10_000, 10_000.0);
+        limits.history = 1000;
+        limits
+    })
+    .await;
     let writer = user(&engine, "writer").await;
     writer.create_channel("live").await.unwrap();
     writer.join("live", None).await.unwrap();
@@ -515,7 +514,7 @@ impl Broker for LateFeed {
 #[tokio::test]
 async fn a_post_is_in_the_history_as_soon_as_it_is_answered() {
     let broker = Arc::new(LateFeed(MemoryBroker::new(&Limits::default())));
-    let engine = Engine::with_broker(Limits::default(), broker).unwrap();
+    let engine = Engine::builder().broker(broker).start().await.unwrap();
     let (alice, bob) = alice_and_bob_in(&engine, "c").await;
     // The very next requests see it: someone else's delete, and a joiner's snapshot.
     let posted = alice.post("c", "hello").await.unwrap();
@@ -530,7 +529,7 @@ async fn a_post_is_in_the_history_as_soon_as_it_is_answered() {
 
 #[tokio::test]
 async fn only_the_author_deletes_and_everyone_sees_it_go() {
-    let engine = engine();
+    let engine = engine().await;
     let (mut alice, mut bob) = alice_and_bob_in(&engine, "c").await;
     let mine = alice.post("c", "oops").await.unwrap();
     let kept = alice.post("c", "keep").await.unwrap();
@@ -562,7 +561,7 @@ async fn only_the_author_deletes_and_everyone_sees_it_go() {
 
 #[tokio::test]
 async fn private_messages_reach_every_connection_of_both_and_nobody_else() {
-    let engine = engine();
+    let engine = engine().await;
     let alice = user(&engine, "alice").await;
     let mut alice_phone = engine
         .connect(Login::Resume(alice.token().expose().to_owned()))
@@ -621,7 +620,7 @@ async fn private_messages_reach_every_connection_of_both_and_nobody_else() {
 
 #[tokio::test]
 async fn a_private_conversation_has_history_and_resume_like_a_channel() {
-    let engine = engine();
+    let engine = engine().await;
     let alice = user(&engine, "alice").await;
     let bob = user(&engine, "bob").await;
     for i in 1..=5 {
@@ -648,7 +647,7 @@ async fn a_private_conversation_has_history_and_resume_like_a_channel() {
 
 #[tokio::test]
 async fn members_join_leave_and_drop_with_events() {
-    let engine = engine();
+    let engine = engine().await;
     let mut alice = user(&engine, "alice").await;
     alice.create_channel("c").await.unwrap();
     alice.join("c", None).await.unwrap();
@@ -702,10 +701,12 @@ async fn members_join_leave_and_drop_with_events() {
 
 #[tokio::test]
 async fn typing_reaches_the_others_only_and_is_throttled() {
-    let engine = engine_with(Limits {
-        typing_interval: Duration::from_secs(60),
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.typing_interval = Duration::from_secs(60);
+        limits
+    })
+    .await;
     let (mut alice, mut bob) = alice_and_bob_in(&engine, "c").await;
 
     assert!(alice.typing("c").await.unwrap());
@@ -744,14 +745,13 @@ async fn typing_reaches_the_others_only_and_is_throttled() {
 
 #[tokio::test]
 async fn a_reconnecting_session_gets_exactly_what_it_missed_or_a_gap() {
-    let engine = engine_with(Limits {
-        history: 10,
-        message_rate: Rate {
-            burst: 1000,
-            per_second: 1000.0,
-        },
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.history = 10;
+        limits.message_rate = Rate::new(1000, 1000.0);
+        limits
+    })
+    .await;
     let alice = user(&engine, "alice").await;
     alice.create_channel("c").await.unwrap();
     alice.join("c", None).await.unwrap();
@@ -797,14 +797,13 @@ async fn a_reconnecting_session_gets_exactly_what_it_missed_or_a_gap() {
 #[tokio::test]
 async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
     const TOTAL: usize = 60;
-    let engine = engine_with(Limits {
-        session_queue: 8,
-        message_rate: Rate {
-            burst: 1000,
-            per_second: 1000.0,
-        },
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.session_queue = 8;
+        limits.message_rate = Rate::new(1000, 1000.0);
+        limits
+    })
+    .await;
     let alice = user(&engine, "alice").await;
     alice.create_channel("c").await.unwrap();
     alice.join("c", None).await.unwrap();
@@ -856,17 +855,13 @@ async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
 
 #[tokio::test]
 async fn flooding_is_rate_limited_not_disconnected() {
-    let engine = engine_with(Limits {
-        message_rate: Rate {
-            burst: 3,
-            per_second: 1.0,
-        },
-        channel_create_rate: Rate {
-            burst: 1,
-            per_second: 0.01,
-        },
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.message_rate = Rate::new(3, 1.0);
+        limits.channel_create_rate = Rate::new(1, 0.01);
+        limits
+    })
+    .await;
     let alice = user(&engine, "alice").await;
     alice.create_channel("a").await.unwrap();
     let err = alice.create_channel("b").await.unwrap_err();
@@ -901,11 +896,13 @@ async fn flooding_is_rate_limited_not_disconnected() {
 
 #[tokio::test]
 async fn channel_and_session_counts_are_bounded() {
-    let engine = engine_with(Limits {
-        max_channels: 2,
-        max_sessions: 2,
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.max_channels = 2;
+        limits.max_sessions = 2;
+        limits
+    })
+    .await;
     let alice = user(&engine, "alice").await;
     let _bob = user(&engine, "bob").await;
     let err = engine
@@ -935,10 +932,12 @@ async fn channel_and_session_counts_are_bounded() {
 
 #[tokio::test]
 async fn limits_text_size_is_configurable() {
-    let engine = engine_with(Limits {
-        max_message_bytes: 5,
-        ..Limits::default()
-    });
+    let engine = engine_with({
+        let mut limits = Limits::default();
+        limits.max_message_bytes = 5;
+        limits
+    })
+    .await;
     let alice = user(&engine, "alice").await;
     alice.create_channel("c").await.unwrap();
     alice.join("c", None).await.unwrap();
@@ -959,8 +958,12 @@ async fn limits_text_size_is_configurable() {
 async fn two_engines_sharing_a_broker_behave_as_one_chat() {
     // Everything that must hold across nodes, shown with two engines in one process.
     let broker = Arc::new(MemoryBroker::new(&Limits::default()));
-    let a = Engine::with_broker(Limits::default(), broker.clone()).unwrap();
-    let b = Engine::with_broker(Limits::default(), broker).unwrap();
+    let a = Engine::builder()
+        .broker(broker.clone())
+        .start()
+        .await
+        .unwrap();
+    let b = Engine::builder().broker(broker).start().await.unwrap();
     let mut alice = user(&a, "alice").await;
     let mut bob = user(&b, "bob").await;
 
@@ -1017,7 +1020,7 @@ async fn two_engines_sharing_a_broker_behave_as_one_chat() {
 
 #[tokio::test]
 async fn shutdown_disconnects_every_session_and_refuses_new_ones() {
-    let engine = engine();
+    let engine = engine().await;
     let mut alice = user(&engine, "alice").await;
     alice.create_channel("c").await.unwrap();
     alice.join("c", None).await.unwrap();
@@ -1033,209 +1036,9 @@ async fn shutdown_disconnects_every_session_and_refuses_new_ones() {
 }
 
 #[tokio::test]
-async fn spawned_tasks_run_on_the_connection_workers_in_turn() {
-    let engine = engine_with(Limits {
-        connection_workers: 2,
-        ..Limits::default()
-    });
-    let mut threads = HashSet::new();
-    for _ in 0..4 {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        engine
-            .spawn(async move {
-                let _ = tx.send(std::thread::current().name().map(str::to_owned));
-            })
-            .unwrap();
-        let name = rx.await.unwrap().unwrap_or_default();
-        assert!(name.contains("arbiter"), "ran on {name:?}");
-        threads.insert(name);
-    }
-    assert_eq!(threads.len(), 2, "both workers take turns: {threads:?}");
-}
-
-#[tokio::test]
-async fn a_spawned_task_knows_it_is_on_a_connection_worker_and_may_spawn_beside_it() {
-    let engine = engine();
-    assert!(
-        !Engine::on_connection_worker(),
-        "the test's own thread is not one"
-    );
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    engine
-        .spawn(async move {
-            let here = Engine::on_connection_worker();
-            let worker = std::thread::current().id();
-            // A task started from there runs on the same thread.
-            let beside = tokio::task::spawn_local(async { std::thread::current().id() });
-            let _ = tx.send((here, beside.await.ok() == Some(worker)));
-        })
-        .unwrap();
-    assert_eq!(rx.await.unwrap(), (true, true));
-}
-
-#[tokio::test]
-async fn a_session_polled_with_its_own_waker_wakes_it_when_an_event_comes() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::task::{Context, Poll, Wake, Waker};
-
-    struct Count(AtomicUsize);
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    let engine = engine();
-    let (alice, mut bob) = alice_and_bob_in(&engine, "c").await;
-    // Presence from the joins may still be on its way: wait until it stops coming.
-    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), bob.next_event()).await
-    {
-    }
-    let count = Arc::new(Count(AtomicUsize::new(0)));
-    let waker = Waker::from(count.clone());
-    let mut cx = Context::from_waker(&waker);
-    assert!(bob.poll_next_event(&mut cx).is_pending());
-    let sent = alice.post("c", "hello").await.unwrap();
-    // The post returns once the room has handed the message to its followers.
-    assert!(count.0.load(Ordering::SeqCst) >= 1, "woken");
-    loop {
-        match bob.poll_next_event(&mut cx) {
-            Poll::Ready(Some(Event::Posted(message))) => {
-                assert_eq!(message.id, sent.id);
-                break;
-            }
-            Poll::Ready(Some(_)) => continue,
-            other => panic!("expected the message, got {other:?}"),
-        }
-    }
-}
-
-/// Holds one of the engine's connection workers busy (blocked, as a real task must never
-/// be) until the returned sender sends or is dropped, or 10 s pass.
-async fn hold_a_connection_worker(engine: &Engine) -> std::sync::mpsc::Sender<()> {
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let (busy, started) = tokio::sync::oneshot::channel();
-    engine
-        .spawn(async move {
-            let _ = busy.send(());
-            let _ = held.recv_timeout(Duration::from_secs(10));
-        })
-        .unwrap();
-    started.await.unwrap();
-    release
-}
-
-#[tokio::test]
-async fn rooms_fan_out_while_every_connection_worker_is_busy() {
-    // Rooms run on threads of their own: a connection worker that is busy (here: held
-    // on purpose, which a real task must never do) does not hold up a room's fan-out.
-    let engine = engine_with(Limits {
-        channel_workers: 1,
-        connection_workers: 1,
-        ..Limits::default()
-    });
-    let alice = user(&engine, "alice").await;
-    let mut bob = user(&engine, "bob").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    bob.join("c", None).await.unwrap();
-    let release = hold_a_connection_worker(&engine).await;
-    let delivered = tokio::time::timeout(Duration::from_secs(5), async {
-        alice.post("c", "while you were busy").await.unwrap();
-        next_message(&mut bob).await
-    })
-    .await;
-    let _ = release.send(());
-    assert_eq!(delivered.expect("delivered").text, "while you were busy");
-}
-
-#[tokio::test]
-async fn with_no_channel_workers_rooms_share_the_connection_workers() {
-    // The same busy worker now holds the room up: the post is answered only once the
-    // worker is free again.
-    let engine = engine_with(Limits {
-        channel_workers: 0,
-        connection_workers: 1,
-        ..Limits::default()
-    });
-    let alice = user(&engine, "alice").await;
-    alice.create_channel("c").await.unwrap();
-    alice.join("c", None).await.unwrap();
-    let release = hold_a_connection_worker(&engine).await;
-    let post = alice.post("c", "after you");
-    tokio::pin!(post);
-    let early = tokio::time::timeout(Duration::from_millis(300), &mut post).await;
-    assert!(
-        early.is_err(),
-        "the room ran while its only worker was busy"
-    );
-    release.send(()).unwrap();
-    let posted = tokio::time::timeout(Duration::from_secs(5), post).await;
-    assert_eq!(posted.expect("answered").unwrap().text, "after you");
-}
-
-#[tokio::test]
-async fn shutdown_waits_for_spawned_tasks_to_say_goodbye() {
-    // A transport's connection task tells its client why it is closing after its session
-    // is disconnected: stopping the workers at once would cut it off.
-    let engine = engine();
-    let mut alice = user(&engine, "alice").await;
-    let said_goodbye = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = said_goodbye.clone();
-    engine
-        .spawn(async move {
-            while let Some(event) = alice.next_event().await {
-                if matches!(event, Event::Disconnected(_)) {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        })
-        .unwrap();
-    engine.shutdown().await;
-    assert!(said_goodbye.load(std::sync::atomic::Ordering::SeqCst));
-
-    // A task spawned afterwards still runs (on the caller's runtime), and learns that the
-    // engine is gone.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let late = engine.clone();
-    engine
-        .spawn(async move {
-            let _ = tx.send(late.connect(Login::Name("late".into())).await.map(|_| ()));
-        })
-        .unwrap();
-    let refused = rx.await.expect("the late task ran").unwrap_err();
-    assert_eq!(refused.code(), "shutting_down");
-}
-
-#[tokio::test]
-async fn a_shutdown_cut_short_by_its_caller_still_stops_the_workers() {
-    // A task that never ends holds shutdown's wait; the caller gives up after 100 ms.
-    let engine = engine();
-    let (alive, stopped) = tokio::sync::oneshot::channel::<()>();
-    engine
-        .spawn(async move {
-            let _alive = alive;
-            std::future::pending::<()>().await;
-        })
-        .unwrap();
-    let waited = tokio::time::timeout(Duration::from_millis(100), engine.shutdown()).await;
-    assert!(waited.is_err(), "shutdown waits for the task");
-    // The workers stop anyway and drop the task, and with it `alive`.
-    tokio::time::timeout(Duration::from_secs(5), stopped)
-        .await
-        .expect("the worker stopped and dropped the task")
-        .unwrap_err();
-}
-
-#[tokio::test]
 async fn the_engine_spreads_channels_over_its_workers() {
     // Many channels with traffic at once on a multi-worker engine: every one serves.
-    let engine = engine_with(Limits {
-        channel_workers: 4,
-        ..Limits::default()
-    });
+    let engine = Engine::builder().room_workers(4).start().await.unwrap();
     let mut sessions = Vec::new();
     for i in 0..12 {
         let s = user(&engine, &format!("u{i}")).await;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chat_core::{Engine, EngineConfig, Event, Limits, Login, Rate, RedisBroker, Session};
+use chat_core::{Engine, Event, Limits, Login, Rate, RedisBroker, Session};
 use common::*;
 
 /// A `redis-server` child process, killed on drop.
@@ -111,22 +111,18 @@ impl Drop for RedisServer {
 }
 
 fn limits() -> Limits {
-    Limits {
-        message_rate: Rate {
-            burst: 1000,
-            per_second: 1000.0,
-        },
-        ..Limits::default()
-    }
+    let mut limits = Limits::default();
+    limits.message_rate = Rate::new(1000, 1000.0);
+    limits
 }
 
 async fn node(redis: &RedisServer) -> Engine {
-    Engine::from_config(EngineConfig {
-        limits: limits(),
-        redis_url: Some(redis.url()),
-    })
-    .await
-    .expect("node connects to redis")
+    Engine::builder()
+        .limits(limits())
+        .redis(redis.url())
+        .start()
+        .await
+        .expect("node connects to redis")
 }
 
 /// Alice on one node and Bob on another, both in channel `c`. The nodes are returned to
@@ -434,15 +430,14 @@ async fn private_conversations_expire_with_their_users_and_channels_stay() {
     let Some(redis) = RedisServer::start(false) else {
         return;
     };
-    let engine = Engine::from_config(EngineConfig {
-        limits: Limits {
-            name_hold: Duration::from_secs(1),
-            ..limits()
-        },
-        redis_url: Some(redis.url()),
-    })
-    .await
-    .expect("node connects to redis");
+    let mut short_hold = limits();
+    short_hold.name_hold = Duration::from_secs(1);
+    let engine = Engine::builder()
+        .limits(short_hold)
+        .redis(redis.url())
+        .start()
+        .await
+        .expect("node connects to redis");
     let alice = user(&engine, "alice").await;
     let mut bob = user(&engine, "bob").await;
     alice.create_channel("c").await.unwrap();

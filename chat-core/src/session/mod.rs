@@ -16,26 +16,29 @@ use std::task::{ready, Context, Poll};
 use actix::Addr;
 use tokio::sync::oneshot;
 
-use crate::channel::{ChannelActor, Delete, Members, Post, Subscribe, Typing, Unsubscribe};
+use crate::delivery::queue::{QueueReceiver, Queued};
+use crate::delivery::{CloseCause, Subscriber};
+use crate::directory::identity::ResumeToken;
+use crate::directory::rate::UserBuckets;
+use crate::directory::{
+    Connected, CreateChannel, FindChannel, ListChannels, OpenDirect, RegistryActor,
+};
 use crate::error::ChatError;
+use crate::error::{registry_gone, room_gone};
 use crate::event::Event;
-use crate::identity::ResumeToken;
 use crate::limits::Limits;
 use crate::model::{
     ChannelInfo, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId, UserRef,
 };
-use crate::queue::{QueueReceiver, Queued};
-use crate::rate::UserBuckets;
-use crate::registry::{
-    Connected, CreateChannel, FindChannel, ListChannels, OpenDirect, RegistryActor,
-};
-use crate::scheduling;
-use crate::subscriber::{CloseCause, Subscriber};
+use crate::room::{Delete, Members, Post, RoomActor, Subscribe, Typing, Unsubscribe};
 use crate::validate;
 
 mod pipeline;
 
 pub use pipeline::{PostOutcome, PostPipeline, MAX_POSTS_IN_FLIGHT};
+
+/// Most private rooms a session remembers the actor of.
+const DIRECTS_CACHED: usize = 64;
 
 /// Most events [`Session::next_events`] takes at once: a transport writes them in one go.
 pub const EVENT_BATCH: usize = 256;
@@ -43,6 +46,7 @@ pub const EVENT_BATCH: usize = 256;
 /// A room as a client names it: a channel (`general`, `#general`) or a user, for the
 /// private conversation with them (`@alice`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Target {
     /// A channel, by name.
     Channel(String),
@@ -123,8 +127,13 @@ pub struct Session {
     /// duplicates of the snapshot and are skipped. An entry goes away with the first live
     /// message above it (events arrive in order), so this is empty in the steady state.
     covered: Mutex<Vec<(RoomKey, MessageId)>>,
-    /// Private rooms resolved so far, by the peer's case-folded name.
-    directs: Mutex<HashMap<String, (Room, Addr<ChannelActor>)>>,
+    /// The channels this session follows and the actors serving them, by case-folded name:
+    /// a post goes straight to its room without asking the directory, and finds it from the
+    /// name it came with, without building a [`RoomKey`] (two allocations) per message.
+    channels: Mutex<HashMap<Arc<str>, Addr<RoomActor>>>,
+    /// Private rooms resolved so far, by the peer's case-folded name (at most
+    /// `DIRECTS_CACHED`; the directory answers again for the others).
+    directs: Mutex<HashMap<String, (Room, Addr<RoomActor>)>>,
     finished: bool,
 }
 
@@ -152,6 +161,7 @@ impl Session {
             limits,
             registry,
             covered: Mutex::new(Vec::new()),
+            channels: Mutex::new(HashMap::new()),
             directs: Mutex::new(HashMap::new()),
             finished: false,
         }
@@ -254,7 +264,10 @@ impl Session {
 
     /// Lists every channel with its member count and last activity, by name.
     pub async fn list_channels(&self) -> Result<Vec<ChannelInfo>, ChatError> {
-        Ok(self.registry.send(ListChannels).await?)
+        self.registry
+            .send(ListChannels)
+            .await
+            .map_err(registry_gone)
     }
 
     /// Creates a channel. Names: see [`validate::channel_name`]; unique case-insensitively.
@@ -264,7 +277,10 @@ impl Session {
         self.ensure_open()?;
         let name = validate::channel_name(name, &self.limits)?;
         self.buckets.take_channel_creation()?;
-        self.registry.send(CreateChannel(name)).await?
+        self.registry
+            .send(CreateChannel(name))
+            .await
+            .map_err(registry_gone)?
     }
 
     /// Joins a channel or opens a private conversation: returns what to show and follows
@@ -277,29 +293,49 @@ impl Session {
         after: Option<MessageId>,
     ) -> Result<Joined, ChatError> {
         self.ensure_open()?;
-        let addr = match target.into() {
-            Target::Channel(name) => {
-                let name = validate::channel_name(&name, &self.limits)?;
-                self.registry.send(FindChannel(name)).await??
-            }
-            Target::User(name) => self.direct(&name).await?.1,
+        let target = target.into();
+        let (addr, joined) = match self.subscribe(&target, after).await {
+            // The room stopped (idle) between the directory's answer and the request: the
+            // directory starts it again on the next request.
+            Err(ChatError::Unavailable(_)) => self.subscribe(&target, after).await?,
+            other => other?,
         };
-        let joined = addr
-            .send(Subscribe {
-                subscriber: self.subscriber.clone(),
-                after,
-                deliver_replay: false,
-            })
-            .await??;
         let key = joined.room.key();
-        if !self.subscriber.add_room(key.clone(), addr) {
-            return Err(ChatError::SessionClosed);
+        if let RoomKey::Channel(name) = &key {
+            lock(&self.channels).insert(name.clone(), addr);
         }
+        self.ensure_open()?;
         let mut covered = lock(&self.covered);
         covered.retain(|(k, _)| *k != key);
         covered.push((key, joined.last_id));
         drop(covered);
         Ok(joined)
+    }
+
+    /// Asks the room `target` names to subscribe this session; its actor and snapshot.
+    async fn subscribe(
+        &self,
+        target: &Target,
+        after: Option<MessageId>,
+    ) -> Result<(Addr<RoomActor>, Joined), ChatError> {
+        let addr = match target {
+            Target::Channel(name) => {
+                let name = validate::channel_name(name, &self.limits)?;
+                let find = FindChannel {
+                    name,
+                    session: self.subscriber.id,
+                };
+                self.registry.send(find).await.map_err(registry_gone)??
+            }
+            Target::User(name) => self.direct(name).await?.1,
+        };
+        let subscribe = Subscribe {
+            subscriber: self.subscriber.clone(),
+            after,
+            deliver_replay: false,
+        };
+        let joined = addr.send(subscribe).await.map_err(room_gone)??;
+        Ok((addr, joined))
     }
 
     /// Leaves a channel: stops following it and, unless another session of the same user
@@ -315,17 +351,19 @@ impl Session {
             ));
         };
         let key = Room::Channel(validate::channel_name(&name, &self.limits)?).key();
-        let addr = self
-            .subscriber
-            .remove_room(&key)
+        let RoomKey::Channel(channel) = &key else {
+            return Err(ChatError::NotJoined(describe(&key)));
+        };
+        let addr = lock(&self.channels)
+            .remove(channel)
             .ok_or_else(|| ChatError::NotJoined(describe(&key)))?;
         lock(&self.covered).retain(|(k, _)| *k != key);
         addr.send(Unsubscribe {
             session: self.subscriber.id,
             parting: true,
         })
-        .await?;
-        Ok(())
+        .await
+        .map_err(room_gone)
     }
 
     /// Posts a message to a joined channel, or privately to a user (no join needed).
@@ -366,8 +404,6 @@ impl Session {
             self.buckets.take_message()?;
             // Queued in the room's mailbox now, whatever happens to the `PendingPost`.
             addr.do_send(post);
-            // The room may be waiting for this thread's core (`scheduling.rs`).
-            scheduling::note_handover();
             Ok::<(), ChatError>(())
         })
         .await??;
@@ -383,7 +419,8 @@ impl Session {
             id,
             by: self.subscriber.user.id,
         })
-        .await?
+        .await
+        .map_err(room_gone)?
     }
 
     /// Tells the other members that this user is typing. Returns false when the notice was
@@ -391,18 +428,18 @@ impl Session {
     pub async fn typing(&self, target: impl Into<Target>) -> Result<bool, ChatError> {
         self.ensure_open()?;
         let addr = self.room_addr(target.into()).await?;
-        Ok(addr
-            .send(Typing {
-                user: self.subscriber.user.clone(),
-            })
-            .await?)
+        addr.send(Typing {
+            user: self.subscriber.user.clone(),
+        })
+        .await
+        .map_err(room_gone)
     }
 
     /// The members of a joined room, online ones first.
     pub async fn members(&self, target: impl Into<Target>) -> Result<Vec<Member>, ChatError> {
         self.ensure_open()?;
         let addr = self.room_addr(target.into()).await?;
-        Ok(addr.send(Members).await?)
+        addr.send(Members).await.map_err(room_gone)
     }
 
     /// Disconnects the session now (dropping it does the same).
@@ -421,7 +458,7 @@ impl Session {
 
     /// The actor of a room this session may act in: a joined channel, or any private
     /// conversation with an existing user.
-    async fn room_addr(&self, target: Target) -> Result<Addr<ChannelActor>, ChatError> {
+    async fn room_addr(&self, target: Target) -> Result<Addr<RoomActor>, ChatError> {
         self.with_room(target, Addr::clone).await
     }
 
@@ -430,23 +467,27 @@ impl Session {
     async fn with_room<R>(
         &self,
         target: Target,
-        f: impl FnOnce(&Addr<ChannelActor>) -> R,
+        f: impl FnOnce(&Addr<RoomActor>) -> R,
     ) -> Result<R, ChatError> {
         match target {
             Target::User(name) => Ok(f(&self.direct(&name).await?.1)),
             Target::Channel(name) => {
                 let name = validate::checked_channel_name(&name, &self.limits)?;
-                self.subscriber
-                    .with_channel(&validate::channel_key(name), f)
+                lock(&self.channels)
+                    .get(&*validate::channel_key(name))
+                    .map(f)
                     .ok_or_else(|| ChatError::NotJoined(format!("#{name}")))
             }
         }
     }
 
-    async fn direct(&self, peer: &str) -> Result<(Room, Addr<ChannelActor>), ChatError> {
+    async fn direct(&self, peer: &str) -> Result<(Room, Addr<RoomActor>), ChatError> {
         let cache_key = validate::name_key(peer.trim());
         if let Some(found) = lock(&self.directs).get(&cache_key) {
-            return Ok(found.clone());
+            // A room that stopped (it failed to load) is asked for again.
+            if found.1.connected() {
+                return Ok(found.clone());
+            }
         }
         let found = self
             .registry
@@ -454,8 +495,13 @@ impl Session {
                 from: self.subscriber.user.clone(),
                 peer_name: peer.trim().to_owned(),
             })
-            .await??;
-        lock(&self.directs).insert(cache_key, found.clone());
+            .await
+            .map_err(registry_gone)??;
+        let mut directs = lock(&self.directs);
+        if directs.len() >= DIRECTS_CACHED {
+            directs.clear();
+        }
+        directs.insert(cache_key, found.clone());
         Ok(found)
     }
 

@@ -11,12 +11,16 @@ use chat_core::{ChatMessage, Engine, Event, Limits, Login, Session};
 /// Long enough for a loaded CI machine, short enough to fail fast.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-pub fn engine() -> Engine {
-    Engine::start(Limits::default()).expect("engine starts")
+pub async fn engine() -> Engine {
+    engine_with(Limits::default()).await
 }
 
-pub fn engine_with(limits: Limits) -> Engine {
-    Engine::start(limits).expect("engine starts")
+pub async fn engine_with(limits: Limits) -> Engine {
+    Engine::builder()
+        .limits(limits)
+        .start()
+        .await
+        .expect("engine starts")
 }
 
 pub async fn user(engine: &Engine, name: &str) -> Session {

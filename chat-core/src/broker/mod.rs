@@ -14,6 +14,9 @@
 //! Channel actors commit and follow rooms; the registry does users, names and private
 //! rooms, and listens to [`ClusterEvent`]s.
 
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+
 use std::collections::HashMap;
 use std::future::{ready, Future};
 use std::pin::Pin;
@@ -23,14 +26,14 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use crate::directory::identity::{Directory, Identity, ResumeToken};
 use crate::error::ChatError;
 use crate::event::PresenceChange;
-use crate::history::History;
-use crate::identity::{Directory, Identity, ResumeToken};
 use crate::limits::Limits;
 use crate::model::{
     now_millis, ChannelName, ChatMessage, MessageId, Room, RoomKey, UserId, UserRef,
 };
+use crate::room::history::History;
 
 /// What broker calls return: a boxed future, so that a local broker can answer at once and
 /// a networked one can wait on its server.
@@ -41,6 +44,7 @@ pub type ChannelRecord = (ChannelName, DateTime<Utc>);
 
 /// A change a channel actor asks the broker to commit to a room.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Proposal {
     /// Post a new message; the broker assigns its id and timestamp.
     Post {
@@ -62,6 +66,7 @@ pub enum Proposal {
 
 /// An ephemeral change relayed to every node's followers of a room.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Signal {
     /// A member's presence changed.
     Presence(UserRef, PresenceChange),
@@ -71,6 +76,7 @@ pub enum Signal {
 
 /// A committed change, as delivered on a room's feed.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Change {
     /// A message was appended.
     Posted(Arc<ChatMessage>),
@@ -85,6 +91,7 @@ pub enum Change {
 
 /// What the broker returns for a committed proposal.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Receipt {
     /// The stored message (for `Proposal::Post`).
     Posted(Arc<ChatMessage>),
@@ -105,6 +112,7 @@ pub struct Follow {
 
 /// Something that happened on one node that every node's registry must know.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ClusterEvent {
     /// A channel was created (on any node).
     ChannelCreated {
@@ -259,9 +267,16 @@ impl Broker for MemoryBroker {
     fn keep_alive(&self, _online: Vec<UserId>) -> BrokerFuture<()> {
         // Online users never expire here (the directory counts their sessions); this is
         // the moment to forget the expired ones.
-        let forgotten = lock(&self.directory).sweep(Instant::now());
+        let mut directory = lock(&self.directory);
+        let forgotten = directory.sweep(Instant::now());
         if forgotten > 0 {
             tracing::debug!(forgotten, "released expired display names");
+            // A private conversation lives while either of its users does.
+            lock(&self.directs).retain(|user, _| directory.knows(*user));
+            lock(&self.rooms).retain(|key, _| match key {
+                RoomKey::Direct(a, b) => directory.knows(*a) || directory.knows(*b),
+                RoomKey::Channel(_) => true,
+            });
         }
         Box::pin(ready(Ok(())))
     }
@@ -332,6 +347,8 @@ impl Broker for MemoryBroker {
         let log = self.room(room.key());
         let mut log = lock(&log);
         let (tx, changes) = mpsc::unbounded_channel();
+        // Rooms that stopped following leave their closed feeds behind.
+        log.followers.retain(|f| !f.is_closed());
         log.followers.push(tx);
         let messages = log.history.all();
         Box::pin(ready(Ok(Follow { messages, changes })))

@@ -166,6 +166,11 @@ impl Directory {
         (!record.expired(now, self.hold)).then_some(&record.user)
     }
 
+    /// Whether `id` is a user this directory still keeps (online, or within the hold).
+    pub(crate) fn knows(&self, id: UserId) -> bool {
+        self.users.contains_key(&id)
+    }
+
     /// Drops every user whose hold has run out, so memory follows the active users.
     pub(crate) fn sweep(&mut self, now: Instant) -> usize {
         let expired: Vec<UserId> = self

@@ -27,9 +27,9 @@ use tokio::sync::mpsc;
 use crate::broker::{
     Broker, BrokerFuture, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Signal,
 };
+use crate::directory::identity::{Identity, ResumeToken};
 use crate::error::ChatError;
 use crate::event::PresenceChange;
-use crate::identity::{Identity, ResumeToken};
 use crate::limits::Limits;
 use crate::model::{now_millis, ChannelName, ChatMessage, Room, RoomKey, UserId, UserRef};
 use crate::validate;

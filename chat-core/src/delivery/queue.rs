@@ -18,7 +18,6 @@ use std::task::{Context, Poll, Waker};
 
 use crate::event::Event;
 use crate::model::ChatMessage;
-use crate::scheduling;
 
 /// One entry of a session's event queue: a message as the shared pointer it already is,
 /// any other event boxed. Entries stay 16 bytes where an `Event` takes 80, and messages,
@@ -103,7 +102,7 @@ impl Shared {
     }
 }
 
-/// The pushing half, held by the session's [`crate::subscriber::Subscriber`].
+/// The pushing half, held by the session's [`crate::delivery::Subscriber`].
 #[derive(Debug)]
 pub(crate) struct QueueSender(Arc<Shared>);
 
@@ -170,7 +169,6 @@ impl QueueReceiver {
         }
         std::mem::swap(&mut state.queued, &mut self.taken);
         drop(state);
-        scheduling::note_taken(self.taken.len());
         Poll::Ready(self.take_local())
     }
 
@@ -186,7 +184,6 @@ impl QueueReceiver {
             }
             std::mem::swap(&mut state.queued, &mut self.taken);
         }
-        scheduling::note_taken(self.taken.len());
         self.take_local()
     }
 

@@ -1,0 +1,23 @@
+//! The directory of one node: which channels and private rooms exist here and which actor
+//! serves each, the users (names, resume tokens, name holds), the connected sessions and
+//! each user's flood buckets.
+//!
+//! - `registry`: the registry actor that owns all of that on this node.
+//! - `requests`: what the engine and sessions ask it (connect, create, find, open a
+//!   private room, shutdown), each message next to its handler.
+//! - `identity`: users, resume tokens and display-name holds (used by the in-memory broker).
+//! - `rate`: per-user token buckets.
+//!
+//! Sessions ask it once per room; after that they talk to the room's actor directly, so the
+//! directory is never on a message's path.
+
+pub(crate) mod identity;
+pub(crate) mod rate;
+mod registry;
+mod requests;
+
+pub(crate) use registry::RegistryActor;
+pub(crate) use requests::{
+    Connect, Connected, CreateChannel, FindChannel, ListChannels, LoginRequest, OpenDirect,
+    Shutdown, Stats,
+};

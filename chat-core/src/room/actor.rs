@@ -1,0 +1,331 @@
+//! `RoomActor`: one room (a channel or a private conversation). Owns the room's history,
+//! its subscribed sessions and its members' presence, and fans every committed change out
+//! to the subscribers in one order.
+//!
+//! Started by the directory on one of the engine's room workers. It commits posts,
+//! deletions and signals to the broker and applies what comes back on the room's feed, so
+//! the snapshot a joiner gets and the events that follow it come from the same sequence.
+//! It never waits on a subscriber. A room nobody has followed for `Limits::room_idle`
+//! stops and tells the directory, which starts it again (from the broker's stored history)
+//! when someone asks for it.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+
+use super::history::History;
+use super::presence::Roster;
+use super::requests::PostReply;
+use crate::broker::{Broker, Change, Proposal, Signal};
+use crate::delivery::Subscriber;
+use crate::error::ChatError;
+use crate::event::Event;
+use crate::limits::Limits;
+use crate::model::{ChatMessage, Member, MessageId, Room, RoomKey, SessionId, UserId};
+
+/// The room mailbox's nominal capacity. Posts are not held back by it (they are sent with
+/// `do_send`, so none is ever dropped or reordered): what bounds them is the user's
+/// `message_rate` and each transport's limit on posts in flight per connection.
+const MAILBOX_CAPACITY: usize = 1024;
+
+/// At most this many changes from the feed are applied as one batch.
+const FEED_BATCH: usize = 256;
+
+/// A room that could not load its history answers with the error for this long before it
+/// stops, so the requests already waiting learn why; the next request starts it afresh.
+const FAILED_ROOM_LINGER: Duration = Duration::from_millis(100);
+
+/// Numbers the directory lists without asking the actor.
+#[derive(Debug, Default)]
+pub(crate) struct RoomStats {
+    pub(crate) members: AtomicUsize,
+    pub(crate) last_activity_ms: AtomicI64,
+}
+
+/// Told to the directory when a room's actor stops (idle, or unable to load its history),
+/// so that the next request for the room starts a new one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct RoomStopped {
+    pub(crate) room: RoomKey,
+    pub(crate) addr: Addr<RoomActor>,
+}
+
+/// The actor serving one room.
+pub(crate) struct RoomActor {
+    pub(super) room: Room,
+    pub(super) history: History,
+    pub(super) subscribers: HashMap<SessionId, Arc<Subscriber>>,
+    pub(super) roster: Roster,
+    pub(super) last_typing: HashMap<UserId, Instant>,
+    pub(super) broker: Arc<dyn Broker>,
+    pub(super) limits: Arc<Limits>,
+    stats: Arc<RoomStats>,
+    directory: Recipient<RoomStopped>,
+    /// Events of the feed batch being applied, with the user whose sessions skip each one,
+    /// waiting for [`RoomActor::flush`]. Empty between handlers.
+    pending: Vec<(Event, Option<UserId>)>,
+    /// Posts already stored whose authors wait for the answer until this actor has applied
+    /// them from its feed, in id order: once answered, a post is in the room's history for
+    /// the author's next request (a `delete` of it, a `join`).
+    pub(super) due: VecDeque<(Arc<ChatMessage>, PostReply)>,
+    /// Since when nobody follows the room.
+    idle_since: Option<Instant>,
+    /// Why the room could not load its history; every request is answered with it.
+    pub(super) failed: Option<ChatError>,
+}
+
+impl RoomActor {
+    pub(crate) fn new(
+        room: Room,
+        broker: Arc<dyn Broker>,
+        limits: Arc<Limits>,
+        stats: Arc<RoomStats>,
+        directory: Recipient<RoomStopped>,
+    ) -> Self {
+        RoomActor {
+            history: History::new(limits.history),
+            room,
+            subscribers: HashMap::new(),
+            roster: Roster::default(),
+            last_typing: HashMap::new(),
+            broker,
+            limits,
+            stats,
+            directory,
+            pending: Vec::new(),
+            due: VecDeque::new(),
+            idle_since: Some(Instant::now()),
+            failed: None,
+        }
+    }
+
+    /// Adds a subscriber (once) and relays the presence change it makes.
+    pub(super) fn add_subscriber(&mut self, sub: Arc<Subscriber>, ctx: &mut Context<Self>) {
+        let user = sub.user.clone();
+        if self.subscribers.insert(sub.id, sub).is_some() {
+            return;
+        }
+        self.idle_since = None;
+        let change = self.roster.session_added(&user);
+        self.stats
+            .members
+            .store(self.roster.len(), Ordering::Relaxed);
+        if let Some(change) = change {
+            self.signal(Signal::Presence(user, change), ctx);
+        }
+    }
+
+    pub(super) fn remove_subscriber(
+        &mut self,
+        session: SessionId,
+        parting: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(sub) = self.subscribers.remove(&session) else {
+            return;
+        };
+        if self.subscribers.is_empty() {
+            self.idle_since = Some(Instant::now());
+        }
+        let changed = self.roster.session_removed(sub.user.id, parting);
+        self.stats
+            .members
+            .store(self.roster.len(), Ordering::Relaxed);
+        if let Some((who, change)) = changed {
+            self.signal(Signal::Presence(who, change), ctx);
+        }
+    }
+
+    /// Queues `event` for every subscriber (but the sessions of `except`); `flush` sends it.
+    fn fan_out(&mut self, event: Event, except: Option<UserId>) {
+        self.pending.push((event, except));
+    }
+
+    /// Sends the pending events, subscriber by subscriber, and drops the subscribers that
+    /// could not take them. Giving one subscriber the whole batch at once costs it one lock
+    /// and wakes its task (on another thread) once per batch instead of once per event.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut dropped = Vec::new();
+        for (id, sub) in &self.subscribers {
+            let wanted = pending
+                .iter()
+                .filter(|(_, except)| *except != Some(sub.user.id))
+                .map(|(event, _)| event.clone().into());
+            if !sub.deliver_all(wanted) {
+                dropped.push(*id);
+            }
+        }
+        // Keep the buffer for the next batch.
+        pending.clear();
+        self.pending = pending;
+        for id in dropped {
+            self.remove_subscriber(id, false, ctx);
+        }
+    }
+
+    /// Commits an ephemeral signal; it reaches the subscribers through the feed.
+    pub(super) fn signal(&mut self, signal: Signal, ctx: &mut Context<Self>) {
+        let commit = self.broker.commit(&self.room, Proposal::Signal(signal));
+        ctx.spawn(commit.into_actor(self).map(|result, act, _| {
+            if let Err(e) = result {
+                tracing::warn!(room = ?act.room.key(), error = %e, "signal not relayed");
+            }
+        }));
+    }
+
+    pub(super) fn members_list(&self) -> Vec<Member> {
+        self.roster.list()
+    }
+
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Posted(message) => {
+                if self.history.push(message.clone()) {
+                    self.stats
+                        .last_activity_ms
+                        .store(message.sent_at.timestamp_millis(), Ordering::Relaxed);
+                    self.fan_out(Event::Posted(message), None);
+                }
+            }
+            Change::Deleted(id) => {
+                self.history.remove(id);
+                let room = self.room.clone();
+                self.fan_out(Event::Deleted { room, id }, None);
+            }
+            Change::Signal(Signal::Presence(user, change)) => {
+                let room = self.room.clone();
+                self.fan_out(Event::Presence { room, user, change }, None);
+            }
+            Change::Resync(stored) => self.resync(stored),
+            Change::Signal(Signal::Typing(user)) => {
+                let except = Some(user.id);
+                let room = self.room.clone();
+                self.fan_out(Event::Typing { room, user }, except);
+            }
+        }
+    }
+
+    /// Catches up with the stored history after the broker's outage: deletions first
+    /// (local messages in the stored range that are gone), then new messages, each fanned
+    /// out like a live change. Messages already applied are ignored by id.
+    fn resync(&mut self, stored: Vec<Arc<ChatMessage>>) {
+        if let Some(first) = stored.first().map(|m| m.id) {
+            let kept: HashSet<MessageId> = stored.iter().map(|m| m.id).collect();
+            let gone: Vec<MessageId> = self
+                .history
+                .all()
+                .iter()
+                .map(|m| m.id)
+                .filter(|id| *id >= first && !kept.contains(id))
+                .collect();
+            for id in gone {
+                self.apply(Change::Deleted(id));
+            }
+        }
+        for message in stored {
+            self.apply(Change::Posted(message));
+        }
+    }
+
+    /// Answers the posts that the feed has applied to the history by now.
+    pub(super) fn answer_due(&mut self) {
+        while let Some((message, _)) = self.due.front() {
+            if message.id > self.history.last_id() {
+                break;
+            }
+            if let Some((message, reply)) = self.due.pop_front() {
+                // The poster may have stopped waiting; the message is stored either way.
+                let _ = reply.send(Ok(message));
+            }
+        }
+    }
+
+    /// Stops the room when nobody has followed it for `Limits::room_idle` and no post
+    /// waits for its answer; forgets typing throttles that have run out meanwhile.
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        let interval = self.limits.typing_interval;
+        self.last_typing
+            .retain(|_, at| now.saturating_duration_since(*at) < interval);
+        let idle = self
+            .idle_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= self.limits.room_idle);
+        if idle && self.due.is_empty() {
+            tracing::debug!(room = ?self.room.key(), "stopping an idle room");
+            ctx.stop();
+        }
+    }
+
+    /// The room's history could not be loaded: answer with `error` for a moment, then stop.
+    fn fail(&mut self, error: ChatError, ctx: &mut Context<Self>) {
+        tracing::error!(room = ?self.room.key(), error = %error, "cannot load the room's history");
+        self.failed = Some(error);
+        ctx.run_later(FAILED_ROOM_LINGER, |_, ctx| ctx.stop());
+    }
+}
+
+impl Actor for RoomActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        // Nothing else is handled until the room's stored history is loaded and its feed
+        // attached: `wait` holds the mailbox.
+        let follow = self.broker.follow(&self.room);
+        ctx.wait(
+            follow
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(follow) => {
+                        for message in follow.messages {
+                            act.history.push(message);
+                        }
+                        ctx.add_stream(feed_stream(follow.changes));
+                    }
+                    Err(e) => act.fail(e, ctx),
+                }),
+        );
+        let every = (self.limits.room_idle / 4).max(Duration::from_millis(10));
+        ctx.run_interval(every, |act, ctx| act.check_idle(ctx));
+    }
+
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.directory.do_send(RoomStopped {
+            room: self.room.key(),
+            addr: ctx.address(),
+        });
+    }
+}
+
+/// The room's feed as batches: every change already waiting (up to `FEED_BATCH`) comes
+/// out together, so a burst of posts is fanned out in one pass.
+fn feed_stream(
+    rx: mpsc::UnboundedReceiver<Change>,
+) -> impl futures_util::Stream<Item = Vec<Change>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        let mut batch = Vec::new();
+        match rx.recv_many(&mut batch, FEED_BATCH).await {
+            0 => None,
+            _ => Some((batch, rx)),
+        }
+    })
+}
+
+impl StreamHandler<Vec<Change>> for RoomActor {
+    fn handle(&mut self, changes: Vec<Change>, ctx: &mut Context<Self>) {
+        for change in changes {
+            self.apply(change);
+        }
+        self.flush(ctx);
+        self.answer_due();
+    }
+}

@@ -1,0 +1,19 @@
+//! Rooms: a channel or the private conversation of two users, each served by one actor.
+//!
+//! - `actor`: [`RoomActor`], which owns the room's history, subscribers and members, and
+//!   fans every committed change out in one order.
+//! - `requests`: what sessions and the directory ask a room (subscribe, post, delete, ...),
+//!   each message next to its handler.
+//! - `presence`: the members and their online state.
+//! - `history`: the bounded ring of the room's messages and resume bookkeeping.
+//!
+//! A room knows its subscribers ([`crate::delivery`]) and the broker; it does not know the
+//! directory, which tells it when a session closes.
+
+mod actor;
+pub(crate) mod history;
+mod presence;
+mod requests;
+
+pub(crate) use actor::{RoomActor, RoomStats, RoomStopped};
+pub(crate) use requests::{Delete, Members, Post, Subscribe, Typing, Unsubscribe};
