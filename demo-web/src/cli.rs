@@ -1,8 +1,9 @@
 //! The command line of `demo-web`: every flag, its environment fallback and its default.
 //!
-//! Owns the mapping from flags to [`chat_core::Limits`] (one flag per field, named after
-//! it) and the parsers for durations (`2s`, `500ms`, `7d`) and rates (`20/5`). Called by
-//! `main.rs` only; it must not bind, log or start anything.
+//! Owns the mapping from flags to [`chat_core::Limits`] and the transports' configs (one
+//! flag per field, named after it), the check that refuses a bad value at start-up naming
+//! its flag, and the parsers for durations (`2s`, `500ms`, `7d`) and rates (`20/5`).
+//! Called by `main.rs` only; it must not bind, log or start anything.
 //!
 //! The defaults written here repeat `Limits::default()`; the unit test
 //! `defaults_match_chat_core` fails if the two drift apart.
@@ -11,7 +12,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chat_core::{Limits, Rate};
+use chat_core::{InvalidLimit, Limits, Rate};
+use transport_tcp::TcpConfig;
+use transport_ws::WsConfig;
 use clap::Parser;
 
 /// The Flack chat demo server: a web front end and a WebSocket endpoint on one address,
@@ -66,6 +69,10 @@ pub struct Cli {
     /// The engine's limits.
     #[command(flatten)]
     pub limits: LimitFlags,
+
+    /// The transports' settings.
+    #[command(flatten)]
+    pub transport: TransportFlags,
 }
 
 /// One flag per field of [`chat_core::Limits`], named after it.
@@ -114,43 +121,22 @@ pub struct LimitFlags {
     #[arg(long, env = "FLACK_MAX_SESSIONS", default_value_t = 100_000)]
     pub max_sessions: usize,
 
+    /// A room (channel or private conversation) nobody has followed for this long is
+    /// unloaded from memory; the next visitor loads it again from the store.
+    #[arg(long, env = "FLACK_ROOM_IDLE", default_value = "5m", value_parser = parse_duration)]
+    pub room_idle: Duration,
+
     /// How long a display name stays reserved for a user who left, and how long their
     /// resume token stays valid.
     #[arg(long, env = "FLACK_NAME_HOLD", default_value = "7d", value_parser = parse_duration)]
     pub name_hold: Duration,
 
-    /// Threads the channel actors are spread over; they run nothing else. 0: the rooms
-    /// share the connection workers (no hand-over between threads, higher latency under
-    /// load) [default: half the cores, at least 1].
-    #[arg(long, env = "FLACK_CHANNEL_WORKERS")]
-    pub channel_workers: Option<usize>,
+}
 
-    /// Threads that run the WebSocket and TCP connections [default: the number of cores].
-    #[arg(long, env = "FLACK_CONNECTION_WORKERS")]
-    pub connection_workers: Option<usize>,
-
-    /// Run the worker threads as batch threads (Linux SCHED_BATCH): a woken worker does
-    /// not preempt the thread on its core, so bursts of posts are fanned out together.
-    #[arg(long, env = "FLACK_BATCH_SCHEDULING", default_value_t = true, action = clap::ArgAction::Set)]
-    pub batch_scheduling: bool,
-
-    /// A worker thread with nothing left to run that last slept less than this long ago
-    /// yields its core once before it sleeps again, so the other workers on that core can
-    /// hand it work first (0 never yields).
-    #[arg(long, env = "FLACK_PARK_YIELD_WINDOW", default_value = "200us", value_parser = parse_duration)]
-    pub park_yield_window: Duration,
-
-    /// After a connection hands posts to a room, its thread yields its core so the room
-    /// fans them out now; at most once per this interval per thread.
-    #[arg(long, env = "FLACK_POST_YIELD_INTERVAL", default_value = "250us", value_parser = parse_duration)]
-    pub post_yield_interval: Duration,
-
-    /// Yield (see --post-yield-interval) only while connections take fewer than this many
-    /// events per turn on average (more: the server is behind and batches serve it
-    /// better); 0 never yields.
-    #[arg(long, env = "FLACK_POST_YIELD_BACKLOG", default_value_t = 24)]
-    pub post_yield_backlog: usize,
-
+/// The transports' settings: [`transport_ws::WsConfig`] and [`transport_tcp::TcpConfig`].
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Connections")]
+pub struct TransportFlags {
     /// Most open connections per listener (WebSocket and TCP each), counting those not
     /// logged in yet; more wait in the TCP backlog or get HTTP 503.
     #[arg(long, env = "FLACK_MAX_CONNECTIONS", default_value_t = 100_000)]
@@ -191,39 +177,87 @@ pub struct LimitFlags {
 impl LimitFlags {
     /// The engine's limits as these flags set them.
     pub fn to_limits(&self) -> Limits {
-        let defaults = Limits::default();
-        // No `..defaults`: a field added to `Limits` must fail to compile here until it
-        // has its flag.
-        Limits {
-            history: self.history,
-            max_message_bytes: self.max_message_bytes,
-            max_display_name_chars: self.max_display_name_chars,
-            max_channel_name_chars: self.max_channel_name_chars,
-            session_queue: self.session_queue,
-            message_rate: self.message_rate,
-            channel_create_rate: self.channel_create_rate,
-            typing_interval: self.typing_interval,
-            max_channels: self.max_channels,
-            max_sessions: self.max_sessions,
-            name_hold: self.name_hold,
-            channel_workers: self.channel_workers.unwrap_or(defaults.channel_workers),
-            connection_workers: self
-                .connection_workers
-                .unwrap_or(defaults.connection_workers),
-            batch_scheduling: self.batch_scheduling,
-            park_yield_window: self.park_yield_window,
-            post_yield_interval: self.post_yield_interval,
-            post_yield_backlog: self.post_yield_backlog,
-            max_connections: self.max_connections,
-            max_frame_bytes: self.max_frame_bytes,
-            max_line_bytes: self.max_line_bytes,
-            idle_timeout: self.idle_timeout,
-            tcp_idle_timeout: self.tcp_idle_timeout,
-            heartbeat_interval: self.heartbeat_interval,
-            write_timeout: self.write_timeout,
-            close_linger: self.close_linger,
-        }
+        let mut limits = Limits::default();
+        limits.history = self.history;
+        limits.max_message_bytes = self.max_message_bytes;
+        limits.max_display_name_chars = self.max_display_name_chars;
+        limits.max_channel_name_chars = self.max_channel_name_chars;
+        limits.session_queue = self.session_queue;
+        limits.message_rate = self.message_rate;
+        limits.channel_create_rate = self.channel_create_rate;
+        limits.typing_interval = self.typing_interval;
+        limits.room_idle = self.room_idle;
+        limits.max_channels = self.max_channels;
+        limits.max_sessions = self.max_sessions;
+        limits.name_hold = self.name_hold;
+        limits
     }
+}
+
+impl TransportFlags {
+    /// The WebSocket transport's settings, for pages from `allowed_origins`.
+    pub fn ws_config(&self, allowed_origins: &[String]) -> WsConfig {
+        let mut config = WsConfig::default();
+        config.allowed_origins = allowed_origins.to_vec();
+        config.max_connections = self.max_connections;
+        config.max_frame_bytes = self.max_frame_bytes;
+        config.idle_timeout = self.idle_timeout;
+        config.heartbeat_interval = self.heartbeat_interval;
+        config.write_timeout = self.write_timeout;
+        config.close_linger = self.close_linger;
+        config
+    }
+
+    /// The line transport's settings.
+    pub fn tcp_config(&self) -> TcpConfig {
+        let mut config = TcpConfig::default();
+        config.max_connections = self.max_connections;
+        config.max_line_bytes = self.max_line_bytes;
+        config.idle_timeout = self.tcp_idle_timeout;
+        config.write_timeout = self.write_timeout;
+        config
+    }
+}
+
+/// Everything the flags configure, checked: what `main` starts the server with.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The engine's limits.
+    pub limits: Limits,
+    /// The WebSocket transport's settings.
+    pub ws: WsConfig,
+    /// The line transport's settings.
+    pub tcp: TcpConfig,
+}
+
+impl Cli {
+    /// Builds and checks every setting, so that a value the server cannot work with (a
+    /// zero interval, an empty queue) stops the start with an error naming its flag,
+    /// never a failure later.
+    pub fn check(&self) -> Result<Checked, clap::Error> {
+        let limits = self.limits.to_limits();
+        let ws = self.transport.ws_config(&self.allowed_origins);
+        let tcp = self.transport.tcp_config();
+        limits.validate().map_err(|e| invalid(&e, ""))?;
+        ws.validate().map_err(|e| invalid(&e, ""))?;
+        tcp.validate().map_err(|e| invalid(&e, "tcp"))?;
+        Ok(Checked { limits, ws, tcp })
+    }
+}
+
+/// The start-up error for an invalid setting, naming the flag that sets it: the field's
+/// name in kebab case, prefixed for the TCP-only settings whose flag says `tcp`.
+fn invalid(error: &InvalidLimit, section: &str) -> clap::Error {
+    let name = error.name.replace('_', "-");
+    let flag = if section == "tcp" && name == "idle-timeout" {
+        format!("--{section}-{name}")
+    } else {
+        format!("--{name}")
+    };
+    clap::Error::raw(
+        clap::error::ErrorKind::ValueValidation,
+        format!("{flag}: {}\n", error.reason),
+    )
 }
 
 /// Where the TCP listener binds, or nowhere (`off`).
@@ -290,7 +324,7 @@ pub fn parse_rate(raw: &str) -> Result<Rate, String> {
             "{raw:?}: the burst must be at least 1 and the rate positive"
         ));
     }
-    Ok(Rate { burst, per_second })
+    Ok(Rate::new(burst, per_second))
 }
 
 #[cfg(test)]
@@ -300,7 +334,10 @@ mod tests {
     #[test]
     fn defaults_match_chat_core() {
         let cli = Cli::try_parse_from(["demo-web"]).expect("defaults parse");
-        assert_eq!(cli.limits.to_limits(), Limits::default());
+        let checked = cli.check().expect("the defaults are valid");
+        assert_eq!(checked.limits, Limits::default());
+        assert_eq!(checked.ws, WsConfig::default());
+        assert_eq!(checked.tcp, TcpConfig::default());
         assert_eq!(cli.listen, "127.0.0.1:8080".parse().expect("address"));
         assert_eq!(
             cli.tcp,
@@ -318,41 +355,48 @@ mod tests {
             "1000/500",
             "--idle-timeout",
             "1500ms",
+            "--tcp-idle-timeout",
+            "2m",
+            "--room-idle",
+            "30s",
             "--tcp",
             "off",
             "--allowed-origin",
             "http://a.example",
             "--allowed-origin",
             "http://b.example",
-            "--connection-workers",
-            "3",
-            "--post-yield-interval",
-            "100us",
-            "--post-yield-backlog",
-            "0",
-            "--park-yield-window",
-            "0s",
         ])
         .expect("flags parse");
-        let limits = cli.limits.to_limits();
-        assert_eq!(limits.history, 7);
-        assert_eq!(limits.connection_workers, 3);
-        assert_eq!(limits.post_yield_interval, Duration::from_micros(100));
-        assert_eq!(limits.post_yield_backlog, 0);
-        assert_eq!(limits.park_yield_window, Duration::ZERO);
-        assert_eq!(
-            limits.message_rate,
-            Rate {
-                burst: 1000,
-                per_second: 500.0
-            }
-        );
-        assert_eq!(limits.idle_timeout, Duration::from_millis(1500));
+        let checked = cli.check().expect("valid");
+        assert_eq!(checked.limits.history, 7);
+        assert_eq!(checked.limits.room_idle, Duration::from_secs(30));
+        assert_eq!(checked.limits.message_rate, Rate::new(1000, 500.0));
+        assert_eq!(checked.ws.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(checked.tcp.idle_timeout, Duration::from_secs(120));
         assert_eq!(cli.tcp, TcpListen(None));
         assert_eq!(
-            cli.allowed_origins,
+            checked.ws.allowed_origins,
             ["http://a.example", "http://b.example"]
         );
+    }
+
+    #[test]
+    fn a_zero_setting_stops_the_start_naming_its_flag() {
+        for (flag, value) in [
+            ("--heartbeat-interval", "0s"),
+            ("--idle-timeout", "0s"),
+            ("--tcp-idle-timeout", "0s"),
+            ("--write-timeout", "0ms"),
+            ("--max-frame-bytes", "0"),
+            ("--max-line-bytes", "0"),
+            ("--history", "0"),
+            ("--session-queue", "0"),
+            ("--room-idle", "0s"),
+        ] {
+            let cli = Cli::try_parse_from(["demo-web", flag, value]).expect("parses");
+            let error = cli.check().expect_err(flag).to_string();
+            assert!(error.contains(flag), "{flag}: {error}");
+        }
     }
 
     #[test]
@@ -367,12 +411,6 @@ mod tests {
         assert!(parse_rate("0/1").is_err());
         assert!(parse_rate("5/0").is_err());
         assert!(parse_rate("5").is_err());
-        assert_eq!(
-            parse_rate("5/0.1"),
-            Ok(Rate {
-                burst: 5,
-                per_second: 0.1
-            })
-        );
+        assert_eq!(parse_rate("5/0.1"), Ok(Rate::new(5, 0.1)));
     }
 }

@@ -22,6 +22,7 @@ const OUR_CRATES: &[&str] = &["demo_web", "chat_core", "transport_ws", "transpor
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let cli = Cli::parse();
+    let checked = cli.check().unwrap_or_else(|e| e.exit());
     init_tracing(&cli);
 
     let http = TcpListener::bind(cli.listen)
@@ -51,8 +52,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let config = Config {
-        limits: cli.limits.to_limits(),
-        allowed_origins: cli.allowed_origins,
+        limits: checked.limits,
+        ws: checked.ws,
+        tcp: checked.tcp,
         shutdown_timeout: cli.shutdown_timeout,
         redis_url: cli.redis,
         channels: cli.channels,
