@@ -138,6 +138,10 @@ impl<'a> Reader<'a> {
         payload: Bytes,
     ) -> Result<Option<Incoming>, ReadError> {
         let item = match (opcode, fin) {
+            // RFC 6455 5.5: control frames are never fragmented.
+            (OpCode::Ping | OpCode::Pong | OpCode::Close, false) => {
+                return Err(invalid(CloseCode::Protocol, "fragmented control frame"));
+            }
             (OpCode::Ping, _) => return Ok(Some(Incoming::Ping(payload))),
             (OpCode::Pong, _) => return Ok(Some(Incoming::Pong)),
             (OpCode::Close, _) => {

@@ -68,6 +68,28 @@ async fn control_frames_over_125_bytes_fail_with_1002() {
 }
 
 #[tokio::test]
+async fn control_frames_without_fin_fail_with_1002() {
+    let server = TestServer::start(test_limits());
+    for opcode in [PING, PONG, CLOSE] {
+        let payload = [&1000u16.to_be_bytes()[..], b"x"].concat();
+        // Alone, as Autobahn 5.1 sends it (the rest in a continuation frame), and in the
+        // middle of a fragmented message.
+        let alone = [
+            frame(opcode, false, &payload),
+            frame(CONTINUATION, true, b""),
+        ];
+        let inside = [
+            frame(TEXT, false, b"{"),
+            frame(opcode, false, &payload),
+            frame(CONTINUATION, true, b"}"),
+        ];
+        for bytes in [alone.concat(), inside.concat()] {
+            assert_eq!(fails_at(&server, &bytes).await, Some(1002), "{opcode:#x}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_continuation_with_no_message_started_fails_with_1002() {
     let server = TestServer::start(test_limits());
     for fin in [true, false] {
