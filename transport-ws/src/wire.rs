@@ -44,6 +44,9 @@ pub(crate) enum ReadError {
     Invalid(CloseCode, String),
 }
 
+/// The opcode bit that control frames (close, ping, pong) have (RFC 6455 5.5).
+const CONTROL: u8 = 0x08;
+
 /// Free room the read buffer has before each read.
 const READ_CHUNK: usize = 4096;
 
@@ -102,9 +105,15 @@ impl<'a> Reader<'a> {
     fn parse(&mut self) -> Result<Option<Incoming>, ReadError> {
         loop {
             // The header's length is checked before the payload is waited for: a client
-            // announcing a huge frame is refused at once, not buffered.
-            if declared_length(&self.buf).is_some_and(|n| n > self.max_bytes as u64) {
-                return Err(ReadError::TooLarge);
+            // announcing a huge frame, or a control frame over 125 bytes (RFC 6455 5.5),
+            // is refused at once, not buffered.
+            if let Some(n) = declared_length(&self.buf) {
+                if self.buf[0] & CONTROL != 0 && n > 125 {
+                    return Err(invalid(CloseCode::Protocol, "control frame over 125 bytes"));
+                }
+                if n > self.max_bytes as u64 {
+                    return Err(ReadError::TooLarge);
+                }
             }
             let frame = Parser::parse(&mut self.buf, true, self.max_bytes).map_err(refused)?;
             let Some((fin, opcode, payload)) = frame else {

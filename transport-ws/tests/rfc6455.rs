@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::raw::{close, frame, Raw, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT};
+use common::raw::{close, frame, Raw, BINARY, CLOSE, CONTINUATION, MASK, PING, PONG, TEXT};
 use common::{test_limits, TestServer};
 use serde_json::{json, Value};
 
@@ -64,6 +64,23 @@ async fn control_frames_over_125_bytes_fail_with_1002() {
     ] {
         let bytes = frame(opcode, true, payload);
         assert_eq!(fails_at(&server, &bytes).await, Some(1002), "{opcode:#x}");
+    }
+}
+
+#[tokio::test]
+async fn a_control_frame_over_125_bytes_fails_from_its_header_alone() {
+    let server = TestServer::start(test_limits());
+    // Only the headers: the server must not wait for a payload it will refuse anyway, and
+    // a control frame announcing more than the size limit is a protocol error too.
+    let mut header_126 = frame(PING, true, &[b'*'; 126]);
+    header_126.truncate(2 + 2 + MASK.len());
+    let mut header_1_tib = vec![0x80 | PING, 0x80 | 127];
+    header_1_tib.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    header_1_tib.extend_from_slice(&MASK);
+    for header in [header_126, header_1_tib] {
+        let mut raw = Raw::hello(&server).await;
+        raw.send(&header).await;
+        assert_eq!(raw.fails_with().await, Some(1002), "{header:x?}");
     }
 }
 
