@@ -175,11 +175,14 @@ async fn a_code_point_split_across_fragments_is_valid_utf8() {
     let server = TestServer::start(test_limits());
     // "€" is 3 bytes and "𝄞" 4: one byte per fragment cuts each code point everywhere.
     let message = request("€𝄞");
-    let start = message.len() - 12;
+    let start = message.windows(3).position(|w| w == "€".as_bytes());
+    let start = start.expect("€ is in the message");
+    let end = start + "€𝄞".len();
     let mut bytes = frame(TEXT, false, &message[..start]);
-    for (i, byte) in message[start..].iter().enumerate() {
-        bytes.extend(frame(CONTINUATION, i == 11, &[*byte]));
+    for byte in &message[start..end] {
+        bytes.extend(frame(CONTINUATION, false, &[*byte]));
     }
+    bytes.extend(frame(CONTINUATION, true, &message[end..]));
     let mut raw = Raw::hello(&server).await;
     raw.send(&bytes).await;
     assert_eq!(replied(&raw.json().await), "€𝄞");
