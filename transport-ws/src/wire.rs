@@ -177,6 +177,7 @@ impl<'a> Reader<'a> {
             Assembled::Binary => Ok(Some(Incoming::Binary)),
             Assembled::TooLarge => Err(ReadError::TooLarge),
             Assembled::Invalid(why) => Err(invalid(CloseCode::Protocol, why)),
+            Assembled::NotUtf8 => Err(invalid(CloseCode::Invalid, NOT_UTF8)),
         }
     }
 }
@@ -196,8 +197,10 @@ fn declared_length(buf: &[u8]) -> Option<u64> {
 fn text(bytes: Vec<u8>) -> Result<Incoming, ReadError> {
     String::from_utf8(bytes)
         .map(Incoming::Text)
-        .map_err(|_| invalid(CloseCode::Invalid, "text message is not valid UTF-8"))
+        .map_err(|_| invalid(CloseCode::Invalid, NOT_UTF8))
 }
+
+const NOT_UTF8: &str = "text message is not valid UTF-8";
 
 fn invalid(code: CloseCode, why: &str) -> ReadError {
     ReadError::Invalid(code, why.to_owned())

@@ -212,6 +212,25 @@ async fn text_that_is_not_utf8_fails_with_1007_whole_or_fragmented() {
 }
 
 #[tokio::test]
+async fn invalid_utf8_fails_as_soon_as_its_fragment_arrives() {
+    let server = TestServer::start(test_limits());
+    // The message never ends: the server must not wait for it to find the bad bytes.
+    for first in [&b"\"\xff"[..], b"\"\xed\xa0"] {
+        let mut raw = Raw::hello(&server).await;
+        raw.send(&frame(TEXT, false, first)).await;
+        assert_eq!(raw.fails_with().await, Some(1007), "{first:x?}");
+    }
+    // Nor when the bad bytes come in a later fragment.
+    let mut raw = Raw::hello(&server).await;
+    let bytes = [
+        frame(TEXT, false, b"\"\xe2"),
+        frame(CONTINUATION, false, b"\x28"),
+    ];
+    raw.send(&bytes.concat()).await;
+    assert_eq!(raw.fails_with().await, Some(1007));
+}
+
+#[tokio::test]
 async fn unmasked_client_frames_fail_with_1002() {
     let server = TestServer::start(test_limits());
     let message = request("unmasked");
