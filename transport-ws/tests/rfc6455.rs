@@ -149,7 +149,8 @@ async fn control_frames_between_fragments_are_answered_and_the_message_reassembl
     let server = TestServer::start(test_limits());
     let mut raw = Raw::hello(&server).await;
     let message = request("five pieces");
-    let cuts = [0, 3, 10, 11, 20, message.len()];
+    // Two of the five pieces are empty, which fragments may be.
+    let cuts = [0, 0, 10, 11, 11, message.len()];
     let mut bytes = Vec::new();
     for i in 0..5 {
         let (opcode, fin) = (if i == 0 { TEXT } else { CONTINUATION }, i == 4);
@@ -366,7 +367,7 @@ async fn every_payload_length_form_is_read() {
         limits.max_frame_bytes > 65_535,
         "the 64-bit form is within the limit"
     );
-    for len in [1, 125, 126, 65_535, limits.max_frame_bytes] {
+    for len in [125, 126, 65_535, limits.max_frame_bytes] {
         let id = format!("{len}");
         let mut payload = request(&id);
         payload.resize(len.max(payload.len()), b' ');
