@@ -8,6 +8,9 @@ use actix_http::ws::Item;
 pub(crate) struct Fragments {
     text: bool,
     buf: Vec<u8>,
+    /// How much of a text message's `buf` is known to be valid UTF-8: the rest, if any, is
+    /// the start of a code point cut at the end of the last fragment.
+    checked: usize,
     active: bool,
 }
 
@@ -19,6 +22,8 @@ pub(crate) enum Assembled {
     Binary,
     TooLarge,
     Invalid(&'static str),
+    /// A text fragment that no continuation can make valid UTF-8.
+    NotUtf8,
 }
 
 impl Fragments {
@@ -26,6 +31,7 @@ impl Fragments {
         Fragments {
             text: false,
             buf: Vec::new(),
+            checked: 0,
             active: false,
         }
     }
@@ -45,13 +51,14 @@ impl Fragments {
             self.active = true;
             self.text = text;
             self.buf.clear();
+            self.checked = 0;
         }
         if self.buf.len() + bytes.len() > max_bytes {
             return Assembled::TooLarge;
         }
         self.buf.extend_from_slice(&bytes);
         if !last {
-            return Assembled::Pending;
+            return self.check_utf8();
         }
         self.active = false;
         let buf = std::mem::take(&mut self.buf);
@@ -59,6 +66,22 @@ impl Fragments {
             return Assembled::Binary;
         }
         Assembled::Text(buf)
+    }
+
+    /// Checks the text received so far, so that invalid UTF-8 fails the connection when
+    /// its fragment arrives rather than once the message ends (RFC 6455 8.1). Only a code
+    /// point cut at the fragment's end may wait for the next one; the last fragment is
+    /// checked with the whole message.
+    fn check_utf8(&mut self) -> Assembled {
+        if !self.text {
+            return Assembled::Pending;
+        }
+        match std::str::from_utf8(&self.buf[self.checked..]) {
+            Ok(_) => self.checked = self.buf.len(),
+            Err(e) if e.error_len().is_none() => self.checked += e.valid_up_to(),
+            Err(_) => return Assembled::NotUtf8,
+        }
+        Assembled::Pending
     }
 
     /// Whether a message is being assembled (a new one may not start before it ends).
@@ -113,6 +136,37 @@ mod tests {
         assert!(matches!(
             f.push(Item::Last(Bytes::from_static(b"2")), 8),
             Assembled::Binary
+        ));
+    }
+
+    #[test]
+    fn fragments_check_utf8_as_they_come() {
+        let mut f = Fragments::new();
+        // "€" (E2 82 AC) cut after its first byte and after its second.
+        for item in [
+            Item::FirstText(Bytes::from_static(b"\xe2")),
+            Item::Continue(Bytes::from_static(b"\x82")),
+        ] {
+            assert!(matches!(f.push(item, 8), Assembled::Pending));
+        }
+        match f.push(Item::Last(Bytes::from_static(b"\xac")), 8) {
+            Assembled::Text(t) => assert_eq!(t, "€".as_bytes()),
+            _ => panic!("expected text"),
+        }
+        // A byte no later fragment can make valid fails its own fragment.
+        assert!(matches!(
+            f.push(Item::FirstText(Bytes::from_static(b"ok\xe2")), 8),
+            Assembled::Pending
+        ));
+        assert!(matches!(
+            f.push(Item::Continue(Bytes::from_static(b"(")), 8),
+            Assembled::NotUtf8
+        ));
+        // Binary messages are not text.
+        let mut f = Fragments::new();
+        assert!(matches!(
+            f.push(Item::FirstBinary(Bytes::from_static(b"\xff")), 8),
+            Assembled::Pending
         ));
     }
 }

@@ -3,8 +3,11 @@
 //! that reads with a timeout (never a fixed sleep) and keeps the events it was not asked
 //! about for later.
 //!
-//! Not every test file uses every helper.
+//! `raw` is the byte-level client of `wire.rs` and `rfc6455.rs`. Not every test file uses
+//! every helper.
 #![allow(dead_code)]
+
+pub mod raw;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
