@@ -14,6 +14,8 @@
 # msgs/s per member, S7_WINDOW [8] messages in flight per member in scenario 7 (scenario 2's
 # rooms at capacity), S4_CLIENTS [10000], SERVERS ["ours raw flask-gevent flask-threading
 # node"], SCENARIOS ["1 2 3 4 5 6 7"] (6, cross-node, needs redis-server), SERVER_CPU [0], LOADGEN_CPU [1], SKIP_BUILD,
+# BEFORE_BIN [""]: a folder with another build's demo-web, measured as the rows "before",
+# "before-tcp" and "before-2nodes" (SERVERS="ours before" compares a change with its parent),
 # SKIP_INSTALL, QUIET_WAIT [1200] seconds to wait for other builds to finish,
 # NODELAY_ROWS [""]: scenarios that also get an "ours-nodelay" row (demo-web with
 # TCP_NODELAY forced on by the LD_PRELOAD shim in tools/; demo-web sets TCP_NODELAY itself
@@ -133,6 +135,9 @@ wait_port_any() { # PORT: until something listens, at most 30 s
 # start_server NAME: sets SERVER_PID, ADDR and PROTO. Fresh process per run.
 start_server() {
     local name=$1
+    # `before*` rows run the same way from BEFORE_BIN: the build a change is compared with.
+    local bin=$BIN
+    case $name in before*) bin=$BEFORE_BIN; name=ours${name#before} ;; esac
     PORT=$((PORT + 2))
     ADDR=127.0.0.1:$PORT
     PROTO=ws
@@ -142,7 +147,7 @@ start_server() {
             [ "$name" = ours-tcp ] && PROTO=tcp
             local preload=""
             [ "$name" = ours-nodelay ] && preload=$NODELAY_SO
-            LD_PRELOAD=$preload RUST_LOG=warn "${pin[@]}" "$BIN/demo-web" --listen "127.0.0.1:$PORT" \
+            LD_PRELOAD=$preload RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "127.0.0.1:$PORT" \
                 --tcp "127.0.0.1:$((PORT + 1))" --log-level warn \
                 --message-rate 1000000/1000000 --channel-create-rate 1000000/1000000 \
                 --idle-timeout 10m --max-sessions 200000 >"$RESULTS/server.log" 2>&1 &
@@ -158,11 +163,11 @@ start_server() {
             wait_port_any "$redis_port" || { log "redis-server did not start"; return 1; }
             local node_args=(--log-level warn --message-rate 1000000/1000000 --channel-create-rate 1000000/1000000
                 --idle-timeout 10m --max-sessions 200000 --tcp off --redis "redis://127.0.0.1:$redis_port")
-            RUST_LOG=warn "${pin[@]}" "$BIN/demo-web" --listen "127.0.0.1:$node_b" "${node_args[@]}" \
+            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "127.0.0.1:$node_b" "${node_args[@]}" \
                 >"$RESULTS/server-b.log" 2>&1 &
             EXTRA_PIDS="$EXTRA_PIDS $!"
             wait_port_any "$node_b" || { log "node B did not start"; return 1; }
-            RUST_LOG=warn "${pin[@]}" "$BIN/demo-web" --listen "$ADDR" "${node_args[@]}" >"$RESULTS/server.log" 2>&1 &
+            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "$ADDR" "${node_args[@]}" >"$RESULTS/server.log" 2>&1 &
             SERVER_PID=$!
             ALSO=(--also "127.0.0.1:$node_b") ;;
         raw)
@@ -254,7 +259,7 @@ for scenario in $SCENARIOS; do
                    --drain 0 --settle 2 --connect-concurrency 256 --setup-budget 90
            done; done ;;
         5) # ngIRCd accepts about 60 connections a second: give its setup more time.
-           for r in $(seq 1 "$RUNS"); do for s in ours-tcp ngircd; do
+           for r in $(seq 1 "$RUNS"); do for s in ours-tcp ${BEFORE_BIN:+before-tcp} ngircd; do
                measure 5 "$s" "$r" "${s1_args[@]}" --connect-timeout 60
            done; done ;;
         7) # Scenario 2's rooms with every member sending as fast as its window allows: what
@@ -264,7 +269,7 @@ for scenario in $SCENARIOS; do
                    --senders $((S2_CHANNELS * S2_MEMBERS)) --rate 0 --window "$S7_WINDOW" --duration "$DURATION"
            done; done ;;
         6) if ! command -v redis-server >/dev/null; then log "scenario 6 skipped: no redis-server"; continue; fi
-           for r in $(seq 1 "$RUNS"); do for s in ours ours-2nodes; do
+           for r in $(seq 1 "$RUNS"); do for s in ours ours-2nodes ${BEFORE_BIN:+before before-2nodes}; do
                measure 6 "$s" "$r" "${s1_args[@]}"
            done; done ;;
     esac

@@ -30,6 +30,9 @@ NAMES = {
     "ours-tcp": "ours (demo-web, TCP lines)",
     "ngircd": "ngIRCd",
     "ours-2nodes": "ours, two nodes through Redis (WebSocket)",
+    "before": "before the change (demo-web, WebSocket)",
+    "before-tcp": "before the change (demo-web, TCP lines)",
+    "before-2nodes": "before the change, two nodes through Redis",
 }
 TITLES = {
     1: "Scenario 1: fan-out, 1 channel x {s1} subscribers, one sender as fast as possible",
@@ -330,9 +333,9 @@ def render(args):
         out.append(f"### {TITLES.get(scenario, f'Scenario {scenario}').format(**fill)}")
         out.append("")
         order = {
-            5: ["ours-tcp", "ngircd"],
-            6: ["ours", "ours-2nodes"],
-        }.get(scenario, ["ours", "ours-nodelay", "raw", "flask-gevent", "flask-threading", "node"])
+            5: ["ours-tcp", "before-tcp", "ngircd"],
+            6: ["ours", "ours-2nodes", "before", "before-2nodes"],
+        }.get(scenario, ["ours", "before", "ours-nodelay", "raw", "flask-gevent", "flask-threading", "node"])
         table, notes = (idle_table if scenario == 4 else traffic_table)(rows[scenario], order)
         out += table
         if notes:
