@@ -25,6 +25,7 @@
 //!
 //! # Layout
 //! - [`serve`] (here): the entry point; runs the listener until shutdown.
+//! - [`config`]: [`TcpConfig`], the transport's own limits and timeouts, and their check.
 //! - `listener`: the accept loop (backoff on errors, a connection cap, one task per
 //!   connection, waits for them on shutdown).
 //! - `connection`: one client's loop: lines in, engine events out, idle timeout, bounded
@@ -38,11 +39,13 @@
 
 pub mod codec;
 pub mod command;
+pub mod config;
 mod connection;
 mod error;
 mod listener;
 pub mod render;
 
+pub use config::TcpConfig;
 pub use error::TcpError;
 
 use chat_core::Engine;
