@@ -27,6 +27,7 @@ const CTRL_C: u8 = 0x03;
 
 /// One item of client input.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Input {
     /// A complete line, without its terminator and without telnet commands.
     Line(String),

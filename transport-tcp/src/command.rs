@@ -9,6 +9,7 @@ use crate::error::TcpError;
 
 /// What a client line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Command {
     /// An empty or blank line: nothing to do (it still counts as activity).
     Nothing,

@@ -10,6 +10,7 @@ use chat_core::ChatError;
 
 /// An error shown to a TCP client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TcpError {
     /// The engine refused the request; its code is passed on unchanged.
     #[error(transparent)]
