@@ -159,14 +159,13 @@ mod tests {
     }
 
     fn direct_message(text: &str) -> ChatMessage {
-        ChatMessage {
-            encodings: Default::default(),
-            id: 7,
-            room: Room::Direct([user(1, "alice"), user(2, "bob")]),
-            author: user(1, "alice"),
-            text: text.into(),
-            sent_at: Utc.with_ymd_and_hms(2024, 5, 1, 14, 3, 22).unwrap(),
-        }
+        ChatMessage::new(
+            7,
+            Room::Direct([user(1, "alice"), user(2, "bob")]),
+            user(1, "alice"),
+            text.into(),
+            Utc.with_ymd_and_hms(2024, 5, 1, 14, 3, 22).unwrap(),
+        )
     }
 
     #[test]
