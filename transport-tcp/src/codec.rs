@@ -1,7 +1,7 @@
 //! `LineCodec`: bytes from the socket to [`Input`] items, one per line.
 //!
 //! Owns the byte level of the protocol: line endings (`\n` or `\r\n`), the line length cap
-//! ([`Limits::max_line_bytes`](chat_core::Limits::max_line_bytes)), UTF-8 checking, and the
+//! ([`TcpConfig::max_line_bytes`](crate::TcpConfig::max_line_bytes)), UTF-8 checking, and the
 //! telnet noise a terminal client mixes into its input (IAC option negotiation,
 //! sub-negotiation, interrupt). Used by `connection.rs` through a `FramedRead`.
 //!

@@ -1,7 +1,7 @@
 //! One client connection: the loop that reads its lines, drives its engine
 //! [`Session`], and writes what it should see.
 //!
-//! Started by `listener.rs`, one task per connection. A single task selects over the
+//! Started by `listener.rs`, one task per connection on the caller's runtime. A single task selects over the
 //! client's next line, the session's next event, the posts still being stored, the idle
 //! deadline and shutdown, so every reply is written before the events that follow it (what
 //! `Session` asks of a transport). Chat lines are pipelined: the loop reads on while up to
@@ -9,8 +9,8 @@
 //! It never touches bytes (that is `codec.rs`) nor formats text (that is `render.rs`), and
 //! it makes no chat decision: every request goes to the engine as it is.
 //!
-//! Protections, all from the engine's [`Limits`]: a line is at most `max_line_bytes`; a
-//! connection with no complete input line for `tcp_idle_timeout` is closed (which also reaps
+//! Protections, all from the [`TcpConfig`]: a line is at most `max_line_bytes`; a
+//! connection with no complete input line for `idle_timeout` is closed (which also reaps
 //! half-open connections); every write must finish within `write_timeout`, and a write
 //! that is blocked is abandoned as soon as the engine closes the session (a full event
 //! queue: `slow_consumer`), so a client that stops reading is dropped without delaying
@@ -19,9 +19,7 @@
 use std::io;
 use std::sync::Arc;
 
-use chat_core::{
-    ChatError, ChatMessage, Engine, Event, Joined, Limits, Login, PendingPost, Session,
-};
+use chat_core::{ChatError, ChatMessage, Engine, Event, Joined, Login, PendingPost, Session};
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -33,21 +31,26 @@ use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Input, LineCodec};
 use crate::command::{self, Command};
+use crate::config::TcpConfig;
 use crate::error::TcpError;
 use crate::render;
 
 /// Serves one client until it quits, goes away, idles out, is dropped, or shutdown.
-pub(crate) async fn run(stream: TcpStream, engine: Engine, shutdown: CancellationToken) {
-    let limits = engine.limits().clone();
+pub(crate) async fn run(
+    stream: TcpStream,
+    engine: Engine,
+    config: TcpConfig,
+    shutdown: CancellationToken,
+) {
     let (read, write) = stream.into_split();
     let mut conn = Connection {
-        lines: FramedRead::new(read, LineCodec::new(limits.max_line_bytes)),
+        lines: FramedRead::new(read, LineCodec::new(config.max_line_bytes)),
         out: BufWriter::new(write),
         engine,
         session: None,
         current: None,
         shutdown,
-        limits,
+        config,
         posts: FuturesOrdered::new(),
     };
     tracing::debug!("connected");
@@ -63,7 +66,7 @@ pub(crate) async fn run(stream: TcpStream, engine: Engine, shutdown: Cancellatio
     }
     if !matches!(end, End::WriteTimeout | End::SessionClosedWhileWriting) {
         // Best effort FIN; bounded like every write.
-        let _ = timeout(conn.limits.write_timeout, conn.out.shutdown()).await;
+        let _ = timeout(conn.config.write_timeout, conn.out.shutdown()).await;
     }
 }
 
@@ -74,7 +77,7 @@ enum End {
     Quit,
     /// The client closed its side.
     PeerClosed,
-    /// No input line for `tcp_idle_timeout`.
+    /// No input line for `idle_timeout`.
     Idle,
     /// The server is shutting down.
     Shutdown,
@@ -114,7 +117,7 @@ struct Connection {
     /// last one joined. Presentation state only; membership is the engine's.
     current: Option<String>,
     shutdown: CancellationToken,
-    limits: Limits,
+    config: TcpConfig,
     /// Posts handed to their rooms and not stored yet, in order. A successful post answers
     /// nothing (its event is the confirmation); a refused one answers an error line, and
     /// every other answer waits for these, so errors come out in the order of the lines.
@@ -126,7 +129,7 @@ impl Connection {
         if let Err(end) = self.send(render::greeting()).await {
             return end;
         }
-        let mut idle_deadline = Instant::now() + self.limits.tcp_idle_timeout;
+        let mut idle_deadline = Instant::now() + self.config.idle_timeout;
         loop {
             // Not biased: a client that floods lines must still get its events drained,
             // and a busy room must not starve reading the client.
@@ -150,7 +153,7 @@ impl Connection {
                 Step::Idle => {
                     let why = format!(
                         "no input for {} s; reconnect (and /resume TOKEN) to chat again",
-                        self.limits.tcp_idle_timeout.as_secs_f64()
+                        self.config.idle_timeout.as_secs_f64()
                     );
                     let _ = self.send(vec![render::closed("idle_timeout", &why)]).await;
                     return End::Idle;
@@ -158,7 +161,7 @@ impl Connection {
                 Step::Input(None) => return End::PeerClosed,
                 Step::Input(Some(Err(e))) => return End::ReadFailed(e),
                 Step::Input(Some(Ok(input))) => {
-                    idle_deadline = Instant::now() + self.limits.tcp_idle_timeout;
+                    idle_deadline = Instant::now() + self.config.idle_timeout;
                     match self.input(input).await {
                         Ok(true) => {}
                         Ok(false) => return End::Quit,
@@ -417,7 +420,7 @@ impl Connection {
         };
         tokio::select! {
             biased;
-            result = timeout(self.limits.write_timeout, write) => match result {
+            result = timeout(self.config.write_timeout, write) => match result {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(End::WriteFailed(e)),
                 Err(_) => Err(End::WriteTimeout),

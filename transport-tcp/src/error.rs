@@ -21,7 +21,7 @@ pub enum TcpError {
     /// A command's arguments are missing or malformed; carries the usage.
     #[error("usage: {0}")]
     Usage(&'static str),
-    /// A line was longer than `Limits::max_line_bytes`; the rest of it was discarded.
+    /// A line was longer than `TcpConfig::max_line_bytes`; the rest of it was discarded.
     #[error("line longer than {0} bytes; the rest of it was discarded")]
     LineTooLong(usize),
     /// A line was not valid UTF-8; it was dropped.

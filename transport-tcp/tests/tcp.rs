@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
+use transport_tcp::TcpConfig;
 
 /// Longest wait for anything expected to happen.
 const WAIT: Duration = Duration::from_secs(5);
@@ -31,18 +32,21 @@ struct Server {
 }
 
 impl Server {
-    async fn start(limits: Limits) -> Server {
+    /// A server with the engine's `limits` and the transport's `config`.
+    async fn start(limits: Limits, config: TcpConfig) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Server::on(listener, limits)
+        Server::on(listener, limits, config)
     }
 
-    fn on(listener: TcpListener, limits: Limits) -> Server {
+    /// A server on a listener the test set up itself.
+    fn on(listener: TcpListener, limits: Limits, config: TcpConfig) -> Server {
         let addr = listener.local_addr().expect("local addr");
         let engine = Engine::start(limits).expect("engine");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(transport_tcp::serve(
             listener,
             engine.clone(),
+            config,
             shutdown.clone(),
         ));
         Server {
@@ -275,7 +279,7 @@ fn message_body(line: &str) -> Option<&str> {
     stamp.then(|| &line[11..])
 }
 
-/// Limits for tests: no rate limit getting in the way.
+/// Engine limits for tests: no rate limit getting in the way.
 fn limits() -> Limits {
     let fast = Rate {
         burst: 100_000,
@@ -288,8 +292,9 @@ fn limits() -> Limits {
     }
 }
 
+/// A server with the test limits and the default transport config.
 async fn server() -> Server {
-    Server::start(limits()).await
+    Server::start(limits(), TcpConfig::default()).await
 }
 
 /// The next `Posted` event of an engine session, skipping the others.
@@ -669,11 +674,9 @@ async fn taken_names_and_resume_tokens() {
 
 #[tokio::test]
 async fn over_long_line_is_refused_and_the_connection_kept() {
-    let s = Server::start(Limits {
-        max_line_bytes: 64,
-        ..limits()
-    })
-    .await;
+    let mut config = TcpConfig::default();
+    config.max_line_bytes = 64;
+    let s = Server::start(limits(), config).await;
     let mut alice = s.founder("alice", "general").await;
     let mut bob = s.member("bob", "general").await;
 
@@ -805,13 +808,15 @@ async fn a_client_that_stops_reading_is_dropped_and_others_are_served() {
         .bind("127.0.0.1:0".parse().expect("addr"))
         .expect("bind");
     let listener = socket.listen(64).expect("listen");
+    let mut config = TcpConfig::default();
+    config.write_timeout = Duration::from_secs(2);
     let s = Server::on(
         listener,
         Limits {
             session_queue: 8,
-            write_timeout: Duration::from_secs(2),
             ..limits()
         },
+        config,
     );
 
     let mut poster = s.member_of_new("poster", "general").await;
@@ -877,11 +882,9 @@ async fn a_client_that_stops_reading_is_dropped_and_others_are_served() {
 
 #[tokio::test]
 async fn connections_beyond_the_limit_wait_until_one_closes() {
-    let s = Server::start(Limits {
-        max_connections: 1,
-        ..limits()
-    })
-    .await;
+    let mut config = TcpConfig::default();
+    config.max_connections = 1;
+    let s = Server::start(limits(), config).await;
     let mut first = s.user("first").await;
     // The second connection is accepted by the kernel but not served yet.
     let mut second = s.client().await;
@@ -894,11 +897,9 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
 
 #[tokio::test]
 async fn idle_connections_are_reaped() {
-    let s = Server::start(Limits {
-        tcp_idle_timeout: Duration::from_millis(1500),
-        ..limits()
-    })
-    .await;
+    let mut config = TcpConfig::default();
+    config.idle_timeout = Duration::from_millis(1500);
+    let s = Server::start(limits(), config).await;
     let mut silent = s.client().await;
     let mut silent_user = s.user("lurker").await;
     let mut active = s.user("active").await;
@@ -919,6 +920,27 @@ async fn idle_connections_are_reaped() {
     }
     active.send("/help").await;
     active.expect_line("= commands:").await;
+}
+
+#[tokio::test]
+async fn an_invalid_config_is_refused_at_start_up() {
+    // A zero idle timeout would close every connection at once: `serve` refuses it and
+    // returns without serving anyone.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let engine = Engine::start(limits()).expect("engine");
+    let mut config = TcpConfig::default();
+    config.idle_timeout = Duration::ZERO;
+    let shutdown = CancellationToken::new();
+    timeout(
+        WAIT,
+        transport_tcp::serve(listener, engine.clone(), config, shutdown),
+    )
+    .await
+    .expect("serve returns at once");
+    // The listener is gone with it.
+    assert!(TcpStream::connect(addr).await.is_err());
+    engine.shutdown().await;
 }
 
 #[tokio::test]
