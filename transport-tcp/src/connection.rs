@@ -1,11 +1,12 @@
 //! One client connection: the loop that reads its lines, drives its engine
 //! [`Session`], and writes what it should see.
 //!
-//! Started by `listener.rs`, one task per connection on the caller's runtime. A single task selects over the
-//! client's next line, the session's next event, the posts still being stored, the idle
-//! deadline and shutdown, so every reply is written before the events that follow it (what
-//! `Session` asks of a transport). Chat lines are pipelined: the loop reads on while up to
-//! `MAX_POSTS_IN_FLIGHT` of them are being stored, and answers wait for those first.
+//! Started by `listener.rs`, one task per connection on the caller's runtime. A single
+//! task selects over the client's next line, the session's next events, the outcome of its
+//! oldest post, the idle deadline and shutdown, so every reply is written before the events
+//! that follow it (what `Session` asks of a transport). Chat lines are pipelined through a
+//! [`PostPipeline`]: the loop reads on while earlier posts are being stored, and every
+//! other answer waits for those first, so answers come out in the order of the lines.
 //! It never touches bytes (that is `codec.rs`) nor formats text (that is `render.rs`), and
 //! it makes no chat decision: every request goes to the engine as it is.
 //!
@@ -19,8 +20,10 @@
 use std::io;
 use std::sync::Arc;
 
-use chat_core::{ChatError, ChatMessage, Engine, Event, Joined, Login, PendingPost, Session};
-use futures_util::stream::FuturesOrdered;
+use chat_core::{
+    ChatError, ChatMessage, Engine, Event, Joined, Login, PostOutcome, PostPipeline, Session,
+    UserId,
+};
 use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -51,7 +54,8 @@ pub(crate) async fn run(
         current: None,
         shutdown,
         config,
-        posts: FuturesOrdered::new(),
+        posts: PostPipeline::new(),
+        events: Vec::new(),
     };
     tracing::debug!("connected");
     let end = conn.serve().await;
@@ -97,15 +101,11 @@ enum End {
 enum Step {
     Shutdown,
     Input(Option<Result<Input, io::Error>>),
-    Event(Option<Event>),
-    Posted(Option<Result<Arc<ChatMessage>, ChatError>>),
+    /// New events are in `Connection::events`; `false`: the session has ended.
+    Events(bool),
+    Posted(Option<PostOutcome<()>>),
     Idle,
 }
-
-/// Most posts of one connection being stored at once. Past it the loop stops reading the
-/// client until one is done; below it a fast sender's messages reach the room together and
-/// are fanned out in one pass.
-const MAX_POSTS_IN_FLIGHT: usize = 64;
 
 struct Connection {
     lines: FramedRead<OwnedReadHalf, LineCodec>,
@@ -118,10 +118,12 @@ struct Connection {
     current: Option<String>,
     shutdown: CancellationToken,
     config: TcpConfig,
-    /// Posts handed to their rooms and not stored yet, in order. A successful post answers
-    /// nothing (its event is the confirmation); a refused one answers an error line, and
-    /// every other answer waits for these, so errors come out in the order of the lines.
-    posts: FuturesOrdered<PendingPost>,
+    /// Posts handed to their rooms and not answered yet, in order. A successful post
+    /// answers nothing (its event is the confirmation); a refused one answers an error line,
+    /// and every other answer waits for these, so errors come out in the order of the lines.
+    posts: PostPipeline<()>,
+    /// The events taken from the session and not written yet; kept to reuse its allocation.
+    events: Vec<Event>,
 }
 
 impl Connection {
@@ -136,8 +138,8 @@ impl Connection {
             let step = tokio::select! {
                 _ = self.shutdown.cancelled() => Step::Shutdown,
                 posted = self.posts.next(), if !self.posts.is_empty() => Step::Posted(posted),
-                input = self.lines.next(), if self.posts.len() < MAX_POSTS_IN_FLIGHT => Step::Input(input),
-                event = next_event(&mut self.session) => Step::Event(event),
+                input = self.lines.next(), if !self.posts.is_full() => Step::Input(input),
+                more = next_events(&mut self.session, &mut self.events) => Step::Events(more),
                 _ = sleep_until(idle_deadline) => Step::Idle,
             };
             match step {
@@ -169,46 +171,43 @@ impl Connection {
                     }
                 }
                 Step::Posted(posted) => {
-                    if let Some(posted) = posted {
-                        if let Err(end) = self.answer_post(posted).await {
+                    if let Some(((), result)) = posted {
+                        if let Err(end) = self.answer_post(result).await {
                             return end;
                         }
                     }
                 }
-                Step::Event(None) => return End::Disconnected,
-                Step::Event(Some(event)) => {
-                    let (lines, last) = self.drain_events(event);
-                    if let Err(end) = self.send(lines).await {
+                Step::Events(false) => return End::Disconnected,
+                Step::Events(true) => {
+                    if let Err(end) = self.write_events().await {
                         return end;
-                    }
-                    if last {
-                        return End::Disconnected;
                     }
                 }
             }
         }
     }
 
-    /// Renders `first` and every event already waiting behind it (up to `EVENT_BATCH`),
-    /// to be written with one flush. The flag says the session ended.
-    fn drain_events(&mut self, first: Event) -> (Vec<String>, bool) {
-        let Some(session) = self.session.as_mut() else {
-            return (Vec::new(), true);
+    /// Writes the events taken from the session with one flush. The session's last event
+    /// (`Disconnected`) is written, then the connection ends.
+    async fn write_events(&mut self) -> Result<(), End> {
+        let Some(me) = self.session.as_ref().map(|s| s.user().id) else {
+            return Err(End::Disconnected);
         };
-        let me = session.user().id;
-        let mut lines = Vec::new();
-        let mut next = Some(first);
-        while let Some(event) = next.take() {
+        let mut lines = Vec::with_capacity(self.events.len());
+        let mut ended = false;
+        for event in self.events.drain(..) {
+            lines.extend(event_line(&event, me));
             if matches!(event, Event::Disconnected(_)) {
-                lines.extend(render::event(&event, me));
-                return (lines, true);
-            }
-            lines.extend(render_shared(&event, me));
-            if lines.len() < EVENT_BATCH {
-                next = session.try_next_event();
+                ended = true;
+                break;
             }
         }
-        (lines, false)
+        self.send(lines).await?;
+        if ended {
+            Err(End::Disconnected)
+        } else {
+            Ok(())
+        }
     }
 
     /// Handles one input item. `Ok(false)` ends the connection (`/quit`).
@@ -239,8 +238,8 @@ impl Connection {
 
     /// Waits for every post in flight, answering each.
     async fn answer_posts(&mut self) -> Result<(), End> {
-        while let Some(posted) = self.posts.next().await {
-            self.answer_post(posted).await?;
+        while let Some(((), result)) = self.posts.next().await {
+            self.answer_post(result).await?;
         }
         Ok(())
     }
@@ -280,7 +279,7 @@ impl Connection {
             Command::Say(text) => {
                 let room = self.current_room()?;
                 let post = session.start_post(room, text).await?;
-                self.posts.push_back(post);
+                self.posts.push((), post);
                 Ok(Vec::new())
             }
             Command::Msg { to, text } => {
@@ -290,7 +289,7 @@ impl Connection {
                     format!("@{to}")
                 };
                 let post = session.start_post(to, text).await?;
-                self.posts.push_back(post);
+                self.posts.push((), post);
                 Ok(Vec::new())
             }
             Command::Create(name) => {
@@ -430,20 +429,15 @@ impl Connection {
     }
 }
 
-/// Most event lines written with one flush before the loop looks at the client again.
-const EVENT_BATCH: usize = 256;
-
 /// A channel message's line, rendered once and shared by every terminal recipient.
 struct SharedLine(String);
 
-/// The line for `event`; a channel message is rendered once for all recipients (it reads
-/// the same for everyone, unlike a private message's).
-fn render_shared(event: &Event, me: chat_core::UserId) -> Option<String> {
+/// The line for `event`. A channel message reads the same for everyone (unlike a private
+/// message, labelled with the other user), so its line is rendered once for all of them.
+fn event_line(event: &Event, me: UserId) -> Option<String> {
     match event {
         Event::Posted(message) if matches!(message.room, chat_core::Room::Channel(_)) => {
-            let shared = message
-                .encodings
-                .get_or_insert_with(|| SharedLine(render::message(message, me)));
+            let shared = message.encoded(|| SharedLine(render::message(message, me)));
             Some(shared.0.clone())
         }
         _ => render::event(event, me),
@@ -488,10 +482,10 @@ fn same_room(a: &str, b: &str) -> bool {
     shown(a).to_lowercase() == shown(b).to_lowercase()
 }
 
-/// The session's next event; never resolves before login.
-async fn next_event(session: &mut Option<Session>) -> Option<Event> {
+/// Takes the session's next events into `batch`; never resolves before login.
+async fn next_events(session: &mut Option<Session>, batch: &mut Vec<Event>) -> bool {
     match session {
-        Some(session) => session.next_event().await,
+        Some(session) => session.next_events(batch).await,
         None => std::future::pending().await,
     }
 }
