@@ -1,9 +1,10 @@
 //! `Command`: one client line, parsed. Owns the command syntax of the line protocol
 //! (`/join NAME`, `/msg USER TEXT`, ...) and nothing else: it does not know whether the
-//! client is logged in or which channel is current (that is `connection.rs`), and it never
+//! client is logged in or which channel is current (that is `dispatch.rs`), and it never
 //! touches the engine.
 //!
-//! Called by `connection.rs` for every [`Input::Line`](crate::codec::Input::Line).
+//! Called by `connection.rs` for every [`Input::Line`](crate::codec::Input::Line); the
+//! command goes on to `dispatch.rs`.
 
 use crate::error::TcpError;
 

@@ -1,28 +1,29 @@
-//! One client connection: the loop that reads its lines, drives its engine
-//! [`Session`], and writes what it should see.
+//! One client connection: the loop that reads its lines, hands each to the
+//! [`Dispatcher`], and writes what the client should see.
 //!
-//! Started by `listener.rs`, one task per connection on the caller's runtime. A single
-//! task selects over the client's next line, the session's next events, the outcome of its
-//! oldest post, the idle deadline and shutdown, so every reply is written before the events
-//! that follow it (what `Session` asks of a transport). Chat lines are pipelined through a
+//! Started by `listener.rs`, one task per connection on the caller's runtime. A single task
+//! selects over the client's next line, the outcome of its oldest post, its session's next
+//! events, the idle deadline and shutdown, so every answer is written before the events that
+//! follow it (what `Session` asks of a transport). Chat lines are pipelined through a
 //! [`PostPipeline`]: the loop reads on while earlier posts are being stored, and every
 //! other answer waits for those first, so answers come out in the order of the lines.
-//! It never touches bytes (that is `codec.rs`) nor formats text (that is `render.rs`), and
-//! it makes no chat decision: every request goes to the engine as it is.
 //!
-//! Protections, all from the [`TcpConfig`]: a line is at most `max_line_bytes`; a
-//! connection with no complete input line for `idle_timeout` is closed (which also reaps
-//! half-open connections); every write must finish within `write_timeout`, and a write
-//! that is blocked is abandoned as soon as the engine closes the session (a full event
-//! queue: `slow_consumer`), so a client that stops reading is dropped without delaying
-//! anyone.
+//! It must not touch bytes (that is `codec.rs`), run commands (`dispatch.rs`) nor format
+//! text (`render.rs`), and it makes no chat decision.
+//!
+//! Protections, all from the [`TcpConfig`]: a line is at most `max_line_bytes` (the codec
+//! cuts it); a connection with no complete input line for `idle_timeout` is closed (which
+//! also reaps half-open connections); every write must finish within `write_timeout`, and
+//! a write that is blocked is abandoned as soon as the engine closes the session (a full
+//! event queue: `slow_consumer`), so a client that stops reading is dropped without
+//! delaying anyone.
 
 use std::io;
+
 use std::sync::Arc;
 
 use chat_core::{
-    ChatError, ChatMessage, Engine, Event, Joined, Login, PostOutcome, PostPipeline, Session,
-    UserId,
+    ChatError, ChatMessage, Engine, Event, PostOutcome, PostPipeline, Session, UserId,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -33,8 +34,9 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Input, LineCodec};
-use crate::command::{self, Command};
+use crate::command;
 use crate::config::TcpConfig;
+use crate::dispatch::{Dispatcher, Reply};
 use crate::error::TcpError;
 use crate::render;
 
@@ -49,13 +51,11 @@ pub(crate) async fn run(
     let mut conn = Connection {
         lines: FramedRead::new(read, LineCodec::new(config.max_line_bytes)),
         out: BufWriter::new(write),
-        engine,
-        session: None,
-        current: None,
-        shutdown,
-        config,
+        dispatcher: Dispatcher::new(engine),
         posts: PostPipeline::new(),
         events: Vec::new(),
+        shutdown,
+        config,
     };
     tracing::debug!("connected");
     let end = conn.serve().await;
@@ -65,7 +65,7 @@ pub(crate) async fn run(
         End::ReadFailed(e) => tracing::info!(error = %e, "disconnected: read failed"),
         other => tracing::info!(reason = ?other, "disconnected"),
     }
-    if let Some(session) = conn.session.take() {
+    if let Some(session) = conn.dispatcher.session_mut().take() {
         session.close();
     }
     if !matches!(end, End::WriteTimeout | End::SessionClosedWhileWriting) {
@@ -110,20 +110,13 @@ enum Step {
 struct Connection {
     lines: FramedRead<OwnedReadHalf, LineCodec>,
     out: BufWriter<OwnedWriteHalf>,
-    engine: Engine,
-    /// `None` until the client picked a name or resumed.
-    session: Option<Session>,
-    /// The room plain lines go to, as the client addresses it (`general`, `@bob`): the
-    /// last one joined. Presentation state only; membership is the engine's.
-    current: Option<String>,
-    shutdown: CancellationToken,
-    config: TcpConfig,
-    /// Posts handed to their rooms and not answered yet, in order. A successful post
-    /// answers nothing (its event is the confirmation); a refused one answers an error line,
-    /// and every other answer waits for these, so errors come out in the order of the lines.
+    dispatcher: Dispatcher,
+    /// Posts handed to their rooms and not answered yet, in the order of the lines.
     posts: PostPipeline<()>,
     /// The events taken from the session and not written yet; kept to reuse its allocation.
     events: Vec<Event>,
+    shutdown: CancellationToken,
+    config: TcpConfig,
 }
 
 impl Connection {
@@ -139,17 +132,15 @@ impl Connection {
                 _ = self.shutdown.cancelled() => Step::Shutdown,
                 posted = self.posts.next(), if !self.posts.is_empty() => Step::Posted(posted),
                 input = self.lines.next(), if !self.posts.is_full() => Step::Input(input),
-                more = next_events(&mut self.session, &mut self.events) => Step::Events(more),
+                more = next_events(self.dispatcher.session_mut(), &mut self.events) => {
+                    Step::Events(more)
+                }
                 _ = sleep_until(idle_deadline) => Step::Idle,
             };
-            match step {
+            let result = match step {
                 Step::Shutdown => {
-                    let _ = self
-                        .send(vec![render::closed(
-                            "shutting_down",
-                            "server shutting down",
-                        )])
-                        .await;
+                    let line = render::closed("shutting_down", "server shutting down");
+                    let _ = self.send(vec![line]).await;
                     return End::Shutdown;
                 }
                 Step::Idle => {
@@ -164,33 +155,72 @@ impl Connection {
                 Step::Input(Some(Err(e))) => return End::ReadFailed(e),
                 Step::Input(Some(Ok(input))) => {
                     idle_deadline = Instant::now() + self.config.idle_timeout;
-                    match self.input(input).await {
-                        Ok(true) => {}
-                        Ok(false) => return End::Quit,
-                        Err(end) => return end,
-                    }
+                    self.input(input).await
                 }
-                Step::Posted(posted) => {
-                    if let Some(((), result)) = posted {
-                        if let Err(end) = self.answer_post(result).await {
-                            return end;
-                        }
-                    }
-                }
+                Step::Posted(None) => Ok(()),
+                Step::Posted(Some(((), result))) => self.answer_post(result).await,
                 Step::Events(false) => return End::Disconnected,
-                Step::Events(true) => {
-                    if let Err(end) = self.write_events().await {
-                        return end;
-                    }
-                }
+                Step::Events(true) => self.write_events().await,
+            };
+            if let Err(end) = result {
+                return end;
             }
+        }
+    }
+
+    /// Handles one input item: dispatches a command, or answers a line the codec refused.
+    async fn input(&mut self, input: Input) -> Result<(), End> {
+        let command = match input {
+            Input::TooLong { limit } => Err(TcpError::LineTooLong(limit)),
+            Input::InvalidUtf8 => Err(TcpError::InvalidUtf8),
+            Input::Line(line) => command::parse(&line),
+        };
+        let reply = match command {
+            Ok(command) => self.dispatcher.dispatch(command).await,
+            Err(e) => Reply::Answer(vec![render::error(&e)]),
+        };
+        match reply {
+            Reply::Post(post) => {
+                self.posts.push((), post);
+                Ok(())
+            }
+            Reply::Answer(lines) if lines.is_empty() => Ok(()),
+            Reply::Answer(lines) => {
+                self.answer_posts().await?;
+                self.send(lines).await
+            }
+            Reply::Quit(lines) => {
+                self.answer_posts().await?;
+                self.send(lines).await?;
+                Err(End::Quit)
+            }
+        }
+    }
+
+    /// Waits for every post in flight, answering each.
+    async fn answer_posts(&mut self) -> Result<(), End> {
+        while let Some(((), result)) = self.posts.next().await {
+            self.answer_post(result).await?;
+        }
+        Ok(())
+    }
+
+    /// A stored post answers nothing (its event is the confirmation); a refused one, an
+    /// error line.
+    async fn answer_post(
+        &mut self,
+        result: Result<Arc<ChatMessage>, ChatError>,
+    ) -> Result<(), End> {
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => self.send(vec![render::error(&TcpError::Chat(e))]).await,
         }
     }
 
     /// Writes the events taken from the session with one flush. The session's last event
     /// (`Disconnected`) is written, then the connection ends.
     async fn write_events(&mut self) -> Result<(), End> {
-        let Some(me) = self.session.as_ref().map(|s| s.user().id) else {
+        let Some(me) = self.dispatcher.session().map(|s| s.user().id) else {
             return Err(End::Disconnected);
         };
         let mut lines = Vec::with_capacity(self.events.len());
@@ -208,201 +238,6 @@ impl Connection {
         } else {
             Ok(())
         }
-    }
-
-    /// Handles one input item. `Ok(false)` ends the connection (`/quit`).
-    async fn input(&mut self, input: Input) -> Result<bool, End> {
-        let result = match input {
-            Input::TooLong { limit } => Err(TcpError::LineTooLong(limit)),
-            Input::InvalidUtf8 => Err(TcpError::InvalidUtf8),
-            Input::Line(line) => match command::parse(&line) {
-                Ok(Command::Quit) => {
-                    self.answer_posts().await?;
-                    self.send(vec![render::reply("bye")]).await?;
-                    return Ok(false);
-                }
-                Ok(command) => self.execute(command).await,
-                Err(e) => Err(e),
-            },
-        };
-        let lines = match result {
-            Ok(lines) => lines,
-            Err(e) => vec![render::error(&e)],
-        };
-        if !lines.is_empty() {
-            self.answer_posts().await?;
-            self.send(lines).await?;
-        }
-        Ok(true)
-    }
-
-    /// Waits for every post in flight, answering each.
-    async fn answer_posts(&mut self) -> Result<(), End> {
-        while let Some(((), result)) = self.posts.next().await {
-            self.answer_post(result).await?;
-        }
-        Ok(())
-    }
-
-    /// A stored post answers nothing (its event is the confirmation); a refused one, an
-    /// error line.
-    async fn answer_post(
-        &mut self,
-        posted: Result<Arc<ChatMessage>, ChatError>,
-    ) -> Result<(), End> {
-        match posted {
-            Ok(_) => Ok(()),
-            Err(e) => self.send(vec![render::error(&TcpError::Chat(e))]).await,
-        }
-    }
-
-    /// Runs a command; returns the lines to answer with. Successful posts, deletions and
-    /// channel creations answer nothing: their event (which this client gets too) is the
-    /// confirmation.
-    async fn execute(&mut self, command: Command) -> Result<Vec<String>, TcpError> {
-        let Some(session) = &self.session else {
-            return match command {
-                Command::Nothing => Ok(Vec::new()),
-                Command::Help => Ok(render::help()),
-                Command::Say(name) | Command::Nick(name) => self.login(Login::Name(name)).await,
-                Command::Resume(token) => self.login(Login::Resume(token)).await,
-                _ => Err(TcpError::NotLoggedIn),
-            };
-        };
-        let me = session.user().id;
-        match command {
-            Command::Nothing => Ok(Vec::new()),
-            Command::Help => Ok(render::help()),
-            Command::Nick(_) => Err(TcpError::RenameUnsupported),
-            Command::Resume(_) => Err(TcpError::AlreadyLoggedIn(session.user().name.to_string())),
-            Command::Quit => Ok(Vec::new()),
-            Command::Say(text) => {
-                let room = self.current_room()?;
-                let post = session.start_post(room, text).await?;
-                self.posts.push((), post);
-                Ok(Vec::new())
-            }
-            Command::Msg { to, text } => {
-                let to = if to.starts_with('@') {
-                    to
-                } else {
-                    format!("@{to}")
-                };
-                let post = session.start_post(to, text).await?;
-                self.posts.push((), post);
-                Ok(Vec::new())
-            }
-            Command::Create(name) => {
-                session.create_channel(&name).await?;
-                Ok(Vec::new())
-            }
-            Command::Delete { room, id } => {
-                let room = match room {
-                    Some(room) => room,
-                    None => self.current_room()?,
-                };
-                session.delete(room.as_str(), id).await?;
-                Ok(Vec::new())
-            }
-            Command::List => {
-                let channels = session.list_channels().await?;
-                if channels.is_empty() {
-                    return Ok(vec![render::reply(
-                        "no channels yet; /create NAME makes one",
-                    )]);
-                }
-                let mut lines = vec![render::reply(&format!("channels: {}", channels.len()))];
-                lines.extend(channels.iter().map(|c| {
-                    render::reply(&format!(
-                        "#{} (members: {}, last active {})",
-                        c.name,
-                        c.members,
-                        c.last_activity.format("%Y-%m-%d %H:%M:%S UTC")
-                    ))
-                }));
-                Ok(lines)
-            }
-            Command::Join(target) => {
-                let joined = session.join(target.as_str(), None).await?;
-                let lines = joined_lines(&joined, me);
-                self.current = Some(joined.room.label_for(me));
-                Ok(lines)
-            }
-            Command::Part(target) => {
-                let target = match target {
-                    Some(target) => target,
-                    None => self.current_room()?,
-                };
-                if !target.starts_with('@') {
-                    session.leave(target.as_str()).await?;
-                }
-                // Leaving a private conversation only stops it being current: leaving it in
-                // the engine would also stop that user's private messages reaching us.
-                if self
-                    .current
-                    .as_deref()
-                    .is_some_and(|c| same_room(c, &target))
-                {
-                    self.current = None;
-                }
-                Ok(vec![render::reply(&format!("left {}", shown(&target)))])
-            }
-            Command::Who(target) => {
-                let target = match target {
-                    Some(target) => target,
-                    None => self.current_room()?,
-                };
-                let members = session.members(target.as_str()).await?;
-                let (online, offline): (Vec<_>, Vec<_>) = members.iter().partition(|m| m.online);
-                let names = |list: &[&chat_core::Member]| {
-                    list.iter()
-                        .map(|m| m.user.name.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                let mut text = format!(
-                    "members of {}: {} online: {}",
-                    shown(&target),
-                    online.len(),
-                    names(&online)
-                );
-                if !offline.is_empty() {
-                    text.push_str(&format!("; {} offline: {}", offline.len(), names(&offline)));
-                }
-                Ok(vec![render::reply(&text)])
-            }
-        }
-    }
-
-    async fn login(&mut self, login: Login) -> Result<Vec<String>, TcpError> {
-        let session = self.engine.connect(login).await?;
-        let user = session.user().clone();
-        tracing::Span::current().record("session_id", session.id().0);
-        tracing::info!(user = %user.name, new_user = session.is_new_user(), "logged in");
-        let mut lines = Vec::new();
-        if session.is_new_user() {
-            let token = session.token().expose();
-            lines.push(render::reply(&format!("welcome, {}", user.name)));
-            lines.push(render::reply(&format!(
-                "your resume token: {token} (keep it secret: /resume {token} brings the name {} back later)",
-                user.name
-            )));
-        } else {
-            lines.push(render::reply(&format!("welcome back, {}", user.name)));
-        }
-        lines.push(render::reply(
-            "/list shows the channels, /join NAME enters one, /help lists the commands",
-        ));
-        self.session = Some(session);
-        Ok(lines)
-    }
-
-    fn current_room(&self) -> Result<String, TcpError> {
-        self.current.clone().ok_or_else(|| {
-            TcpError::Chat(ChatError::NotJoined(
-                "a channel (/join NAME) or use /msg USER TEXT".into(),
-            ))
-        })
     }
 
     /// Writes `lines`, each ending in `\r\n`, within `write_timeout`. Gives up at once if
@@ -424,7 +259,7 @@ impl Connection {
                 Ok(Err(e)) => Err(End::WriteFailed(e)),
                 Err(_) => Err(End::WriteTimeout),
             },
-            _ = session_closed(&self.session) => Err(End::SessionClosedWhileWriting),
+            _ = session_closed(self.dispatcher.session()) => Err(End::SessionClosedWhileWriting),
         }
     }
 }
@@ -444,44 +279,6 @@ fn event_line(event: &Event, me: UserId) -> Option<String> {
     }
 }
 
-/// The lines for a join: the history, oldest first, then a summary reply.
-fn joined_lines(joined: &Joined, me: chat_core::UserId) -> Vec<String> {
-    let mut lines: Vec<String> = joined
-        .messages
-        .iter()
-        .map(|m| render::message(m, me))
-        .collect();
-    let online: Vec<_> = joined
-        .members
-        .iter()
-        .filter(|m| m.online)
-        .map(|m| m.user.name.to_string())
-        .collect();
-    lines.push(render::reply(&format!(
-        "joined {}: {} earlier messages above; {} online: {}",
-        render::room_label(&joined.room, me),
-        joined.messages.len(),
-        online.len(),
-        online.join(", ")
-    )));
-    lines
-}
-
-/// A room as the client typed it, shown with its sigil: `#general`, `@bob`.
-fn shown(target: &str) -> String {
-    let target = target.trim();
-    if target.starts_with('@') || target.starts_with('#') {
-        target.to_owned()
-    } else {
-        format!("#{target}")
-    }
-}
-
-/// Whether two room names, as typed, name the same room (case-insensitively, `#` optional).
-fn same_room(a: &str, b: &str) -> bool {
-    shown(a).to_lowercase() == shown(b).to_lowercase()
-}
-
 /// Takes the session's next events into `batch`; never resolves before login.
 async fn next_events(session: &mut Option<Session>, batch: &mut Vec<Event>) -> bool {
     match session {
@@ -491,7 +288,7 @@ async fn next_events(session: &mut Option<Session>, batch: &mut Vec<Event>) -> b
 }
 
 /// Resolves when the session is closed; never before login.
-async fn session_closed(session: &Option<Session>) {
+async fn session_closed(session: Option<&Session>) {
     match session {
         Some(session) => session.closed().await,
         None => std::future::pending().await,

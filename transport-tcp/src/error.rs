@@ -3,8 +3,8 @@
 //! `! error <code>: <message>` lines (see `docs/tcp.md`); engine errors keep the engine's
 //! code unchanged.
 //!
-//! Built by `command.rs` and `connection.rs`, rendered by `render.rs`. It carries nothing
-//! secret: it is shown to the client as it is.
+//! Built by `command.rs`, `dispatch.rs` and `connection.rs`, rendered by `render.rs`. It
+//! carries nothing secret: it is shown to the client as it is.
 
 use chat_core::ChatError;
 

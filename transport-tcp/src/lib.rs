@@ -33,8 +33,10 @@
 //! - [`config`]: [`TcpConfig`], the transport's own limits and timeouts, and their check.
 //! - `listener`: the accept loop (backoff on errors, a connection cap, one task per
 //!   connection, waits for them on shutdown).
-//! - `connection`: one client's loop: lines in, engine events out, idle timeout, bounded
-//!   writes, shutdown.
+//! - `connection`: one client's loop: lines in, answers and engine events out, idle
+//!   timeout, bounded writes, shutdown.
+//! - `dispatch`: one command to [`Session`](chat_core::Session) calls and the lines that
+//!   answer it; tested without sockets.
 //! - [`codec`]: bytes to lines: length cap, UTF-8, telnet IAC sequences and Ctrl-C.
 //! - [`command`]: a line to a [`Command`](command::Command).
 //! - [`render`]: events, replies and errors to output lines, with terminal-safe text.
@@ -46,6 +48,7 @@ pub mod codec;
 pub mod command;
 pub mod config;
 mod connection;
+mod dispatch;
 mod error;
 mod listener;
 pub mod render;

@@ -13,9 +13,9 @@
 //! | `! error `    | an error: `! error <code>: <message>`                 |
 //! | `! closed `   | the server closes the connection: `! closed <code>: <why>` |
 //!
-//! Called by `connection.rs`. Every line returned here has gone through [`sanitize`]: no
-//! control character, escape sequence or line break from anyone's text ever reaches the
-//! client's terminal raw. Lines carry no terminator; the writer adds `\r\n`.
+//! Called by `dispatch.rs` (answers) and `connection.rs` (events). Every line returned here
+//! has gone through [`sanitize`]: no control character, escape sequence or line break from
+//! anyone's text ever reaches the client's terminal raw. Lines carry no terminator; the writer adds `\r\n`.
 
 use chat_core::{ChatMessage, Event, PresenceChange, Room, UserId};
 
