@@ -172,7 +172,12 @@ fn start_ours() -> Ours {
             let engine = Engine::start(limits).expect("engine");
             tcp.set_nonblocking(true).expect("nonblocking");
             let tcp = tokio::net::TcpListener::from_std(tcp).expect("tokio listener");
-            let tcp_task = tokio::spawn(transport_tcp::serve(tcp, engine.clone(), token.clone()));
+            let tcp_task = tokio::spawn(transport_tcp::serve(
+                tcp,
+                engine.clone(),
+                transport_tcp::TcpConfig::default(),
+                token.clone(),
+            ));
             let chat = transport_ws::WsChat::new(engine.clone(), Vec::new(), token.clone());
             let builder = actix_server::Server::build().workers(1).disable_signals();
             let server = chat

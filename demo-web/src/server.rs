@@ -115,9 +115,16 @@ async fn serve(
                 .map_err(ServerError::io("cannot use the TCP listener"))?;
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(ServerError::io("cannot use the TCP listener"))?;
+            let limits = &config.limits;
+            let mut tcp_config = transport_tcp::TcpConfig::default();
+            tcp_config.max_connections = limits.max_connections;
+            tcp_config.max_line_bytes = limits.max_line_bytes;
+            tcp_config.idle_timeout = limits.tcp_idle_timeout;
+            tcp_config.write_timeout = limits.write_timeout;
             Some(tokio::spawn(transport_tcp::serve(
                 listener,
                 engine.clone(),
+                tcp_config,
                 shutdown.clone(),
             )))
         }

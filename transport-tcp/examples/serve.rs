@@ -8,6 +8,7 @@ use std::error::Error;
 use chat_core::{Engine, Limits};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use transport_tcp::TcpConfig;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
@@ -21,6 +22,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let server = tokio::spawn(transport_tcp::serve(
         listener,
         engine.clone(),
+        TcpConfig::default(),
         shutdown.clone(),
     ));
     tokio::signal::ctrl_c().await?;

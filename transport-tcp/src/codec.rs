@@ -1,7 +1,7 @@
 //! `LineCodec`: bytes from the socket to [`Input`] items, one per line.
 //!
 //! Owns the byte level of the protocol: line endings (`\n` or `\r\n`), the line length cap
-//! ([`Limits::max_line_bytes`](chat_core::Limits::max_line_bytes)), UTF-8 checking, and the
+//! ([`TcpConfig::max_line_bytes`](crate::TcpConfig::max_line_bytes)), UTF-8 checking, and the
 //! telnet noise a terminal client mixes into its input (IAC option negotiation,
 //! sub-negotiation, interrupt). Used by `connection.rs` through a `FramedRead`.
 //!
@@ -27,6 +27,7 @@ const CTRL_C: u8 = 0x03;
 
 /// One item of client input.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Input {
     /// A complete line, without its terminator and without telnet commands.
     Line(String),

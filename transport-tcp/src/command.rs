@@ -1,14 +1,16 @@
 //! `Command`: one client line, parsed. Owns the command syntax of the line protocol
 //! (`/join NAME`, `/msg USER TEXT`, ...) and nothing else: it does not know whether the
-//! client is logged in or which channel is current (that is `connection.rs`), and it never
+//! client is logged in or which channel is current (that is `dispatch.rs`), and it never
 //! touches the engine.
 //!
-//! Called by `connection.rs` for every [`Input::Line`](crate::codec::Input::Line).
+//! Called by `connection.rs` for every [`Input::Line`](crate::codec::Input::Line); the
+//! command goes on to `dispatch.rs`.
 
 use crate::error::TcpError;
 
 /// What a client line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Command {
     /// An empty or blank line: nothing to do (it still counts as activity).
     Nothing,

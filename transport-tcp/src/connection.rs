@@ -1,28 +1,30 @@
-//! One client connection: the loop that reads its lines, drives its engine
-//! [`Session`], and writes what it should see.
+//! One client connection: the loop that reads its lines, hands each to the
+//! [`Dispatcher`], and writes what the client should see.
 //!
-//! Started by `listener.rs`, one task per connection. A single task selects over the
-//! client's next line, the session's next event, the posts still being stored, the idle
-//! deadline and shutdown, so every reply is written before the events that follow it (what
-//! `Session` asks of a transport). Chat lines are pipelined: the loop reads on while up to
-//! `MAX_POSTS_IN_FLIGHT` of them are being stored, and answers wait for those first.
-//! It never touches bytes (that is `codec.rs`) nor formats text (that is `render.rs`), and
-//! it makes no chat decision: every request goes to the engine as it is.
+//! Started by `listener.rs`, one task per connection on the caller's runtime. A single task
+//! selects over the client's next line, the outcome of its oldest post, its session's next
+//! events, the idle deadline and shutdown, so every answer is written before the events that
+//! follow it (what `Session` asks of a transport). Chat lines are pipelined through a
+//! [`PostPipeline`]: the loop reads on while earlier posts are being stored, and every
+//! other answer waits for those first, so answers come out in the order of the lines.
 //!
-//! Protections, all from the engine's [`Limits`]: a line is at most `max_line_bytes`; a
-//! connection with no complete input line for `tcp_idle_timeout` is closed (which also reaps
-//! half-open connections); every write must finish within `write_timeout`, and a write
-//! that is blocked is abandoned as soon as the engine closes the session (a full event
-//! queue: `slow_consumer`), so a client that stops reading is dropped without delaying
-//! anyone.
+//! It must not touch bytes (that is `codec.rs`), run commands (`dispatch.rs`) nor format
+//! text (`render.rs`), and it makes no chat decision.
+//!
+//! Protections, all from the [`TcpConfig`]: a line is at most `max_line_bytes` (the codec
+//! cuts it); a connection with no complete input line for `idle_timeout` is closed (which
+//! also reaps half-open connections); every write must finish within `write_timeout`, and
+//! a write that is blocked is abandoned as soon as the engine closes the session (a full
+//! event queue: `slow_consumer`), so a client that stops reading is dropped without
+//! delaying anyone.
 
 use std::io;
+
 use std::sync::Arc;
 
 use chat_core::{
-    ChatError, ChatMessage, Engine, Event, Joined, Limits, Login, PendingPost, Session,
+    ChatError, ChatMessage, Engine, Event, PostOutcome, PostPipeline, Session, UserId,
 };
-use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -32,23 +34,28 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{Input, LineCodec};
-use crate::command::{self, Command};
+use crate::command;
+use crate::config::TcpConfig;
+use crate::dispatch::{Dispatcher, Reply};
 use crate::error::TcpError;
 use crate::render;
 
 /// Serves one client until it quits, goes away, idles out, is dropped, or shutdown.
-pub(crate) async fn run(stream: TcpStream, engine: Engine, shutdown: CancellationToken) {
-    let limits = engine.limits().clone();
+pub(crate) async fn run(
+    stream: TcpStream,
+    engine: Engine,
+    config: TcpConfig,
+    shutdown: CancellationToken,
+) {
     let (read, write) = stream.into_split();
     let mut conn = Connection {
-        lines: FramedRead::new(read, LineCodec::new(limits.max_line_bytes)),
+        lines: FramedRead::new(read, LineCodec::new(config.max_line_bytes)),
         out: BufWriter::new(write),
-        engine,
-        session: None,
-        current: None,
+        dispatcher: Dispatcher::new(engine),
+        posts: PostPipeline::new(),
+        events: Vec::new(),
         shutdown,
-        limits,
-        posts: FuturesOrdered::new(),
+        config,
     };
     tracing::debug!("connected");
     let end = conn.serve().await;
@@ -58,12 +65,12 @@ pub(crate) async fn run(stream: TcpStream, engine: Engine, shutdown: Cancellatio
         End::ReadFailed(e) => tracing::info!(error = %e, "disconnected: read failed"),
         other => tracing::info!(reason = ?other, "disconnected"),
     }
-    if let Some(session) = conn.session.take() {
+    if let Some(session) = conn.dispatcher.session_mut().take() {
         session.close();
     }
     if !matches!(end, End::WriteTimeout | End::SessionClosedWhileWriting) {
         // Best effort FIN; bounded like every write.
-        let _ = timeout(conn.limits.write_timeout, conn.out.shutdown()).await;
+        let _ = timeout(conn.config.write_timeout, conn.out.shutdown()).await;
     }
 }
 
@@ -74,7 +81,7 @@ enum End {
     Quit,
     /// The client closed its side.
     PeerClosed,
-    /// No input line for `tcp_idle_timeout`.
+    /// No input line for `idle_timeout`.
     Idle,
     /// The server is shutting down.
     Shutdown,
@@ -94,31 +101,22 @@ enum End {
 enum Step {
     Shutdown,
     Input(Option<Result<Input, io::Error>>),
-    Event(Option<Event>),
-    Posted(Option<Result<Arc<ChatMessage>, ChatError>>),
+    /// New events are in `Connection::events`; `false`: the session has ended.
+    Events(bool),
+    Posted(Option<PostOutcome<()>>),
     Idle,
 }
-
-/// Most posts of one connection being stored at once. Past it the loop stops reading the
-/// client until one is done; below it a fast sender's messages reach the room together and
-/// are fanned out in one pass.
-const MAX_POSTS_IN_FLIGHT: usize = 64;
 
 struct Connection {
     lines: FramedRead<OwnedReadHalf, LineCodec>,
     out: BufWriter<OwnedWriteHalf>,
-    engine: Engine,
-    /// `None` until the client picked a name or resumed.
-    session: Option<Session>,
-    /// The room plain lines go to, as the client addresses it (`general`, `@bob`): the
-    /// last one joined. Presentation state only; membership is the engine's.
-    current: Option<String>,
+    dispatcher: Dispatcher,
+    /// Posts handed to their rooms and not answered yet, in the order of the lines.
+    posts: PostPipeline<()>,
+    /// The events taken from the session and not written yet; kept to reuse its allocation.
+    events: Vec<Event>,
     shutdown: CancellationToken,
-    limits: Limits,
-    /// Posts handed to their rooms and not stored yet, in order. A successful post answers
-    /// nothing (its event is the confirmation); a refused one answers an error line, and
-    /// every other answer waits for these, so errors come out in the order of the lines.
-    posts: FuturesOrdered<PendingPost>,
+    config: TcpConfig,
 }
 
 impl Connection {
@@ -126,31 +124,29 @@ impl Connection {
         if let Err(end) = self.send(render::greeting()).await {
             return end;
         }
-        let mut idle_deadline = Instant::now() + self.limits.tcp_idle_timeout;
+        let mut idle_deadline = Instant::now() + self.config.idle_timeout;
         loop {
             // Not biased: a client that floods lines must still get its events drained,
             // and a busy room must not starve reading the client.
             let step = tokio::select! {
                 _ = self.shutdown.cancelled() => Step::Shutdown,
                 posted = self.posts.next(), if !self.posts.is_empty() => Step::Posted(posted),
-                input = self.lines.next(), if self.posts.len() < MAX_POSTS_IN_FLIGHT => Step::Input(input),
-                event = next_event(&mut self.session) => Step::Event(event),
+                input = self.lines.next(), if !self.posts.is_full() => Step::Input(input),
+                more = next_events(self.dispatcher.session_mut(), &mut self.events) => {
+                    Step::Events(more)
+                }
                 _ = sleep_until(idle_deadline) => Step::Idle,
             };
-            match step {
+            let result = match step {
                 Step::Shutdown => {
-                    let _ = self
-                        .send(vec![render::closed(
-                            "shutting_down",
-                            "server shutting down",
-                        )])
-                        .await;
+                    let line = render::closed("shutting_down", "server shutting down");
+                    let _ = self.send(vec![line]).await;
                     return End::Shutdown;
                 }
                 Step::Idle => {
                     let why = format!(
                         "no input for {} s; reconnect (and /resume TOKEN) to chat again",
-                        self.limits.tcp_idle_timeout.as_secs_f64()
+                        self.config.idle_timeout.as_secs_f64()
                     );
                     let _ = self.send(vec![render::closed("idle_timeout", &why)]).await;
                     return End::Idle;
@@ -158,86 +154,53 @@ impl Connection {
                 Step::Input(None) => return End::PeerClosed,
                 Step::Input(Some(Err(e))) => return End::ReadFailed(e),
                 Step::Input(Some(Ok(input))) => {
-                    idle_deadline = Instant::now() + self.limits.tcp_idle_timeout;
-                    match self.input(input).await {
-                        Ok(true) => {}
-                        Ok(false) => return End::Quit,
-                        Err(end) => return end,
-                    }
+                    idle_deadline = Instant::now() + self.config.idle_timeout;
+                    self.input(input).await
                 }
-                Step::Posted(posted) => {
-                    if let Some(posted) = posted {
-                        if let Err(end) = self.answer_post(posted).await {
-                            return end;
-                        }
-                    }
-                }
-                Step::Event(None) => return End::Disconnected,
-                Step::Event(Some(event)) => {
-                    let (lines, last) = self.drain_events(event);
-                    if let Err(end) = self.send(lines).await {
-                        return end;
-                    }
-                    if last {
-                        return End::Disconnected;
-                    }
-                }
+                Step::Posted(None) => Ok(()),
+                Step::Posted(Some(((), result))) => self.answer_post(result).await,
+                Step::Events(false) => return End::Disconnected,
+                Step::Events(true) => self.write_events().await,
+            };
+            if let Err(end) = result {
+                return end;
             }
         }
     }
 
-    /// Renders `first` and every event already waiting behind it (up to `EVENT_BATCH`),
-    /// to be written with one flush. The flag says the session ended.
-    fn drain_events(&mut self, first: Event) -> (Vec<String>, bool) {
-        let Some(session) = self.session.as_mut() else {
-            return (Vec::new(), true);
-        };
-        let me = session.user().id;
-        let mut lines = Vec::new();
-        let mut next = Some(first);
-        while let Some(event) = next.take() {
-            if matches!(event, Event::Disconnected(_)) {
-                lines.extend(render::event(&event, me));
-                return (lines, true);
-            }
-            lines.extend(render_shared(&event, me));
-            if lines.len() < EVENT_BATCH {
-                next = session.try_next_event();
-            }
-        }
-        (lines, false)
-    }
-
-    /// Handles one input item. `Ok(false)` ends the connection (`/quit`).
-    async fn input(&mut self, input: Input) -> Result<bool, End> {
-        let result = match input {
+    /// Handles one input item: dispatches a command, or answers a line the codec refused.
+    async fn input(&mut self, input: Input) -> Result<(), End> {
+        let command = match input {
             Input::TooLong { limit } => Err(TcpError::LineTooLong(limit)),
             Input::InvalidUtf8 => Err(TcpError::InvalidUtf8),
-            Input::Line(line) => match command::parse(&line) {
-                Ok(Command::Quit) => {
-                    self.answer_posts().await?;
-                    self.send(vec![render::reply("bye")]).await?;
-                    return Ok(false);
-                }
-                Ok(command) => self.execute(command).await,
-                Err(e) => Err(e),
-            },
+            Input::Line(line) => command::parse(&line),
         };
-        let lines = match result {
-            Ok(lines) => lines,
-            Err(e) => vec![render::error(&e)],
+        let reply = match command {
+            Ok(command) => self.dispatcher.dispatch(command).await,
+            Err(e) => Reply::Answer(vec![render::error(&e)]),
         };
-        if !lines.is_empty() {
-            self.answer_posts().await?;
-            self.send(lines).await?;
+        match reply {
+            Reply::Post(post) => {
+                self.posts.push((), post);
+                Ok(())
+            }
+            Reply::Answer(lines) if lines.is_empty() => Ok(()),
+            Reply::Answer(lines) => {
+                self.answer_posts().await?;
+                self.send(lines).await
+            }
+            Reply::Quit(lines) => {
+                self.answer_posts().await?;
+                self.send(lines).await?;
+                Err(End::Quit)
+            }
         }
-        Ok(true)
     }
 
     /// Waits for every post in flight, answering each.
     async fn answer_posts(&mut self) -> Result<(), End> {
-        while let Some(posted) = self.posts.next().await {
-            self.answer_post(posted).await?;
+        while let Some(((), result)) = self.posts.next().await {
+            self.answer_post(result).await?;
         }
         Ok(())
     }
@@ -246,161 +209,35 @@ impl Connection {
     /// error line.
     async fn answer_post(
         &mut self,
-        posted: Result<Arc<ChatMessage>, ChatError>,
+        result: Result<Arc<ChatMessage>, ChatError>,
     ) -> Result<(), End> {
-        match posted {
+        match result {
             Ok(_) => Ok(()),
             Err(e) => self.send(vec![render::error(&TcpError::Chat(e))]).await,
         }
     }
 
-    /// Runs a command; returns the lines to answer with. Successful posts, deletions and
-    /// channel creations answer nothing: their event (which this client gets too) is the
-    /// confirmation.
-    async fn execute(&mut self, command: Command) -> Result<Vec<String>, TcpError> {
-        let Some(session) = &self.session else {
-            return match command {
-                Command::Nothing => Ok(Vec::new()),
-                Command::Help => Ok(render::help()),
-                Command::Say(name) | Command::Nick(name) => self.login(Login::Name(name)).await,
-                Command::Resume(token) => self.login(Login::Resume(token)).await,
-                _ => Err(TcpError::NotLoggedIn),
-            };
+    /// Writes the events taken from the session with one flush. The session's last event
+    /// (`Disconnected`) is written, then the connection ends.
+    async fn write_events(&mut self) -> Result<(), End> {
+        let Some(me) = self.dispatcher.session().map(|s| s.user().id) else {
+            return Err(End::Disconnected);
         };
-        let me = session.user().id;
-        match command {
-            Command::Nothing => Ok(Vec::new()),
-            Command::Help => Ok(render::help()),
-            Command::Nick(_) => Err(TcpError::RenameUnsupported),
-            Command::Resume(_) => Err(TcpError::AlreadyLoggedIn(session.user().name.to_string())),
-            Command::Quit => Ok(Vec::new()),
-            Command::Say(text) => {
-                let room = self.current_room()?;
-                let post = session.start_post(room, text).await?;
-                self.posts.push_back(post);
-                Ok(Vec::new())
-            }
-            Command::Msg { to, text } => {
-                let to = if to.starts_with('@') {
-                    to
-                } else {
-                    format!("@{to}")
-                };
-                let post = session.start_post(to, text).await?;
-                self.posts.push_back(post);
-                Ok(Vec::new())
-            }
-            Command::Create(name) => {
-                session.create_channel(&name).await?;
-                Ok(Vec::new())
-            }
-            Command::Delete { room, id } => {
-                let room = match room {
-                    Some(room) => room,
-                    None => self.current_room()?,
-                };
-                session.delete(room.as_str(), id).await?;
-                Ok(Vec::new())
-            }
-            Command::List => {
-                let channels = session.list_channels().await?;
-                if channels.is_empty() {
-                    return Ok(vec![render::reply(
-                        "no channels yet; /create NAME makes one",
-                    )]);
-                }
-                let mut lines = vec![render::reply(&format!("channels: {}", channels.len()))];
-                lines.extend(channels.iter().map(|c| {
-                    render::reply(&format!(
-                        "#{} (members: {}, last active {})",
-                        c.name,
-                        c.members,
-                        c.last_activity.format("%Y-%m-%d %H:%M:%S UTC")
-                    ))
-                }));
-                Ok(lines)
-            }
-            Command::Join(target) => {
-                let joined = session.join(target.as_str(), None).await?;
-                let lines = joined_lines(&joined, me);
-                self.current = Some(joined.room.label_for(me));
-                Ok(lines)
-            }
-            Command::Part(target) => {
-                let target = match target {
-                    Some(target) => target,
-                    None => self.current_room()?,
-                };
-                if !target.starts_with('@') {
-                    session.leave(target.as_str()).await?;
-                }
-                // Leaving a private conversation only stops it being current: leaving it in
-                // the engine would also stop that user's private messages reaching us.
-                if self
-                    .current
-                    .as_deref()
-                    .is_some_and(|c| same_room(c, &target))
-                {
-                    self.current = None;
-                }
-                Ok(vec![render::reply(&format!("left {}", shown(&target)))])
-            }
-            Command::Who(target) => {
-                let target = match target {
-                    Some(target) => target,
-                    None => self.current_room()?,
-                };
-                let members = session.members(target.as_str()).await?;
-                let (online, offline): (Vec<_>, Vec<_>) = members.iter().partition(|m| m.online);
-                let names = |list: &[&chat_core::Member]| {
-                    list.iter()
-                        .map(|m| m.user.name.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                let mut text = format!(
-                    "members of {}: {} online: {}",
-                    shown(&target),
-                    online.len(),
-                    names(&online)
-                );
-                if !offline.is_empty() {
-                    text.push_str(&format!("; {} offline: {}", offline.len(), names(&offline)));
-                }
-                Ok(vec![render::reply(&text)])
+        let mut lines = Vec::with_capacity(self.events.len());
+        let mut ended = false;
+        for event in self.events.drain(..) {
+            lines.extend(event_line(&event, me));
+            if matches!(event, Event::Disconnected(_)) {
+                ended = true;
+                break;
             }
         }
-    }
-
-    async fn login(&mut self, login: Login) -> Result<Vec<String>, TcpError> {
-        let session = self.engine.connect(login).await?;
-        let user = session.user().clone();
-        tracing::Span::current().record("session_id", session.id().0);
-        tracing::info!(user = %user.name, new_user = session.is_new_user(), "logged in");
-        let mut lines = Vec::new();
-        if session.is_new_user() {
-            let token = session.token().expose();
-            lines.push(render::reply(&format!("welcome, {}", user.name)));
-            lines.push(render::reply(&format!(
-                "your resume token: {token} (keep it secret: /resume {token} brings the name {} back later)",
-                user.name
-            )));
+        self.send(lines).await?;
+        if ended {
+            Err(End::Disconnected)
         } else {
-            lines.push(render::reply(&format!("welcome back, {}", user.name)));
+            Ok(())
         }
-        lines.push(render::reply(
-            "/list shows the channels, /join NAME enters one, /help lists the commands",
-        ));
-        self.session = Some(session);
-        Ok(lines)
-    }
-
-    fn current_room(&self) -> Result<String, TcpError> {
-        self.current.clone().ok_or_else(|| {
-            TcpError::Chat(ChatError::NotJoined(
-                "a channel (/join NAME) or use /msg USER TEXT".into(),
-            ))
-        })
     }
 
     /// Writes `lines`, each ending in `\r\n`, within `write_timeout`. Gives up at once if
@@ -417,84 +254,41 @@ impl Connection {
         };
         tokio::select! {
             biased;
-            result = timeout(self.limits.write_timeout, write) => match result {
+            result = timeout(self.config.write_timeout, write) => match result {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(End::WriteFailed(e)),
                 Err(_) => Err(End::WriteTimeout),
             },
-            _ = session_closed(&self.session) => Err(End::SessionClosedWhileWriting),
+            _ = session_closed(self.dispatcher.session()) => Err(End::SessionClosedWhileWriting),
         }
     }
 }
 
-/// Most event lines written with one flush before the loop looks at the client again.
-const EVENT_BATCH: usize = 256;
-
 /// A channel message's line, rendered once and shared by every terminal recipient.
 struct SharedLine(String);
 
-/// The line for `event`; a channel message is rendered once for all recipients (it reads
-/// the same for everyone, unlike a private message's).
-fn render_shared(event: &Event, me: chat_core::UserId) -> Option<String> {
+/// The line for `event`. A channel message reads the same for everyone (unlike a private
+/// message, labelled with the other user), so its line is rendered once for all of them.
+fn event_line(event: &Event, me: UserId) -> Option<String> {
     match event {
         Event::Posted(message) if matches!(message.room, chat_core::Room::Channel(_)) => {
-            let shared = message
-                .encodings
-                .get_or_insert_with(|| SharedLine(render::message(message, me)));
+            let shared = message.encoded(|| SharedLine(render::message(message, me)));
             Some(shared.0.clone())
         }
         _ => render::event(event, me),
     }
 }
 
-/// The lines for a join: the history, oldest first, then a summary reply.
-fn joined_lines(joined: &Joined, me: chat_core::UserId) -> Vec<String> {
-    let mut lines: Vec<String> = joined
-        .messages
-        .iter()
-        .map(|m| render::message(m, me))
-        .collect();
-    let online: Vec<_> = joined
-        .members
-        .iter()
-        .filter(|m| m.online)
-        .map(|m| m.user.name.to_string())
-        .collect();
-    lines.push(render::reply(&format!(
-        "joined {}: {} earlier messages above; {} online: {}",
-        render::room_label(&joined.room, me),
-        joined.messages.len(),
-        online.len(),
-        online.join(", ")
-    )));
-    lines
-}
-
-/// A room as the client typed it, shown with its sigil: `#general`, `@bob`.
-fn shown(target: &str) -> String {
-    let target = target.trim();
-    if target.starts_with('@') || target.starts_with('#') {
-        target.to_owned()
-    } else {
-        format!("#{target}")
-    }
-}
-
-/// Whether two room names, as typed, name the same room (case-insensitively, `#` optional).
-fn same_room(a: &str, b: &str) -> bool {
-    shown(a).to_lowercase() == shown(b).to_lowercase()
-}
-
-/// The session's next event; never resolves before login.
-async fn next_event(session: &mut Option<Session>) -> Option<Event> {
+/// Takes the session's next events into `batch`; never resolves before login.
+async fn next_events(session: &mut Option<Session>, batch: &mut Vec<Event>) -> bool {
     match session {
-        Some(session) => session.next_event().await,
+        Some(session) => session.next_events(batch).await,
         None => std::future::pending().await,
     }
 }
 
 /// Resolves when the session is closed; never before login.
-async fn session_closed(session: &Option<Session>) {
+async fn session_closed(session: Option<&Session>) {
     match session {
         Some(session) => session.closed().await,
         None => std::future::pending().await,

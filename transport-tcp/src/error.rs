@@ -3,13 +3,14 @@
 //! `! error <code>: <message>` lines (see `docs/tcp.md`); engine errors keep the engine's
 //! code unchanged.
 //!
-//! Built by `command.rs` and `connection.rs`, rendered by `render.rs`. It carries nothing
-//! secret: it is shown to the client as it is.
+//! Built by `command.rs`, `dispatch.rs` and `connection.rs`, rendered by `render.rs`. It
+//! carries nothing secret: it is shown to the client as it is.
 
 use chat_core::ChatError;
 
 /// An error shown to a TCP client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TcpError {
     /// The engine refused the request; its code is passed on unchanged.
     #[error(transparent)]
@@ -20,7 +21,7 @@ pub enum TcpError {
     /// A command's arguments are missing or malformed; carries the usage.
     #[error("usage: {0}")]
     Usage(&'static str),
-    /// A line was longer than `Limits::max_line_bytes`; the rest of it was discarded.
+    /// A line was longer than `TcpConfig::max_line_bytes`; the rest of it was discarded.
     #[error("line longer than {0} bytes; the rest of it was discarded")]
     LineTooLong(usize),
     /// A line was not valid UTF-8; it was dropped.

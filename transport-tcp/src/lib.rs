@@ -7,15 +7,19 @@
 //!
 //! The transport translates and forwards: every chat decision (names, channels, history,
 //! rate limits, slow consumers) is the engine's, reached through one
-//! [`chat_core::Session`] per logged-in connection. Its own limits (line length, idle and
-//! write timeouts) come from the engine's [`chat_core::Limits`].
+//! [`chat_core::Session`] per logged-in connection. Its own limits (connections, line
+//! length, idle and write timeouts) are a [`TcpConfig`]; its connections run on the
+//! caller's tokio runtime.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let engine = chat_core::Engine::start(chat_core::Limits::default())?;
+//! let engine = chat_core::Engine::builder().start().await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:7878").await?;
+//! let mut config = transport_tcp::TcpConfig::default();
+//! config.max_line_bytes = 4096;
+//! config.validate()?;
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! let server = tokio::spawn(transport_tcp::serve(listener, engine.clone(), shutdown.clone()));
+//! let server = tokio::spawn(transport_tcp::serve(listener, engine.clone(), config, shutdown.clone()));
 //! // ... later:
 //! shutdown.cancel();
 //! server.await?; // every client was told and disconnected
@@ -24,11 +28,15 @@
 //! ```
 //!
 //! # Layout
-//! - [`serve`] (here): the entry point; runs the listener until shutdown.
+//! - [`serve`] (here): the entry point; checks the config and runs the listener until
+//!   shutdown.
+//! - [`config`]: [`TcpConfig`], the transport's own limits and timeouts, and their check.
 //! - `listener`: the accept loop (backoff on errors, a connection cap, one task per
 //!   connection, waits for them on shutdown).
-//! - `connection`: one client's loop: lines in, engine events out, idle timeout, bounded
-//!   writes, shutdown.
+//! - `connection`: one client's loop: lines in, answers and engine events out, idle
+//!   timeout, bounded writes, shutdown.
+//! - `dispatch`: one command to [`Session`](chat_core::Session) calls and the lines that
+//!   answer it; tested without sockets.
 //! - [`codec`]: bytes to lines: length cap, UTF-8, telnet IAC sequences and Ctrl-C.
 //! - [`command`]: a line to a [`Command`](command::Command).
 //! - [`render`]: events, replies and errors to output lines, with terminal-safe text.
@@ -38,11 +46,14 @@
 
 pub mod codec;
 pub mod command;
+pub mod config;
 mod connection;
+mod dispatch;
 mod error;
 mod listener;
 pub mod render;
 
+pub use config::TcpConfig;
 pub use error::TcpError;
 
 use chat_core::Engine;
@@ -52,10 +63,24 @@ use tokio_util::sync::CancellationToken;
 /// Serves the line protocol on `listener` until `shutdown` fires.
 ///
 /// Accepts connections (retrying failed accepts with a backoff, never giving up), runs
-/// one task per connection, and, once `shutdown` is cancelled, stops accepting, tells every
-/// connected client `! closed shutting_down: server shutting down`, closes it, and returns
-/// when all connection tasks have ended (each within `Limits::write_timeout`). It does not
+/// one task per connection on the current tokio runtime, and, once `shutdown` is
+/// cancelled, stops accepting, tells every connected client
+/// `! closed shutting_down: server shutting down`, closes it, and returns when all
+/// connection tasks have ended (each within [`TcpConfig::write_timeout`]). It does not
 /// shut the engine down: the caller does, after this returns.
-pub async fn serve(listener: TcpListener, engine: Engine, shutdown: CancellationToken) {
-    listener::run(listener, engine, shutdown).await
+///
+/// Check `config` with [`TcpConfig::validate`] where it is built, to report a bad value
+/// to whoever set it. A config that fails the check is refused here too: `serve` logs
+/// the error and returns at once, serving nothing.
+pub async fn serve(
+    listener: TcpListener,
+    engine: Engine,
+    config: TcpConfig,
+    shutdown: CancellationToken,
+) {
+    if let Err(e) = config.validate() {
+        tracing::error!(error = %e, "tcp transport not started: invalid TcpConfig");
+        return;
+    }
+    listener::run(listener, engine, config, shutdown).await
 }

@@ -1,5 +1,5 @@
 //! The accept loop: takes connections off a bound `TcpListener` until shutdown, one task
-//! per connection (run on the engine's connection workers), and waits for those tasks before
+//! per connection on the caller's tokio runtime, and waits for those tasks before
 //! returning.
 //!
 //! Called by [`serve`](crate::serve). It must never end on a failed `accept` (running out
@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::Engine;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::config::TcpConfig;
 use crate::connection;
 
 /// First wait after a failed accept; doubled on each failure in a row, reset by a success.
@@ -24,15 +25,17 @@ const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Accepts until `shutdown` fires, then waits for every connection task to finish (each
-/// tells its client and closes, within `Limits::write_timeout`).
-pub(crate) async fn run(listener: TcpListener, engine: Engine, shutdown: CancellationToken) {
+/// tells its client and closes, within `TcpConfig::write_timeout`).
+pub(crate) async fn run(
+    listener: TcpListener,
+    engine: Engine,
+    config: TcpConfig,
+    shutdown: CancellationToken,
+) {
     let tracker = TaskTracker::new();
     // `max_connections` counts connections logged in or not. The permit is taken before
     // `accept`, so a full server leaves new clients in the listen backlog.
-    let max = engine
-        .limits()
-        .max_connections
-        .clamp(1, Semaphore::MAX_PERMITS);
+    let max = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max));
     let mut backoff = MIN_ACCEPT_BACKOFF;
     match listener.local_addr() {
@@ -65,7 +68,14 @@ pub(crate) async fn run(listener: TcpListener, engine: Engine, shutdown: Cancell
                     %peer,
                     session_id = tracing::field::Empty
                 );
-                spawn_connection(&tracker, &engine, &shutdown, stream, permit, span);
+                let task =
+                    connection::run(stream, engine.clone(), config.clone(), shutdown.clone());
+                // The permit moves into the task: the slot is free once the connection ends.
+                let task = async move {
+                    task.await;
+                    drop(permit);
+                };
+                tokio::spawn(tracker.track_future(task.instrument(span)));
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "accept failed");
@@ -86,34 +96,4 @@ pub(crate) async fn run(listener: TcpListener, engine: Engine, shutdown: Cancell
     );
     tracker.wait().await;
     tracing::info!("tcp transport stopped");
-}
-
-/// Runs one connection on one of the engine's connection workers (`Engine::spawn` says why),
-/// holding its `permit` until it ends: the socket moves to that thread's reactor.
-fn spawn_connection(
-    tracker: &TaskTracker,
-    engine: &Engine,
-    shutdown: &CancellationToken,
-    stream: TcpStream,
-    permit: OwnedSemaphorePermit,
-    span: tracing::Span,
-) {
-    let stream = match stream.into_std() {
-        Ok(stream) => stream,
-        Err(e) => {
-            tracing::debug!(parent: &span, error = %e, "could not hand the socket over");
-            return;
-        }
-    };
-    let (task_engine, shutdown) = (engine.clone(), shutdown.clone());
-    let task = async move {
-        match TcpStream::from_std(stream) {
-            Ok(stream) => connection::run(stream, task_engine, shutdown).await,
-            Err(e) => tracing::debug!(error = %e, "could not register the socket"),
-        }
-        drop(permit);
-    };
-    if let Err(e) = engine.spawn(tracker.track_future(task.instrument(span))) {
-        tracing::debug!(error = %e, "no engine to run the connection");
-    }
 }

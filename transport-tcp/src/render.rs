@@ -13,9 +13,9 @@
 //! | `! error `    | an error: `! error <code>: <message>`                 |
 //! | `! closed `   | the server closes the connection: `! closed <code>: <why>` |
 //!
-//! Called by `connection.rs`. Every line returned here has gone through [`sanitize`]: no
-//! control character, escape sequence or line break from anyone's text ever reaches the
-//! client's terminal raw. Lines carry no terminator; the writer adds `\r\n`.
+//! Called by `dispatch.rs` (answers) and `connection.rs` (events). Every line returned here
+//! has gone through [`sanitize`]: no control character, escape sequence or line break from
+//! anyone's text ever reaches the client's terminal raw. Lines carry no terminator; the writer adds `\r\n`.
 
 use chat_core::{ChatMessage, Event, PresenceChange, Room, UserId};
 
@@ -159,14 +159,13 @@ mod tests {
     }
 
     fn direct_message(text: &str) -> ChatMessage {
-        ChatMessage {
-            encodings: Default::default(),
-            id: 7,
-            room: Room::Direct([user(1, "alice"), user(2, "bob")]),
-            author: user(1, "alice"),
-            text: text.into(),
-            sent_at: Utc.with_ymd_and_hms(2024, 5, 1, 14, 3, 22).unwrap(),
-        }
+        ChatMessage::new(
+            7,
+            Room::Direct([user(1, "alice"), user(2, "bob")]),
+            user(1, "alice"),
+            text.into(),
+            Utc.with_ymd_and_hms(2024, 5, 1, 14, 3, 22).unwrap(),
+        )
     }
 
     #[test]

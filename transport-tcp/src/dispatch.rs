@@ -1,0 +1,394 @@
+//! `Dispatcher`: one client's parsed [`Command`] to [`Session`] calls, and the lines that
+//! answer it. Owns what the connection knows between two lines: its session (once logged
+//! in) and its current room.
+//!
+//! Called by `connection.rs` for every command, in the order the client sent them; the
+//! connection writes the answer and feeds the posts started here through its
+//! [`PostPipeline`](chat_core::PostPipeline). Dispatching never touches a socket, so it is
+//! tested here with a real engine and no network. It makes no chat decision: every request
+//! goes to the engine as the client typed it, and the engine's error comes back as it is.
+
+use chat_core::{ChatError, Engine, Joined, Login, Member, PendingPost, Session, UserId};
+
+use crate::command::Command;
+use crate::error::TcpError;
+use crate::render;
+
+/// What to do with a command's outcome.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// Write these lines once every earlier post is answered. Empty when the command's
+    /// event (which this client gets too) is its confirmation: a created channel, a
+    /// deletion.
+    Answer(Vec<String>),
+    /// A post handed to its room: nothing to write now. A stored post answers nothing
+    /// (its event is the confirmation); a refused one answers an error line.
+    Post(PendingPost),
+    /// `/quit`: write these lines once every earlier post is answered, then close.
+    Quit(Vec<String>),
+}
+
+/// One connection's side of the conversation with the engine.
+pub(crate) struct Dispatcher {
+    engine: Engine,
+    /// `None` until the client picked a name or resumed.
+    session: Option<Session>,
+    /// The room plain lines go to, as the client addresses it (`general`, `@bob`): the
+    /// last one joined. Presentation state only; membership is the engine's.
+    current: Option<String>,
+}
+
+impl Dispatcher {
+    /// A dispatcher for a client that has not logged in yet.
+    pub(crate) fn new(engine: Engine) -> Dispatcher {
+        Dispatcher {
+            engine,
+            session: None,
+            current: None,
+        }
+    }
+
+    /// The session, once logged in.
+    pub(crate) fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// The session, once logged in, to take its events.
+    pub(crate) fn session_mut(&mut self) -> &mut Option<Session> {
+        &mut self.session
+    }
+
+    /// Runs `command` and says what to answer; a refusal is answered with its error line.
+    pub(crate) async fn dispatch(&mut self, command: Command) -> Reply {
+        if let Command::Quit = command {
+            return Reply::Quit(vec![render::reply("bye")]);
+        }
+        match self.execute(command).await {
+            Ok(reply) => reply,
+            Err(e) => Reply::Answer(vec![render::error(&e)]),
+        }
+    }
+
+    async fn execute(&mut self, command: Command) -> Result<Reply, TcpError> {
+        let answer = |lines| Ok(Reply::Answer(lines));
+        let Some(session) = &self.session else {
+            return match command {
+                Command::Nothing => answer(Vec::new()),
+                Command::Help => answer(render::help()),
+                Command::Say(name) | Command::Nick(name) => self.login(Login::Name(name)).await,
+                Command::Resume(token) => self.login(Login::Resume(token)).await,
+                _ => Err(TcpError::NotLoggedIn),
+            };
+        };
+        let me = session.user().id;
+        match command {
+            Command::Nothing | Command::Quit => answer(Vec::new()),
+            Command::Help => answer(render::help()),
+            Command::Nick(_) => Err(TcpError::RenameUnsupported),
+            Command::Resume(_) => Err(TcpError::AlreadyLoggedIn(session.user().name.to_string())),
+            Command::Say(text) => {
+                let room = self.current_room()?;
+                Ok(Reply::Post(session.start_post(room, text).await?))
+            }
+            Command::Msg { to, text } => {
+                let to = if to.starts_with('@') {
+                    to
+                } else {
+                    format!("@{to}")
+                };
+                Ok(Reply::Post(session.start_post(to, text).await?))
+            }
+            Command::Create(name) => {
+                session.create_channel(&name).await?;
+                answer(Vec::new())
+            }
+            Command::Delete { room, id } => {
+                let room = match room {
+                    Some(room) => room,
+                    None => self.current_room()?,
+                };
+                session.delete(room.as_str(), id).await?;
+                answer(Vec::new())
+            }
+            Command::List => answer(channel_lines(session).await?),
+            Command::Join(target) => {
+                let joined = session.join(target.as_str(), None).await?;
+                let lines = joined_lines(&joined, me);
+                self.current = Some(joined.room.label_for(me));
+                answer(lines)
+            }
+            Command::Part(target) => {
+                let target = match target {
+                    Some(target) => target,
+                    None => self.current_room()?,
+                };
+                // Leaving a private conversation only stops it being current: leaving it in
+                // the engine would also stop that user's private messages reaching us.
+                if !target.starts_with('@') {
+                    session.leave(target.as_str()).await?;
+                }
+                if self
+                    .current
+                    .as_deref()
+                    .is_some_and(|c| same_room(c, &target))
+                {
+                    self.current = None;
+                }
+                answer(vec![render::reply(&format!("left {}", shown(&target)))])
+            }
+            Command::Who(target) => {
+                let target = match target {
+                    Some(target) => target,
+                    None => self.current_room()?,
+                };
+                let members = session.members(target.as_str()).await?;
+                answer(vec![members_line(&target, &members)])
+            }
+        }
+    }
+
+    async fn login(&mut self, login: Login) -> Result<Reply, TcpError> {
+        let session = self.engine.connect(login).await?;
+        let user = session.user().clone();
+        tracing::Span::current().record("session_id", session.id().0);
+        tracing::info!(user = %user.name, new_user = session.is_new_user(), "logged in");
+        let mut lines = Vec::new();
+        if session.is_new_user() {
+            let token = session.token().expose();
+            lines.push(render::reply(&format!("welcome, {}", user.name)));
+            lines.push(render::reply(&format!(
+                "your resume token: {token} (keep it secret: /resume {token} brings the name {} back later)",
+                user.name
+            )));
+        } else {
+            lines.push(render::reply(&format!("welcome back, {}", user.name)));
+        }
+        lines.push(render::reply(
+            "/list shows the channels, /join NAME enters one, /help lists the commands",
+        ));
+        self.session = Some(session);
+        Ok(Reply::Answer(lines))
+    }
+
+    fn current_room(&self) -> Result<String, TcpError> {
+        self.current.clone().ok_or_else(|| {
+            TcpError::Chat(ChatError::NotJoined(
+                "a channel (/join NAME) or use /msg USER TEXT".into(),
+            ))
+        })
+    }
+}
+
+/// The `/list` answer: a count, then one line per channel.
+async fn channel_lines(session: &Session) -> Result<Vec<String>, ChatError> {
+    let channels = session.list_channels().await?;
+    if channels.is_empty() {
+        return Ok(vec![render::reply(
+            "no channels yet; /create NAME makes one",
+        )]);
+    }
+    let mut lines = vec![render::reply(&format!("channels: {}", channels.len()))];
+    lines.extend(channels.iter().map(|c| {
+        render::reply(&format!(
+            "#{} (members: {}, last active {})",
+            c.name,
+            c.members,
+            c.last_activity.format("%Y-%m-%d %H:%M:%S UTC")
+        ))
+    }));
+    Ok(lines)
+}
+
+/// The lines for a join: the history, oldest first, then a summary reply.
+fn joined_lines(joined: &Joined, me: UserId) -> Vec<String> {
+    let mut lines: Vec<String> = joined
+        .messages
+        .iter()
+        .map(|m| render::message(m, me))
+        .collect();
+    let online: Vec<_> = joined
+        .members
+        .iter()
+        .filter(|m| m.online)
+        .map(|m| m.user.name.to_string())
+        .collect();
+    lines.push(render::reply(&format!(
+        "joined {}: {} earlier messages above; {} online: {}",
+        render::room_label(&joined.room, me),
+        joined.messages.len(),
+        online.len(),
+        online.join(", ")
+    )));
+    lines
+}
+
+/// The `/who` answer: who is online, then who is not (left out when nobody).
+fn members_line(target: &str, members: &[Member]) -> String {
+    let (online, offline): (Vec<_>, Vec<_>) = members.iter().partition(|m| m.online);
+    let names = |list: &[&Member]| {
+        list.iter()
+            .map(|m| m.user.name.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!(
+        "members of {}: {} online: {}",
+        shown(target),
+        online.len(),
+        names(&online)
+    );
+    if !offline.is_empty() {
+        text.push_str(&format!("; {} offline: {}", offline.len(), names(&offline)));
+    }
+    render::reply(&text)
+}
+
+/// A room as the client typed it, shown with its sigil: `#general`, `@bob`.
+fn shown(target: &str) -> String {
+    let target = target.trim();
+    if target.starts_with('@') || target.starts_with('#') {
+        target.to_owned()
+    } else {
+        format!("#{target}")
+    }
+}
+
+/// Whether two room names, as typed, name the same room (case-insensitively, `#` optional).
+fn same_room(a: &str, b: &str) -> bool {
+    shown(a).to_lowercase() == shown(b).to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command;
+
+    async fn engine() -> Engine {
+        chat_core::Engine::builder()
+            .start()
+            .await
+            .expect("engine starts")
+    }
+
+    /// Dispatches `line` as the client typed it and returns the lines answered.
+    async fn answer(d: &mut Dispatcher, line: &str) -> Vec<String> {
+        let command = command::parse(line).expect("a valid command");
+        match d.dispatch(command).await {
+            Reply::Answer(lines) => lines,
+            other => panic!("{line:?}: expected an answer, got {other:?}"),
+        }
+    }
+
+    /// A dispatcher logged in as `name`.
+    async fn logged_in(engine: &Engine, name: &str) -> Dispatcher {
+        let mut d = Dispatcher::new(engine.clone());
+        let lines = answer(&mut d, name).await;
+        assert_eq!(lines[0], format!("= welcome, {name}"), "{lines:?}");
+        d
+    }
+
+    #[tokio::test]
+    async fn before_login_only_a_name_help_and_quit_are_served() {
+        let engine = engine().await;
+        let mut d = Dispatcher::new(engine.clone());
+        assert_eq!(answer(&mut d, "").await, Vec::<String>::new());
+        assert_eq!(answer(&mut d, "/help").await, render::help());
+        let refused = answer(&mut d, "/list").await;
+        assert_eq!(refused.len(), 1);
+        assert!(
+            refused[0].starts_with("! error not_logged_in: "),
+            "{refused:?}"
+        );
+        assert!(d.session().is_none());
+
+        let lines = answer(&mut d, "/nick alice").await;
+        assert_eq!(lines[0], "= welcome, alice");
+        assert!(lines[1].starts_with("= your resume token: "), "{lines:?}");
+        assert!(d.session().is_some());
+        let again = answer(&mut d, "/nick alicia").await;
+        assert!(
+            again[0].starts_with("! error rename_unsupported: "),
+            "{again:?}"
+        );
+        assert!(matches!(
+            d.dispatch(Command::Quit).await,
+            Reply::Quit(lines) if lines == ["= bye"]
+        ));
+        engine.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn join_answers_history_then_summary_and_makes_the_room_current() {
+        let engine = engine().await;
+        let mut alice = logged_in(&engine, "alice").await;
+        assert_eq!(
+            answer(&mut alice, "/create general").await,
+            Vec::<String>::new()
+        );
+        let joined = answer(&mut alice, "/join general").await;
+        assert_eq!(
+            joined,
+            ["= joined #general: 0 earlier messages above; 1 online: alice"]
+        );
+
+        // A plain line is a post to the current room; its outcome is the stored message.
+        let Reply::Post(post) = alice.dispatch(Command::Say("hello".into())).await else {
+            panic!("a plain line after /join is a post");
+        };
+        let stored = post.await.expect("stored");
+        assert_eq!((stored.id, stored.text.as_str()), (1, "hello"));
+
+        let mut bob = logged_in(&engine, "bob").await;
+        let joined = answer(&mut bob, "/join #general").await;
+        assert_eq!(joined.len(), 2, "{joined:?}");
+        assert!(
+            joined[0].ends_with("#general <alice> hello (id 1)"),
+            "{joined:?}"
+        );
+        assert_eq!(
+            joined[1],
+            "= joined #general: 1 earlier messages above; 2 online: alice, bob"
+        );
+        assert_eq!(
+            answer(&mut bob, "/who").await,
+            ["= members of #general: 2 online: alice, bob"]
+        );
+        assert_eq!(answer(&mut bob, "/part").await, ["= left #general"]);
+        let after = answer(&mut bob, "still here?").await;
+        assert!(after[0].starts_with("! error not_joined: "), "{after:?}");
+        engine.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn engine_errors_keep_their_code() {
+        let engine = engine().await;
+        let mut alice = logged_in(&engine, "alice").await;
+        let cases = [
+            ("/list", "= no channels yet"),
+            ("hello?", "! error not_joined: "),
+            ("/join nowhere", "! error no_such_channel: "),
+            ("/create bad.name", "! error invalid_channel_name: "),
+            ("/resume 0123", "! error already_logged_in: "),
+        ];
+        for (line, expected) in cases {
+            let lines = answer(&mut alice, line).await;
+            assert_eq!(lines.len(), 1, "{line}: {lines:?}");
+            assert!(lines[0].starts_with(expected), "{line}: {lines:?}");
+        }
+        // A private message to nobody is refused when it is started, not later.
+        let refused = answer(&mut alice, "/msg nobody hi").await;
+        assert!(
+            refused[0].starts_with("! error no_such_user: "),
+            "{refused:?}"
+        );
+        engine.shutdown().await;
+    }
+
+    #[test]
+    fn rooms_are_shown_with_their_sigil_and_compared_loosely() {
+        assert_eq!(shown("general"), "#general");
+        assert_eq!(shown(" @bob "), "@bob");
+        assert!(same_room("#General", "general"));
+        assert!(!same_room("@general", "general"));
+    }
+}
