@@ -1,9 +1,7 @@
-//! `Limits`: every bound the engine and its transports enforce, in one documented
-//! struct with defaults. `demo-web` maps each field to a flag and an environment
-//! variable; embedders build it in code.
-//!
-//! Transports read their own fields (frame and line sizes, timeouts) from here too, so
-//! that one struct names every limit of a running server.
+//! `Limits`: every bound the engine enforces, in one documented struct with defaults,
+//! and [`InvalidLimit`], what every config check (the engine's and the transports') says
+//! about a value it cannot work with. Transports have config structs of their own
+//! (frame and line sizes, timeouts); `demo-web` maps each field to a flag.
 
 use std::time::Duration;
 
@@ -58,7 +56,7 @@ impl Rate {
     }
 }
 
-/// Every limit of the engine and its transports, with documented defaults.
+/// Every limit of the engine, with documented defaults; checked by [`Limits::validate`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -94,32 +92,6 @@ pub struct Limits {
     /// How long a display name stays reserved for a user who has left, and how long their
     /// resume token stays valid. Default 7 days.
     pub name_hold: Duration,
-    /// Transports: most open connections per listener, counting those that have not
-    /// logged in yet; more wait in the listen backlog (TCP) or get HTTP 503 (WebSocket).
-    /// Default 100,000.
-    pub max_connections: usize,
-    /// Transports: largest WebSocket frame, in bytes. Default 64 KiB.
-    pub max_frame_bytes: usize,
-    /// Transports: longest TCP line, in bytes, before the rest of it is discarded.
-    /// Default 8 KiB.
-    pub max_line_bytes: usize,
-    /// Transports: a WebSocket silent for this long (no frame, no pong) is closed; pings
-    /// every `heartbeat_interval` keep a live browser well inside it. Default 60 s.
-    pub idle_timeout: Duration,
-    /// Transports: a TCP connection that sends no line for this long is closed. Longer than
-    /// `idle_timeout`, because a terminal user who only reads has nothing to answer pings
-    /// with; it also reaps half-open connections. Default 30 minutes.
-    pub tcp_idle_timeout: Duration,
-    /// Transports: interval between WebSocket pings. Default 20 s.
-    pub heartbeat_interval: Duration,
-    /// Transports: longest time one write to a client may take before it is disconnected as
-    /// a slow consumer. Default 10 s.
-    pub write_timeout: Duration,
-    /// Transports: after the server's WebSocket close frame, how long it keeps reading
-    /// (and discarding) until the client closes its side. Closing a socket with unread
-    /// data resets it, and the reset can destroy the close frame before the client reads
-    /// it. Default 1 s.
-    pub close_linger: Duration,
 }
 
 impl Default for Limits {
@@ -143,14 +115,6 @@ impl Default for Limits {
             max_channels: 10_000,
             max_sessions: 100_000,
             name_hold: Duration::from_secs(7 * 24 * 3600),
-            max_connections: 100_000,
-            max_frame_bytes: 64 * 1024,
-            max_line_bytes: 8 * 1024,
-            idle_timeout: Duration::from_secs(60),
-            tcp_idle_timeout: Duration::from_secs(30 * 60),
-            heartbeat_interval: Duration::from_secs(20),
-            write_timeout: Duration::from_secs(10),
-            close_linger: Duration::from_secs(1),
         }
     }
 }

@@ -214,9 +214,8 @@ impl Session {
     }
 
     /// [`Session::next_event`] as a poll: the next event if one is queued, or `Pending`
-    /// with `cx`'s waker kept until one is. Lets one task wait on many sessions, each
-    /// with a waker of its own that says which session is ready.
-    pub fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+    /// with `cx`'s waker kept until one is.
+    fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         if self.finished {
             return Poll::Ready(None);
         }
