@@ -20,16 +20,14 @@ use tokio::sync::Notify;
 const BATCH: u64 = 64;
 
 fn limits() -> Limits {
-    let unlimited = Rate {
-        burst: 1_000_000,
-        per_second: 1e9,
-    };
-    Limits {
-        message_rate: unlimited,
-        channel_create_rate: unlimited,
-        max_channels: 10_000_000,
-        session_queue: 1 << 16,
-        ..Limits::default()
+    let unlimited = Rate::new(1_000_000, 1e9);
+    {
+        let mut limits = Limits::default();
+        limits.message_rate = unlimited;
+        limits.channel_create_rate = unlimited;
+        limits.max_channels = 10_000_000;
+        limits.session_queue = 1 << 16;
+        limits
     }
 }
 
@@ -78,7 +76,9 @@ fn fan_out(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1));
     for subscribers in [1u64, 100, 1000] {
-        let engine = Engine::start(limits()).expect("engine");
+        let engine = rt
+            .block_on(Engine::builder().limits(limits()).start())
+            .expect("engine");
         let counter = Arc::new(Counter {
             delivered: AtomicU64::new(0),
             target: AtomicU64::new(u64::MAX),
@@ -139,7 +139,9 @@ fn fan_out(c: &mut Criterion) {
 
 fn join_full_history(c: &mut Criterion) {
     let rt = runtime();
-    let engine = Engine::start(limits()).expect("engine");
+    let engine = rt
+        .block_on(Engine::builder().limits(limits()).start())
+        .expect("engine");
     let joiner = rt.block_on(async {
         let author = engine
             .connect(Login::Name("author".into()))
@@ -181,7 +183,9 @@ fn join_full_history(c: &mut Criterion) {
 
 fn create_channels(c: &mut Criterion) {
     let rt = runtime();
-    let engine = Engine::start(limits()).expect("engine");
+    let engine = rt
+        .block_on(Engine::builder().limits(limits()).start())
+        .expect("engine");
     let mut creator = rt
         .block_on(engine.connect(Login::Name("creator".into())))
         .expect("creator");

@@ -160,16 +160,18 @@ fn start_ours() -> Ours {
             .build()
             .expect("server runtime");
         rt.block_on(async move {
-            let fast = Rate {
-                burst: 100_000,
-                per_second: 100_000.0,
+            let fast = Rate::new(100_000, 100_000.0);
+            let limits = {
+                let mut limits = Limits::default();
+                limits.message_rate = fast;
+                limits.channel_create_rate = fast;
+                limits
             };
-            let limits = Limits {
-                message_rate: fast,
-                channel_create_rate: fast,
-                ..Limits::default()
-            };
-            let engine = Engine::start(limits).expect("engine");
+            let engine = Engine::builder()
+                .limits(limits)
+                .start()
+                .await
+                .expect("engine");
             tcp.set_nonblocking(true).expect("nonblocking");
             let tcp = tokio::net::TcpListener::from_std(tcp).expect("tokio listener");
             let tcp_task = tokio::spawn(transport_tcp::serve(

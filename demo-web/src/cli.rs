@@ -13,9 +13,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chat_core::{InvalidLimit, Limits, Rate};
+use clap::Parser;
 use transport_tcp::TcpConfig;
 use transport_ws::WsConfig;
-use clap::Parser;
 
 /// The Flack chat demo server: a web front end and a WebSocket endpoint on one address,
 /// and the line protocol for `nc`/`telnet` on another, sharing one chat engine.
@@ -130,7 +130,6 @@ pub struct LimitFlags {
     /// resume token stays valid.
     #[arg(long, env = "FLACK_NAME_HOLD", default_value = "7d", value_parser = parse_duration)]
     pub name_hold: Duration,
-
 }
 
 /// The transports' settings: [`transport_ws::WsConfig`] and [`transport_tcp::TcpConfig`].

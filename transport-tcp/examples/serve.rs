@@ -15,7 +15,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7878".into());
-    let engine = Engine::start(Limits::default())?;
+    let engine = Engine::builder().limits(Limits::default()).start().await?;
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("listening on {}; Ctrl-C stops", listener.local_addr()?);
     let shutdown = CancellationToken::new();
@@ -27,7 +27,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     ));
     tokio::signal::ctrl_c().await?;
     shutdown.cancel();
-    server.await?;
+    server.await??;
     engine.shutdown().await;
     Ok(())
 }

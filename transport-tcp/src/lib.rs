@@ -56,7 +56,7 @@ pub mod render;
 pub use config::TcpConfig;
 pub use error::TcpError;
 
-use chat_core::Engine;
+use chat_core::{Engine, InvalidLimit};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -69,18 +69,15 @@ use tokio_util::sync::CancellationToken;
 /// connection tasks have ended (each within [`TcpConfig::write_timeout`]). It does not
 /// shut the engine down: the caller does, after this returns.
 ///
-/// Check `config` with [`TcpConfig::validate`] where it is built, to report a bad value
-/// to whoever set it. A config that fails the check is refused here too: `serve` logs
-/// the error and returns at once, serving nothing.
+/// Fails at once, serving nothing, when `config` does not pass [`TcpConfig::validate`];
+/// otherwise returns `Ok` once it has stopped.
 pub async fn serve(
     listener: TcpListener,
     engine: Engine,
     config: TcpConfig,
     shutdown: CancellationToken,
-) {
-    if let Err(e) = config.validate() {
-        tracing::error!(error = %e, "tcp transport not started: invalid TcpConfig");
-        return;
-    }
-    listener::run(listener, engine, config, shutdown).await
+) -> Result<(), InvalidLimit> {
+    config.validate()?;
+    listener::run(listener, engine, config, shutdown).await;
+    Ok(())
 }

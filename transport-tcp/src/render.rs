@@ -94,6 +94,8 @@ pub fn event(event: &Event, me: UserId) -> Option<String> {
         }
         Event::Typing { .. } => return None,
         Event::Disconnected(reason) => return Some(closed(reason.code(), &reason.to_string())),
+        // An event this version does not know how to show.
+        _ => return None,
     };
     Some(sanitize(&line))
 }

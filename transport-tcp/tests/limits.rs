@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use chat_core::{Engine, Limits};
+use chat_core::Engine;
 use common::*;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::timeout;
@@ -27,12 +27,14 @@ async fn a_client_that_stops_reading_is_dropped_and_others_are_served() {
     config.write_timeout = Duration::from_secs(2);
     let s = Server::on(
         listener,
-        Limits {
-            session_queue: 8,
-            ..limits()
+        {
+            let mut limits = limits();
+            limits.session_queue = 8;
+            limits
         },
         config,
-    );
+    )
+    .await;
 
     let mut poster = s.founder("poster", "general").await;
 
@@ -143,16 +145,22 @@ async fn an_invalid_config_is_refused_at_start_up() {
     // returns without serving anyone.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
-    let engine = Engine::start(limits()).expect("engine");
+    let engine = Engine::builder()
+        .limits(limits())
+        .start()
+        .await
+        .expect("engine");
     let mut config = TcpConfig::default();
     config.idle_timeout = Duration::ZERO;
     let shutdown = CancellationToken::new();
-    timeout(
+    let refused = timeout(
         WAIT,
         transport_tcp::serve(listener, engine.clone(), config, shutdown),
     )
     .await
-    .expect("serve returns at once");
+    .expect("serve returns at once")
+    .expect_err("an invalid config is refused");
+    assert_eq!(refused.name, "idle_timeout");
     // The listener is gone with it.
     assert!(TcpStream::connect(addr).await.is_err());
     engine.shutdown().await;

@@ -27,7 +27,8 @@ async fn shutdown_tells_every_client_and_closes() {
     timeout(WAIT, task)
         .await
         .expect("serve returns after shutdown")
-        .expect("serve did not panic");
+        .expect("serve did not panic")
+        .expect("the config is valid");
     // The listener is gone.
     assert!(TcpStream::connect(s.addr).await.is_err());
     s.engine.shutdown().await;

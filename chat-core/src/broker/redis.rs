@@ -202,7 +202,7 @@ impl std::fmt::Debug for RedisBroker {
 
 impl RedisBroker {
     /// Connects to Redis at `url` (`redis://HOST:PORT`) and starts the pub/sub task on the
-    /// current tokio runtime (`Engine::from_config` calls this on its first channel
+    /// current tokio runtime (`EngineBuilder::start` calls this on its first room
     /// worker). Fails with `unavailable` if Redis cannot be reached now.
     pub async fn connect(url: &str, limits: &Limits) -> Result<RedisBroker, ChatError> {
         let client = redis::Client::open(url).map_err(unavailable)?;

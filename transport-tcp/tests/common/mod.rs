@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chat_core::{Engine, Event, Limits, Login, Rate, Session};
+use chat_core::{Engine, Event, InvalidLimit, Limits, Login, Rate, Session};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -30,20 +30,24 @@ pub struct Server {
     pub addr: SocketAddr,
     pub engine: Engine,
     pub shutdown: CancellationToken,
-    pub task: Option<JoinHandle<()>>,
+    pub task: Option<JoinHandle<Result<(), InvalidLimit>>>,
 }
 
 impl Server {
     /// A server with the engine's `limits` and the transport's `config`.
     pub async fn start(limits: Limits, config: TcpConfig) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Server::on(listener, limits, config)
+        Server::on(listener, limits, config).await
     }
 
     /// A server on a listener the test set up itself.
-    pub fn on(listener: TcpListener, limits: Limits, config: TcpConfig) -> Server {
+    pub async fn on(listener: TcpListener, limits: Limits, config: TcpConfig) -> Server {
         let addr = listener.local_addr().expect("local addr");
-        let engine = Engine::start(limits).expect("engine");
+        let engine = Engine::builder()
+            .limits(limits)
+            .start()
+            .await
+            .expect("engine");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(transport_tcp::serve(
             listener,
@@ -283,14 +287,12 @@ pub fn message_body(line: &str) -> Option<&str> {
 
 /// Engine limits for tests: no rate limit getting in the way.
 pub fn limits() -> Limits {
-    let fast = Rate {
-        burst: 100_000,
-        per_second: 100_000.0,
-    };
-    Limits {
-        message_rate: fast,
-        channel_create_rate: fast,
-        ..Limits::default()
+    let fast = Rate::new(100_000, 100_000.0);
+    {
+        let mut limits = Limits::default();
+        limits.message_rate = fast;
+        limits.channel_create_rate = fast;
+        limits
     }
 }
 
