@@ -86,32 +86,7 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
         ("--max-channels", "FLACK_MAX_CHANNELS", Some("10000")),
         ("--max-sessions", "FLACK_MAX_SESSIONS", Some("100000")),
         ("--name-hold", "FLACK_NAME_HOLD", Some("7d")),
-        (
-            "--channel-workers",
-            "FLACK_CHANNEL_WORKERS",
-            Some("half the cores, at least 1"),
-        ),
-        (
-            "--connection-workers",
-            "FLACK_CONNECTION_WORKERS",
-            Some("the number of cores"),
-        ),
-        ("--batch-scheduling", "FLACK_BATCH_SCHEDULING", Some("true")),
-        (
-            "--park-yield-window",
-            "FLACK_PARK_YIELD_WINDOW",
-            Some("200us"),
-        ),
-        (
-            "--post-yield-interval",
-            "FLACK_POST_YIELD_INTERVAL",
-            Some("250us"),
-        ),
-        (
-            "--post-yield-backlog",
-            "FLACK_POST_YIELD_BACKLOG",
-            Some("24"),
-        ),
+        ("--room-idle", "FLACK_ROOM_IDLE", Some("5m")),
         ("--max-connections", "FLACK_MAX_CONNECTIONS", Some("100000")),
         ("--max-frame-bytes", "FLACK_MAX_FRAME_BYTES", Some("65536")),
         ("--max-line-bytes", "FLACK_MAX_LINE_BYTES", Some("8192")),
@@ -126,6 +101,19 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
         ("--close-linger", "FLACK_CLOSE_LINGER", Some("1s")),
         ("--shutdown-timeout", "FLACK_SHUTDOWN_TIMEOUT", Some("10s")),
     ];
+    for internal in [
+        "--channel-workers",
+        "--connection-workers",
+        "--batch-scheduling",
+        "--park-yield-window",
+        "--post-yield-interval",
+        "--post-yield-backlog",
+    ] {
+        assert!(
+            !help.contains(internal),
+            "{internal} is a scheduler internal, not an operator's setting"
+        );
+    }
     for (flag, env, default) in flags {
         let start = help
             .find(&format!("{flag} "))
@@ -144,6 +132,21 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
                 "{flag}: no default {default} in {entry:?}"
             );
         }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_setting_the_server_cannot_work_with_stops_the_start_naming_its_flag() -> TestResult {
+    // A zero heartbeat used to pass and then panic every WebSocket task after `hello`.
+    for (flag, value) in [("--heartbeat-interval", "0s"), ("--history", "0")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_demo-web"))
+            .args([flag, value, "--listen", "127.0.0.1:0", "--tcp", "off"])
+            .output()?;
+        assert!(!out.status.success(), "{flag} {value} started the server");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag), "{flag}: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing was bound: {:?}", out.stdout);
     }
     Ok(())
 }
