@@ -7,7 +7,7 @@
 //! [`ServerFrame::Message`] and of `ServerFrame::Ok` with [`Reply::Posted`]
 //! (`crate::protocol`); the tests hold them equal.
 //!
-//! Used by `session.rs` for `message` events and post replies. It never writes to a
+//! Used by `connection.rs` for `message` events and post replies. It never writes to a
 //! socket, and it must not encode a private message once for both of its users.
 
 use std::ops::Range;

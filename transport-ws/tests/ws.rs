@@ -1,7 +1,8 @@
 //! The WebSocket transport over real sockets: an actix-web server on 127.0.0.1:0 and
 //! `tokio-tungstenite` clients. Every request type, every error code a client can
-//! trigger, the frame-level refusals, the limits (frame size, idle timeout, slow readers),
-//! the origin check, live chat between users, private messages, resuming, and shutdown.
+//! trigger, the frame-level refusals, the limits (frame size, idle timeout, slow readers)
+//! and the transport's config check, the origin check, live chat between users, private
+//! messages, resuming, and shutdown.
 //!
 //! Tests wait on what the server sends (with a timeout), never on fixed sleeps.
 
@@ -11,9 +12,12 @@ use std::time::Duration;
 
 use chat_core::{Limits, Rate};
 use common::{is_message, test_limits, Client, Incoming, TestServer, WAIT};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_util::sync::CancellationToken;
+use transport_ws::{WsChat, WsConfig};
 
 fn ids(messages: &Value) -> Vec<u64> {
     messages
@@ -361,10 +365,9 @@ async fn capacity_limits_are_reported() {
 
 #[tokio::test]
 async fn connections_beyond_the_limit_get_503_until_one_closes() {
-    let server = TestServer::start(Limits {
-        max_connections: 2,
-        ..test_limits()
-    });
+    let mut config = WsConfig::default();
+    config.max_connections = 2;
+    let server = TestServer::with_config(test_limits(), config);
     let first = server.client().await;
     let _second = server.client().await;
     match Client::connect(&server.url(), None).await {
@@ -442,11 +445,9 @@ async fn bad_frames_get_errors_and_nothing_else_breaks() {
 
 #[tokio::test]
 async fn frames_over_the_limit_close_with_1009() {
-    let limits = Limits {
-        max_frame_bytes: 1024,
-        ..test_limits()
-    };
-    let server = TestServer::start(limits);
+    let mut config = WsConfig::default();
+    config.max_frame_bytes = 1024;
+    let server = TestServer::with_config(test_limits(), config);
     let mut alice = server.user("alice").await;
     let mut bob = server.user("bob").await;
     alice
@@ -476,8 +477,9 @@ async fn frames_over_the_limit_close_with_1009() {
 
 #[tokio::test]
 async fn origin_allow_list_refuses_other_sites() {
-    let server =
-        TestServer::with_origins(test_limits(), vec!["http://chat.example:8080".to_owned()]);
+    let mut config = WsConfig::default();
+    config.allowed_origins = vec!["http://chat.example:8080".to_owned()];
+    let server = TestServer::with_config(test_limits(), config);
     let url = server.url();
 
     Client::connect(&url, Some("http://chat.example:8080"))
@@ -693,10 +695,6 @@ async fn a_listener_gets_messages_and_other_events_in_the_order_they_happened() 
     alice
         .event(|f| label(f).as_deref() == Some("joined:bob"))
         .await;
-    // Quiet for longer than `LEND_AFTER_QUIET`, Bob's connection lends its session to
-    // its worker's lane at the first message: the lane writes the messages, and his
-    // connection's task what is not a channel message.
-    tokio::time::sleep(Duration::from_millis(150)).await;
 
     // Bob's own arrival comes first (Alice saw it before she posted).
     let mut expected = vec!["joined:bob".to_owned()];
@@ -723,6 +721,84 @@ async fn a_listener_gets_messages_and_other_events_in_the_order_they_happened() 
     let frames = bob.frames_until(is_message("general", "m119")).await;
     let got: Vec<String> = frames.iter().filter_map(label).collect();
     assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_listener_gets_channel_messages_then_the_next_other_event_then_what_follows() {
+    // A presence notice between two channel messages is written between them, and what
+    // follows it still comes, once.
+    let server = TestServer::start(test_limits());
+    let mut alice = server.user("alice").await;
+    let mut bob = server.user("bob").await;
+    alice
+        .ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    alice.ok(json!({"type": "join", "room": "general"})).await;
+    bob.ok(json!({"type": "join", "room": "general"})).await;
+    for text in ["one", "two"] {
+        alice
+            .ok(json!({"type": "post", "room": "general", "text": text}))
+            .await;
+    }
+    let frames = bob.frames_until(is_message("general", "two")).await;
+    let got: Vec<String> = frames.iter().filter_map(label).collect();
+    assert_eq!(got, ["joined:bob", "general:one", "general:two"]);
+
+    let mut carol = server.user("carol").await;
+    carol.ok(json!({"type": "join", "room": "general"})).await;
+    alice
+        .event(|f| label(f).as_deref() == Some("joined:carol"))
+        .await;
+    alice
+        .ok(json!({"type": "post", "room": "general", "text": "three"}))
+        .await;
+    let frames = bob.frames_until(is_message("general", "three")).await;
+    let got: Vec<String> = frames.iter().filter_map(label).collect();
+    assert_eq!(got, ["joined:carol", "general:three"]);
+}
+
+#[tokio::test]
+async fn a_reader_behind_a_full_socket_gets_every_message_once_in_order() {
+    // Far more than the socket buffers hold while the reader does not read: its
+    // connection writes what the socket takes and the rest as it drains, in order.
+    let limits = Limits {
+        max_message_bytes: 60_000,
+        session_queue: 10_000,
+        ..test_limits()
+    };
+    let mut config = WsConfig::default();
+    // The reader catches up only once everything is posted: give it the time.
+    config.write_timeout = Duration::from_secs(30);
+    let server = TestServer::with_config(limits, config);
+    let mut alice = server.user("alice").await;
+    alice
+        .ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    alice.ok(json!({"type": "join", "room": "general"})).await;
+    let mut bob = Client::with_receive_buffer(&server, 4096).await;
+    bob.login("bob").await;
+    bob.ok(json!({"type": "join", "room": "general"})).await;
+
+    let big = "z".repeat(50_000);
+    let texts: Vec<String> = (0..200).map(|n| format!("{n} {big}")).collect();
+    for text in &texts {
+        alice
+            .ok(json!({"type": "post", "room": "general", "text": text}))
+            .await;
+    }
+    alice
+        .ok(json!({"type": "post", "room": "general", "text": "end"}))
+        .await;
+
+    let frames = bob.frames_until(is_message("general", "end")).await;
+    let got: Vec<&str> = frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .filter_map(|f| f["message"]["text"].as_str())
+        .collect();
+    let expected: Vec<&str> = texts.iter().map(String::as_str).chain(["end"]).collect();
+    assert_eq!(got.len(), expected.len(), "every message once");
+    assert!(got == expected, "every message in order");
 }
 
 #[tokio::test]
@@ -884,26 +960,37 @@ async fn deletions_while_away_are_reported_on_resume() {
 
 #[tokio::test]
 async fn a_silent_client_is_closed_after_the_idle_timeout() {
-    let limits = Limits {
-        idle_timeout: Duration::from_millis(300),
-        // No pings during the test: the client stays silent.
-        heartbeat_interval: Duration::from_secs(60),
-        ..test_limits()
-    };
-    let server = TestServer::start(limits);
+    let mut config = WsConfig::default();
+    config.idle_timeout = Duration::from_millis(300);
+    config.heartbeat_interval = Duration::from_millis(200);
+    let server = TestServer::with_config(test_limits(), config);
+    let mut observer = server.user("observer").await;
+    observer
+        .ok(json!({"type": "create_channel", "name": "general"}))
+        .await;
+    observer
+        .ok(json!({"type": "join", "room": "general"}))
+        .await;
     let mut silent = server.user("silent").await;
+    silent.ok(json!({"type": "join", "room": "general"})).await;
+    // From here the client sends nothing, not even a pong: it reads nothing (a client
+    // library answers pings while it reads) until its session is gone, which the
+    // observer sees.
+    observer
+        .event(|f| {
+            f["type"] == "presence" && f["change"] == "offline" && f["user"]["name"] == "silent"
+        })
+        .await;
     let (_, close) = silent.close_frame().await;
     assert_eq!(close.expect("close frame").code, CloseCode::Policy);
 }
 
 #[tokio::test]
 async fn the_heartbeat_keeps_an_answering_client_alive() {
-    let limits = Limits {
-        idle_timeout: Duration::from_millis(500),
-        heartbeat_interval: Duration::from_millis(50),
-        ..test_limits()
-    };
-    let server = TestServer::start(limits);
+    let mut config = WsConfig::default();
+    config.idle_timeout = Duration::from_millis(500);
+    config.heartbeat_interval = Duration::from_millis(50);
+    let server = TestServer::with_config(test_limits(), config);
     let mut client = server.user("alive").await;
     // tungstenite answers each ping with a pong while we read. Twenty pings span about
     // twice the idle timeout.
@@ -917,6 +1004,51 @@ async fn the_heartbeat_keeps_an_answering_client_alive() {
         }
     }
     client.ok(json!({"type": "list_channels"})).await;
+}
+
+/// A zero heartbeat interval would panic every socket's task right after `hello` (a timer
+/// with a zero period): the service refuses to start with it, or with any other invalid
+/// setting.
+#[tokio::test]
+async fn an_invalid_config_is_refused_before_any_socket() {
+    let engine = chat_core::Engine::builder().start().await.expect("engine");
+    let mut zero = WsConfig::default();
+    zero.heartbeat_interval = Duration::ZERO;
+    let refused = WsChat::new(engine.clone(), zero, CancellationToken::new())
+        .expect_err("a zero heartbeat is refused");
+    assert_eq!(refused.name, "heartbeat_interval");
+
+    let mut late = WsConfig::default();
+    late.heartbeat_interval = late.idle_timeout;
+    let refused = WsChat::new(engine.clone(), late, CancellationToken::new())
+        .expect_err("a heartbeat that comes after the idle timeout is refused");
+    assert_eq!(refused.name, "heartbeat_interval");
+
+    let mut no_frames = WsConfig::default();
+    no_frames.max_frame_bytes = 0;
+    let refused = WsChat::new(engine.clone(), no_frames, CancellationToken::new())
+        .expect_err("a zero frame size is refused");
+    assert_eq!(refused.name, "max_frame_bytes");
+    engine.shutdown().await;
+}
+
+/// The settings a socket lives by come from `WsConfig`, not from the engine's limits:
+/// `hello` announces the configured frame size.
+#[tokio::test]
+async fn hello_announces_the_configured_frame_size() {
+    let mut config = WsConfig::default();
+    config.max_frame_bytes = 2048;
+    let server = TestServer::with_config(test_limits(), config);
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.url())
+        .await
+        .expect("upgrade");
+    let hello = tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("in time")
+        .expect("a frame")
+        .expect("no error");
+    let hello: Value = serde_json::from_str(hello.to_text().expect("text")).expect("json");
+    assert_eq!(hello["max_frame_bytes"], 2048);
 }
 
 #[tokio::test]
@@ -970,10 +1102,11 @@ async fn engine_shutdown_also_closes_with_1001() {
 async fn a_slow_reader_does_not_stall_another_client() {
     let limits = Limits {
         max_message_bytes: 60_000,
-        write_timeout: Duration::from_millis(500),
         ..test_limits()
     };
-    let server = TestServer::start(limits);
+    let mut config = WsConfig::default();
+    config.write_timeout = Duration::from_millis(500);
+    let server = TestServer::with_config(limits, config);
     let mut poster = server.user("poster").await;
     let mut reader = server.user("reader").await;
     let mut stalled = server.user("stalled").await;

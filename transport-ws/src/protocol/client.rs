@@ -1,7 +1,7 @@
 //! What a client may send: [`ClientFrame`] requests, read by [`parse_request`] from one
 //! text frame, and the [`TransportError`]s a frame that is not a valid request gets.
 //!
-//! Called by `session.rs` for every text frame. It never does I/O and never calls the
+//! Called by `dispatch.rs` for every text frame. It never does I/O and never calls the
 //! engine: it only turns text into requests. `docs/protocol.md` documents each request;
 //! change both together.
 
@@ -105,8 +105,8 @@ impl ClientFrame {
     }
 }
 
-/// Errors the transport itself reports (the engine's own are [`ChatError`]s). Each maps to
-/// one stable protocol code.
+/// Errors the transport itself reports (the engine's own are
+/// [`ChatError`](chat_core::ChatError)s). Each maps to one stable protocol code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransportError {

@@ -3,8 +3,8 @@
 //! [`TransportError`]) and what the server sends (`server.rs`: [`ServerFrame`], [`Reply`]
 //! and the views of engine types).
 //!
-//! Used by `session.rs`, which owns the requests and the socket. This module never does
-//! I/O and never calls the engine; `docs/protocol.md` documents it
+//! Used by `dispatch.rs` and `connection.rs`, which own the requests and the socket. This
+//! module never does I/O and never calls the engine; `docs/protocol.md` documents it
 //! frame by frame, and `tests/protocol_doc.rs` checks the document against the server.
 
 mod client;

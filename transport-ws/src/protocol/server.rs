@@ -1,10 +1,10 @@
 //! What the server sends: [`ServerFrame`] (replies, events, `hello`, `disconnected`),
 //! the [`Reply`] inside each `ok`, and the views of the engine's types they carry.
 //!
-//! Called by `session.rs` (replies, events, `hello`, `disconnected`); `shared_frame.rs`
-//! writes the same `message` frame by hand, and its tests hold the two equal. It never
-//! does I/O and never calls the engine: it only turns engine values into JSON.
-//! `docs/protocol.md` documents each frame; change both together.
+//! Called by `dispatch.rs` (replies) and `connection.rs` (events, `hello`,
+//! `disconnected`); `shared_frame.rs` writes the same `message` frame by hand, and its
+//! tests hold the two equal. It never does I/O and never calls the engine: it only turns
+//! engine values into JSON. `docs/protocol.md` documents each frame; change both together.
 
 use chat_core::{
     ChannelInfo, ChatError, ChatMessage, DisconnectReason, Event, Joined, Member, MessageId,
