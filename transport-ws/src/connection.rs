@@ -47,11 +47,6 @@ use crate::wire::{Incoming, ReadError, Reader, Writer, FLUSH_AT};
 /// soon however busy its rooms are.
 const READY_ROUNDS: usize = 4;
 
-/// Room for events the connection keeps between batches. A listener takes a few events
-/// per wake-up; the larger vector of a burst is freed rather than held by an idle
-/// connection.
-const KEEP_EVENTS: usize = 8;
-
 /// A write did not complete: the socket is closed or the client stopped reading for
 /// longer than `WsConfig::write_timeout`.
 struct Dropped;
@@ -78,7 +73,8 @@ struct Connection<'s> {
     /// Posts handed to their rooms and not answered yet, with their request ids. Requests
     /// are answered in order: every reply waits for these first.
     posts: PostPipeline<Option<RequestId>>,
-    /// The batch of events being written; empty between turns.
+    /// The batch of events being taken; unallocated between batches, so that a waiting
+    /// connection holds no room for events (80 bytes each).
     events: Vec<Event>,
 }
 
@@ -251,17 +247,9 @@ impl Connection<'_> {
         if !more {
             return Err(End::session_ended());
         }
-        let mut events = std::mem::take(&mut self.events);
-        let forwarded = self.forward(&mut events).await;
-        events.clear();
-        if events.capacity() <= KEEP_EVENTS {
-            self.events = events;
-        }
-        forwarded
-    }
-
-    async fn forward(&mut self, events: &mut Vec<Event>) -> Result<(), End> {
-        for event in events.drain(..) {
+        // Freed once written: a small allocation per batch, which the thread's allocator
+        // cache serves, rather than one per connection for as long as it lives.
+        for event in std::mem::take(&mut self.events) {
             if let Event::Disconnected(reason) = event {
                 return Err(End::disconnected(reason));
             }
