@@ -180,7 +180,9 @@ fn start_ours() -> Ours {
                 transport_tcp::TcpConfig::default(),
                 token.clone(),
             ));
-            let chat = transport_ws::WsChat::new(engine.clone(), Vec::new(), token.clone());
+            let config = transport_ws::WsConfig::default();
+            let chat =
+                transport_ws::WsChat::new(engine.clone(), config, token.clone()).expect("config");
             let builder = actix_server::Server::build().workers(1).disable_signals();
             let server = chat
                 .listen(builder, http, actix_web::App::new)
@@ -189,6 +191,10 @@ fn start_ours() -> Ours {
             let handle = server.handle();
             let server_task = tokio::spawn(server);
             token.cancelled().await;
+            // The sockets' tasks run on the server's worker: they close before it stops.
+            let ws_tasks = chat.tasks();
+            ws_tasks.close();
+            let _ = tokio::time::timeout(Duration::from_secs(5), ws_tasks.wait()).await;
             let _ = tokio::time::timeout(Duration::from_secs(5), handle.stop(false)).await;
             let _ = tokio::time::timeout(Duration::from_secs(5), server_task).await;
             let _ = tokio::time::timeout(Duration::from_secs(5), tcp_task).await;

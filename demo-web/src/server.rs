@@ -22,9 +22,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::App;
-use chat_core::{ChatError, Engine, EngineConfig, Limits};
+use chat_core::{ChatError, Engine, EngineConfig, InvalidLimit, Limits};
 use tokio_util::sync::CancellationToken;
-use transport_ws::WsChat;
+use transport_ws::{WsChat, WsConfig};
 
 use crate::assets;
 
@@ -46,6 +46,9 @@ pub struct Config {
 /// Why the server could not start or stopped with a failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// A setting has a value the server cannot run with.
+    #[error("invalid setting {0}")]
+    Config(#[from] InvalidLimit),
     /// The chat engine refused to start.
     #[error("cannot start the chat engine: {0}")]
     Engine(#[from] ChatError),
@@ -74,6 +77,9 @@ pub async fn run(
     tcp: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    // Checked before anything starts: a bad value is refused, never a failure later.
+    let ws_config = ws_config(&config);
+    ws_config.validate()?;
     let engine = Engine::from_config(EngineConfig {
         limits: config.limits.clone(),
         redis_url: config.redis_url.clone(),
@@ -86,7 +92,7 @@ pub async fn run(
             Err(e) => return Err(ServerError::Engine(e)),
         }
     }
-    let result = serve(&config, &engine, http, tcp, shutdown.clone()).await;
+    let result = serve(&config, ws_config, &engine, http, tcp, shutdown.clone()).await;
     // Whatever happened, the engine stops last, once no transport uses it any more.
     shutdown.cancel();
     if tokio::time::timeout(config.shutdown_timeout, engine.shutdown())
@@ -99,10 +105,25 @@ pub async fn run(
     result
 }
 
+/// The WebSocket transport's settings, taken from the flags that set them.
+fn ws_config(config: &Config) -> WsConfig {
+    let limits = &config.limits;
+    let mut ws = WsConfig::default();
+    ws.allowed_origins = config.allowed_origins.clone();
+    ws.max_connections = limits.max_connections;
+    ws.max_frame_bytes = limits.max_frame_bytes;
+    ws.idle_timeout = limits.idle_timeout;
+    ws.heartbeat_interval = limits.heartbeat_interval;
+    ws.write_timeout = limits.write_timeout;
+    ws.close_linger = limits.close_linger;
+    ws
+}
+
 /// Serves both transports until `shutdown` is cancelled (or the HTTP server fails), then
 /// waits, bounded, for their clients to be closed.
 async fn serve(
     config: &Config,
+    ws_config: WsConfig,
     engine: &Engine,
     http: TcpListener,
     tcp: Option<TcpListener>,
@@ -131,11 +152,7 @@ async fn serve(
         None => None,
     };
 
-    let chat = WsChat::new(
-        engine.clone(),
-        config.allowed_origins.clone(),
-        shutdown.clone(),
-    );
+    let chat = WsChat::new(engine.clone(), ws_config, shutdown.clone())?;
     let ws_tasks = chat.tasks();
     let builder = actix_server::Server::build()
         .disable_signals()
@@ -156,8 +173,8 @@ async fn serve(
 
     let closing = async {
         // Stop accepting, then wait for the socket tasks (each has seen the token and is
-        // sending its close 1001; they run on the engine's workers, which stop last), and
-        // stop the HTTP server. Then wait for the TCP listener (which closes its own
+        // sending its close 1001; they run on the HTTP server's workers, so the server
+        // stops only after them). Then wait for the TCP listener (which closes its own
         // clients).
         handle.pause().await;
         ws_tasks.close();

@@ -3,9 +3,12 @@
 //! A connection gives its buffers back whenever they empty, so an idle one holds none.
 //! Allocating afresh every turn instead costs a malloc and a free per read and per write,
 //! plus a reallocation each time a growing batch of frames outgrows its buffer: together
-//! with the rest of the allocator's work, that was the largest item of a `perf` profile
-//! at capacity. The connection tasks of one thread run one at a time, so a few spares per
-//! thread serve all of them.
+//! with the rest of the allocator's work, the largest item of a `perf` profile at
+//! capacity. The connection tasks of one thread (an HTTP worker) run one at a time, so
+//! a few spares per thread serve all of them.
+//!
+//! Used by `wire.rs`'s reader and writer only. It must not hand out a buffer that still
+//! holds data, nor keep one that grew large.
 
 use std::cell::RefCell;
 

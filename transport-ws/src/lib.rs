@@ -7,14 +7,16 @@
 //!
 //! ```no_run
 //! use actix_web::App;
-//! use chat_core::{Engine, Limits};
+//! use chat_core::Engine;
 //! use tokio_util::sync::CancellationToken;
-//! use transport_ws::WsChat;
+//! use transport_ws::{WsChat, WsConfig};
 //!
 //! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
-//! let engine = Engine::start(Limits::default())?;
+//! let engine = Engine::builder().start().await?;
 //! let shutdown = CancellationToken::new();
-//! let chat = WsChat::new(engine, vec!["http://localhost:8080".into()], shutdown.clone());
+//! let mut config = WsConfig::default();
+//! config.allowed_origins = vec!["http://localhost:8080".into()];
+//! let chat = WsChat::new(engine, config, shutdown.clone())?;
 //! let listener = std::net::TcpListener::bind(("127.0.0.1", 8080))?;
 //! let builder = actix_server::Server::build().disable_signals();
 //! chat.listen(builder, listener, App::new)?.run().await?;
@@ -23,45 +25,59 @@
 //!
 //! Why a listener and not an actix-web route: a route's WebSocket keeps actix-http's
 //! connection buffers (16 KiB) for its whole life and passes every frame through a channel
-//! and a copy. Upgraded here, the stream leaves the HTTP server: an idle socket holds no
-//! buffer, and a batch of events is one `write` (`docs/performance.md` has the numbers).
+//! and a copy. Upgraded here, the stream leaves the HTTP server's codec: an idle socket
+//! holds no buffer, and a batch of events is one `write` (`docs/performance.md` has the
+//! numbers).
 //!
 //! The transport translates and forwards: it holds no chat state and makes no decision
-//! about rooms or users. Its own limits (frame size, heartbeat, idle and write timeouts)
-//! come from [`chat_core::Limits`].
+//! about rooms or users. Its own settings (origins, connection limit, frame size,
+//! heartbeat, idle and write timeouts) are a [`WsConfig`]; the engine's limits (text
+//! size, rates) stay the engine's.
 //!
 //! # Layout
 //! - `lib.rs`: [`WsChat`] (what the embedder builds) and [`WsChat::listen`] (the HTTP
 //!   server with the upgrade on `/ws`).
-//! - [`protocol`]: the wire format: [`protocol::ClientFrame`] requests,
-//!   [`protocol::ServerFrame`] replies and events, conversions from engine types.
+//! - `config`: [`WsConfig`], every setting of the transport, and its check.
+//! - `upgrade`: the checks and the handshake, then one task per socket on the HTTP worker
+//!   that accepted it.
 //! - [`origin`]: the `Origin` allow-list against cross-site WebSocket hijacking.
-//! - `upgrade`: the checks and the handshake, then one task per socket, run on the
-//!   engine's connection workers.
-//! - `session`: the per-connection loop (client frames, engine events, posts in flight,
-//!   heartbeat, idle timeout, shutdown) in one task; bounded writes.
-//! - `lane`: one task per connection worker that writes channel messages to the
-//!   connections of that worker that only listen, while their tasks wait for their
-//!   clients.
+//! - `connection`: the socket's task: the loop over client frames, post outcomes, engine
+//!   events, heartbeat, idle timeout and shutdown; bounded writes; the close handshake.
+//! - `close`: why a connection ends, what its client is told (last frame, close code),
+//!   and the linger after the close frame.
+//! - `dispatch`: one client frame -> one engine call -> its reply frame; tested without
+//!   a socket.
+//! - [`protocol`]: the wire format: client frames ([`protocol::ClientFrame`]) and server
+//!   frames ([`protocol::ServerFrame`]), conversions from engine types.
 //! - `shared_frame`: a channel message encoded once, for every follower's event and the
 //!   author's reply.
 //! - `wire`: WebSocket frames read from and written to the TCP stream.
 //! - `fragments`: reassembly of messages split into continuation frames.
 //! - `buffers`: per-thread spare I/O buffers, lent to a connection while it has data.
+//!
+//! Modules depend downwards only: `lib` -> `upgrade` -> `connection` -> `dispatch` ->
+//! `protocol`; `connection` -> `close`, `shared_frame`, `wire` -> `fragments`, `buffers`.
 
 #![warn(missing_docs)]
 
 mod buffers;
+mod close;
+mod config;
+mod connection;
+mod dispatch;
 mod fragments;
-mod lane;
 pub mod origin;
 pub mod protocol;
-mod session;
 mod shared_frame;
 mod upgrade;
+// `Writer::take_pending` and `put_pending` served a second writer, which is gone; wire.rs
+// is being reworked on another branch, which removes them.
+#[allow(
+    dead_code,
+    reason = "Writer::take_pending and put_pending are unused until wire.rs drops them"
+)]
 mod wire;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
 use actix_http::HttpService;
@@ -70,40 +86,26 @@ use actix_service::{fn_service, map_config};
 use actix_web::body::MessageBody;
 use actix_web::dev::{AppConfig, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{web, App, HttpResponse};
-use chat_core::Engine;
+use chat_core::{Engine, InvalidLimit};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The path of the chat's WebSocket endpoint.
-pub const WS_PATH: &str = "/ws";
+pub use config::WsConfig;
+pub use upgrade::WS_PATH;
 
-/// The WebSocket chat service: an engine, the origins allowed to connect, and the token
-/// that closes every socket. Cheap to clone; clones share everything.
+use upgrade::Upgrades;
+
+/// The WebSocket chat service: an engine, its [`WsConfig`], and the token that closes
+/// every socket. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct WsChat {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    /// The engine every connection logs in to.
-    engine: Engine,
-    /// Origins (`scheme://host[:port]`) whose pages may open a socket. Empty: the server's
-    /// own origin only (see [`origin::is_allowed`]).
-    allowed_origins: Vec<String>,
-    /// Fires once, when the server stops: every socket gets `disconnected` and close 1001.
-    shutdown: CancellationToken,
-    /// Every socket's task, so the embedder can wait for them after shutdown.
-    tasks: TaskTracker,
-    /// Source of connection ids for logs; counts up from 1.
-    next_conn: AtomicU64,
-    /// Sockets open now, logged in or not; at most `Limits::max_connections`.
-    open: Arc<AtomicUsize>,
+    inner: Arc<Upgrades>,
 }
 
 impl std::fmt::Debug for WsChat {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WsChat")
-            .field("allowed_origins", &self.inner.allowed_origins)
+            .field("config", &self.inner.config)
             .field("shutting_down", &self.inner.shutdown.is_cancelled())
             .field("open_sockets", &self.inner.tasks.len())
             .finish_non_exhaustive()
@@ -111,28 +113,31 @@ impl std::fmt::Debug for WsChat {
 }
 
 impl WsChat {
-    /// A service on `engine`. `allowed_origins` lists the origins (`http://host:port`)
-    /// whose pages may connect; empty means only pages from the server's own origin. When
-    /// `shutdown` fires, every open socket is sent a `disconnected` event with code
-    /// `shutting_down` and a close frame with code 1001, and new upgrades get HTTP 503.
-    pub fn new(engine: Engine, allowed_origins: Vec<String>, shutdown: CancellationToken) -> Self {
-        WsChat {
-            inner: Arc::new(Inner {
-                engine,
-                allowed_origins,
-                shutdown,
-                tasks: TaskTracker::new(),
-                next_conn: AtomicU64::new(1),
-                open: Arc::new(AtomicUsize::new(0)),
-            }),
-        }
+    /// A service on `engine`, configured by `config`, which is checked first
+    /// ([`WsConfig::validate`]): an invalid one is refused here, naming the field, rather
+    /// than failing on every socket later. When `shutdown` fires, every open socket is
+    /// sent a `disconnected` event with code `shutting_down` and a close frame with code
+    /// 1001, and new upgrades get HTTP 503.
+    pub fn new(
+        engine: Engine,
+        config: WsConfig,
+        shutdown: CancellationToken,
+    ) -> Result<WsChat, InvalidLimit> {
+        config.validate()?;
+        Ok(WsChat {
+            inner: Arc::new(Upgrades::new(engine, config, shutdown)),
+        })
     }
 
-    /// The tracker of the socket tasks. After firing the shutdown token, an embedder can
-    /// `close()` it and `wait()` (with a timeout) until every socket has been closed. The
-    /// socket tasks run on the engine's connection workers ([`Engine::spawn`]), not on the
-    /// HTTP server's: stopping the server does not cut them off, and
-    /// [`Engine::shutdown`] waits for them (bounded) before it stops its threads.
+    /// The configuration this service runs with.
+    pub fn config(&self) -> &WsConfig {
+        &self.inner.config
+    }
+
+    /// The tracker of the socket tasks. Each runs on the HTTP server worker that accepted
+    /// its socket, so stopping the server ends them where they are: to close every socket
+    /// properly, fire the shutdown token, `close()` the tracker and `wait()` for it (with a
+    /// timeout, `write_timeout` + `close_linger` is enough), and only then stop the server.
     pub fn tasks(&self) -> TaskTracker {
         self.inner.tasks.clone()
     }
@@ -144,8 +149,9 @@ impl WsChat {
     /// latency-bound, and Nagle's algorithm would hold each one back waiting for the
     /// previous one's ACK.
     ///
-    /// The HTTP server does not wait for chat sockets when it stops (they have left it):
-    /// fire the shutdown token and wait for [`WsChat::tasks`] for that.
+    /// The HTTP server does not count chat sockets as its connections (they have left its
+    /// codec), so a graceful stop does not wait for them: fire the shutdown token and wait
+    /// for [`WsChat::tasks`] first.
     pub fn listen<F, T, B>(
         &self,
         builder: ServerBuilder,
@@ -163,17 +169,15 @@ impl WsChat {
             > + 'static,
         B: MessageBody + 'static,
     {
-        let chat = self.clone();
+        let upgrades = self.inner.clone();
         let local_addr = listener.local_addr()?;
         builder.listen("http", listener, move || {
-            let chat = chat.clone();
+            let upgrades = upgrades.clone();
             let app = app().route(WS_PATH, web::get().to(upgrade_required));
             HttpService::build()
                 .tcp_nodelay(true)
                 .local_addr(local_addr)
-                .upgrade(fn_service(move |request| {
-                    upgrade::upgrade(chat.clone(), request)
-                }))
+                .upgrade(fn_service(move |request| upgrades.clone().upgrade(request)))
                 .finish(map_config(app, |_| AppConfig::default()))
                 .tcp()
         })

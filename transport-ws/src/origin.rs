@@ -1,7 +1,7 @@
 //! The `Origin` check that stops cross-site WebSocket hijacking: a page on another site
 //! must not be able to open a socket that rides on this site's users.
 //!
-//! Called by the `/ws` handler in `lib.rs` before the upgrade; it only decides, it never
+//! Called by `upgrade.rs` before the upgrade is answered; it only decides, it never
 //! answers the request itself. Browsers always send `Origin` on WebSocket upgrades, so a
 //! request without one comes from a non-browser client (a CLI, a test) and is allowed:
 //! such a client could forge any header anyway.

@@ -3,9 +3,12 @@
 //!
 //! A channel message reads the same for every user (its room label does not depend on
 //! who reads it, unlike a private message's `@peer`), so it is serialized once and kept
-//! in the message's [`chat_core::Encodings`]. The frames are exactly those of
+//! with the message ([`ChatMessage::encoded`]). The frames are exactly those of
 //! [`ServerFrame::Message`] and of `ServerFrame::Ok` with [`Reply::Posted`]
 //! (`crate::protocol`); the tests hold them equal.
+//!
+//! Used by `connection.rs` for `message` events and post replies. It never writes to a
+//! socket, and it must not encode a private message once for both of its users.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -48,11 +51,7 @@ impl SharedMessageFrame {
         let Room::Channel(channel) = &message.room else {
             return None;
         };
-        Some(
-            message
-                .encodings
-                .get_or_insert_with(|| Self::encode(message, channel.as_str())),
-        )
+        Some(message.encoded(|| Self::encode(message, channel.as_str())))
     }
 
     fn encode(message: &ChatMessage, channel: &str) -> Self {
@@ -125,17 +124,12 @@ mod tests {
     use std::sync::Arc;
 
     fn message(room: Room, text: &str) -> ChatMessage {
-        ChatMessage {
-            encodings: Default::default(),
-            id: 42,
-            room,
-            author: UserRef {
-                id: UserId(7),
-                name: Arc::from("Zoë \"z\" <b>"),
-            },
-            text: text.to_owned(),
-            sent_at: Utc.timestamp_millis_opt(1_767_225_720_123).unwrap(),
-        }
+        let author = UserRef {
+            id: UserId(7),
+            name: Arc::from("Zoë \"z\" <b>"),
+        };
+        let sent_at = Utc.timestamp_millis_opt(1_767_225_720_123).unwrap();
+        ChatMessage::new(42, room, author, text.to_owned(), sent_at)
     }
 
     fn channel() -> Room {

@@ -1,4 +1,4 @@
-//! Test harness shared by `ws.rs` and `protocol_doc.rs`: a real server (`WsChat::listen`) with the
+//! Test harness shared by every test file: a real server (`WsChat::listen`) with the
 //! WebSocket endpoint on 127.0.0.1:0 in a thread of its own, and a `tokio-tungstenite` client
 //! that reads with a timeout (never a fixed sleep) and keeps the events it was not asked
 //! about for later.
@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
-use transport_ws::WsChat;
+use transport_ws::{WsChat, WsConfig};
 
 /// How long any single expectation may wait for the server.
 pub const WAIT: Duration = Duration::from_secs(5);
@@ -59,16 +59,17 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// A server with `limits` that allows only same-origin pages.
+    /// A server with the engine's `limits` and the transport's defaults (same-origin
+    /// pages only).
     pub fn start(limits: Limits) -> TestServer {
-        TestServer::with_origins(limits, Vec::new())
+        TestServer::with_config(limits, WsConfig::default())
     }
 
-    /// A server with `limits` and this origin allow-list.
-    pub fn with_origins(limits: Limits, origins: Vec<String>) -> TestServer {
+    /// A server with the engine's `limits` and the transport's `config`.
+    pub fn with_config(limits: Limits, config: WsConfig) -> TestServer {
         let engine = Engine::start(limits).expect("engine starts");
         let shutdown = CancellationToken::new();
-        let chat = WsChat::new(engine.clone(), origins, shutdown.clone());
+        let chat = WsChat::new(engine.clone(), config, shutdown.clone()).expect("a valid config");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -176,6 +177,29 @@ impl Client {
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
             .await
             .expect("connect in time")?;
+        Ok(Client::upgraded(ws).await)
+    }
+
+    /// Connects over a socket whose receive buffer is `receive_buffer` bytes (a client
+    /// that falls behind soon fills it) and reads the `hello` frame.
+    pub async fn with_receive_buffer(server: &TestServer, receive_buffer: u32) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .set_recv_buffer_size(receive_buffer)
+            .expect("buffer size");
+        let stream = socket.connect(server.addr).await.expect("connect");
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            tokio_tungstenite::client_async(server.url(), MaybeTlsStream::Plain(stream)),
+        )
+        .await
+        .expect("upgraded in time")
+        .expect("upgrade accepted");
+        Client::upgraded(ws).await
+    }
+
+    /// A client on `ws`, once it has read the `hello` frame.
+    async fn upgraded(ws: Ws) -> Client {
         let mut client = Client {
             ws,
             pending: VecDeque::new(),
@@ -185,7 +209,7 @@ impl Client {
         let hello = client.frame().await;
         assert_eq!(hello["type"], "hello", "first frame: {hello}");
         assert_eq!(hello["protocol"], 1);
-        Ok(client)
+        client
     }
 
     /// Sends a WebSocket message as is.

@@ -1,0 +1,134 @@
+//! [`WsConfig`]: every setting of the WebSocket transport, with its default and its
+//! check.
+//!
+//! The embedder builds one and hands it to [`crate::WsChat::new`], which refuses an
+//! invalid one; the upgrade and every connection read their settings from it and from
+//! nowhere else (the engine's `Limits` hold the engine's own limits only). This file
+//! does no I/O and knows nothing of sockets: it only says what a valid configuration is.
+
+use std::time::Duration;
+
+use chat_core::InvalidLimit;
+
+/// How the WebSocket transport treats its clients: who may connect, how many, how large
+/// their frames may be, and how long they may stay silent or slow.
+///
+/// Build it from [`WsConfig::default`] and set the fields that differ (it is
+/// `#[non_exhaustive]`, so a struct literal cannot name every field from outside).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct WsConfig {
+    /// Origins (`scheme://host[:port]`) whose pages may open a socket. Empty: the
+    /// server's own origin only (see [`crate::origin::is_allowed`]). Default empty.
+    pub allowed_origins: Vec<String>,
+    /// Most open sockets, logged in or not; one more upgrade gets HTTP 503. Default
+    /// 100,000.
+    pub max_connections: usize,
+    /// Largest frame (or message reassembled from fragments) a client may send, in bytes;
+    /// a larger one closes the socket with 1009. Announced in `hello`. Default 64 KiB.
+    pub max_frame_bytes: usize,
+    /// A socket from which nothing arrived for this long (no frame, not even a pong) is
+    /// closed with 1008. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Interval between the server's pings. A client answers each with a pong (browsers
+    /// do it by themselves), which keeps it inside `idle_timeout`, so it must be shorter.
+    /// Default 20 s.
+    pub heartbeat_interval: Duration,
+    /// Longest time one write may take; a client that stops reading for longer is
+    /// dropped, so it never holds the server. Default 10 s.
+    pub write_timeout: Duration,
+    /// After its close frame the server reads on (discarding) until the client closes its
+    /// side, at most this long: closing a socket with unread data resets it, and the reset
+    /// can destroy the close frame before the client reads it. Zero: do not wait.
+    /// Default 1 s.
+    pub close_linger: Duration,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            allowed_origins: Vec::new(),
+            max_connections: 100_000,
+            max_frame_bytes: 64 * 1024,
+            idle_timeout: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(10),
+            close_linger: Duration::from_secs(1),
+        }
+    }
+}
+
+impl WsConfig {
+    /// Refuses values the transport cannot work with, naming the field: a zero
+    /// `max_connections`, `max_frame_bytes`, `idle_timeout`, `heartbeat_interval` or
+    /// `write_timeout`, and a `heartbeat_interval` not shorter than `idle_timeout` (every
+    /// quiet client would be closed between two pings).
+    pub fn validate(&self) -> Result<(), InvalidLimit> {
+        InvalidLimit::nonzero("max_connections", self.max_connections)?;
+        InvalidLimit::nonzero("max_frame_bytes", self.max_frame_bytes)?;
+        InvalidLimit::nonzero("idle_timeout", self.idle_timeout)?;
+        InvalidLimit::nonzero("heartbeat_interval", self.heartbeat_interval)?;
+        InvalidLimit::nonzero("write_timeout", self.write_timeout)?;
+        if self.heartbeat_interval >= self.idle_timeout {
+            return Err(InvalidLimit::new(
+                "heartbeat_interval",
+                format!(
+                    "must be shorter than idle_timeout ({} ms), or quiet clients are closed \
+                     between two pings",
+                    self.idle_timeout.as_millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WsConfig;
+    use std::time::Duration;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(WsConfig::default().validate(), Ok(()));
+    }
+
+    /// A zero period would panic every socket's heartbeat timer right after `hello`: it
+    /// is refused here, by name, before any socket exists.
+    #[test]
+    fn zero_values_are_refused_by_name() {
+        type Set = fn(&mut WsConfig);
+        let cases: [(&str, Set); 5] = [
+            ("max_connections", |c| c.max_connections = 0),
+            ("max_frame_bytes", |c| c.max_frame_bytes = 0),
+            ("idle_timeout", |c| c.idle_timeout = Duration::ZERO),
+            ("heartbeat_interval", |c| {
+                c.heartbeat_interval = Duration::ZERO
+            }),
+            ("write_timeout", |c| c.write_timeout = Duration::ZERO),
+        ];
+        for (name, set) in cases {
+            let mut config = WsConfig::default();
+            set(&mut config);
+            let refused = config.validate().expect_err(name);
+            assert_eq!(refused.name, name);
+        }
+        let config = WsConfig {
+            close_linger: Duration::ZERO,
+            ..WsConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()), "no linger is a valid choice");
+    }
+
+    #[test]
+    fn the_heartbeat_must_come_before_the_idle_timeout() {
+        let mut config = WsConfig {
+            idle_timeout: Duration::from_secs(20),
+            ..WsConfig::default()
+        };
+        let refused = config.validate().expect_err("equal to idle_timeout");
+        assert_eq!(refused.name, "heartbeat_interval");
+        config.heartbeat_interval = Duration::from_secs(19);
+        assert_eq!(config.validate(), Ok(()));
+    }
+}

@@ -1,0 +1,378 @@
+//! What the server sends: [`ServerFrame`] (replies, events, `hello`, `disconnected`),
+//! the [`Reply`] inside each `ok`, and the views of the engine's types they carry.
+//!
+//! Called by `dispatch.rs` (replies) and `connection.rs` (events, `hello`,
+//! `disconnected`); `shared_frame.rs` writes the same `message` frame by hand, and its
+//! tests hold the two equal. It never does I/O and never calls the engine: it only turns
+//! engine values into JSON. `docs/protocol.md` documents each frame; change both together.
+
+use chat_core::{
+    ChannelInfo, ChatError, ChatMessage, DisconnectReason, Event, Joined, Member, MessageId,
+    UserId, UserRef,
+};
+use serde::Serialize;
+
+use super::{RequestId, TransportError};
+
+/// The protocol version announced in the `hello` frame. Bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Bytes reserved for a serialized frame: a message event with a short text fits.
+pub(crate) const FRAME_CAPACITY: usize = 256;
+
+/// A user as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    /// Stable user id.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+}
+
+impl From<&UserRef> for UserView {
+    fn from(user: &UserRef) -> Self {
+        UserView {
+            id: user.id.0,
+            name: user.name.to_string(),
+        }
+    }
+}
+
+/// A message as one particular user sees it (`room` is labelled for that user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageView {
+    /// Id within its room.
+    pub id: MessageId,
+    /// The room, as the receiving user names it (`general`, `@alice`).
+    pub room: String,
+    /// Who wrote it.
+    pub author: UserView,
+    /// The text, to show as text.
+    pub text: String,
+    /// When the server accepted it, in Unix milliseconds.
+    pub sent_at: i64,
+}
+
+impl MessageView {
+    /// Renders `message` for the user `me`.
+    pub fn new(message: &ChatMessage, me: UserId) -> Self {
+        MessageView {
+            id: message.id,
+            room: message.room.label_for(me),
+            author: UserView::from(&message.author),
+            text: message.text.clone(),
+            sent_at: message.sent_at.timestamp_millis(),
+        }
+    }
+}
+
+/// A channel as listed to clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChannelView {
+    /// Its name, as its creator typed it.
+    pub name: String,
+    /// How many users are members (online or not).
+    pub members: usize,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Last message (or creation) time, Unix milliseconds.
+    pub last_activity: i64,
+}
+
+impl From<&ChannelInfo> for ChannelView {
+    fn from(info: &ChannelInfo) -> Self {
+        ChannelView {
+            name: info.name.as_str().to_owned(),
+            members: info.members,
+            created_at: info.created_at.timestamp_millis(),
+            last_activity: info.last_activity.timestamp_millis(),
+        }
+    }
+}
+
+/// A member of a room and whether they are online.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberView {
+    /// Who.
+    pub user: UserView,
+    /// Whether at least one of their connections follows the room now.
+    pub online: bool,
+}
+
+impl From<&Member> for MemberView {
+    fn from(member: &Member) -> Self {
+        MemberView {
+            user: UserView::from(&member.user),
+            online: member.online,
+        }
+    }
+}
+
+fn members_view(members: &[Member]) -> Vec<MemberView> {
+    members.iter().map(MemberView::from).collect()
+}
+
+/// The `result` of an `ok` reply, one shape per request type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum Reply {
+    /// `login`.
+    LoggedIn {
+        /// The user logged in.
+        user: UserView,
+        /// The resume token (32 hex digits): keep it to log in again as this user.
+        token: String,
+        /// True when this login created the user.
+        new_user: bool,
+    },
+    /// `list_channels`.
+    Channels {
+        /// Every channel, by name.
+        channels: Vec<ChannelView>,
+    },
+    /// `create_channel`.
+    ChannelCreated {
+        /// The new channel.
+        channel: ChannelView,
+    },
+    /// `join`.
+    Joined {
+        /// The room joined, as this user names it.
+        room: String,
+        /// Messages to show, oldest first.
+        messages: Vec<MessageView>,
+        /// True: replace what is shown for this room with `messages`.
+        gap: bool,
+        /// Ids the client may still show that were deleted meanwhile.
+        deleted: Vec<MessageId>,
+        /// The room's highest message id (0 if none), to resume from later.
+        last_id: MessageId,
+        /// The room's members.
+        members: Vec<MemberView>,
+    },
+    /// `post`.
+    Posted {
+        /// The stored message.
+        message: MessageView,
+    },
+    /// `typing`.
+    Typing {
+        /// False when the notice was dropped by the throttle.
+        sent: bool,
+    },
+    /// `members`.
+    Members {
+        /// The room's members, online ones first.
+        members: Vec<MemberView>,
+    },
+    /// `leave`, `delete`: an empty object.
+    Done {},
+}
+
+impl Reply {
+    /// The reply to a successful `join`, rendered for user `me`.
+    pub fn joined(joined: &Joined, me: UserId) -> Self {
+        Reply::Joined {
+            room: joined.room.label_for(me),
+            messages: joined
+                .messages
+                .iter()
+                .map(|m| MessageView::new(m, me))
+                .collect(),
+            gap: joined.gap,
+            deleted: joined.deleted.clone(),
+            last_id: joined.last_id,
+            members: members_view(&joined.members),
+        }
+    }
+
+    /// The reply to `members`.
+    pub fn members(members: &[Member]) -> Self {
+        Reply::Members {
+            members: members_view(members),
+        }
+    }
+}
+
+/// Everything the server sends, as one JSON object per text frame, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerFrame {
+    /// First frame of every connection.
+    Hello {
+        /// [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// The largest frame the server accepts, in bytes.
+        max_frame_bytes: usize,
+    },
+    /// A request succeeded.
+    Ok {
+        /// The request's `id`, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// What the request returned.
+        result: Reply,
+    },
+    /// A request (or a frame) was refused.
+    Error {
+        /// The request's `id`, when one could be read.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<RequestId>,
+        /// Stable machine-readable code.
+        code: String,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// A message was posted in a followed room.
+    Message {
+        /// The room, as this user names it.
+        room: String,
+        /// The message.
+        message: MessageView,
+    },
+    /// A message was deleted by its author.
+    Deleted {
+        /// The room, as this user names it.
+        room: String,
+        /// Which message.
+        message_id: MessageId,
+    },
+    /// A channel was created.
+    ChannelCreated {
+        /// The new channel.
+        channel: ChannelView,
+    },
+    /// A member's presence in a room changed.
+    Presence {
+        /// The room, as this user names it.
+        room: String,
+        /// Who.
+        user: UserView,
+        /// `joined`, `left`, `online` or `offline`.
+        change: &'static str,
+    },
+    /// A member is typing.
+    Typing {
+        /// The room, as this user names it.
+        room: String,
+        /// Who.
+        user: UserView,
+    },
+    /// The server is closing this connection; a close frame follows.
+    Disconnected {
+        /// `slow_consumer` or `shutting_down`.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+}
+
+impl ServerFrame {
+    /// The `hello` frame for a server with this frame limit.
+    pub fn hello(max_frame_bytes: usize) -> Self {
+        ServerFrame::Hello {
+            protocol: PROTOCOL_VERSION,
+            max_frame_bytes,
+        }
+    }
+
+    /// An `error` reply for an engine error.
+    pub fn chat_error(id: Option<RequestId>, error: &ChatError) -> Self {
+        ServerFrame::Error {
+            id,
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        }
+    }
+
+    /// An `error` reply for a transport error.
+    pub fn transport_error(id: Option<RequestId>, error: &TransportError) -> Self {
+        ServerFrame::Error {
+            id,
+            code: error.code().to_owned(),
+            message: error.message(),
+        }
+    }
+
+    /// The `disconnected` frame for an engine (or server) disconnection.
+    pub fn disconnected(reason: DisconnectReason) -> Self {
+        ServerFrame::Disconnected {
+            code: reason.code(),
+            message: reason.to_string(),
+        }
+    }
+
+    /// Renders an engine event for user `me`.
+    pub fn from_event(event: &Event, me: UserId) -> Self {
+        match event {
+            Event::Posted(message) => ServerFrame::Message {
+                room: message.room.label_for(me),
+                message: MessageView::new(message, me),
+            },
+            Event::Deleted { room, id } => ServerFrame::Deleted {
+                room: room.label_for(me),
+                message_id: *id,
+            },
+            Event::ChannelCreated(info) => ServerFrame::ChannelCreated {
+                channel: ChannelView::from(info),
+            },
+            Event::Presence { room, user, change } => ServerFrame::Presence {
+                room: room.label_for(me),
+                user: UserView::from(user),
+                change: change.as_str(),
+            },
+            Event::Typing { room, user } => ServerFrame::Typing {
+                room: room.label_for(me),
+                user: UserView::from(user),
+            },
+            Event::Disconnected(reason) => ServerFrame::disconnected(*reason),
+        }
+    }
+
+    /// The frame as JSON text.
+    pub fn to_json(&self) -> String {
+        // Most frames fit: one allocation instead of a string doubling its way up.
+        let mut json = Vec::with_capacity(FRAME_CAPACITY);
+        // Serializing these plain structs cannot fail (string keys, no maps of other
+        // keys, no floats); fall back to an internal-error frame rather than panic.
+        let written = serde_json::to_writer(&mut json, self)
+            .map_err(|e| e.to_string())
+            .and_then(|()| String::from_utf8(json).map_err(|e| e.to_string()));
+        written.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot serialize a server frame");
+            r#"{"type":"error","code":"internal","message":"internal error"}"#.to_owned()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn replies_serialize_as_documented() {
+        let ok = ServerFrame::Ok {
+            id: Some(json!(7)),
+            result: Reply::Done {},
+        };
+        assert_eq!(
+            serde_json::to_value(&ok).expect("serializes"),
+            json!({"type":"ok","id":7,"result":{}})
+        );
+        let typing = ServerFrame::Ok {
+            id: None,
+            result: Reply::Typing { sent: true },
+        };
+        assert_eq!(
+            serde_json::to_value(&typing).expect("serializes"),
+            json!({"type":"ok","result":{"sent":true}})
+        );
+        assert_eq!(
+            serde_json::to_value(ServerFrame::hello(65536)).expect("serializes"),
+            json!({"type":"hello","protocol":1,"max_frame_bytes":65536})
+        );
+    }
+}
