@@ -478,7 +478,7 @@ async fn client(
     };
     let mut conn = match opened {
         Ok(Ok(mut conn)) => {
-            if config.arrival_every > 0 && plan.index % config.arrival_every == 0 {
+            if config.arrival_every > 0 && plan.index.is_multiple_of(config.arrival_every) {
                 if let Err(e) = conn.stamp_arrivals() {
                     tracker.record_drop(format!("setup of {name}: arrival stamps: {e}"));
                     let _ = ready.send((plan.index, false)).await;

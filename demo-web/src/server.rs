@@ -22,8 +22,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::App;
-use chat_core::{ChatError, Engine, EngineConfig, InvalidLimit, Limits};
+use chat_core::{ChatError, Engine, InvalidLimit, Limits};
 use tokio_util::sync::CancellationToken;
+use transport_tcp::TcpConfig;
 use transport_ws::{WsChat, WsConfig};
 
 use crate::assets;
@@ -31,10 +32,12 @@ use crate::assets;
 /// What `run` needs besides its listeners.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Every limit of the engine and both transports.
+    /// The engine's limits.
     pub limits: Limits,
-    /// Browser origins allowed to open `/ws`; empty means the server's own origin only.
-    pub allowed_origins: Vec<String>,
+    /// The WebSocket transport's settings (origins, frame size, timeouts).
+    pub ws: WsConfig,
+    /// The line transport's settings.
+    pub tcp: TcpConfig,
     /// Longest wait for clients to be closed on shutdown, and again for the engine.
     pub shutdown_timeout: Duration,
     /// The Redis that several nodes share (`redis://HOST:PORT`); `None`: in memory.
@@ -78,13 +81,13 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     // Checked before anything starts: a bad value is refused, never a failure later.
-    let ws_config = ws_config(&config);
-    ws_config.validate()?;
-    let engine = Engine::from_config(EngineConfig {
-        limits: config.limits.clone(),
-        redis_url: config.redis_url.clone(),
-    })
-    .await?;
+    config.ws.validate()?;
+    config.tcp.validate()?;
+    let mut engine = Engine::builder().limits(config.limits.clone());
+    if let Some(url) = &config.redis_url {
+        engine = engine.redis(url.clone());
+    }
+    let engine = engine.start().await?;
     for name in &config.channels {
         match engine.create_channel(name).await {
             Ok(_) => tracing::info!(channel = %name, "created at start-up"),
@@ -92,7 +95,7 @@ pub async fn run(
             Err(e) => return Err(ServerError::Engine(e)),
         }
     }
-    let result = serve(&config, ws_config, &engine, http, tcp, shutdown.clone()).await;
+    let result = serve(&config, &engine, http, tcp, shutdown.clone()).await;
     // Whatever happened, the engine stops last, once no transport uses it any more.
     shutdown.cancel();
     if tokio::time::timeout(config.shutdown_timeout, engine.shutdown())
@@ -105,25 +108,10 @@ pub async fn run(
     result
 }
 
-/// The WebSocket transport's settings, taken from the flags that set them.
-fn ws_config(config: &Config) -> WsConfig {
-    let limits = &config.limits;
-    let mut ws = WsConfig::default();
-    ws.allowed_origins = config.allowed_origins.clone();
-    ws.max_connections = limits.max_connections;
-    ws.max_frame_bytes = limits.max_frame_bytes;
-    ws.idle_timeout = limits.idle_timeout;
-    ws.heartbeat_interval = limits.heartbeat_interval;
-    ws.write_timeout = limits.write_timeout;
-    ws.close_linger = limits.close_linger;
-    ws
-}
-
 /// Serves both transports until `shutdown` is cancelled (or the HTTP server fails), then
 /// waits, bounded, for their clients to be closed.
 async fn serve(
     config: &Config,
-    ws_config: WsConfig,
     engine: &Engine,
     http: TcpListener,
     tcp: Option<TcpListener>,
@@ -136,23 +124,17 @@ async fn serve(
                 .map_err(ServerError::io("cannot use the TCP listener"))?;
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(ServerError::io("cannot use the TCP listener"))?;
-            let limits = &config.limits;
-            let mut tcp_config = transport_tcp::TcpConfig::default();
-            tcp_config.max_connections = limits.max_connections;
-            tcp_config.max_line_bytes = limits.max_line_bytes;
-            tcp_config.idle_timeout = limits.tcp_idle_timeout;
-            tcp_config.write_timeout = limits.write_timeout;
             Some(tokio::spawn(transport_tcp::serve(
                 listener,
                 engine.clone(),
-                tcp_config,
+                config.tcp.clone(),
                 shutdown.clone(),
             )))
         }
         None => None,
     };
 
-    let chat = WsChat::new(engine.clone(), ws_config, shutdown.clone())?;
+    let chat = WsChat::new(engine.clone(), config.ws.clone(), shutdown.clone())?;
     let ws_tasks = chat.tasks();
     let builder = actix_server::Server::build()
         .disable_signals()
@@ -185,8 +167,10 @@ async fn serve(
             None => http_task.await,
         };
         if let Some(task) = tcp_task {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "the TCP listener task failed");
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the TCP listener refused its config"),
+                Err(e) => tracing::error!(error = %e, "the TCP listener task failed"),
             }
         }
         http

@@ -37,6 +37,7 @@ impl End {
         let code = match reason {
             DisconnectReason::ShuttingDown => CloseCode::Away,
             DisconnectReason::SlowConsumer => CloseCode::Policy,
+            _ => CloseCode::Error,
         };
         End::Close {
             frame: Some(ServerFrame::disconnected(reason)),

@@ -275,8 +275,9 @@ impl Connection<'_> {
             }
         }
         let me = self.user_id();
-        self.out
-            .text(ServerFrame::from_event(event, me).to_json().as_bytes());
+        if let Some(frame) = ServerFrame::from_event(event, me) {
+            self.out.text(frame.to_json().as_bytes());
+        }
     }
 
     fn user_id(&self) -> UserId {

@@ -200,10 +200,11 @@ mod tests {
     use serde_json::{json, Value};
 
     async fn engine() -> Engine {
-        let limits = Limits {
-            message_rate: Rate::new(1_000, 1_000.0),
-            channel_create_rate: Rate::new(1_000, 1_000.0),
-            ..Limits::default()
+        let limits = {
+            let mut limits = Limits::default();
+            limits.message_rate = Rate::new(1_000, 1_000.0);
+            limits.channel_create_rate = Rate::new(1_000, 1_000.0);
+            limits
         };
         Engine::builder()
             .limits(limits)

@@ -70,12 +70,6 @@ pub mod origin;
 pub mod protocol;
 mod shared_frame;
 mod upgrade;
-// `Writer::take_pending` and `put_pending` served a second writer, which is gone; wire.rs
-// is being reworked on another branch, which removes them.
-#[allow(
-    dead_code,
-    reason = "Writer::take_pending and put_pending are unused until wire.rs drops them"
-)]
 mod wire;
 
 use std::sync::Arc;

@@ -152,7 +152,9 @@ mod tests {
         ] {
             let message = Arc::new(message(channel(), text));
             let shared = SharedMessageFrame::of(&message).expect("a channel message");
-            let event = ServerFrame::from_event(&Event::Posted(message.clone()), me).to_json();
+            let event = ServerFrame::from_event(&Event::Posted(message.clone()), me)
+                .expect("a message is a frame")
+                .to_json();
             assert_eq!(String::from_utf8(shared.event().to_vec()).unwrap(), event);
             for id in [Some(json!(3)), Some(json!("req-\"1\"")), None] {
                 let id_json = id.as_ref().map(SharedMessageFrame::id_json);

@@ -289,20 +289,6 @@ impl<'a> Writer<'a> {
         self.buf.len()
     }
 
-    /// Takes the bytes queued and not written yet, leaving none.
-    pub(crate) fn take_pending(&mut self) -> BytesMut {
-        std::mem::take(&mut self.buf)
-    }
-
-    /// Queues `bytes` (written by another writer and not taken by the socket) ahead of
-    /// anything queued later; nothing may be queued yet.
-    pub(crate) fn put_pending(&mut self, bytes: BytesMut) {
-        debug_assert!(self.buf.is_empty());
-        if !bytes.is_empty() {
-            self.buf = bytes;
-        }
-    }
-
     /// Writes what the socket takes now, without waiting. Returns whether nothing is left
     /// queued.
     pub(crate) fn write_now(&mut self) -> io::Result<bool> {

@@ -17,16 +17,11 @@ use transport_ws::{WsChat, WsConfig};
 
 #[tokio::test]
 async fn rate_limits_are_reported() {
-    let limits = Limits {
-        message_rate: Rate {
-            burst: 2,
-            per_second: 0.001,
-        },
-        channel_create_rate: Rate {
-            burst: 1,
-            per_second: 0.001,
-        },
-        ..Limits::default()
+    let limits = {
+        let mut limits = Limits::default();
+        limits.message_rate = Rate::new(2, 0.001);
+        limits.channel_create_rate = Rate::new(1, 0.001);
+        limits
     };
     let server = TestServer::start(limits);
     let mut alice = server.user("alice").await;
@@ -54,10 +49,11 @@ async fn rate_limits_are_reported() {
 
 #[tokio::test]
 async fn capacity_limits_are_reported() {
-    let limits = Limits {
-        max_channels: 1,
-        max_sessions: 1,
-        ..test_limits()
+    let limits = {
+        let mut limits = test_limits();
+        limits.max_channels = 1;
+        limits.max_sessions = 1;
+        limits
     };
     let server = TestServer::start(limits);
     let mut alice = server.user("alice").await;
@@ -159,9 +155,10 @@ async fn the_heartbeat_keeps_an_answering_client_alive() {
 
 #[tokio::test]
 async fn a_slow_reader_does_not_stall_another_client() {
-    let limits = Limits {
-        max_message_bytes: 60_000,
-        ..test_limits()
+    let limits = {
+        let mut limits = test_limits();
+        limits.max_message_bytes = 60_000;
+        limits
     };
     let mut config = WsConfig::default();
     config.write_timeout = Duration::from_millis(500);

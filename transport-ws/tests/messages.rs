@@ -6,7 +6,6 @@ mod common;
 
 use std::time::Duration;
 
-use chat_core::Limits;
 use common::{is_message, test_limits, Client, TestServer};
 use serde_json::{json, Value};
 use transport_ws::WsConfig;
@@ -204,10 +203,11 @@ async fn a_listener_gets_channel_messages_then_the_next_other_event_then_what_fo
 async fn a_reader_behind_a_full_socket_gets_every_message_once_in_order() {
     // Far more than the socket buffers hold while the reader does not read: its
     // connection writes what the socket takes and the rest as it drains, in order.
-    let limits = Limits {
-        max_message_bytes: 60_000,
-        session_queue: 10_000,
-        ..test_limits()
+    let limits = {
+        let mut limits = test_limits();
+        limits.max_message_bytes = 60_000;
+        limits.session_queue = 10_000;
+        limits
     };
     let mut config = WsConfig::default();
     // The reader catches up only once everything is posted: give it the time.

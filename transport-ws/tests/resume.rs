@@ -3,7 +3,6 @@
 
 mod common;
 
-use chat_core::Limits;
 use common::{test_limits, TestServer};
 use serde_json::{json, Value};
 
@@ -18,9 +17,10 @@ fn ids(messages: &Value) -> Vec<u64> {
 
 #[tokio::test]
 async fn reconnecting_with_after_returns_exactly_the_missed_messages() {
-    let limits = Limits {
-        history: 5,
-        ..test_limits()
+    let limits = {
+        let mut limits = test_limits();
+        limits.history = 5;
+        limits
     };
     let server = TestServer::start(limits);
     let mut bob = server.user("bob").await;

@@ -8,6 +8,7 @@ mod common;
 use common::raw::{close, frame, Raw, BINARY, CLOSE, CONTINUATION, MASK, PING, PONG, TEXT};
 use common::{test_limits, TestServer};
 use serde_json::{json, Value};
+use transport_ws::WsConfig;
 
 /// Sends `bytes` and then a ping on a new connection; returns the close code the server
 /// fails the connection with (checking the close comes next and nothing follows it).
@@ -345,10 +346,9 @@ async fn a_ping_payload_is_echoed_in_its_pong_exactly() {
 
 #[tokio::test]
 async fn a_message_over_the_limit_across_fragments_fails_with_1009() {
-    let limits = test_limits();
-    let server = TestServer::start(limits.clone());
+    let server = TestServer::start(test_limits());
     // Each fragment is within the limit; the message is not.
-    let piece = vec![b' '; limits.max_frame_bytes / 2 + 1];
+    let piece = vec![b' '; WsConfig::default().max_frame_bytes / 2 + 1];
     let bytes = [
         frame(TEXT, false, &piece),
         frame(CONTINUATION, true, &piece),
@@ -359,15 +359,15 @@ async fn a_message_over_the_limit_across_fragments_fails_with_1009() {
 
 #[tokio::test]
 async fn every_payload_length_form_is_read() {
-    let limits = test_limits();
-    let server = TestServer::start(limits.clone());
+    let server = TestServer::start(test_limits());
     let mut raw = Raw::hello(&server).await;
+    let max_frame_bytes = WsConfig::default().max_frame_bytes;
     // 7-bit, 16-bit (both ends) and 64-bit lengths, up to the limit itself.
     assert!(
-        limits.max_frame_bytes > 65_535,
+        max_frame_bytes > 65_535,
         "the 64-bit form is within the limit"
     );
-    for len in [125, 126, 65_535, limits.max_frame_bytes] {
+    for len in [125, 126, 65_535, max_frame_bytes] {
         let id = format!("{len}");
         let mut payload = request(&id);
         payload.resize(len.max(payload.len()), b' ');

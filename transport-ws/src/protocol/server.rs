@@ -304,9 +304,10 @@ impl ServerFrame {
         }
     }
 
-    /// Renders an engine event for user `me`.
-    pub fn from_event(event: &Event, me: UserId) -> Self {
-        match event {
+    /// Renders an engine event for user `me`; `None` for an event this protocol version
+    /// does not carry.
+    pub fn from_event(event: &Event, me: UserId) -> Option<Self> {
+        Some(match event {
             Event::Posted(message) => ServerFrame::Message {
                 room: message.room.label_for(me),
                 message: MessageView::new(message, me),
@@ -328,7 +329,8 @@ impl ServerFrame {
                 user: UserView::from(user),
             },
             Event::Disconnected(reason) => ServerFrame::disconnected(*reason),
-        }
+            _ => return None,
+        })
     }
 
     /// The frame as JSON text.

@@ -32,16 +32,11 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Limits for tests: defaults, but rates high enough that no test trips them by accident.
 pub fn test_limits() -> Limits {
-    Limits {
-        message_rate: Rate {
-            burst: 100_000,
-            per_second: 100_000.0,
-        },
-        channel_create_rate: Rate {
-            burst: 1_000,
-            per_second: 1_000.0,
-        },
-        ..Limits::default()
+    {
+        let mut limits = Limits::default();
+        limits.message_rate = Rate::new(100_000, 100_000.0);
+        limits.channel_create_rate = Rate::new(1_000, 1_000.0);
+        limits
     }
 }
 
@@ -66,8 +61,11 @@ impl TestServer {
     }
 
     /// A server with the engine's `limits` and the transport's `config`.
+    ///
+    /// Synchronous, so tests of any flavour can call it: the engine is started from a
+    /// thread of its own (it needs no runtime; its start only awaits a channel).
     pub fn with_config(limits: Limits, config: WsConfig) -> TestServer {
-        let engine = Engine::start(limits).expect("engine starts");
+        let engine = start_engine(limits);
         let shutdown = CancellationToken::new();
         let chat = WsChat::new(engine.clone(), config, shutdown.clone()).expect("a valid config");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
@@ -398,4 +396,17 @@ impl Client {
 pub fn is_message(room: &str, text: &str) -> impl Fn(&Value) -> bool {
     let (room, text) = (room.to_owned(), text.to_owned());
     move |f| f["type"] == "message" && f["room"] == room && f["message"]["text"] == text
+}
+
+/// Starts an engine with `limits` from any context, async or not.
+pub fn start_engine(limits: Limits) -> Engine {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime to start the engine from")
+            .block_on(Engine::builder().limits(limits).start())
+    })
+    .join()
+    .expect("the engine's starter thread")
+    .expect("engine starts")
 }
