@@ -11,11 +11,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChatError {
-    /// A display name is empty, too long, or has control characters.
+    /// A display name breaks the rules of [`crate::validate::display_name`]: empty, too
+    /// long, no letter or digit, or a character that is invisible, reorders text or has
+    /// no agreed look. The text names the character.
     #[error("invalid display name: {0}")]
     InvalidName(String),
-    /// Another user holds this display name (case-insensitively).
-    #[error("the display name {0:?} is taken")]
+    /// Another user holds this display name, or one that looks the same
+    /// ([`crate::validate::name_key`]).
+    #[error("the display name {0:?} is taken, or looks like one that is")]
     NameTaken(String),
     /// The resume token is unknown or has expired.
     #[error("unknown or expired resume token")]

@@ -64,7 +64,8 @@
 //!   It knows no actor: a closing subscriber tells the directory, which unsubscribes it.
 //! - [`broker`]: the seam where users, names and rooms are decided for the whole cluster;
 //!   [`MemoryBroker`] is the default, `broker::redis` (feature `redis`) shares one Redis.
-//! - [`validate`]: the rules for names and texts.
+//! - [`validate`]: the rules for names and texts; its `names` decides which display
+//!   names are valid and which look alike (NFKC, the TR39 skeleton).
 //! - [`Limits`] (engine limits only), [`ChatError`], [`Event`] and the data types in `model`.
 //!
 //! Imports go one way: `engine` -> `directory` -> `room` -> `delivery`, all of them ->

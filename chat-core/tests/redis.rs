@@ -260,6 +260,35 @@ async fn two_nodes_share_channels_messages_and_users() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_alike_name_is_taken_on_every_node_and_finds_its_holder() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut alice = user(&a, "alice").await;
+    for twin in ["\u{430}lice", "ａｌｉｃｅ", "ALICE"] {
+        assert_eq!(
+            b.connect(Login::Name(twin.into()))
+                .await
+                .unwrap_err()
+                .code(),
+            "name_taken",
+            "{twin:?}"
+        );
+    }
+    // Both nodes race for two spellings of one name: exactly one wins.
+    let (ra, rb) = tokio::join!(
+        a.connect(Login::Name("Mark".into())),
+        b.connect(Login::Name("\u{41C}ark".into()))
+    );
+    assert_eq!([ra.is_ok(), rb.is_ok()].iter().filter(|w| **w).count(), 1);
+
+    let bob = user(&b, "bob").await;
+    bob.post("@\u{430}lice", "psst").await.unwrap();
+    assert_eq!(next_message(&mut alice).await.text, "psst");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_creation_on_two_nodes_has_one_winner() {
     let Some(redis) = RedisServer::start(false) else {
         return;
