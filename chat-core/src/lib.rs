@@ -97,7 +97,7 @@ pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceChange};
 pub use limits::{InvalidLimit, Limits, Rate};
 pub use model::{
-    ChannelInfo, ChannelName, ChatMessage, Encodings, Joined, Member, MessageId, Room, RoomKey,
+    ChannelInfo, ChannelName, ChatMessage, Joined, Member, MessageId, Room, RoomKey,
     SessionId, UserId, UserRef,
 };
 pub use session::{

@@ -126,8 +126,8 @@ impl RoomKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatMessage {
     /// Wire encodings of this message that a transport computed once and shares between
-    /// recipients (see [`Encodings`]); not part of the message's value.
-    pub encodings: Encodings,
+    /// recipients ([`ChatMessage::encoded`]); not part of the message's value.
+    encodings: Encodings,
     /// Id within `room`.
     pub id: MessageId,
     /// Where it was posted.
@@ -174,7 +174,7 @@ impl ChatMessage {
 /// Keyed by the type the transport stores, so transports cannot collide. It is a cache:
 /// clones start empty, and it never takes part in equality.
 #[derive(Default)]
-pub struct Encodings {
+pub(crate) struct Encodings {
     /// The first encoding stored, read without a lock: usually the only one (one
     /// transport), and every recipient after the first reads it.
     first: OnceLock<Slot>,

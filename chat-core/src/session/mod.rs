@@ -8,8 +8,6 @@
 //! offline).
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
@@ -21,7 +19,7 @@ use crate::delivery::{CloseCause, Subscriber};
 use crate::directory::identity::ResumeToken;
 use crate::directory::rate::UserBuckets;
 use crate::directory::{
-    Connected, CreateChannel, FindChannel, ListChannels, OpenDirect, RegistryActor,
+    Connected, CreateChannel, ListChannels, RegistryActor,
 };
 use crate::error::ChatError;
 use crate::error::{registry_gone, room_gone};
@@ -30,89 +28,21 @@ use crate::limits::Limits;
 use crate::model::{
     ChannelInfo, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId, UserRef,
 };
-use crate::room::{Delete, Members, Post, RoomActor, Subscribe, Typing, Unsubscribe};
+use crate::room::{Delete, Members, Post, RoomActor, Typing, Unsubscribe};
 use crate::validate;
 
 mod pipeline;
+mod rooms;
+mod target;
 
-pub use pipeline::{PostOutcome, PostPipeline, MAX_POSTS_IN_FLIGHT};
+pub use pipeline::{PendingPost, PostOutcome, PostPipeline, MAX_POSTS_IN_FLIGHT};
+pub use target::Target;
 
 /// Most private rooms a session remembers the actor of.
 const DIRECTS_CACHED: usize = 64;
 
 /// Most events [`Session::next_events`] takes at once: a transport writes them in one go.
 pub const EVENT_BATCH: usize = 256;
-
-/// A room as a client names it: a channel (`general`, `#general`) or a user, for the
-/// private conversation with them (`@alice`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Target {
-    /// A channel, by name.
-    Channel(String),
-    /// The private conversation with a user, by display name.
-    User(String),
-}
-
-impl Target {
-    /// Reads `@name` as a user and anything else (with or without `#`) as a channel.
-    pub fn parse(raw: &str) -> Target {
-        let raw = raw.trim();
-        match raw.strip_prefix('@') {
-            Some(user) => Target::User(user.to_owned()),
-            None => Target::Channel(raw.to_owned()),
-        }
-    }
-}
-
-impl From<&str> for Target {
-    fn from(raw: &str) -> Self {
-        Target::parse(raw)
-    }
-}
-
-impl From<String> for Target {
-    /// Reads `raw` like [`Target::parse`], keeping its allocation.
-    fn from(mut raw: String) -> Self {
-        if raw.trim().len() != raw.len() {
-            return Target::parse(&raw);
-        }
-        if raw.starts_with('@') {
-            raw.remove(0);
-            Target::User(raw)
-        } else {
-            Target::Channel(raw)
-        }
-    }
-}
-
-impl From<&String> for Target {
-    fn from(raw: &String) -> Self {
-        Target::parse(raw)
-    }
-}
-
-/// A message handed to its room by [`Session::start_post`], not yet stored: resolves to
-/// the stored message (with its id and timestamp), or to why it was refused.
-#[must_use = "the room has the message either way; await it for its id or its error"]
-pub struct PendingPost(oneshot::Receiver<Result<Arc<ChatMessage>, ChatError>>);
-
-impl Future for PendingPost {
-    type Output = Result<Arc<ChatMessage>, ChatError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // A dropped reply means the room's actor is gone: the engine is stopping.
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|stored| stored.unwrap_or(Err(ChatError::ShuttingDown)))
-    }
-}
-
-impl std::fmt::Debug for PendingPost {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PendingPost")
-    }
-}
 
 /// One connected client's handle on the engine.
 pub struct Session {
@@ -311,32 +241,6 @@ impl Session {
         Ok(joined)
     }
 
-    /// Asks the room `target` names to subscribe this session; its actor and snapshot.
-    async fn subscribe(
-        &self,
-        target: &Target,
-        after: Option<MessageId>,
-    ) -> Result<(Addr<RoomActor>, Joined), ChatError> {
-        let addr = match target {
-            Target::Channel(name) => {
-                let name = validate::channel_name(name, &self.limits)?;
-                let find = FindChannel {
-                    name,
-                    session: self.subscriber.id,
-                };
-                self.registry.send(find).await.map_err(registry_gone)??
-            }
-            Target::User(name) => self.direct(name).await?.1,
-        };
-        let subscribe = Subscribe {
-            subscriber: self.subscriber.clone(),
-            after,
-            deliver_replay: false,
-        };
-        let joined = addr.send(subscribe).await.map_err(room_gone)??;
-        Ok((addr, joined))
-    }
-
     /// Leaves a channel: stops following it and, unless another session of the same user
     /// still follows it, stops being a member (others see [`PresenceChange::Left`](crate::PresenceChange::Left)).
     ///
@@ -455,55 +359,6 @@ impl Session {
         }
     }
 
-    /// The actor of a room this session may act in: a joined channel, or any private
-    /// conversation with an existing user.
-    async fn room_addr(&self, target: Target) -> Result<Addr<RoomActor>, ChatError> {
-        self.with_room(target, Addr::clone).await
-    }
-
-    /// Calls `f` with the actor of a room this session may act in (see `room_addr`),
-    /// without cloning its address for a joined channel.
-    async fn with_room<R>(
-        &self,
-        target: Target,
-        f: impl FnOnce(&Addr<RoomActor>) -> R,
-    ) -> Result<R, ChatError> {
-        match target {
-            Target::User(name) => Ok(f(&self.direct(&name).await?.1)),
-            Target::Channel(name) => {
-                let name = validate::checked_channel_name(&name, &self.limits)?;
-                lock(&self.channels)
-                    .get(&*validate::channel_key(name))
-                    .map(f)
-                    .ok_or_else(|| ChatError::NotJoined(format!("#{name}")))
-            }
-        }
-    }
-
-    async fn direct(&self, peer: &str) -> Result<(Room, Addr<RoomActor>), ChatError> {
-        let cache_key = validate::name_key(peer.trim());
-        if let Some(found) = lock(&self.directs).get(&cache_key) {
-            // A room that stopped (it failed to load) is asked for again.
-            if found.1.connected() {
-                return Ok(found.clone());
-            }
-        }
-        let found = self
-            .registry
-            .send(OpenDirect {
-                from: self.subscriber.user.clone(),
-                peer_name: peer.trim().to_owned(),
-            })
-            .await
-            .map_err(registry_gone)??;
-        let mut directs = lock(&self.directs);
-        if directs.len() >= DIRECTS_CACHED {
-            directs.clear();
-        }
-        directs.insert(cache_key, found.clone());
-        Ok(found)
-    }
-
     /// Takes `&mut self` so that it reads the list without locking it: this runs once per
     /// delivered event.
     fn is_covered(&mut self, event: &Queued) -> bool {
@@ -537,25 +392,4 @@ fn describe(key: &RoomKey) -> String {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Target;
-
-    #[test]
-    fn a_target_read_from_a_string_is_the_target_parse_reads() {
-        for raw in [
-            "general",
-            "#general",
-            "@alice",
-            " @alice ",
-            "  general",
-            "@",
-            "",
-            "a@b",
-        ] {
-            assert_eq!(Target::from(raw.to_owned()), Target::parse(raw), "{raw:?}");
-        }
-    }
 }

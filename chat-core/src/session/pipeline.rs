@@ -14,9 +14,32 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use super::PendingPost;
+use tokio::sync::oneshot;
+
 use crate::error::ChatError;
 use crate::model::ChatMessage;
+
+/// A message handed to its room by [`Session::start_post`], not yet stored: resolves to
+/// the stored message (with its id and timestamp), or to why it was refused.
+#[must_use = "the room has the message either way; await it for its id or its error"]
+pub struct PendingPost(pub(super) oneshot::Receiver<Result<Arc<ChatMessage>, ChatError>>);
+
+impl Future for PendingPost {
+    type Output = Result<Arc<ChatMessage>, ChatError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // A dropped reply means the room's actor is gone: the engine is stopping.
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|stored| stored.unwrap_or(Err(ChatError::ShuttingDown)))
+    }
+}
+
+impl std::fmt::Debug for PendingPost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingPost")
+    }
+}
 
 /// Most posts of one connection being stored at once. Past it a transport stops reading
 /// the client until one is answered.
