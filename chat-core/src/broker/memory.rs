@@ -9,16 +9,13 @@
 //! engine or of several sharing it); it must not know about sessions or actors.
 
 use std::collections::HashMap;
-use std::future::ready;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::{
-    lock, Broker, BrokerFuture, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt,
-};
+use super::{lock, Broker, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt};
 use crate::directory::identity::{Directory, Identity, ResumeToken};
 use crate::error::ChatError;
 use crate::limits::Limits;
@@ -109,22 +106,21 @@ impl MemoryBroker {
     }
 }
 
+#[async_trait::async_trait]
 impl Broker for MemoryBroker {
-    fn register(&self, name: String) -> BrokerFuture<Identity> {
-        let result = lock(&self.directory).login_with_name(name, Instant::now());
-        Box::pin(ready(result))
+    async fn register(&self, name: String) -> Result<Identity, ChatError> {
+        lock(&self.directory).login_with_name(name, Instant::now())
     }
 
-    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity> {
-        let result = lock(&self.directory).login_with_token(&token, Instant::now());
-        Box::pin(ready(result))
+    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
+        lock(&self.directory).login_with_token(&token, Instant::now())
     }
 
     fn session_ended(&self, user: UserId) {
         lock(&self.directory).session_ended(user, Instant::now());
     }
 
-    fn keep_alive(&self, _online: Vec<UserId>) -> BrokerFuture<()> {
+    async fn keep_alive(&self, _online: Vec<UserId>) -> Result<(), ChatError> {
         // Online users never expire here (the directory counts their sessions); this is
         // the moment to forget the expired ones.
         let mut directory = lock(&self.directory);
@@ -138,17 +134,20 @@ impl Broker for MemoryBroker {
                 RoomKey::Channel(_) => true,
             });
         }
-        Box::pin(ready(Ok(())))
+        Ok(())
     }
 
-    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>> {
-        let found = lock(&self.directory)
+    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError> {
+        Ok(lock(&self.directory)
             .find_by_name(name, Instant::now())
-            .cloned();
-        Box::pin(ready(Ok(found)))
+            .cloned())
     }
 
-    fn claim_channel(&self, name: &ChannelName, created_at: DateTime<Utc>) -> BrokerFuture<bool> {
+    async fn claim_channel(
+        &self,
+        name: &ChannelName,
+        created_at: DateTime<Utc>,
+    ) -> Result<bool, ChatError> {
         let claimed = {
             let mut channels = lock(&self.channels);
             if channels.contains_key(&name.key) {
@@ -164,20 +163,18 @@ impl Broker for MemoryBroker {
                 created_at,
             });
         }
-        Box::pin(ready(Ok(claimed)))
+        Ok(claimed)
     }
 
-    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>> {
-        let found = lock(&self.channels).get(key).cloned();
-        Box::pin(ready(Ok(found)))
+    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError> {
+        Ok(lock(&self.channels).get(key).cloned())
     }
 
-    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>> {
-        let all = lock(&self.channels).values().cloned().collect();
-        Box::pin(ready(Ok(all)))
+    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError> {
+        Ok(lock(&self.channels).values().cloned().collect())
     }
 
-    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()> {
+    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError> {
         let added = {
             let mut directs = lock(&self.directs);
             let first = directs.entry(pair[0].id).or_default();
@@ -195,15 +192,14 @@ impl Broker for MemoryBroker {
         if added {
             self.announce(ClusterEvent::DirectOpened(pair));
         }
-        Box::pin(ready(Ok(())))
+        Ok(())
     }
 
-    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>> {
-        let found = lock(&self.directs).get(&user).cloned().unwrap_or_default();
-        Box::pin(ready(Ok(found)))
+    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError> {
+        Ok(lock(&self.directs).get(&user).cloned().unwrap_or_default())
     }
 
-    fn follow(&self, room: &Room) -> BrokerFuture<Follow> {
+    async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
         let log = self.room(room.key());
         let mut log = lock(&log);
         let (tx, changes) = mpsc::unbounded_channel();
@@ -211,18 +207,16 @@ impl Broker for MemoryBroker {
         log.followers.retain(|f| !f.is_closed());
         log.followers.push(tx);
         let messages = log.history.all();
-        Box::pin(ready(Ok(Follow { messages, changes })))
+        Ok(Follow { messages, changes })
     }
 
-    fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt> {
+    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
         let log = self.room(room.key());
         let mut log = lock(&log);
-        let result = Self::apply(&mut log, room, proposal).map(|(change, receipt)| {
-            // Sending under the room's lock is what makes every follower see one order.
-            log.followers.retain(|f| f.send(change.clone()).is_ok());
-            receipt
-        });
-        Box::pin(ready(result))
+        let (change, receipt) = Self::apply(&mut log, room, proposal)?;
+        // Sending under the room's lock is what makes every follower see one order.
+        log.followers.retain(|f| f.send(change.clone()).is_ok());
+        Ok(receipt)
     }
 
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {

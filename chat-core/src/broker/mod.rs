@@ -18,8 +18,6 @@ mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
@@ -31,10 +29,6 @@ use crate::event::PresenceChange;
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, UserId, UserRef};
 
 pub use memory::MemoryBroker;
-
-/// What broker calls return: a boxed future, so that a local broker can answer at once and
-/// a networked one can wait on its server.
-pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = Result<T, ChatError>> + Send>>;
 
 /// A channel as the cluster records it: its name and when it was created.
 pub type ChannelRecord = (ChannelName, DateTime<Utc>);
@@ -124,39 +118,50 @@ pub enum ClusterEvent {
 
 /// The seam between the engine's actors and the rest of the cluster: users, channel
 /// names, private rooms, and every room's ordered log.
+///
+/// Implement it with `#[async_trait::async_trait]`: each `async fn` returns a boxed future,
+/// so a local broker can answer at once and a networked one can wait on its server. A
+/// channel actor polls a [`commit`](Broker::commit) once as soon as it asks for it, so a
+/// broker that decides on that first poll (as [`MemoryBroker`] does) commits each room's
+/// proposals in the order the actor made them.
+#[async_trait::async_trait]
 pub trait Broker: Send + Sync + 'static {
     /// Creates a user with a validated display name, unless someone holds the name
     /// (`name_taken`). The user counts as connected (one session).
-    fn register(&self, name: String) -> BrokerFuture<Identity>;
+    async fn register(&self, name: String) -> Result<Identity, ChatError>;
     /// Logs in again the user a token was issued to (`invalid_token` if unknown or
     /// expired). The user counts one more session.
-    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity>;
+    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError>;
     /// One session of `user` ended; when it was the last, the name hold starts.
     fn session_ended(&self, user: UserId);
     /// Called periodically with this node's connected users, so their names stay held
     /// and expired users are forgotten.
-    fn keep_alive(&self, online: Vec<UserId>) -> BrokerFuture<()>;
+    async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError>;
     /// The user holding display name `name` (case-insensitively), if any.
-    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>>;
+    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError>;
 
     /// Claims `name` for a new channel on every node; `Ok(false)` if it is taken. On
     /// success every node's [`Broker::cluster_events`] gets `ChannelCreated`.
-    fn claim_channel(&self, name: &ChannelName, created_at: DateTime<Utc>) -> BrokerFuture<bool>;
+    async fn claim_channel(
+        &self,
+        name: &ChannelName,
+        created_at: DateTime<Utc>,
+    ) -> Result<bool, ChatError>;
     /// One channel by case-folded key, with its creation time, if it exists anywhere.
-    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>>;
+    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError>;
     /// Every channel, with its creation time.
-    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>>;
+    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError>;
 
     /// Records that two users have a private room and tells every node
     /// (`DirectOpened`).
-    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()>;
+    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError>;
     /// The private rooms `user` is part of.
-    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>>;
+    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError>;
 
     /// Starts following `room`: its stored history, and a feed of every later change.
-    fn follow(&self, room: &Room) -> BrokerFuture<Follow>;
+    async fn follow(&self, room: &Room) -> Result<Follow, ChatError>;
     /// Commits `proposal` to `room` and delivers the change to every follower.
-    fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt>;
+    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError>;
 
     /// Events from every node (this one included) that registries act on.
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent>;

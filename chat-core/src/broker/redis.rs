@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::broker::{
-    Broker, BrokerFuture, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Signal,
+    Broker, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Signal,
 };
 use crate::directory::identity::{Identity, ResumeToken};
 use crate::error::ChatError;
@@ -241,225 +241,207 @@ impl RedisBroker {
         Ok(broker)
     }
 
-    fn publish_cluster(
-        &self,
-        event: WireCluster,
-    ) -> impl std::future::Future<Output = Result<(), ChatError>> {
-        let mut conn = self.conn.clone();
-        async move {
-            let payload = serde_json::to_string(&event).map_err(unavailable)?;
-            let _: i64 = conn
-                .publish(CLUSTER_CHANNEL, payload)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        }
+    async fn publish_cluster(&self, event: WireCluster) -> Result<(), ChatError> {
+        let payload = serde_json::to_string(&event).map_err(unavailable)?;
+        let _: i64 = self
+            .conn
+            .clone()
+            .publish(CLUSTER_CHANNEL, payload)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 
+#[async_trait::async_trait]
 impl Broker for RedisBroker {
-    fn register(&self, name: String) -> BrokerFuture<Identity> {
-        let (mut conn, scripts, hold) = (self.conn.clone(), self.scripts.clone(), self.hold_secs);
-        Box::pin(async move {
-            let token = ResumeToken::generate()?;
-            let name_key = format!("{PREFIX}:name:{}", validate::name_key(&name));
-            let id: u64 = scripts
-                .register
-                .key(&name_key)
-                .key(format!("{PREFIX}:user:next"))
-                .arg(hold)
-                .arg(&name)
-                .arg(token.expose())
-                .arg(&name_key)
-                .arg(PREFIX)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            if id == 0 {
-                return Err(ChatError::NameTaken(name));
-            }
-            Ok(Identity {
-                user: UserRef {
-                    id: UserId(id),
-                    name: Arc::from(name),
-                },
-                token,
-                new_user: true,
-            })
+    async fn register(&self, name: String) -> Result<Identity, ChatError> {
+        let token = ResumeToken::generate()?;
+        let name_key = format!("{PREFIX}:name:{}", validate::name_key(&name));
+        let id: u64 = self
+            .scripts
+            .register
+            .key(&name_key)
+            .key(format!("{PREFIX}:user:next"))
+            .arg(self.hold_secs)
+            .arg(&name)
+            .arg(token.expose())
+            .arg(&name_key)
+            .arg(PREFIX)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        if id == 0 {
+            return Err(ChatError::NameTaken(name));
+        }
+        Ok(Identity {
+            user: UserRef {
+                id: UserId(id),
+                name: Arc::from(name),
+            },
+            token,
+            new_user: true,
         })
     }
 
-    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity> {
-        let (mut conn, scripts, hold) = (self.conn.clone(), self.scripts.clone(), self.hold_secs);
-        Box::pin(async move {
-            let found: Option<(u64, String)> = scripts
-                .resume
-                .key(format!("{PREFIX}:token:{}", token.expose()))
-                .arg(hold)
-                .arg(PREFIX)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            let (id, name) = found.ok_or(ChatError::InvalidToken)?;
-            // The user's private conversations are held again too.
-            let _: i64 = scripts
-                .touch
-                .key(PREFIX)
-                .arg(hold)
-                .arg(id)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            Ok(Identity {
-                user: UserRef {
-                    id: UserId(id),
-                    name: Arc::from(name),
-                },
-                token,
-                new_user: false,
-            })
+    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
+        let mut conn = self.conn.clone();
+        let found: Option<(u64, String)> = self
+            .scripts
+            .resume
+            .key(format!("{PREFIX}:token:{}", token.expose()))
+            .arg(self.hold_secs)
+            .arg(PREFIX)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let (id, name) = found.ok_or(ChatError::InvalidToken)?;
+        // The user's private conversations are held again too.
+        let _: i64 = self
+            .scripts
+            .touch
+            .key(PREFIX)
+            .arg(self.hold_secs)
+            .arg(id)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(Identity {
+            user: UserRef {
+                id: UserId(id),
+                name: Arc::from(name),
+            },
+            token,
+            new_user: false,
         })
     }
 
     fn session_ended(&self, user: UserId) {
-        let touch = self.keep_alive(vec![user]);
+        let broker = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = touch.await {
+            if let Err(e) = broker.keep_alive(vec![user]).await {
                 tracing::warn!(error = %e, "could not restart a name hold");
             }
         });
     }
 
-    fn keep_alive(&self, online: Vec<UserId>) -> BrokerFuture<()> {
-        let (mut conn, scripts, hold) = (self.conn.clone(), self.scripts.clone(), self.hold_secs);
-        Box::pin(async move {
-            if online.is_empty() {
-                return Ok(());
-            }
-            let mut invocation = scripts.touch.key(PREFIX);
-            invocation.arg(hold);
-            for id in online {
-                invocation.arg(id.0);
-            }
-            let _: i64 = invocation
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
+    async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError> {
+        if online.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.scripts.touch.key(PREFIX);
+        invocation.arg(self.hold_secs);
+        for id in online {
+            invocation.arg(id.0);
+        }
+        let _: i64 = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
-    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>> {
+    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError> {
         let mut conn = self.conn.clone();
         let name_key = format!("{PREFIX}:name:{}", validate::name_key(name.trim()));
-        Box::pin(async move {
-            let id: Option<u64> = conn.get(&name_key).await.map_err(unavailable)?;
-            let Some(id) = id else { return Ok(None) };
-            let name: Option<String> = conn
-                .hget(format!("{PREFIX}:user:{id}"), "name")
-                .await
-                .map_err(unavailable)?;
-            Ok(name.map(|name| UserRef {
-                id: UserId(id),
-                name: Arc::from(name),
-            }))
-        })
+        let id: Option<u64> = conn.get(&name_key).await.map_err(unavailable)?;
+        let Some(id) = id else { return Ok(None) };
+        let name: Option<String> = conn
+            .hget(format!("{PREFIX}:user:{id}"), "name")
+            .await
+            .map_err(unavailable)?;
+        Ok(name.map(|name| UserRef {
+            id: UserId(id),
+            name: Arc::from(name),
+        }))
     }
 
-    fn claim_channel(&self, name: &ChannelName, created_at: DateTime<Utc>) -> BrokerFuture<bool> {
-        let mut conn = self.conn.clone();
+    async fn claim_channel(
+        &self,
+        name: &ChannelName,
+        created_at: DateTime<Utc>,
+    ) -> Result<bool, ChatError> {
         let record = WireChannel {
             name: name.as_str().to_owned(),
             created_at: created_at.timestamp_millis(),
         };
-        let key = name.key().to_owned();
-        let announce = self.publish_cluster(WireCluster::ChannelCreated(WireChannel {
-            name: record.name.clone(),
-            created_at: record.created_at,
-        }));
-        Box::pin(async move {
-            let json = serde_json::to_string(&record).map_err(unavailable)?;
-            let claimed: bool = conn
-                .hset_nx(format!("{PREFIX}:channels"), key, json)
-                .await
-                .map_err(unavailable)?;
-            if claimed {
-                announce.await?;
-            }
-            Ok(claimed)
-        })
+        let json = serde_json::to_string(&record).map_err(unavailable)?;
+        let claimed: bool = self
+            .conn
+            .clone()
+            .hset_nx(format!("{PREFIX}:channels"), name.key(), json)
+            .await
+            .map_err(unavailable)?;
+        if claimed {
+            self.publish_cluster(WireCluster::ChannelCreated(record))
+                .await?;
+        }
+        Ok(claimed)
     }
 
-    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>> {
+    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError> {
+        let json: Option<String> = self
+            .conn
+            .clone()
+            .hget(format!("{PREFIX}:channels"), key)
+            .await
+            .map_err(unavailable)?;
+        Ok(json.and_then(|j| parse_channel(&j)))
+    }
+
+    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError> {
+        let all: Vec<String> = self
+            .conn
+            .clone()
+            .hvals(format!("{PREFIX}:channels"))
+            .await
+            .map_err(unavailable)?;
+        Ok(all.iter().filter_map(|j| parse_channel(j)).collect())
+    }
+
+    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError> {
         let mut conn = self.conn.clone();
-        let key = key.to_owned();
-        Box::pin(async move {
-            let json: Option<String> = conn
-                .hget(format!("{PREFIX}:channels"), key)
-                .await
-                .map_err(unavailable)?;
-            Ok(json.and_then(|j| parse_channel(&j)))
-        })
-    }
-
-    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>> {
-        let mut conn = self.conn.clone();
-        Box::pin(async move {
-            let all: Vec<String> = conn
-                .hvals(format!("{PREFIX}:channels"))
-                .await
-                .map_err(unavailable)?;
-            Ok(all.iter().filter_map(|j| parse_channel(j)).collect())
-        })
-    }
-
-    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()> {
-        let (mut conn, hold) = (self.conn.clone(), self.hold_secs);
         let [a, b] = sorted(pair);
         let wire = [wire_user(&a), wire_user(&b)];
-        let announce =
-            self.publish_cluster(WireCluster::DirectOpened([wire_user(&a), wire_user(&b)]));
-        Box::pin(async move {
-            let json = serde_json::to_string(&wire).map_err(unavailable)?;
-            let added: i64 = conn
-                .sadd(format!("{PREFIX}:dms:{}", a.id.0), &json)
+        let json = serde_json::to_string(&wire).map_err(unavailable)?;
+        let added: i64 = conn
+            .sadd(format!("{PREFIX}:dms:{}", a.id.0), &json)
+            .await
+            .map_err(unavailable)?;
+        let _: i64 = conn
+            .sadd(format!("{PREFIX}:dms:{}", b.id.0), &json)
+            .await
+            .map_err(unavailable)?;
+        // Held like their users' records (the peer may be offline: it would never be
+        // touched otherwise); touching either user extends them.
+        for user in [a.id, b.id] {
+            let _: bool = conn
+                .expire(format!("{PREFIX}:dms:{}", user.0), self.hold_secs as i64)
                 .await
                 .map_err(unavailable)?;
-            let _: i64 = conn
-                .sadd(format!("{PREFIX}:dms:{}", b.id.0), &json)
-                .await
-                .map_err(unavailable)?;
-            // Held like their users' records (the peer may be offline: it would never be
-            // touched otherwise); touching either user extends them.
-            for user in [a.id, b.id] {
-                let _: bool = conn
-                    .expire(format!("{PREFIX}:dms:{}", user.0), hold as i64)
-                    .await
-                    .map_err(unavailable)?;
-            }
-            if added == 1 {
-                announce.await?;
-            }
-            Ok(())
-        })
+        }
+        if added == 1 {
+            self.publish_cluster(WireCluster::DirectOpened(wire))
+                .await?;
+        }
+        Ok(())
     }
 
-    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>> {
-        let mut conn = self.conn.clone();
-        Box::pin(async move {
-            let all: Vec<String> = conn
-                .smembers(format!("{PREFIX}:dms:{}", user.0))
-                .await
-                .map_err(unavailable)?;
-            Ok(all
-                .iter()
-                .filter_map(|j| serde_json::from_str::<[WireUser; 2]>(j).ok())
-                .map(|[a, b]| [user_ref(a), user_ref(b)])
-                .collect())
-        })
+    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError> {
+        let all: Vec<String> = self
+            .conn
+            .clone()
+            .smembers(format!("{PREFIX}:dms:{}", user.0))
+            .await
+            .map_err(unavailable)?;
+        Ok(all
+            .iter()
+            .filter_map(|j| serde_json::from_str::<[WireUser; 2]>(j).ok())
+            .map(|[a, b]| [user_ref(a), user_ref(b)])
+            .collect())
     }
 
-    fn follow(&self, room: &Room) -> BrokerFuture<Follow> {
+    async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
         let channel = room_channel(room);
         let (tx, changes) = mpsc::unbounded_channel();
         let first = {
@@ -474,94 +456,88 @@ impl Broker for RedisBroker {
             entry.followers.len() == 1
         };
         let sink = lock(&self.shared.sink).clone();
-        let mut conn = self.conn.clone();
-        let room = room.clone();
-        Box::pin(async move {
-            // Subscribe before reading the list: a message in both is applied once (the
-            // actor ignores ids it has), a message in neither cannot exist.
-            if let (true, Some(mut sink)) = (first, sink) {
-                if let Err(e) = sink.subscribe(&channel).await {
-                    tracing::warn!(error = %e, channel, "subscribe failed; the pub/sub task will retry");
-                }
+        // Subscribe before reading the list: a message in both is applied once (the
+        // actor ignores ids it has), a message in neither cannot exist.
+        if let (true, Some(mut sink)) = (first, sink) {
+            if let Err(e) = sink.subscribe(&channel).await {
+                tracing::warn!(error = %e, channel, "subscribe failed; the pub/sub task will retry");
             }
-            let messages = match read_log(&mut conn, &room).await {
-                Ok(messages) => messages,
-                Err(e) => {
-                    tracing::warn!(error = %e, channel, "history not loaded; it will be resynchronised");
-                    Vec::new()
-                }
-            };
-            Ok(Follow { messages, changes })
-        })
+        }
+        let messages = match read_log(&mut self.conn.clone(), room).await {
+            Ok(messages) => messages,
+            Err(e) => {
+                tracing::warn!(error = %e, channel, "history not loaded; it will be resynchronised");
+                Vec::new()
+            }
+        };
+        Ok(Follow { messages, changes })
     }
 
-    fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt> {
-        let (mut conn, scripts, limit) =
-            (self.conn.clone(), self.scripts.clone(), self.history_limit);
-        // A private conversation lives while one of its users is held (see TOUCH_SCRIPT).
-        let expiry = match room {
-            Room::Channel(_) => 0,
-            Room::Direct(_) => self.hold_secs,
-        };
-        let room = room.clone();
-        let channel = room_channel(&room);
-        let (seq_key, log_key) = (format!("{channel}:seq"), format!("{channel}:log"));
-        Box::pin(async move {
-            match proposal {
-                Proposal::Post { author, text } => {
-                    let draft = WireMessage {
-                        id: 0,
-                        author: wire_user(&author),
-                        text,
-                        sent_at: now_millis().timestamp_millis(),
-                    };
-                    let draft = serde_json::to_string(&draft).map_err(unavailable)?;
-                    let stored: String = scripts
-                        .post
-                        .key(seq_key)
-                        .key(log_key)
-                        .arg(limit)
-                        .arg(draft)
-                        .arg(&channel)
-                        .arg(expiry)
-                        .invoke_async(&mut conn)
-                        .await
-                        .map_err(unavailable)?;
-                    let message = parse_message(&stored, &room).ok_or_else(|| {
-                        ChatError::Unavailable("redis returned a malformed message".into())
-                    })?;
-                    Ok(Receipt::Posted(message))
-                }
-                Proposal::Delete { id, by } => {
-                    let outcome: String = scripts
-                        .delete
-                        .key(log_key)
-                        .arg(id)
-                        .arg(by.0)
-                        .arg(&channel)
-                        .invoke_async(&mut conn)
-                        .await
-                        .map_err(unavailable)?;
-                    match outcome.as_str() {
-                        "ok" => Ok(Receipt::Done),
-                        "not_author" => Err(ChatError::NotAuthor(id)),
-                        _ => Err(ChatError::NoSuchMessage(id)),
-                    }
-                }
-                Proposal::Signal(signal) => {
-                    let wire = match signal {
-                        Signal::Presence(user, change) => WireChange::Presence {
-                            user: wire_user(&user),
-                            change: change.as_str().to_owned(),
-                        },
-                        Signal::Typing(user) => WireChange::Typing(wire_user(&user)),
-                    };
-                    let payload = serde_json::to_string(&wire).map_err(unavailable)?;
-                    let _: i64 = conn.publish(&channel, payload).await.map_err(unavailable)?;
-                    Ok(Receipt::Done)
+    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
+        let mut conn = self.conn.clone();
+        let channel = room_channel(room);
+        match proposal {
+            Proposal::Post { author, text } => {
+                // A private conversation lives while one of its users is held (see
+                // TOUCH_SCRIPT).
+                let expiry = match room {
+                    Room::Channel(_) => 0,
+                    Room::Direct(_) => self.hold_secs,
+                };
+                let draft = WireMessage {
+                    id: 0,
+                    author: wire_user(&author),
+                    text,
+                    sent_at: now_millis().timestamp_millis(),
+                };
+                let draft = serde_json::to_string(&draft).map_err(unavailable)?;
+                let stored: String = self
+                    .scripts
+                    .post
+                    .key(format!("{channel}:seq"))
+                    .key(format!("{channel}:log"))
+                    .arg(self.history_limit)
+                    .arg(draft)
+                    .arg(&channel)
+                    .arg(expiry)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                let message = parse_message(&stored, room).ok_or_else(|| {
+                    ChatError::Unavailable("redis returned a malformed message".into())
+                })?;
+                Ok(Receipt::Posted(message))
+            }
+            Proposal::Delete { id, by } => {
+                let outcome: String = self
+                    .scripts
+                    .delete
+                    .key(format!("{channel}:log"))
+                    .arg(id)
+                    .arg(by.0)
+                    .arg(&channel)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                match outcome.as_str() {
+                    "ok" => Ok(Receipt::Done),
+                    "not_author" => Err(ChatError::NotAuthor(id)),
+                    _ => Err(ChatError::NoSuchMessage(id)),
                 }
             }
-        })
+            Proposal::Signal(signal) => {
+                let wire = match signal {
+                    Signal::Presence(user, change) => WireChange::Presence {
+                        user: wire_user(&user),
+                        change: change.as_str().to_owned(),
+                    },
+                    Signal::Typing(user) => WireChange::Typing(wire_user(&user)),
+                };
+                let payload = serde_json::to_string(&wire).map_err(unavailable)?;
+                let _: i64 = conn.publish(&channel, payload).await.map_err(unavailable)?;
+                Ok(Receipt::Done)
+            }
+        }
     }
 
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
