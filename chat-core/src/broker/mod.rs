@@ -6,13 +6,22 @@
 //! A channel actor never appends to its own history directly. It *commits* a proposal
 //! (a post, a deletion, a presence or typing signal) to the broker, and applies the
 //! changes that come back on the room's *feed*, which carries the changes of every node in
-//! one order. With [`MemoryBroker`], the default, the feed is this process; the Redis
-//! broker (its own issue) implements the same trait with an atomic script that allocates
-//! ids, trims the stored history and publishes, so nothing above this seam changes.
+//! one order.
 //!
 //! Called only by channel actors and the registry; it must not know about sessions.
 //! Channel actors commit and follow rooms; the registry does users, names and private
 //! rooms, and listens to [`ClusterEvent`]s.
+//!
+//! - this file: the [`Broker`] trait, the types that cross it, and the lock helper both
+//!   brokers use;
+//! - `memory`: [`MemoryBroker`], the default: the feed is this process, and a commit is
+//!   decided, stored and delivered before its call returns;
+//! - `redis/` (feature `redis`): `RedisBroker`, the same trait over one shared Redis,
+//!   where an atomic script allocates ids, trims the stored history and publishes, so
+//!   nothing above this seam changes. Its `mod.rs` is the broker's commands, `keys` the
+//!   key layout, `wire` the stored and published JSON, `scripts` the Lua scripts, and
+//!   `pubsub` the task that feeds the local rooms and resynchronises them after an
+//!   outage.
 
 mod memory;
 #[cfg(feature = "redis")]
