@@ -62,8 +62,12 @@
 //!   and stopped), `identity` (users, tokens, name holds) and `rate` (flood buckets).
 //! - `delivery/`: a session as the actors see it (`Subscriber`) and its bounded `queue`.
 //!   It knows no actor: a closing subscriber tells the directory, which unsubscribes it.
-//! - [`broker`]: the seam where users, names and rooms are decided for the whole cluster;
-//!   [`MemoryBroker`] is the default, `broker::redis` (feature `redis`) shares one Redis.
+//! - [`broker`]: the seam where users, names and rooms are decided for the whole cluster
+//!   (the [`Broker`] trait). `memory` holds [`MemoryBroker`], the default; `redis/`
+//!   (feature `redis`) shares one Redis: `RedisBroker`'s commands in its `mod.rs`, the
+//!   key layout (`keys`), the stored and published JSON (`wire`), the Lua scripts
+//!   (`scripts`), and the pub/sub reader that feeds the rooms and resynchronises them
+//!   after an outage (`pubsub`).
 //! - [`validate`]: the rules for names and texts; its `names` decides which display
 //!   names are valid and which look alike (NFKC, the TR39 skeleton).
 //! - [`Limits`] (engine limits only), [`ChatError`], [`Event`] and the data types in `model`.
@@ -97,8 +101,8 @@ pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceChange};
 pub use limits::{InvalidLimit, Limits, Rate};
 pub use model::{
-    ChannelInfo, ChannelName, ChatMessage, Joined, Member, MessageId, Room, RoomKey,
-    SessionId, UserId, UserRef,
+    ChannelInfo, ChannelName, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId,
+    UserId, UserRef,
 };
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,

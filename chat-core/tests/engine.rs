@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::broker::{BrokerFuture, ChannelRecord, Follow, Proposal, Receipt};
+use chat_core::broker::{ChannelRecord, Follow, Proposal, Receipt};
 use chat_core::{
     Broker, ChannelName, ChatError, ClusterEvent, DisconnectReason, Engine, Event, Identity,
     Limits, Login, MemoryBroker, PresenceChange, Rate, ResumeToken, Room, UserId, UserRef,
@@ -454,57 +454,59 @@ async fn joining_while_others_send_loses_and_repeats_nothing() {
 /// post is committed (and answered by the broker) well before the room has applied it.
 struct LateFeed(MemoryBroker);
 
+#[async_trait::async_trait]
 impl Broker for LateFeed {
-    fn register(&self, name: String) -> BrokerFuture<Identity> {
-        self.0.register(name)
+    async fn register(&self, name: String) -> Result<Identity, ChatError> {
+        self.0.register(name).await
     }
-    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity> {
-        self.0.resume(token)
+    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
+        self.0.resume(token).await
     }
     fn session_ended(&self, user: UserId) {
         self.0.session_ended(user)
     }
-    fn keep_alive(&self, online: Vec<UserId>) -> BrokerFuture<()> {
-        self.0.keep_alive(online)
+    async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError> {
+        self.0.keep_alive(online).await
     }
-    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>> {
-        self.0.find_user(name)
+    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError> {
+        self.0.find_user(name).await
     }
-    fn claim_channel(&self, name: &ChannelName, at: DateTime<Utc>) -> BrokerFuture<bool> {
-        self.0.claim_channel(name, at)
+    async fn claim_channel(
+        &self,
+        name: &ChannelName,
+        at: DateTime<Utc>,
+    ) -> Result<bool, ChatError> {
+        self.0.claim_channel(name, at).await
     }
-    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>> {
-        self.0.lookup_channel(key)
+    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError> {
+        self.0.lookup_channel(key).await
     }
-    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>> {
-        self.0.channels()
+    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError> {
+        self.0.channels().await
     }
-    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()> {
-        self.0.open_direct(pair)
+    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError> {
+        self.0.open_direct(pair).await
     }
-    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>> {
-        self.0.directs_of(user)
+    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError> {
+        self.0.directs_of(user).await
     }
-    fn follow(&self, room: &Room) -> BrokerFuture<Follow> {
-        let inner = self.0.follow(room);
-        Box::pin(async move {
-            let mut follow = inner.await?;
-            let (late, changes) = tokio::sync::mpsc::unbounded_channel();
-            let mut early = std::mem::replace(&mut follow.changes, changes);
-            // Ends when the room or the broker goes away.
-            std::thread::spawn(move || {
-                while let Some(change) = early.blocking_recv() {
-                    std::thread::sleep(Duration::from_millis(50));
-                    if late.send(change).is_err() {
-                        return;
-                    }
+    async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
+        let mut follow = self.0.follow(room).await?;
+        let (late, changes) = tokio::sync::mpsc::unbounded_channel();
+        let mut early = std::mem::replace(&mut follow.changes, changes);
+        // Ends when the room or the broker goes away.
+        std::thread::spawn(move || {
+            while let Some(change) = early.blocking_recv() {
+                std::thread::sleep(Duration::from_millis(50));
+                if late.send(change).is_err() {
+                    return;
                 }
-            });
-            Ok(follow)
-        })
+            }
+        });
+        Ok(follow)
     }
-    fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt> {
-        self.0.commit(room, proposal)
+    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
+        self.0.commit(room, proposal).await
     }
     fn cluster_events(&self) -> tokio::sync::mpsc::UnboundedReceiver<ClusterEvent> {
         self.0.cluster_events()

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::broker::{BrokerFuture, ChannelRecord, Follow, Proposal, Receipt};
+use chat_core::broker::{ChannelRecord, Follow, Proposal, Receipt};
 use chat_core::{
-    Broker, ChannelName, ClusterEvent, Engine, Identity, Limits, Login, MemoryBroker, ResumeToken,
-    Room, UserId, UserRef,
+    Broker, ChannelName, ChatError, ClusterEvent, Engine, Identity, Limits, Login, MemoryBroker,
+    ResumeToken, Room, UserId, UserRef,
 };
 use chrono::{DateTime, Utc};
 use common::{engine_with, next_message, user};
@@ -119,53 +119,54 @@ struct FailingFollow {
     failures: AtomicUsize,
 }
 
+#[async_trait::async_trait]
 impl Broker for FailingFollow {
-    fn register(&self, name: String) -> BrokerFuture<Identity> {
-        self.inner.register(name)
+    async fn register(&self, name: String) -> Result<Identity, ChatError> {
+        self.inner.register(name).await
     }
-    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity> {
-        self.inner.resume(token)
+    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
+        self.inner.resume(token).await
     }
     fn session_ended(&self, user: UserId) {
         self.inner.session_ended(user)
     }
-    fn keep_alive(&self, online: Vec<UserId>) -> BrokerFuture<()> {
-        self.inner.keep_alive(online)
+    async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError> {
+        self.inner.keep_alive(online).await
     }
-    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>> {
-        self.inner.find_user(name)
+    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError> {
+        self.inner.find_user(name).await
     }
-    fn claim_channel(&self, name: &ChannelName, at: DateTime<Utc>) -> BrokerFuture<bool> {
-        self.inner.claim_channel(name, at)
+    async fn claim_channel(
+        &self,
+        name: &ChannelName,
+        at: DateTime<Utc>,
+    ) -> Result<bool, ChatError> {
+        self.inner.claim_channel(name, at).await
     }
-    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>> {
-        self.inner.lookup_channel(key)
+    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError> {
+        self.inner.lookup_channel(key).await
     }
-    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>> {
-        self.inner.channels()
+    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError> {
+        self.inner.channels().await
     }
-    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()> {
-        self.inner.open_direct(pair)
+    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError> {
+        self.inner.open_direct(pair).await
     }
-    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>> {
-        self.inner.directs_of(user)
+    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError> {
+        self.inner.directs_of(user).await
     }
-    fn follow(&self, room: &Room) -> BrokerFuture<Follow> {
+    async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
         let failing = self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if failing {
-            return Box::pin(async {
-                Err(chat_core::ChatError::Unavailable(
-                    "the store is down".into(),
-                ))
-            });
+            return Err(ChatError::Unavailable("the store is down".into()));
         }
-        self.inner.follow(room)
+        self.inner.follow(room).await
     }
-    fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt> {
-        self.inner.commit(room, proposal)
+    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
+        self.inner.commit(room, proposal).await
     }
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
         self.inner.cluster_events()

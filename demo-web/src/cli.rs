@@ -354,6 +354,8 @@ mod tests {
             "1000/500",
             "--idle-timeout",
             "1500ms",
+            "--heartbeat-interval",
+            "500ms",
             "--tcp-idle-timeout",
             "2m",
             "--room-idle",
@@ -371,6 +373,7 @@ mod tests {
         assert_eq!(checked.limits.room_idle, Duration::from_secs(30));
         assert_eq!(checked.limits.message_rate, Rate::new(1000, 500.0));
         assert_eq!(checked.ws.idle_timeout, Duration::from_millis(1500));
+        assert_eq!(checked.ws.heartbeat_interval, Duration::from_millis(500));
         assert_eq!(checked.tcp.idle_timeout, Duration::from_secs(120));
         assert_eq!(cli.tcp, TcpListen(None));
         assert_eq!(

@@ -6,38 +6,38 @@
 //! A channel actor never appends to its own history directly. It *commits* a proposal
 //! (a post, a deletion, a presence or typing signal) to the broker, and applies the
 //! changes that come back on the room's *feed*, which carries the changes of every node in
-//! one order. With [`MemoryBroker`], the default, the feed is this process; the Redis
-//! broker (its own issue) implements the same trait with an atomic script that allocates
-//! ids, trims the stored history and publishes, so nothing above this seam changes.
+//! one order.
 //!
 //! Called only by channel actors and the registry; it must not know about sessions.
 //! Channel actors commit and follow rooms; the registry does users, names and private
 //! rooms, and listens to [`ClusterEvent`]s.
+//!
+//! - this file: the [`Broker`] trait, the types that cross it, and the lock helper both
+//!   brokers use;
+//! - `memory`: [`MemoryBroker`], the default: the feed is this process, and a commit is
+//!   decided, stored and delivered before its call returns;
+//! - `redis/` (feature `redis`): `RedisBroker`, the same trait over one shared Redis,
+//!   where an atomic script allocates ids, trims the stored history and publishes, so
+//!   nothing above this seam changes. Its `mod.rs` is the broker's commands, `keys` the
+//!   key layout, `wire` the stored and published JSON, `scripts` the Lua scripts, and
+//!   `pubsub` the task that feeds the local rooms and resynchronises them after an
+//!   outage.
 
+mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 
-use std::collections::HashMap;
-use std::future::{ready, Future};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::directory::identity::{Directory, Identity, ResumeToken};
+use crate::directory::identity::{Identity, ResumeToken};
 use crate::error::ChatError;
 use crate::event::PresenceChange;
-use crate::limits::Limits;
-use crate::model::{
-    now_millis, ChannelName, ChatMessage, MessageId, Room, RoomKey, UserId, UserRef,
-};
-use crate::room::history::History;
+use crate::model::{ChannelName, ChatMessage, MessageId, Room, UserId, UserRef};
 
-/// What broker calls return: a boxed future, so that a local broker can answer at once and
-/// a networked one can wait on its server.
-pub type BrokerFuture<T> = Pin<Box<dyn Future<Output = Result<T, ChatError>> + Send>>;
+pub use memory::MemoryBroker;
 
 /// A channel as the cluster records it: its name and when it was created.
 pub type ChannelRecord = (ChannelName, DateTime<Utc>);
@@ -127,249 +127,53 @@ pub enum ClusterEvent {
 
 /// The seam between the engine's actors and the rest of the cluster: users, channel
 /// names, private rooms, and every room's ordered log.
+///
+/// Implement it with `#[async_trait::async_trait]`: each `async fn` returns a boxed future,
+/// so a local broker can answer at once and a networked one can wait on its server. A
+/// channel actor polls a [`commit`](Broker::commit) once as soon as it asks for it, so a
+/// broker that decides on that first poll (as [`MemoryBroker`] does) commits each room's
+/// proposals in the order the actor made them.
+#[async_trait::async_trait]
 pub trait Broker: Send + Sync + 'static {
     /// Creates a user with a validated display name, unless someone holds the name
     /// (`name_taken`). The user counts as connected (one session).
-    fn register(&self, name: String) -> BrokerFuture<Identity>;
+    async fn register(&self, name: String) -> Result<Identity, ChatError>;
     /// Logs in again the user a token was issued to (`invalid_token` if unknown or
     /// expired). The user counts one more session.
-    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity>;
+    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError>;
     /// One session of `user` ended; when it was the last, the name hold starts.
     fn session_ended(&self, user: UserId);
     /// Called periodically with this node's connected users, so their names stay held
     /// and expired users are forgotten.
-    fn keep_alive(&self, online: Vec<UserId>) -> BrokerFuture<()>;
+    async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError>;
     /// The user holding display name `name` (case-insensitively), if any.
-    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>>;
+    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError>;
 
     /// Claims `name` for a new channel on every node; `Ok(false)` if it is taken. On
     /// success every node's [`Broker::cluster_events`] gets `ChannelCreated`.
-    fn claim_channel(&self, name: &ChannelName, created_at: DateTime<Utc>) -> BrokerFuture<bool>;
+    async fn claim_channel(
+        &self,
+        name: &ChannelName,
+        created_at: DateTime<Utc>,
+    ) -> Result<bool, ChatError>;
     /// One channel by case-folded key, with its creation time, if it exists anywhere.
-    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>>;
+    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError>;
     /// Every channel, with its creation time.
-    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>>;
+    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError>;
 
     /// Records that two users have a private room and tells every node
     /// (`DirectOpened`).
-    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()>;
+    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError>;
     /// The private rooms `user` is part of.
-    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>>;
+    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError>;
 
     /// Starts following `room`: its stored history, and a feed of every later change.
-    fn follow(&self, room: &Room) -> BrokerFuture<Follow>;
+    async fn follow(&self, room: &Room) -> Result<Follow, ChatError>;
     /// Commits `proposal` to `room` and delivers the change to every follower.
-    fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt>;
+    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError>;
 
     /// Events from every node (this one included) that registries act on.
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent>;
-}
-
-/// The in-memory broker: one process is the whole cluster. The default.
-///
-/// It keeps its own bounded copy of each room's history (shared pointers, not copies of
-/// the text), so that a channel actor started later, or another engine in the same
-/// process that shares this broker, starts from the stored messages. Several engines may
-/// share one `MemoryBroker`: they then behave as the nodes of one chat.
-#[derive(Debug)]
-pub struct MemoryBroker {
-    history_limit: usize,
-    directory: Mutex<Directory>,
-    channels: Mutex<HashMap<Arc<str>, ChannelRecord>>,
-    directs: Mutex<HashMap<UserId, Vec<[UserRef; 2]>>>,
-    rooms: Mutex<HashMap<RoomKey, Arc<Mutex<RoomLog>>>>,
-    registries: Mutex<Vec<mpsc::UnboundedSender<ClusterEvent>>>,
-}
-
-#[derive(Debug)]
-struct RoomLog {
-    history: History,
-    followers: Vec<mpsc::UnboundedSender<Change>>,
-}
-
-impl MemoryBroker {
-    /// A broker that keeps `limits.history` messages per room and holds display names
-    /// for `limits.name_hold`.
-    pub fn new(limits: &Limits) -> Self {
-        MemoryBroker {
-            history_limit: limits.history.max(1),
-            directory: Mutex::new(Directory::new(limits.name_hold)),
-            channels: Mutex::default(),
-            directs: Mutex::default(),
-            rooms: Mutex::default(),
-            registries: Mutex::default(),
-        }
-    }
-
-    fn announce(&self, event: ClusterEvent) {
-        lock(&self.registries).retain(|r| r.send(event.clone()).is_ok());
-    }
-
-    fn room(&self, key: RoomKey) -> Arc<Mutex<RoomLog>> {
-        let mut rooms = lock(&self.rooms);
-        rooms
-            .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(RoomLog {
-                    history: History::new(self.history_limit),
-                    followers: Vec::new(),
-                }))
-            })
-            .clone()
-    }
-
-    fn apply(
-        log: &mut RoomLog,
-        room: &Room,
-        proposal: Proposal,
-    ) -> Result<(Change, Receipt), ChatError> {
-        Ok(match proposal {
-            Proposal::Post { author, text } => {
-                let message = Arc::new(ChatMessage {
-                    encodings: Default::default(),
-                    id: log.history.next_id(),
-                    room: room.clone(),
-                    author,
-                    text,
-                    sent_at: now_millis(),
-                });
-                log.history.push(message.clone());
-                (Change::Posted(message.clone()), Receipt::Posted(message))
-            }
-            Proposal::Delete { id, by } => {
-                let message = log.history.get(id).ok_or(ChatError::NoSuchMessage(id))?;
-                if message.author.id != by {
-                    return Err(ChatError::NotAuthor(id));
-                }
-                log.history.remove(id);
-                (Change::Deleted(id), Receipt::Done)
-            }
-            Proposal::Signal(signal) => (Change::Signal(signal), Receipt::Done),
-        })
-    }
-}
-
-impl Broker for MemoryBroker {
-    fn register(&self, name: String) -> BrokerFuture<Identity> {
-        let result = lock(&self.directory).login_with_name(name, Instant::now());
-        Box::pin(ready(result))
-    }
-
-    fn resume(&self, token: ResumeToken) -> BrokerFuture<Identity> {
-        let result = lock(&self.directory).login_with_token(&token, Instant::now());
-        Box::pin(ready(result))
-    }
-
-    fn session_ended(&self, user: UserId) {
-        lock(&self.directory).session_ended(user, Instant::now());
-    }
-
-    fn keep_alive(&self, _online: Vec<UserId>) -> BrokerFuture<()> {
-        // Online users never expire here (the directory counts their sessions); this is
-        // the moment to forget the expired ones.
-        let mut directory = lock(&self.directory);
-        let forgotten = directory.sweep(Instant::now());
-        if forgotten > 0 {
-            tracing::debug!(forgotten, "released expired display names");
-            // A private conversation lives while either of its users does.
-            lock(&self.directs).retain(|user, _| directory.knows(*user));
-            lock(&self.rooms).retain(|key, _| match key {
-                RoomKey::Direct(a, b) => directory.knows(*a) || directory.knows(*b),
-                RoomKey::Channel(_) => true,
-            });
-        }
-        Box::pin(ready(Ok(())))
-    }
-
-    fn find_user(&self, name: &str) -> BrokerFuture<Option<UserRef>> {
-        let found = lock(&self.directory)
-            .find_by_name(name, Instant::now())
-            .cloned();
-        Box::pin(ready(Ok(found)))
-    }
-
-    fn claim_channel(&self, name: &ChannelName, created_at: DateTime<Utc>) -> BrokerFuture<bool> {
-        let claimed = {
-            let mut channels = lock(&self.channels);
-            if channels.contains_key(&name.key) {
-                false
-            } else {
-                channels.insert(name.key.clone(), (name.clone(), created_at));
-                true
-            }
-        };
-        if claimed {
-            self.announce(ClusterEvent::ChannelCreated {
-                name: name.clone(),
-                created_at,
-            });
-        }
-        Box::pin(ready(Ok(claimed)))
-    }
-
-    fn lookup_channel(&self, key: &str) -> BrokerFuture<Option<ChannelRecord>> {
-        let found = lock(&self.channels).get(key).cloned();
-        Box::pin(ready(Ok(found)))
-    }
-
-    fn channels(&self) -> BrokerFuture<Vec<ChannelRecord>> {
-        let all = lock(&self.channels).values().cloned().collect();
-        Box::pin(ready(Ok(all)))
-    }
-
-    fn open_direct(&self, pair: [UserRef; 2]) -> BrokerFuture<()> {
-        let added = {
-            let mut directs = lock(&self.directs);
-            let first = directs.entry(pair[0].id).or_default();
-            if first
-                .iter()
-                .any(|p| p[0].id == pair[0].id && p[1].id == pair[1].id)
-            {
-                false
-            } else {
-                first.push(pair.clone());
-                directs.entry(pair[1].id).or_default().push(pair.clone());
-                true
-            }
-        };
-        if added {
-            self.announce(ClusterEvent::DirectOpened(pair));
-        }
-        Box::pin(ready(Ok(())))
-    }
-
-    fn directs_of(&self, user: UserId) -> BrokerFuture<Vec<[UserRef; 2]>> {
-        let found = lock(&self.directs).get(&user).cloned().unwrap_or_default();
-        Box::pin(ready(Ok(found)))
-    }
-
-    fn follow(&self, room: &Room) -> BrokerFuture<Follow> {
-        let log = self.room(room.key());
-        let mut log = lock(&log);
-        let (tx, changes) = mpsc::unbounded_channel();
-        // Rooms that stopped following leave their closed feeds behind.
-        log.followers.retain(|f| !f.is_closed());
-        log.followers.push(tx);
-        let messages = log.history.all();
-        Box::pin(ready(Ok(Follow { messages, changes })))
-    }
-
-    fn commit(&self, room: &Room, proposal: Proposal) -> BrokerFuture<Receipt> {
-        let log = self.room(room.key());
-        let mut log = lock(&log);
-        let result = Self::apply(&mut log, room, proposal).map(|(change, receipt)| {
-            // Sending under the room's lock is what makes every follower see one order.
-            log.followers.retain(|f| f.send(change.clone()).is_ok());
-            receipt
-        });
-        Box::pin(ready(result))
-    }
-
-    fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.registries).push(tx);
-        rx
-    }
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every update here

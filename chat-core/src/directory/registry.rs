@@ -330,16 +330,13 @@ impl RegistryActor {
             .filter(|(_, u)| !u.sessions.is_empty())
             .map(|(id, _)| *id)
             .collect();
-        ctx.spawn(
-            self.broker
-                .keep_alive(online)
-                .into_actor(self)
-                .map(|result, _, _| {
-                    if let Err(e) = result {
-                        tracing::warn!(error = %e, "keep-alive not recorded");
-                    }
-                }),
-        );
+        let broker = self.broker.clone();
+        let keep_alive = async move { broker.keep_alive(online).await };
+        ctx.spawn(keep_alive.into_actor(self).map(|result, _, _| {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "keep-alive not recorded");
+            }
+        }));
     }
 }
 
@@ -361,9 +358,10 @@ impl Actor for RegistryActor {
         ctx.set_mailbox_capacity(1024);
         ctx.add_stream(cluster_stream(self.broker.cluster_events()));
         // Channels created before this node started; nothing else runs until they are in.
+        let broker = self.broker.clone();
+        let channels = async move { broker.channels().await };
         ctx.wait(
-            self.broker
-                .channels()
+            channels
                 .into_actor(self)
                 .map(|result, act, _| match result {
                     Ok(all) => {

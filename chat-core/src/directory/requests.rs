@@ -88,7 +88,8 @@ impl Handler<CreateChannel> for RegistryActor {
             return fail(ChatError::TooManyChannels(self.limits.max_channels));
         }
         let created_at = now_millis();
-        let claim = self.broker.claim_channel(&name, created_at);
+        let (broker, claimed) = (self.broker.clone(), name.clone());
+        let claim = async move { broker.claim_channel(&claimed, created_at).await };
         AtomicResponse::new(Box::pin(claim.into_actor(self).map(
             move |claimed, act, _| match claimed? {
                 true => Ok(act.add_channel(name, created_at, true)),
@@ -115,7 +116,8 @@ impl Handler<FindChannel> for RegistryActor {
             return AtomicResponse::new(Box::pin(actix::fut::ready(Ok(addr))));
         }
         // Not known here: another node may have created it while we missed the event.
-        let lookup = self.broker.lookup_channel(&msg.name.key);
+        let (broker, key) = (self.broker.clone(), msg.name.key.clone());
+        let lookup = async move { broker.lookup_channel(&key).await };
         AtomicResponse::new(Box::pin(lookup.into_actor(self).map(
             move |found, act, _| {
                 let (name, created_at) =

@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 
 use super::history::History;
 use super::presence::Roster;
-use super::requests::PostReply;
-use crate::broker::{Broker, Change, Proposal, Signal};
+use super::requests::{Commit, PostReply};
+use crate::broker::{Broker, Change, Proposal, Receipt, Signal};
 use crate::delivery::Subscriber;
 use crate::error::ChatError;
 use crate::event::Event;
@@ -174,12 +174,22 @@ impl RoomActor {
 
     /// Commits an ephemeral signal; it reaches the subscribers through the feed.
     pub(super) fn signal(&mut self, signal: Signal, ctx: &mut Context<Self>) {
-        let commit = self.broker.commit(&self.room, Proposal::Signal(signal));
-        ctx.spawn(commit.into_actor(self).map(|result, act, _| {
-            if let Err(e) = result {
-                tracing::warn!(room = ?act.room.key(), error = %e, "signal not relayed");
+        match Commit::start(&self.broker, &self.room, Proposal::Signal(signal)) {
+            Commit::Settled(result) => self.relayed(result),
+            Commit::UnderWay(commit) => {
+                ctx.spawn(
+                    commit
+                        .into_actor(self)
+                        .map(|result, act, _| act.relayed(result)),
+                );
             }
-        }));
+        }
+    }
+
+    fn relayed(&self, result: Result<Receipt, ChatError>) {
+        if let Err(e) = result {
+            tracing::warn!(room = ?self.room.key(), error = %e, "signal not relayed");
+        }
     }
 
     pub(super) fn members_list(&self) -> Vec<Member> {
@@ -280,7 +290,8 @@ impl Actor for RoomActor {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         // Nothing else is handled until the room's stored history is loaded and its feed
         // attached: `wait` holds the mailbox.
-        let follow = self.broker.follow(&self.room);
+        let (broker, room) = (self.broker.clone(), self.room.clone());
+        let follow = async move { broker.follow(&room).await };
         ctx.wait(
             follow
                 .into_actor(self)

@@ -18,9 +18,7 @@ use crate::delivery::queue::{QueueReceiver, Queued};
 use crate::delivery::{CloseCause, Subscriber};
 use crate::directory::identity::ResumeToken;
 use crate::directory::rate::UserBuckets;
-use crate::directory::{
-    Connected, CreateChannel, ListChannels, RegistryActor,
-};
+use crate::directory::{Connected, CreateChannel, ListChannels, RegistryActor};
 use crate::error::ChatError;
 use crate::error::{registry_gone, room_gone};
 use crate::event::Event;

@@ -86,5 +86,4 @@ impl Session {
         directs.insert(cache_key, found.clone());
         Ok(found)
     }
-
 }

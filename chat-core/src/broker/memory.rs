@@ -1,0 +1,226 @@
+//! `MemoryBroker`: the default broker, where one process is the whole cluster.
+//!
+//! It owns, behind locks, the users and their names (a `Directory`), the channel names,
+//! the private rooms, and a bounded copy of each room's history with the feeds of the
+//! rooms that follow it. Every call decides under these locks and answers at once: a
+//! commit is ordered, stored and sent to every follower before its call returns.
+//!
+//! Called only through the [`Broker`] trait (by channel actors and the registry, of one
+//! engine or of several sharing it); it must not know about sessions or actors.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::{lock, Broker, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt};
+use crate::directory::identity::{Directory, Identity, ResumeToken};
+use crate::error::ChatError;
+use crate::limits::Limits;
+use crate::model::{now_millis, ChannelName, ChatMessage, Room, RoomKey, UserId, UserRef};
+use crate::room::history::History;
+
+/// The in-memory broker: one process is the whole cluster. The default.
+///
+/// It keeps its own bounded copy of each room's history (shared pointers, not copies of
+/// the text), so that a channel actor started later, or another engine in the same
+/// process that shares this broker, starts from the stored messages. Several engines may
+/// share one `MemoryBroker`: they then behave as the nodes of one chat.
+#[derive(Debug)]
+pub struct MemoryBroker {
+    history_limit: usize,
+    directory: Mutex<Directory>,
+    channels: Mutex<HashMap<Arc<str>, ChannelRecord>>,
+    directs: Mutex<HashMap<UserId, Vec<[UserRef; 2]>>>,
+    rooms: Mutex<HashMap<RoomKey, Arc<Mutex<RoomLog>>>>,
+    registries: Mutex<Vec<mpsc::UnboundedSender<ClusterEvent>>>,
+}
+
+#[derive(Debug)]
+struct RoomLog {
+    history: History,
+    followers: Vec<mpsc::UnboundedSender<Change>>,
+}
+
+impl MemoryBroker {
+    /// A broker that keeps `limits.history` messages per room and holds display names
+    /// for `limits.name_hold`.
+    pub fn new(limits: &Limits) -> Self {
+        MemoryBroker {
+            history_limit: limits.history.max(1),
+            directory: Mutex::new(Directory::new(limits.name_hold)),
+            channels: Mutex::default(),
+            directs: Mutex::default(),
+            rooms: Mutex::default(),
+            registries: Mutex::default(),
+        }
+    }
+
+    fn announce(&self, event: ClusterEvent) {
+        lock(&self.registries).retain(|r| r.send(event.clone()).is_ok());
+    }
+
+    fn room(&self, key: RoomKey) -> Arc<Mutex<RoomLog>> {
+        let mut rooms = lock(&self.rooms);
+        rooms
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(RoomLog {
+                    history: History::new(self.history_limit),
+                    followers: Vec::new(),
+                }))
+            })
+            .clone()
+    }
+
+    fn apply(
+        log: &mut RoomLog,
+        room: &Room,
+        proposal: Proposal,
+    ) -> Result<(Change, Receipt), ChatError> {
+        Ok(match proposal {
+            Proposal::Post { author, text } => {
+                let message = Arc::new(ChatMessage::new(
+                    log.history.next_id(),
+                    room.clone(),
+                    author,
+                    text,
+                    now_millis(),
+                ));
+                log.history.push(message.clone());
+                (Change::Posted(message.clone()), Receipt::Posted(message))
+            }
+            Proposal::Delete { id, by } => {
+                let message = log.history.get(id).ok_or(ChatError::NoSuchMessage(id))?;
+                if message.author.id != by {
+                    return Err(ChatError::NotAuthor(id));
+                }
+                log.history.remove(id);
+                (Change::Deleted(id), Receipt::Done)
+            }
+            Proposal::Signal(signal) => (Change::Signal(signal), Receipt::Done),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Broker for MemoryBroker {
+    async fn register(&self, name: String) -> Result<Identity, ChatError> {
+        lock(&self.directory).login_with_name(name, Instant::now())
+    }
+
+    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
+        lock(&self.directory).login_with_token(&token, Instant::now())
+    }
+
+    fn session_ended(&self, user: UserId) {
+        lock(&self.directory).session_ended(user, Instant::now());
+    }
+
+    async fn keep_alive(&self, _online: Vec<UserId>) -> Result<(), ChatError> {
+        // Online users never expire here (the directory counts their sessions); this is
+        // the moment to forget the expired ones.
+        let mut directory = lock(&self.directory);
+        let forgotten = directory.sweep(Instant::now());
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "released expired display names");
+            // A private conversation lives while either of its users does.
+            lock(&self.directs).retain(|user, _| directory.knows(*user));
+            lock(&self.rooms).retain(|key, _| match key {
+                RoomKey::Direct(a, b) => directory.knows(*a) || directory.knows(*b),
+                RoomKey::Channel(_) => true,
+            });
+        }
+        Ok(())
+    }
+
+    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError> {
+        Ok(lock(&self.directory)
+            .find_by_name(name, Instant::now())
+            .cloned())
+    }
+
+    async fn claim_channel(
+        &self,
+        name: &ChannelName,
+        created_at: DateTime<Utc>,
+    ) -> Result<bool, ChatError> {
+        let claimed = {
+            let mut channels = lock(&self.channels);
+            if channels.contains_key(&name.key) {
+                false
+            } else {
+                channels.insert(name.key.clone(), (name.clone(), created_at));
+                true
+            }
+        };
+        if claimed {
+            self.announce(ClusterEvent::ChannelCreated {
+                name: name.clone(),
+                created_at,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError> {
+        Ok(lock(&self.channels).get(key).cloned())
+    }
+
+    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError> {
+        Ok(lock(&self.channels).values().cloned().collect())
+    }
+
+    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError> {
+        let added = {
+            let mut directs = lock(&self.directs);
+            let first = directs.entry(pair[0].id).or_default();
+            if first
+                .iter()
+                .any(|p| p[0].id == pair[0].id && p[1].id == pair[1].id)
+            {
+                false
+            } else {
+                first.push(pair.clone());
+                directs.entry(pair[1].id).or_default().push(pair.clone());
+                true
+            }
+        };
+        if added {
+            self.announce(ClusterEvent::DirectOpened(pair));
+        }
+        Ok(())
+    }
+
+    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError> {
+        Ok(lock(&self.directs).get(&user).cloned().unwrap_or_default())
+    }
+
+    async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
+        let log = self.room(room.key());
+        let mut log = lock(&log);
+        let (tx, changes) = mpsc::unbounded_channel();
+        // Rooms that stopped following leave their closed feeds behind.
+        log.followers.retain(|f| !f.is_closed());
+        log.followers.push(tx);
+        let messages = log.history.all();
+        Ok(Follow { messages, changes })
+    }
+
+    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
+        let log = self.room(room.key());
+        let mut log = lock(&log);
+        let (change, receipt) = Self::apply(&mut log, room, proposal)?;
+        // Sending under the room's lock is what makes every follower see one order.
+        log.followers.retain(|f| f.send(change.clone()).is_ok());
+        Ok(receipt)
+    }
+
+    fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.registries).push(tx);
+        rx
+    }
+}

@@ -1,0 +1,59 @@
+//! The Redis key layout: the name of every key and pub/sub channel the Redis broker uses
+//! (the table in `docs/architecture.md`, "Redis key layout").
+//!
+//! Called by the broker's commands (`mod.rs`) and its pub/sub task (`pubsub.rs`). It only
+//! names things: it must not talk to Redis nor know what the values hold. The Lua
+//! scripts (`scripts.rs`) build a few of these names themselves from [`PREFIX`] (a
+//! user's record, token and private pairs, a private room's keys); a change here is a
+//! change there.
+
+use crate::model::{Room, RoomKey, UserId};
+use crate::validate;
+
+/// Every key and pub/sub channel starts with this.
+pub(super) const PREFIX: &str = "flack";
+/// The pub/sub channel of cluster events.
+pub(super) const CLUSTER_CHANNEL: &str = "flack:cluster";
+/// The last user id given out (`INCR`).
+pub(super) const USER_SEQ: &str = "flack:user:next";
+/// The hash of every channel: case-folded name -> the channel's record.
+pub(super) const CHANNELS: &str = "flack:channels";
+
+/// Who holds display name `name` (case-insensitively): the user's id.
+pub(super) fn name(name: &str) -> String {
+    format!("{PREFIX}:name:{}", validate::name_key(name))
+}
+
+/// A user's record: display name, token and name key.
+pub(super) fn user(id: u64) -> String {
+    format!("{PREFIX}:user:{id}")
+}
+
+/// The user a resume token was issued to.
+pub(super) fn token(token: &str) -> String {
+    format!("{PREFIX}:token:{token}")
+}
+
+/// The set of a user's private pairs.
+pub(super) fn directs(user: UserId) -> String {
+    format!("{PREFIX}:dms:{}", user.0)
+}
+
+/// The pub/sub channel of a room; its keys add `:seq` ([`room_seq`]) and `:log`
+/// ([`room_log`]).
+pub(super) fn room_channel(room: &Room) -> String {
+    match room.key() {
+        RoomKey::Channel(key) => format!("{PREFIX}:room:c:{key}"),
+        RoomKey::Direct(a, b) => format!("{PREFIX}:room:d:{}:{}", a.0, b.0),
+    }
+}
+
+/// The last message id of the room whose pub/sub channel is `channel`.
+pub(super) fn room_seq(channel: &str) -> String {
+    format!("{channel}:seq")
+}
+
+/// The stored history of the room whose pub/sub channel is `channel`, oldest first.
+pub(super) fn room_log(channel: &str) -> String {
+    format!("{channel}:log")
+}

@@ -1,0 +1,129 @@
+//! The Lua scripts of the Redis broker: each decision that must be the same on every node,
+//! run by Redis as one atomic step (allocate a message id, store, trim and publish; check
+//! and apply a deletion; claim a display name; resume a token; restart name holds).
+//!
+//! Called by the broker's commands (`mod.rs`), which pass the keys ([`super::keys`]) and
+//! arguments each script documents. A script must not build a key that `keys.rs` does
+//! not name: the few it builds itself from the prefix (a user's record, token and private
+//! pairs, a private room's keys) follow that layout.
+
+use redis::Script;
+
+/// Post: allocate the id, store, trim, publish. The message arrives as JSON whose first
+/// field is `"id":0`; the script puts the real id there. A private room's keys get
+/// `ARGV[4]` seconds to live (0: a channel's, which never expire).
+///
+/// KEYS: the room's seq, its log. ARGV: the history limit, the message, the room's
+/// pub/sub channel, the expiry. Returns the stored message.
+const POST_SCRIPT: &str = r#"
+local id = redis.call('INCR', KEYS[1])
+local message = string.gsub(ARGV[2], '^{"id":0,', '{"id":' .. id .. ',', 1)
+redis.call('RPUSH', KEYS[2], message)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1)
+if tonumber(ARGV[4]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[3], '{"posted":' .. message .. '}')
+return message
+"#;
+
+/// Delete: only the author, only a stored message.
+///
+/// KEYS: the room's log. ARGV: the message id, the id of the user who asks, the room's
+/// pub/sub channel. Returns `ok`, `not_author` or `no_such_message`.
+const DELETE_SCRIPT: &str = r#"
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, item in ipairs(items) do
+  local m = cjson.decode(item)
+  if m.id == tonumber(ARGV[1]) then
+    if m.author.id ~= tonumber(ARGV[2]) then return 'not_author' end
+    redis.call('LREM', KEYS[1], 1, item)
+    redis.call('PUBLISH', ARGV[3], '{"deleted":' .. ARGV[1] .. '}')
+    return 'ok'
+  end
+end
+return 'no_such_message'
+"#;
+
+/// Register: claim the display name (unless held), create the user and its token.
+///
+/// KEYS: the name's key, the user id sequence. ARGV: the hold in seconds, the display
+/// name, the token, the name's key, the prefix. Returns the new id, or 0 if the name is
+/// held.
+const REGISTER_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local id = redis.call('INCR', KEYS[2])
+local user = ARGV[5] .. ':user:' .. id
+redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
+redis.call('SET', ARGV[5] .. ':token:' .. ARGV[3], id, 'EX', ARGV[1])
+redis.call('HSET', user, 'name', ARGV[2], 'token', ARGV[3], 'name_key', KEYS[1])
+redis.call('EXPIRE', user, ARGV[1])
+return id
+"#;
+
+/// Resume: the token's user, if its name is still theirs; refreshes the hold.
+///
+/// KEYS: the token's key. ARGV: the hold in seconds, the prefix. Returns the user's id
+/// and display name, or nil.
+const RESUME_SCRIPT: &str = r#"
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local user = ARGV[2] .. ':user:' .. id
+local fields = redis.call('HMGET', user, 'name', 'name_key')
+if not fields[1] or redis.call('GET', fields[2]) ~= id then return false end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', user, ARGV[1])
+redis.call('EXPIRE', fields[2], ARGV[1])
+return {tonumber(id), fields[1]}
+"#;
+
+/// Touch: restart the hold of a user's name, token and record, and of their private
+/// conversations (so one lives while either of its users does).
+///
+/// KEYS: the prefix (every key it touches is built from it). ARGV: the hold in seconds,
+/// then the ids of the users to touch. Returns 1.
+const TOUCH_SCRIPT: &str = r#"
+for i, id in ipairs(ARGV) do
+  if i > 1 then
+    local user = KEYS[1] .. ':user:' .. id
+    local fields = redis.call('HMGET', user, 'name_key', 'token')
+    if fields[1] then
+      redis.call('EXPIRE', user, ARGV[1])
+      redis.call('EXPIRE', fields[1], ARGV[1])
+      redis.call('EXPIRE', KEYS[1] .. ':token:' .. fields[2], ARGV[1])
+      local dms = KEYS[1] .. ':dms:' .. id
+      for _, pair in ipairs(redis.call('SMEMBERS', dms)) do
+        local p = cjson.decode(pair)
+        local room = string.format('%s:room:d:%d:%d', KEYS[1], p[1].id, p[2].id)
+        redis.call('EXPIRE', room .. ':seq', ARGV[1])
+        redis.call('EXPIRE', room .. ':log', ARGV[1])
+      end
+      redis.call('EXPIRE', dms, ARGV[1])
+    end
+  end
+end
+return 1
+"#;
+
+/// The scripts, shared by every clone of the broker. Each runs by its hash (`EVALSHA`)
+/// and is sent again whenever Redis does not know it (after a restart, say).
+pub(super) struct Scripts {
+    pub(super) post: Script,
+    pub(super) delete: Script,
+    pub(super) register: Script,
+    pub(super) resume: Script,
+    pub(super) touch: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Scripts {
+        Scripts {
+            post: Script::new(POST_SCRIPT),
+            delete: Script::new(DELETE_SCRIPT),
+            register: Script::new(REGISTER_SCRIPT),
+            resume: Script::new(RESUME_SCRIPT),
+            touch: Script::new(TOUCH_SCRIPT),
+        }
+    }
+}

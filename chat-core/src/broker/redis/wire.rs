@@ -1,0 +1,257 @@
+//! The JSON the Redis broker stores and publishes: messages, users, channel records,
+//! private pairs, room changes and cluster events, and their conversion to and from the
+//! engine's types (the shapes are in `docs/architecture.md`).
+//!
+//! Called by the broker's commands (`mod.rs`) and its pub/sub task (`pubsub.rs`). It is
+//! pure conversion: it must not talk to Redis. The Lua scripts read some of these shapes
+//! too (`scripts.rs`: a message's leading `"id":0`, its `author.id`, a pair's ids).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::broker::{Change, ChannelRecord, ClusterEvent, Signal};
+use crate::event::PresenceChange;
+use crate::limits::Limits;
+use crate::model::{now_millis, ChannelName, ChatMessage, Room, UserId, UserRef};
+use crate::validate;
+
+#[derive(Serialize, Deserialize)]
+struct WireUser {
+    id: u64,
+    name: String,
+}
+
+/// `id` comes first: the post script finds the draft's `{"id":0,` and puts the real id
+/// there.
+#[derive(Serialize, Deserialize)]
+struct WireMessage {
+    id: u64,
+    author: WireUser,
+    text: String,
+    sent_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WireChange {
+    Posted(WireMessage),
+    Deleted(u64),
+    Presence { user: WireUser, change: String },
+    Typing(WireUser),
+}
+
+#[derive(Serialize, Deserialize)]
+struct WireChannel {
+    name: String,
+    created_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WireCluster {
+    ChannelCreated(WireChannel),
+    DirectOpened([WireUser; 2]),
+}
+
+/// A new message by `author`, with id 0 for the post script to replace, sent now.
+pub(super) fn draft(author: &UserRef, text: String) -> serde_json::Result<String> {
+    serde_json::to_string(&WireMessage {
+        id: 0,
+        author: wire_user(author),
+        text,
+        sent_at: now_millis().timestamp_millis(),
+    })
+}
+
+/// A stored message of `room`, or `None` if it does not parse.
+pub(super) fn message(json: &str, room: &Room) -> Option<Arc<ChatMessage>> {
+    let wire: WireMessage = serde_json::from_str(json).ok()?;
+    Some(Arc::new(chat_message(wire, room)))
+}
+
+/// A signal as published on its room's channel.
+pub(super) fn signal(signal: Signal) -> serde_json::Result<String> {
+    let wire = match signal {
+        Signal::Presence(user, change) => WireChange::Presence {
+            user: wire_user(&user),
+            change: change.as_str().to_owned(),
+        },
+        Signal::Typing(user) => WireChange::Typing(wire_user(&user)),
+    };
+    serde_json::to_string(&wire)
+}
+
+/// A change published on `room`'s channel; `Ok(None)` for a presence change this node
+/// does not know.
+pub(super) fn change(payload: &[u8], room: &Room) -> serde_json::Result<Option<Change>> {
+    Ok(match serde_json::from_slice::<WireChange>(payload)? {
+        WireChange::Posted(m) => Some(Change::Posted(Arc::new(chat_message(m, room)))),
+        WireChange::Deleted(id) => Some(Change::Deleted(id)),
+        WireChange::Typing(u) => Some(Change::Signal(Signal::Typing(user_ref(u)))),
+        WireChange::Presence { user, change } => {
+            presence(&change).map(|change| Change::Signal(Signal::Presence(user_ref(user), change)))
+        }
+    })
+}
+
+/// A channel's record, as stored in the channels hash.
+pub(super) fn channel(name: &ChannelName, created_at: DateTime<Utc>) -> serde_json::Result<String> {
+    serde_json::to_string(&wire_channel(name, created_at))
+}
+
+/// A stored channel record, or `None` if it does not parse or names no valid channel.
+pub(super) fn channel_record(json: &str) -> Option<ChannelRecord> {
+    record(serde_json::from_str(json).ok()?)
+}
+
+/// A private pair, ordered by the caller, as stored in each user's set.
+pub(super) fn pair(pair: &[UserRef; 2]) -> serde_json::Result<String> {
+    serde_json::to_string(&pair.each_ref().map(wire_user))
+}
+
+/// A stored private pair, or `None` if it does not parse.
+pub(super) fn stored_pair(json: &str) -> Option<[UserRef; 2]> {
+    let [a, b] = serde_json::from_str::<[WireUser; 2]>(json).ok()?;
+    Some([user_ref(a), user_ref(b)])
+}
+
+/// The cluster event `ChannelCreated`, as published.
+pub(super) fn channel_created(
+    name: &ChannelName,
+    created_at: DateTime<Utc>,
+) -> serde_json::Result<String> {
+    serde_json::to_string(&WireCluster::ChannelCreated(wire_channel(name, created_at)))
+}
+
+/// The cluster event `DirectOpened`, as published.
+pub(super) fn direct_opened(pair: &[UserRef; 2]) -> serde_json::Result<String> {
+    serde_json::to_string(&WireCluster::DirectOpened(pair.each_ref().map(wire_user)))
+}
+
+/// A published cluster event; `Ok(None)` for a channel whose name is not valid.
+pub(super) fn cluster_event(payload: &[u8]) -> serde_json::Result<Option<ClusterEvent>> {
+    Ok(match serde_json::from_slice::<WireCluster>(payload)? {
+        WireCluster::ChannelCreated(c) => {
+            record(c).map(|(name, created_at)| ClusterEvent::ChannelCreated { name, created_at })
+        }
+        WireCluster::DirectOpened([a, b]) => {
+            Some(ClusterEvent::DirectOpened([user_ref(a), user_ref(b)]))
+        }
+    })
+}
+
+fn chat_message(m: WireMessage, room: &Room) -> ChatMessage {
+    ChatMessage::new(
+        m.id,
+        room.clone(),
+        user_ref(m.author),
+        m.text,
+        DateTime::from_timestamp_millis(m.sent_at).unwrap_or_default(),
+    )
+}
+
+fn wire_channel(name: &ChannelName, created_at: DateTime<Utc>) -> WireChannel {
+    WireChannel {
+        name: name.as_str().to_owned(),
+        created_at: created_at.timestamp_millis(),
+    }
+}
+
+/// A channel some node created, checked by this node's naming rules but not its length
+/// limit: the channel exists already, whatever limit its node had.
+fn record(c: WireChannel) -> Option<ChannelRecord> {
+    let name = validate::channel_name(
+        &c.name,
+        &Limits {
+            max_channel_name_chars: usize::MAX,
+            ..Limits::default()
+        },
+    )
+    .ok()?;
+    Some((name, DateTime::from_timestamp_millis(c.created_at)?))
+}
+
+fn presence(change: &str) -> Option<PresenceChange> {
+    [
+        PresenceChange::Joined,
+        PresenceChange::Left,
+        PresenceChange::Online,
+        PresenceChange::Offline,
+    ]
+    .into_iter()
+    .find(|c| c.as_str() == change)
+}
+
+fn wire_user(u: &UserRef) -> WireUser {
+    WireUser {
+        id: u.id.0,
+        name: u.name.to_string(),
+    }
+}
+
+fn user_ref(u: WireUser) -> UserRef {
+    UserRef {
+        id: UserId(u.id),
+        name: Arc::from(u.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> UserRef {
+        UserRef {
+            id: UserId(7),
+            name: Arc::from("alice"),
+        }
+    }
+
+    #[test]
+    fn a_draft_starts_with_the_id_the_post_script_replaces() {
+        let draft = draft(&alice(), "hi".into()).unwrap();
+        assert!(draft.starts_with(r#"{"id":0,"#), "{draft}");
+    }
+
+    #[test]
+    fn what_is_stored_or_published_reads_back() {
+        let limits = Limits::default();
+        let name = validate::channel_name("General", &limits).unwrap();
+        let created_at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let stored = channel(&name, created_at).unwrap();
+        assert_eq!(channel_record(&stored), Some((name.clone(), created_at)));
+        let event = cluster_event(channel_created(&name, created_at).unwrap().as_bytes());
+        assert!(matches!(
+            event,
+            Ok(Some(ClusterEvent::ChannelCreated { name: n, created_at: at }))
+                if n == name && at == created_at
+        ));
+
+        let bob = UserRef {
+            id: UserId(9),
+            name: Arc::from("bob"),
+        };
+        let pair_json = pair(&[alice(), bob.clone()]).unwrap();
+        assert_eq!(stored_pair(&pair_json), Some([alice(), bob.clone()]));
+
+        let room = Room::Channel(name);
+        let typing = signal(Signal::Typing(bob)).unwrap();
+        assert!(matches!(
+            change(typing.as_bytes(), &room),
+            Ok(Some(Change::Signal(Signal::Typing(u)))) if u.id == UserId(9)
+        ));
+        let presence = signal(Signal::Presence(alice(), PresenceChange::Online)).unwrap();
+        assert!(matches!(
+            change(presence.as_bytes(), &room),
+            Ok(Some(Change::Signal(Signal::Presence(u, PresenceChange::Online))))
+                if u.id == UserId(7)
+        ));
+        let posted = format!(r#"{{"posted":{}}}"#, draft(&alice(), "hi".into()).unwrap());
+        assert!(matches!(
+            change(posted.as_bytes(), &room),
+            Ok(Some(Change::Posted(m))) if m.text == "hi" && m.author == alice()
+        ));
+    }
+}
