@@ -40,6 +40,14 @@ pub enum Event {
         /// Who.
         user: UserRef,
     },
+    /// Messages of a room were lost to this session: the store no longer had them when the
+    /// room found the hole (after a broker outage). What the client shows of the room may
+    /// lack them; joining again with the last id it saw returns the whole history with
+    /// `gap` set. Never sent for a deletion.
+    Gap {
+        /// Where.
+        room: Room,
+    },
     /// The engine closed this session; it is the last event the session yields.
     Disconnected(DisconnectReason),
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::broker::{ChannelRecord, Follow, Proposal, Receipt};
+use chat_core::broker::{ChannelRecord, Follow, Proposal, Receipt, Stored};
 use chat_core::{
     Broker, ChannelName, ChatError, ClusterEvent, DisconnectReason, Engine, Event, Identity,
     Limits, Login, MemoryBroker, PresenceChange, Rate, ResumeToken, Room, UserId, UserRef,
@@ -504,6 +504,9 @@ impl Broker for LateFeed {
             }
         });
         Ok(follow)
+    }
+    async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
+        self.0.stored(room).await
     }
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
         self.0.commit(room, proposal).await

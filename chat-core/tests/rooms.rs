@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::broker::{ChannelRecord, Follow, Proposal, Receipt};
+use chat_core::broker::{ChannelRecord, Follow, Proposal, Receipt, Stored};
 use chat_core::{
     Broker, ChannelName, ChatError, ClusterEvent, Engine, Identity, Limits, Login, MemoryBroker,
     ResumeToken, Room, UserId, UserRef,
@@ -164,6 +164,9 @@ impl Broker for FailingFollow {
             return Err(ChatError::Unavailable("the store is down".into()));
         }
         self.inner.follow(room).await
+    }
+    async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
+        self.inner.stored(room).await
     }
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
         self.inner.commit(room, proposal).await

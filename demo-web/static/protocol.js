@@ -179,6 +179,13 @@ export class ChatClient extends EventTarget {
       case "disconnected":
         this.emit("disconnected", frame);
         return;
+      case "gap":
+        // Messages of a followed room were lost to us: join it again, which brings the
+        // whole history to show instead.
+        if (typeof frame.room === "string" && this.followed.has(frame.room)) {
+          this.rejoin(frame.room);
+        }
+        return;
       default:
         this.emit(frame.type, frame);
     }
@@ -254,17 +261,27 @@ export class ChatClient extends EventTarget {
   /** After a reconnect: join each followed room again from the last id seen. */
   async rejoinAll() {
     for (const room of [...this.followed.keys()]) {
-      const after = this.followed.get(room);
-      try {
-        const result = await this.send("join", after ? { room, after } : { room });
-        if (result.gap) this.followed.set(room, 0);
-        const fresh = result.gap ? result.messages : result.messages.filter((m) => m.id > after);
-        this.noteJoin(room, result);
-        this.emit("joined", { ...result, room, messages: fresh, resumed: true });
-      } catch (err) {
-        if (err.code === "disconnected" || err.code === "timeout") return;
-        this.followed.delete(room);
-      }
+      if ((await this.rejoin(room)) === "offline") return;
+    }
+  }
+
+  /**
+   * Joins `room` again from the last id seen and emits what it brings: the missed
+   * messages, or (`gap`) the whole history to show instead.
+   */
+  async rejoin(room) {
+    const after = this.followed.get(room);
+    try {
+      const result = await this.send("join", after ? { room, after } : { room });
+      if (result.gap) this.followed.set(room, 0);
+      const fresh = result.gap ? result.messages : result.messages.filter((m) => m.id > after);
+      this.noteJoin(room, result);
+      this.emit("joined", { ...result, room, messages: fresh, resumed: true });
+      return "joined";
+    } catch (err) {
+      if (err.code === "disconnected" || err.code === "timeout") return "offline";
+      this.followed.delete(room);
+      return "left";
     }
   }
 }

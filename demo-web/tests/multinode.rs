@@ -8,63 +8,9 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use common::{scratch_dir, Server, Terminal, TestResult, WsClient};
+use common::redis::Redis;
+use common::{Server, Terminal, TestResult, WsClient};
 use serde_json::json;
-
-/// A `redis-server` child process, killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> TestResult<Option<Redis>> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                return Err("redis-server is not installed, and CI=true".into());
-            }
-            eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
-            return Ok(None);
-        }
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(scratch_dir("redis"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let redis = Redis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if Instant::now() > deadline {
-                return Err("redis-server did not listen".into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Some(redis))
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn two_nodes_one_chat_over_websocket_and_tcp() -> TestResult {

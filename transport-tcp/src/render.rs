@@ -93,6 +93,11 @@ pub fn event(event: &Event, me: UserId) -> Option<String> {
             )
         }
         Event::Typing { .. } => return None,
+        Event::Gap { room } => format!(
+            "! gap {}: some messages could not be delivered; /join {} shows the latest",
+            room_label(room, me),
+            room_label(room, me)
+        ),
         Event::Disconnected(reason) => return Some(closed(reason.code(), &reason.to_string())),
         // An event this version does not know how to show.
         _ => return None,

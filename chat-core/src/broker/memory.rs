@@ -15,7 +15,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::{lock, Broker, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt};
+use super::{lock, Broker, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored};
 use crate::directory::identity::{Directory, Identity, ResumeToken};
 use crate::error::ChatError;
 use crate::limits::Limits;
@@ -205,8 +205,14 @@ impl Broker for MemoryBroker {
         // Rooms that stopped following leave their closed feeds behind.
         log.followers.retain(|f| !f.is_closed());
         log.followers.push(tx);
-        let messages = log.history.all();
-        Ok(Follow { messages, changes })
+        let stored = Stored::new(log.history.all(), log.history.last_id());
+        Ok(Follow { stored, changes })
+    }
+
+    async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
+        let log = self.room(room.key());
+        let log = lock(&log);
+        Ok(Stored::new(log.history.all(), log.history.last_id()))
     }
 
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {

@@ -85,8 +85,9 @@ pub enum Change {
     /// A signal was relayed.
     Signal(Signal),
     /// The room's whole stored history, after the broker lost and regained its
-    /// connection: apply what is new, drop what was deleted meanwhile.
-    Resync(Vec<Arc<ChatMessage>>),
+    /// connection: apply what is new, drop what was deleted meanwhile, and report as lost
+    /// what the store no longer has.
+    Resync(Stored),
 }
 
 /// What the broker returns for a committed proposal.
@@ -99,11 +100,38 @@ pub enum Receipt {
     Done,
 }
 
+/// A room's stored history: the messages the store keeps, and the last id it ever gave.
+///
+/// The two together are what lets a follower tell a deletion from a loss: every id up to
+/// `last_id` was given once, so an id within the kept range that is missing was deleted,
+/// and an id below the first kept one is unknown (evicted, or deleted before anyone here
+/// saw it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stored {
+    /// The kept messages, oldest first.
+    pub messages: Vec<Arc<ChatMessage>>,
+    /// The highest id ever given in the room, kept or not.
+    pub last_id: MessageId,
+}
+
+impl Stored {
+    /// A stored history of `messages` (oldest first) whose highest id ever given is
+    /// `last_id` (at least the last message's).
+    pub fn new(messages: Vec<Arc<ChatMessage>>, last_id: MessageId) -> Stored {
+        let newest = messages.last().map_or(0, |m| m.id);
+        Stored {
+            messages,
+            last_id: last_id.max(newest),
+        }
+    }
+}
+
 /// A room's stored history at the moment of following it, and every change after it.
 #[derive(Debug)]
 pub struct Follow {
-    /// The stored messages, oldest first.
-    pub messages: Vec<Arc<ChatMessage>>,
+    /// The stored history.
+    pub stored: Stored,
     /// Changes committed after `messages` was read, in the one order every node sees.
     /// Unbounded because its consumer is an in-process actor that only moves pointers; the
     /// bounded queues are the sessions' own.
@@ -169,6 +197,9 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Starts following `room`: its stored history, and a feed of every later change.
     async fn follow(&self, room: &Room) -> Result<Follow, ChatError>;
+    /// The stored history of `room` now: what a follower reads to fill a hole in its
+    /// feed (a change it never got).
+    async fn stored(&self, room: &Room) -> Result<Stored, ChatError>;
     /// Commits `proposal` to `room` and delivers the change to every follower.
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError>;
 

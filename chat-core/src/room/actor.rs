@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use super::history::History;
 use super::presence::Roster;
 use super::requests::{Commit, PostReply};
-use crate::broker::{Broker, Change, Proposal, Receipt, Signal};
+use crate::broker::{Broker, Change, Proposal, Receipt, Signal, Stored};
 use crate::delivery::Subscriber;
 use crate::error::ChatError;
 use crate::event::Event;
@@ -77,6 +77,8 @@ pub(crate) struct RoomActor {
     idle_since: Option<Instant>,
     /// Why the room could not load its history; every request is answered with it.
     pub(super) failed: Option<ChatError>,
+    /// Changes held back while a hole in the feed is filled from the store, in order.
+    held: VecDeque<Change>,
 }
 
 impl RoomActor {
@@ -101,6 +103,7 @@ impl RoomActor {
             due: VecDeque::new(),
             idle_since: Some(Instant::now()),
             failed: None,
+            held: VecDeque::new(),
         }
     }
 
@@ -224,12 +227,13 @@ impl RoomActor {
         }
     }
 
-    /// Catches up with the stored history after the broker's outage: deletions first
-    /// (local messages in the stored range that are gone), then new messages, each fanned
-    /// out like a live change. Messages already applied are ignored by id.
-    fn resync(&mut self, stored: Vec<Arc<ChatMessage>>) {
-        if let Some(first) = stored.first().map(|m| m.id) {
-            let kept: HashSet<MessageId> = stored.iter().map(|m| m.id).collect();
+    /// Catches up with the store's history (after the broker's outage, or to fill a hole
+    /// in the feed): deletions first (local messages in the stored range that are gone),
+    /// then new messages, each fanned out like a live change. Messages already applied
+    /// are ignored by id; ids the store no longer has are reported lost, never deleted.
+    fn resync(&mut self, stored: Stored) {
+        if let Some(first) = stored.messages.first().map(|m| m.id) {
+            let kept: HashSet<MessageId> = stored.messages.iter().map(|m| m.id).collect();
             let gone: Vec<MessageId> = self
                 .history
                 .all()
@@ -241,9 +245,79 @@ impl RoomActor {
                 self.apply(Change::Deleted(id));
             }
         }
-        for message in stored {
+        for message in stored.messages {
+            if message.id > self.history.last_id() + 1 {
+                self.lose_through(message.id - 1);
+            }
             self.apply(Change::Posted(message));
         }
+        if stored.last_id > self.history.last_id() {
+            // Given and gone from the store (deleted or evicted) before this room saw them.
+            self.lose_through(stored.last_id);
+        }
+    }
+
+    /// Ids up to `id` that this room never saw are lost: a client that missed them is
+    /// told of a gap (now, and when it joins again), never that they were deleted.
+    fn lose_through(&mut self, id: MessageId) {
+        if id <= self.history.last_id() {
+            return;
+        }
+        tracing::warn!(room = ?self.room.key(), from = self.history.last_id() + 1, to = id, "messages lost to this room's followers");
+        self.history.forget_through(id);
+        let room = self.room.clone();
+        self.fan_out(Event::Gap { room }, None);
+    }
+
+    /// Whether `change` is a message that would leave a hole: ids between the last one
+    /// applied and it that this room never got.
+    fn leaves_hole(&self, change: &Change) -> bool {
+        matches!(change, Change::Posted(m) if m.id > self.history.last_id() + 1)
+    }
+
+    /// Applies a batch from the feed. At a hole it holds that change and the rest back,
+    /// and reads the store to fill the hole first.
+    fn apply_batch(&mut self, changes: impl IntoIterator<Item = Change>, ctx: &mut Context<Self>) {
+        let mut changes = changes.into_iter();
+        while let Some(change) = changes.next() {
+            if self.leaves_hole(&change) {
+                self.held.push_back(change);
+                self.held.extend(changes);
+                self.flush(ctx);
+                self.fill_hole(ctx);
+                return;
+            }
+            self.apply(change);
+        }
+        self.flush(ctx);
+        self.answer_due();
+    }
+
+    /// Reads the store and applies what it has of the hole, holding every other change
+    /// (and request: `wait` holds the mailbox) until then; what the store no longer has is
+    /// lost. Then the held changes are applied in order.
+    fn fill_hole(&mut self, ctx: &mut Context<Self>) {
+        let (broker, room) = (self.broker.clone(), self.room.clone());
+        let read = async move { broker.stored(&room).await };
+        ctx.wait(read.into_actor(self).map(|result, act, ctx| {
+            let held: Vec<Change> = act.held.drain(..).collect();
+            match result {
+                Ok(stored) => act.resync(stored),
+                Err(e) => {
+                    tracing::warn!(room = ?act.room.key(), error = %e, "cannot read the store to fill a hole");
+                }
+            }
+            for change in held {
+                if let Change::Posted(m) = &change {
+                    if m.id > act.history.last_id() + 1 {
+                        act.lose_through(m.id - 1);
+                    }
+                }
+                act.apply(change);
+            }
+            act.flush(ctx);
+            act.answer_due();
+        }));
     }
 
     /// Answers the posts that the feed has applied to the history by now.
@@ -297,9 +371,7 @@ impl Actor for RoomActor {
                 .into_actor(self)
                 .map(|result, act, ctx| match result {
                     Ok(follow) => {
-                        for message in follow.messages {
-                            act.history.push(message);
-                        }
+                        act.history.load(&follow.stored);
                         ctx.add_stream(feed_stream(follow.changes));
                     }
                     Err(e) => act.fail(e, ctx),
@@ -333,10 +405,6 @@ fn feed_stream(
 
 impl StreamHandler<Vec<Change>> for RoomActor {
     fn handle(&mut self, changes: Vec<Change>, ctx: &mut Context<Self>) {
-        for change in changes {
-            self.apply(change);
-        }
-        self.flush(ctx);
-        self.answer_due();
+        self.apply_batch(changes, ctx);
     }
 }

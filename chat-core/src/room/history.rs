@@ -1,12 +1,16 @@
 //! `History`: the last `Limits::history` messages of one room, oldest first, and the
 //! bookkeeping that lets a reconnecting client learn exactly what it missed.
 //!
-//! Owned by a channel actor (and, for other nodes, by the broker). Ids grow by one per
-//! message, so any id above `evicted_up_to` that is missing from the ring was deleted.
+//! Owned by a room actor (and, in memory, by the broker). Ids grow by one per message, so
+//! any id above `evicted_up_to` that is missing from the ring was deleted, and any id at
+//! or below it is unknown here: evicted, deleted before this history saw it, or lost.
+//! That is the sequence rule every follower keeps: a client is told "deleted" only for an
+//! id known to be deleted, and "gap" for anything it cannot be given.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::broker::Stored;
 use crate::model::{ChatMessage, MessageId};
 
 /// What a (re)joining session gets from the history.
@@ -41,6 +45,30 @@ impl History {
         }
     }
 
+    /// Starts from a store's history: ids below the first kept message (all of them, when
+    /// none is kept) are unknown here, so a client that missed them is told of a gap, never
+    /// that they were deleted.
+    pub(crate) fn load(&mut self, stored: &Stored) {
+        for message in &stored.messages {
+            self.push(message.clone());
+        }
+        let first = stored.messages.first().map_or(stored.last_id + 1, |m| m.id);
+        self.forget_through(first.saturating_sub(1));
+        self.advance_to(stored.last_id);
+    }
+
+    /// Marks every id up to `id` as unknown here (evicted, or lost to a hole in the feed).
+    pub(crate) fn forget_through(&mut self, id: MessageId) {
+        self.evicted_up_to = self.evicted_up_to.max(id);
+        self.last_id = self.last_id.max(id);
+    }
+
+    /// Notes that ids up to `id` were given (the newest of them deleted before this
+    /// history saw them): the next message is above it.
+    pub(crate) fn advance_to(&mut self, id: MessageId) {
+        self.last_id = self.last_id.max(id);
+    }
+
     /// The id the next message gets.
     pub(crate) fn next_id(&self) -> MessageId {
         self.last_id + 1
@@ -61,7 +89,8 @@ impl History {
         self.ring.push_back(message);
         while self.ring.len() > self.limit {
             if let Some(old) = self.ring.pop_front() {
-                self.evicted_up_to = old.id;
+                // A hole forgotten above the evicted message stays forgotten.
+                self.evicted_up_to = self.evicted_up_to.max(old.id);
             }
         }
         true
@@ -178,5 +207,53 @@ mod tests {
         // A deletion frees a slot: the next push evicts nothing.
         h.push(msg(6));
         assert_eq!(ids(&h.all()), vec![1, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn a_loaded_history_knows_nothing_below_its_first_message() {
+        // The store kept 6..=10 of ten messages (history 5).
+        let mut h = History::new(5);
+        h.load(&Stored::new((6..=10).map(msg).collect(), 10));
+        let r = h.replay(Some(2));
+        assert_eq!((ids(&r.messages), r.gap), ((6..=10).collect(), true));
+        assert!(r.deleted.is_empty(), "nothing is reported deleted");
+        let r = h.replay(Some(5));
+        assert_eq!((ids(&r.messages), r.gap), ((6..=10).collect(), false));
+        let r = h.replay(Some(7));
+        assert_eq!((ids(&r.messages), r.deleted), (vec![8, 9, 10], vec![]));
+        assert_eq!(h.next_id(), 11);
+    }
+
+    #[test]
+    fn a_loaded_history_counts_the_newest_deleted_ids_as_given() {
+        // 1..=4 kept, 5 and 6 given and deleted since.
+        let mut h = History::new(100);
+        h.load(&Stored::new((1..=4).map(msg).collect(), 6));
+        assert_eq!(h.next_id(), 7);
+        let r = h.replay(Some(6));
+        assert!(!r.gap && r.messages.is_empty());
+        // All given, none kept: everything is unknown.
+        let mut empty = History::new(100);
+        empty.load(&Stored::new(Vec::new(), 9));
+        assert!(empty.replay(Some(3)).gap);
+        assert!(!empty.replay(Some(9)).gap);
+    }
+
+    #[test]
+    fn a_hole_forgotten_is_a_gap_for_those_who_missed_it() {
+        let mut h = History::new(5);
+        h.push(msg(1));
+        h.forget_through(6);
+        h.push(msg(7));
+        let r = h.replay(Some(1));
+        assert!(r.gap && r.deleted.is_empty());
+        let r = h.replay(Some(7));
+        assert!(!r.gap && r.messages.is_empty());
+        // Evicting the message below the hole does not bring the hole back.
+        for id in 8..=12 {
+            h.push(msg(id));
+        }
+        assert!(h.replay(Some(1)).gap);
+        assert!(h.replay(Some(5)).gap);
     }
 }

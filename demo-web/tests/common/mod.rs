@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -260,6 +260,12 @@ pub enum ServerFrame {
         /// Who.
         user: UserView,
     },
+    /// Messages of a room were lost to this client: join it again (with `after`) for the
+    /// whole history.
+    Gap {
+        /// The room, as this user names it.
+        room: String,
+    },
     /// The server is closing this connection; a close frame follows.
     Disconnected {
         /// `slow_consumer` or `shutting_down`.
@@ -327,6 +333,9 @@ impl ServerFrame {
             Event::Typing { room, user } => ServerFrame::Typing {
                 room: room.label_for(me),
                 user: UserView::from(user),
+            },
+            Event::Gap { room } => ServerFrame::Gap {
+                room: room.label_for(me),
             },
             Event::Disconnected(reason) => ServerFrame::disconnected(*reason),
             _ => return None,

@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use self::keys::PREFIX;
 use self::pubsub::Shared;
 use self::scripts::Scripts;
-use crate::broker::{Broker, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt};
+use crate::broker::{Broker, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored};
 use crate::directory::identity::{Identity, ResumeToken};
 use crate::error::ChatError;
 use crate::limits::Limits;
@@ -288,7 +288,11 @@ impl Broker for RedisBroker {
     }
 
     async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
-        Ok(self.shared.follow(&mut self.conn.clone(), room).await)
+        self.shared.follow(&mut self.conn.clone(), room).await
+    }
+
+    async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
+        pubsub::read_stored(&mut self.conn.clone(), room).await
     }
 
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {

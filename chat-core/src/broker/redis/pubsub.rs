@@ -11,7 +11,7 @@
 //! commit anything, only read and route.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -20,9 +20,9 @@ use redis::AsyncCommands;
 use tokio::sync::mpsc;
 
 use super::{keys, unavailable, wire};
-use crate::broker::{lock, Change, ClusterEvent, Follow};
+use crate::broker::{lock, Change, ClusterEvent, Follow, Stored};
 use crate::error::ChatError;
-use crate::model::{ChatMessage, Room};
+use crate::model::{MessageId, Room};
 
 /// Reconnection backoff of the pub/sub task: from the first to the last delay, doubling.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -46,7 +46,11 @@ pub(super) struct Shared {
 
 impl Shared {
     /// Follows `room`: its feed from now on, and its stored history.
-    pub(super) async fn follow(&self, conn: &mut ConnectionManager, room: &Room) -> Follow {
+    pub(super) async fn follow(
+        &self,
+        conn: &mut ConnectionManager,
+        room: &Room,
+    ) -> Result<Follow, ChatError> {
         let channel = keys::room_channel(room);
         let (tx, changes) = mpsc::unbounded_channel();
         let first = {
@@ -68,14 +72,10 @@ impl Shared {
                 tracing::warn!(error = %e, channel, "subscribe failed; the pub/sub task will retry");
             }
         }
-        let messages = match read_log(conn, room).await {
-            Ok(messages) => messages,
-            Err(e) => {
-                tracing::warn!(error = %e, channel, "history not loaded; it will be resynchronised");
-                Vec::new()
-            }
-        };
-        Follow { messages, changes }
+        // A room that cannot read its history must not start as if it had none: it
+        // fails, and the next request starts it again.
+        let stored = read_stored(conn, room).await?;
+        Ok(Follow { stored, changes })
     }
 
     /// A registry's receiver of the cluster events of every node.
@@ -159,8 +159,8 @@ async fn resync(state: &Shared, conn: &mut ConnectionManager) -> Result<(), Chat
         .map(|r| r.room.clone())
         .collect();
     for room in rooms {
-        let messages = read_log(conn, &room).await?;
-        deliver(state, &keys::room_channel(&room), Change::Resync(messages));
+        let stored = read_stored(conn, &room).await?;
+        deliver(state, &keys::room_channel(&room), Change::Resync(stored));
     }
     let channels: Vec<String> = conn.hvals(keys::CHANNELS).await.map_err(unavailable)?;
     for (name, created_at) in channels.iter().filter_map(|j| wire::channel_record(j)) {
@@ -200,16 +200,23 @@ fn announce(state: &Shared, event: ClusterEvent) {
 }
 
 /// A room's stored history, oldest first; entries that do not parse are skipped.
-async fn read_log(
+/// A room's stored list and its last id, read together in one round trip, so the id is
+/// never older than the list.
+pub(super) async fn read_stored(
     conn: &mut ConnectionManager,
     room: &Room,
-) -> Result<Vec<Arc<ChatMessage>>, ChatError> {
-    let items: Vec<String> = conn
-        .lrange(keys::room_log(&keys::room_channel(room)), 0, -1)
+) -> Result<Stored, ChatError> {
+    let channel = keys::room_channel(room);
+    let (items, last_id): (Vec<String>, Option<MessageId>) = redis::pipe()
+        .atomic()
+        .lrange(keys::room_log(&channel), 0, -1)
+        .get(keys::room_seq(&channel))
+        .query_async(conn)
         .await
         .map_err(unavailable)?;
-    Ok(items
+    let messages = items
         .iter()
         .filter_map(|j| wire::message(j, room))
-        .collect())
+        .collect();
+    Ok(Stored::new(messages, last_id.unwrap_or(0)))
 }
