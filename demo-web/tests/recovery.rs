@@ -11,6 +11,20 @@ use common::redis::Redis;
 use common::{Server, TestResult, WsClient};
 use serde_json::{json, Value};
 
+/// Flags of a node on the Redis at `url` with a `general` channel that keeps 5 messages.
+fn node_flags(url: &str) -> [&str; 8] {
+    [
+        "--redis",
+        url,
+        "--channel",
+        "general",
+        "--history",
+        "5",
+        "--message-rate",
+        "100/100",
+    ]
+}
+
 /// The ids of a join reply's messages.
 fn ids(joined: &Value) -> Vec<u64> {
     joined["messages"]
@@ -43,16 +57,7 @@ async fn a_node_that_starts_after_a_trim_reports_a_gap_not_deletions() -> TestRe
         return Ok(());
     };
     let url = redis.url();
-    let flags = [
-        "--redis",
-        &url,
-        "--channel",
-        "general",
-        "--history",
-        "5",
-        "--message-rate",
-        "100/100",
-    ];
+    let flags = node_flags(&url);
     let node_a = Server::start(&flags)?;
     let (mut poster, token) = login_with_token(node_a.http, "poster").await?;
     poster
@@ -114,16 +119,7 @@ async fn followers_are_told_of_what_an_outage_lost_and_never_skip_silently() -> 
         return Ok(());
     };
     let url = redis.url();
-    let flags = [
-        "--redis",
-        &url,
-        "--channel",
-        "general",
-        "--history",
-        "5",
-        "--message-rate",
-        "100/100",
-    ];
+    let flags = node_flags(&url);
     let node_a = Server::start(&flags)?;
     let node_b = Server::start(&flags)?;
     let (mut follower, token) = login_with_token(node_b.http, "follower").await?;
