@@ -26,7 +26,8 @@ fn limits() -> Limits {
         limits.message_rate = unlimited;
         limits.channel_create_rate = unlimited;
         limits.max_channels = 10_000_000;
-        limits.session_queue = 1 << 16;
+        limits.session_queue_hard_bytes = 1 << 30;
+        limits.session_queue_soft_bytes = 1 << 30;
         limits
     }
 }
@@ -42,7 +43,7 @@ fn runtime() -> Runtime {
 
 /// Reads and drops whatever events are already queued for `session`, without waiting.
 async fn drain_ready(session: &mut Session) {
-    // Bounded: a queue holds at most `session_queue` events.
+    // Bounded: a queue holds at most `session_queue_hard_bytes` of events.
     for _ in 0..(1 << 16) {
         match tokio::time::timeout(Duration::ZERO, session.next_event()).await {
             Ok(Some(_)) => continue,

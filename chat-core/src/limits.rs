@@ -69,10 +69,17 @@ pub struct Limits {
     pub max_display_name_chars: usize,
     /// Longest channel name, in characters (the shortest is 1). Default 32.
     pub max_channel_name_chars: usize,
-    /// Events a session may have waiting for its transport to take them; one more and the
-    /// session is disconnected as a slow consumer. A transport takes everything waiting in
-    /// one go, so a session holds at most twice this. Default 1024.
-    pub session_queue: usize,
+    /// Bytes a session's waiting events may keep in memory (a message counts its text and
+    /// author: it stays alive while this session holds it); one more and the session is
+    /// disconnected as a slow consumer. A transport takes everything waiting in one go, so
+    /// this bounds what piles up while it cannot write. Default 16 MiB.
+    pub session_queue_hard_bytes: usize,
+    /// A session whose waiting events stay above this many bytes for longer than
+    /// `session_queue_soft_grace` is disconnected as a slow consumer: a burst passes, a
+    /// client that stopped reading does not. Default 4 MiB.
+    pub session_queue_soft_bytes: usize,
+    /// How long a session may stay above `session_queue_soft_bytes`. Default 30 s.
+    pub session_queue_soft_grace: Duration,
     /// Per-user rate of messages (channels and private messages together).
     /// Default: bursts of 20, 5 per second.
     pub message_rate: Rate,
@@ -101,7 +108,9 @@ impl Default for Limits {
             max_message_bytes: 4096,
             max_display_name_chars: 32,
             max_channel_name_chars: 32,
-            session_queue: 1024,
+            session_queue_hard_bytes: 16 << 20,
+            session_queue_soft_bytes: 4 << 20,
+            session_queue_soft_grace: Duration::from_secs(30),
             message_rate: Rate {
                 burst: 20,
                 per_second: 5.0,
@@ -129,7 +138,14 @@ impl Limits {
         InvalidLimit::nonzero("max_message_bytes", self.max_message_bytes)?;
         InvalidLimit::nonzero("max_display_name_chars", self.max_display_name_chars)?;
         InvalidLimit::nonzero("max_channel_name_chars", self.max_channel_name_chars)?;
-        InvalidLimit::nonzero("session_queue", self.session_queue)?;
+        InvalidLimit::nonzero("session_queue_hard_bytes", self.session_queue_hard_bytes)?;
+        InvalidLimit::nonzero("session_queue_soft_bytes", self.session_queue_soft_bytes)?;
+        if self.session_queue_soft_bytes > self.session_queue_hard_bytes {
+            return Err(InvalidLimit::new(
+                "session_queue_soft_bytes",
+                "must not be above session_queue_hard_bytes",
+            ));
+        }
         InvalidLimit::nonzero("max_channels", self.max_channels)?;
         InvalidLimit::nonzero("max_sessions", self.max_sessions)?;
         InvalidLimit::nonzero("name_hold", self.name_hold)?;

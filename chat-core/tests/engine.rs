@@ -804,7 +804,9 @@ async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
     const TOTAL: usize = 60;
     let engine = engine_with({
         let mut limits = Limits::default();
-        limits.session_queue = 8;
+        // About eight short messages: a message costs its text and author.
+        limits.session_queue_hard_bytes = 8 * 200;
+        limits.session_queue_soft_bytes = 8 * 200;
         limits.message_rate = Rate::new(1000, 1000.0);
         limits
     })

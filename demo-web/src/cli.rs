@@ -96,10 +96,21 @@ pub struct LimitFlags {
     #[arg(long, env = "FLACK_MAX_CHANNEL_NAME_CHARS", default_value_t = 32)]
     pub max_channel_name_chars: usize,
 
-    /// Events a client may have waiting; one more and it is disconnected as a slow
-    /// consumer.
-    #[arg(long, env = "FLACK_SESSION_QUEUE", default_value_t = 1024)]
-    pub session_queue: usize,
+    /// Memory a client's waiting events may keep (a message counts its text and author);
+    /// past it the client is disconnected as a slow consumer. Sizes like `16MiB`, `512KiB`
+    /// or plain bytes.
+    #[arg(long, env = "FLACK_SESSION_QUEUE_HARD_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
+    pub session_queue_hard_bytes: usize,
+
+    /// A client whose waiting events stay above this much memory for longer than
+    /// `--session-queue-soft-grace` is disconnected as a slow consumer: a burst passes, a
+    /// client that stopped reading does not.
+    #[arg(long, env = "FLACK_SESSION_QUEUE_SOFT_BYTES", default_value = "4MiB", value_parser = parse_bytes)]
+    pub session_queue_soft_bytes: usize,
+
+    /// How long a client may stay above `--session-queue-soft-bytes`.
+    #[arg(long, env = "FLACK_SESSION_QUEUE_SOFT_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub session_queue_soft_grace: Duration,
 
     /// Per-user rate of messages, as BURST/PER_SECOND.
     #[arg(long, env = "FLACK_MESSAGE_RATE", default_value = "20/5", value_parser = parse_rate)]
@@ -181,7 +192,9 @@ impl LimitFlags {
         limits.max_message_bytes = self.max_message_bytes;
         limits.max_display_name_chars = self.max_display_name_chars;
         limits.max_channel_name_chars = self.max_channel_name_chars;
-        limits.session_queue = self.session_queue;
+        limits.session_queue_hard_bytes = self.session_queue_hard_bytes;
+        limits.session_queue_soft_bytes = self.session_queue_soft_bytes;
+        limits.session_queue_soft_grace = self.session_queue_soft_grace;
         limits.message_rate = self.message_rate;
         limits.channel_create_rate = self.channel_create_rate;
         limits.typing_interval = self.typing_interval;
@@ -304,6 +317,26 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value * seconds_per_unit).map_err(|e| format!("{raw:?}: {e}"))
 }
 
+/// Parses a size: plain bytes, or a number with `KiB`, `MiB` or `GiB` (`16MiB`).
+pub fn parse_bytes(raw: &str) -> Result<usize, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let value: usize = number
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size like 4096, 512KiB or 16MiB"))?;
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{raw:?} is too large"))
+}
+
 /// Parses `BURST/PER_SECOND`, e.g. `20/5` or `5/0.1`.
 pub fn parse_rate(raw: &str) -> Result<Rate, String> {
     let (burst, per_second) = raw
@@ -392,7 +425,7 @@ mod tests {
             ("--max-frame-bytes", "0"),
             ("--max-line-bytes", "0"),
             ("--history", "0"),
-            ("--session-queue", "0"),
+            ("--session-queue-hard-bytes", "0"),
             ("--room-idle", "0s"),
         ] {
             let cli = Cli::try_parse_from(["demo-web", flag, value]).expect("parses");
@@ -410,6 +443,11 @@ mod tests {
         assert_eq!(parse_duration("40µs"), Ok(Duration::from_micros(40)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3 fortnights").is_err());
+        assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_bytes("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("4 MB").is_err());
+        assert!(parse_bytes("many").is_err());
         assert!(parse_rate("0/1").is_err());
         assert!(parse_rate("5/0").is_err());
         assert!(parse_rate("5").is_err());

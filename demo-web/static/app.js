@@ -8,6 +8,8 @@
 import { ChatClient } from "/protocol.js";
 
 const TOKEN_KEY = "flack.token";
+const NAME_KEY = "flack.name";
+const EPOCH_KEY = "flack.epoch";
 const ROOM_KEY = "flack.room";
 const TYPING_SEND_EVERY_MS = 2000;
 const TYPING_SHOW_MS = 3000;
@@ -96,6 +98,8 @@ function timestamp(ms) {
 // -- screens -----------------------------------------------------------------------------
 
 function showLogin(message = "") {
+  // The login screen is the state now: no reconnect banner over it.
+  $("banner").hidden = true;
   $("app").hidden = true;
   $("login").hidden = false;
   showError("login-error", message);
@@ -114,7 +118,14 @@ async function login(loginWith) {
   } catch (err) {
     if (loginWith.token) {
       localStorage.removeItem(TOKEN_KEY);
+      // The same name again, if it is still free.
+      if (loginWith.name) return login({ name: loginWith.name, retried: true });
       showLogin("Welcome back! Your old session has expired; please pick a name again.");
+    } else if (err.code === "name_taken" && loginWith.retried) {
+      showLogin(
+        `Welcome back! Your old session has expired, and someone else has taken the name ` +
+          `“${loginWith.name}” since. Please pick a name.`,
+      );
     } else if (err.code === "name_taken") {
       showLogin(`The name “${loginWith.name}” is taken. Please pick another one.`);
     } else {
@@ -139,6 +150,8 @@ $("login-form").addEventListener("submit", (ev) => {
 client.addEventListener("session", async ({ detail }) => {
   state.me = detail.user;
   localStorage.setItem(TOKEN_KEY, detail.token);
+  localStorage.setItem(NAME_KEY, detail.user.name);
+  if (client.epoch) localStorage.setItem(EPOCH_KEY, client.epoch);
   showApp();
   await refreshChannels();
   if (!state.started) {
@@ -149,6 +162,21 @@ client.addEventListener("session", async ({ detail }) => {
   }
 });
 
+// The server's store was reset (a restart without saved data): nothing this page knew of
+// it holds. Forget the channels, rooms and messages shown; the client logs in again with
+// the same name, and the session handler opens the last room again if it still exists.
+client.addEventListener("reset", ({ detail }) => {
+  localStorage.setItem(EPOCH_KEY, detail.epoch);
+  localStorage.removeItem(TOKEN_KEY);
+  state.channels.clear();
+  state.rooms.clear();
+  state.current = null;
+  state.started = false;
+  resetNotice = "The server was restarted without its saved messages; you are logged in again.";
+  renderSidebar();
+  renderRoom();
+});
+
 client.addEventListener("loggedout", ({ detail }) => {
   localStorage.removeItem(TOKEN_KEY);
   state.started = false;
@@ -156,6 +184,7 @@ client.addEventListener("loggedout", ({ detail }) => {
 });
 
 let goingAway = "";
+let resetNotice = "";
 client.addEventListener("disconnected", ({ detail }) => {
   goingAway = detail.code === "shutting_down" ? "The server is restarting." : "The connection was too slow.";
 });
@@ -167,8 +196,14 @@ client.addEventListener("status", ({ detail }) => {
     banner.hidden = false;
   } else if (detail.state === "online") {
     goingAway = "";
-    banner.hidden = true;
-    banner.textContent = "";
+    banner.hidden = !resetNotice;
+    banner.textContent = resetNotice;
+    if (resetNotice) {
+      resetNotice = "";
+      setTimeout(() => {
+        if (client.state === "online") banner.hidden = true;
+      }, 8000);
+    }
   }
 });
 
@@ -177,7 +212,8 @@ client.addEventListener("status", ({ detail }) => {
 async function refreshChannels() {
   try {
     const { channels } = await client.request("list_channels");
-    for (const channel of channels) state.channels.set(channel.name, channel);
+    // The server's list is the truth: a channel it no longer has is not shown.
+    state.channels = new Map(channels.map((channel) => [channel.name, channel]));
   } catch {
     // Offline: the list is refreshed on the next login.
   }
@@ -530,6 +566,8 @@ document.addEventListener("keydown", (ev) => {
 
 // -- start -------------------------------------------------------------------------------
 
+client.epoch = localStorage.getItem(EPOCH_KEY);
 const savedToken = localStorage.getItem(TOKEN_KEY);
-if (savedToken) login({ token: savedToken });
+const savedName = localStorage.getItem(NAME_KEY);
+if (savedToken) login(savedName ? { token: savedToken, name: savedName } : { token: savedToken });
 else showLogin();

@@ -27,6 +27,9 @@ const REQUEST_TIMEOUT_MS = 15000;
  * - `status`   {state: "connecting" | "online" | "reconnecting", attempt, delayMs}
  * - `session`  {user, token, newUser, resumed}: logged in (again)
  * - `loggedout` {code, message}: the token was refused; ask for a name again
+ * - `reset`    {epoch, previous}: the server's store is not the one this page knew (its
+ *              `hello` epoch changed): ids, rooms and the token were dropped, and the
+ *              client logs in again with the same display name
  * - `joined`   the join result {room, messages, gap, deleted, last_id, members, resumed}
  * - `message`, `deleted`, `channel_created`, `presence`, `typing`: server events as sent
  * - `disconnected` {code, message}: the server closed the session (it reconnects anyway)
@@ -42,12 +45,16 @@ export class ChatClient extends EventTarget {
     this.nextId = 1;
     this.pending = new Map(); // request id -> {resolve, reject, timer}
     this.followed = new Map(); // room -> last message id seen (0 when none)
+    this.epoch = null; // the server store's id, from `hello` (the page may set a saved one)
     this.attempt = 0;
     this.retryTimer = null;
     this.stopped = false;
   }
 
-  /** Opens the connection and logs in with `login` = {name} or {token}. */
+  /**
+   * Opens the connection and logs in with `login` = {name} or {token} (a token may come
+   * with the `name` it had, used instead when the server's epoch is not `this.epoch`).
+   */
   start(login) {
     this.stopped = false;
     this.pendingLogin = login;
@@ -225,19 +232,28 @@ export class ChatClient extends EventTarget {
       });
       return;
     }
+    this.noteEpoch(typeof frame.epoch === "string" ? frame.epoch : null);
     // A socket that is open but not logged in yet: only login may be sent.
     this.state = "authenticating";
     const resumed = !this.pendingLogin && Boolean(this.token);
-    const login = this.pendingLogin || { token: this.token };
+    const login = loginFrame(this.pendingLogin || { token: this.token });
     let result;
     try {
       result = await this.send("login", login);
     } catch (err) {
       if (err.code === "disconnected" || err.code === "timeout") return; // retried on close
+      const afterReset = this.pendingLogin && this.pendingLogin.afterReset;
       this.pendingLogin = null;
       if (this.firstLogin) {
         this.firstLogin.reject(err);
         this.firstLogin = null;
+      } else if (afterReset && err.code === "name_taken") {
+        this.emit("loggedout", {
+          code: err.code,
+          message:
+            `The server was restarted without its saved data, and someone else has taken ` +
+            `the name “${login.name}” since. Please pick a name.`,
+        });
       } else {
         this.emit("loggedout", { code: err.code, message: err.message });
       }
@@ -256,6 +272,23 @@ export class ChatClient extends EventTarget {
     }
     this.emit("session", session);
     if (resumed) await this.rejoinAll();
+  }
+
+  /**
+   * Remembers the server's epoch. When it is not the one seen before, the server's store
+   * was reset: message ids, followed rooms and the token mean nothing there, so they are
+   * dropped and the next login uses the display name instead.
+   */
+  noteEpoch(epoch) {
+    if (!epoch) return;
+    const previous = this.epoch;
+    this.epoch = epoch;
+    if (!previous || previous === epoch) return;
+    this.followed.clear();
+    this.token = null;
+    const name = (this.pendingLogin && this.pendingLogin.name) || (this.user && this.user.name);
+    this.pendingLogin = name ? { name, afterReset: true } : null;
+    this.emit("reset", { epoch, previous });
   }
 
   /** After a reconnect: join each followed room again from the last id seen. */
@@ -284,4 +317,10 @@ export class ChatClient extends EventTarget {
       return "left";
     }
   }
+}
+
+/** The `login` request's fields for `login`: a token, or else a name. */
+function loginFrame(login) {
+  if (!login) return {};
+  return login.token ? { token: login.token } : { name: login.name };
 }

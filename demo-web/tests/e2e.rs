@@ -75,7 +75,21 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
             "FLACK_MAX_CHANNEL_NAME_CHARS",
             Some("32"),
         ),
-        ("--session-queue", "FLACK_SESSION_QUEUE", Some("1024")),
+        (
+            "--session-queue-hard-bytes",
+            "FLACK_SESSION_QUEUE_HARD_BYTES",
+            Some("16MiB"),
+        ),
+        (
+            "--session-queue-soft-bytes",
+            "FLACK_SESSION_QUEUE_SOFT_BYTES",
+            Some("4MiB"),
+        ),
+        (
+            "--session-queue-soft-grace",
+            "FLACK_SESSION_QUEUE_SOFT_GRACE",
+            Some("30s"),
+        ),
         ("--message-rate", "FLACK_MESSAGE_RATE", Some("20/5")),
         (
             "--channel-create-rate",

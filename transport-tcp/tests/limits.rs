@@ -29,7 +29,9 @@ async fn a_client_that_stops_reading_is_dropped_and_others_are_served() {
         listener,
         {
             let mut limits = limits();
-            limits.session_queue = 8;
+            // About eight of the 3,000-byte messages below: a message costs its text.
+            limits.session_queue_hard_bytes = 8 * 3200;
+            limits.session_queue_soft_bytes = 8 * 3200;
             limits
         },
         config,

@@ -206,7 +206,8 @@ async fn a_reader_behind_a_full_socket_gets_every_message_once_in_order() {
     let limits = {
         let mut limits = test_limits();
         limits.max_message_bytes = 60_000;
-        limits.session_queue = 10_000;
+        limits.session_queue_hard_bytes = 1 << 30;
+        limits.session_queue_soft_bytes = 1 << 30;
         limits
     };
     let mut config = WsConfig::default();

@@ -7,14 +7,21 @@
 //! and one wake-up however many events it holds, and the taker moves everything queued to
 //! its own buffer under one lock, then takes entry by entry without any.
 //!
-//! The bound counts events queued and not yet moved to the taker's buffer; a push that
-//! would pass it is refused whole, and the caller closes the session as a slow consumer.
+//! The bound is what the queued events cost in memory, not how many they are: a message
+//! pins its text and author until the last session holding it takes it, so each entry
+//! counts the bytes it keeps alive. A push that would pass the hard limit is refused
+//! whole; a queue that stays above the soft limit for longer than its grace refuses the
+//! next push (Redis's `client-output-buffer-limit` model): a burst passes, a client that
+//! stopped reading does not. The caller closes a refused session as a slow consumer. Only
+//! what is queued and not yet moved to the taker's buffer counts: the taker moves
+//! everything at once and hands it to its transport in bounded batches.
 //! Closing (by the engine, or by dropping the taker) refuses every later push and wakes a
 //! waiting taker.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use crate::event::Event;
 use crate::model::ChatMessage;
@@ -46,6 +53,43 @@ impl From<Queued> for Event {
     }
 }
 
+impl Queued {
+    /// The bytes this entry keeps alive: the entry itself, and for a message its text and
+    /// author (shared with other sessions, but kept for as long as this one holds it).
+    /// Other events are small and counted by their size with a little for their names.
+    pub(crate) fn cost(&self) -> usize {
+        const ENTRY: usize = std::mem::size_of::<Queued>();
+        match self {
+            Queued::Posted(m) => {
+                ENTRY + std::mem::size_of::<ChatMessage>() + m.text.len() + m.author.name.len()
+            }
+            Queued::Other(_) => ENTRY + std::mem::size_of::<Event>() + 64,
+        }
+    }
+}
+
+/// How much a session's queue may hold: what its events cost, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bound {
+    /// A push that would pass this is refused at once.
+    pub(crate) hard_bytes: usize,
+    /// Above this for longer than `soft_grace`, the next push is refused.
+    pub(crate) soft_bytes: usize,
+    pub(crate) soft_grace: Duration,
+}
+
+impl Bound {
+    /// A bound of `bytes` with no soft limit (tests).
+    #[cfg(test)]
+    pub(crate) fn hard(bytes: usize) -> Bound {
+        Bound {
+            hard_bytes: bytes,
+            soft_bytes: bytes,
+            soft_grace: Duration::MAX,
+        }
+    }
+}
+
 /// Why a push was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -60,10 +104,10 @@ pub(crate) enum Refused {
 /// idle session.
 const KEEP_CAPACITY: usize = 256;
 
-/// A new queue holding at most `capacity` events (at least one) not yet taken.
-pub(crate) fn bounded(capacity: usize) -> (QueueSender, QueueReceiver) {
+/// A new queue whose events not yet taken may cost what `bound` allows.
+pub(crate) fn bounded(bound: Bound) -> (QueueSender, QueueReceiver) {
     let shared = Arc::new(Shared {
-        capacity: capacity.max(1),
+        bound,
         state: Mutex::new(State::default()),
     });
     let receiver = QueueReceiver {
@@ -75,16 +119,39 @@ pub(crate) fn bounded(capacity: usize) -> (QueueSender, QueueReceiver) {
 
 #[derive(Debug)]
 struct Shared {
-    capacity: usize,
+    bound: Bound,
     state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     queued: VecDeque<Queued>,
+    /// What `queued` costs ([`Queued::cost`]).
+    bytes: usize,
+    /// Since when `bytes` is above the soft limit.
+    above_soft_since: Option<Instant>,
     /// The taker's waker while it waits on an empty queue.
     waker: Option<Waker>,
     closed: bool,
+}
+
+impl Bound {
+    /// Whether a queue holding `state` may take `added` more bytes; counts them if so.
+    fn admits(&self, state: &mut State, added: usize) -> bool {
+        let bytes = state.bytes + added;
+        if bytes > self.hard_bytes {
+            return false;
+        }
+        if bytes > self.soft_bytes {
+            let now = Instant::now();
+            let since = *state.above_soft_since.get_or_insert(now);
+            if now.saturating_duration_since(since) > self.soft_grace {
+                return false;
+            }
+        }
+        state.bytes = bytes;
+        true
+    }
 }
 
 impl Shared {
@@ -98,6 +165,7 @@ impl Shared {
         let mut state = self.lock();
         state.closed = true;
         state.queued = VecDeque::new();
+        state.bytes = 0;
         state.waker.take()
     }
 }
@@ -116,13 +184,17 @@ impl QueueSender {
                 return Err(Refused::Closed);
             }
             let before = state.queued.len();
-            state.queued.extend(events);
-            if state.queued.len() > self.0.capacity {
+            let mut added = 0;
+            for event in events {
+                added += event.cost();
+                state.queued.push_back(event);
+            }
+            if added == 0 {
+                return Ok(());
+            }
+            if !self.0.bound.admits(&mut state, added) {
                 state.queued.truncate(before);
                 return Err(Refused::Full);
-            }
-            if state.queued.len() == before {
-                return Ok(());
             }
             state.waker.take()
         };
@@ -168,6 +240,8 @@ impl QueueReceiver {
             return Poll::Pending;
         }
         std::mem::swap(&mut state.queued, &mut self.taken);
+        state.bytes = 0;
+        state.above_soft_since = None;
         drop(state);
         Poll::Ready(self.take_local())
     }
@@ -183,6 +257,8 @@ impl QueueReceiver {
                 return None;
             }
             std::mem::swap(&mut state.queued, &mut self.taken);
+            state.bytes = 0;
+            state.above_soft_since = None;
         }
         self.take_local()
     }
@@ -238,7 +314,7 @@ mod tests {
 
     #[test]
     fn events_come_out_in_the_order_they_were_pushed_across_batches() {
-        let (tx, mut rx) = bounded(10);
+        let (tx, mut rx) = bounded(Bound::hard(1 << 20));
         tx.push_all((0..3).map(event)).unwrap();
         assert!(is(rx.try_next(), 0));
         tx.push_all((3..5).map(event)).unwrap();
@@ -250,7 +326,7 @@ mod tests {
 
     #[test]
     fn a_batch_that_would_pass_the_bound_is_refused_whole() {
-        let (tx, mut rx) = bounded(4);
+        let (tx, mut rx) = bounded(Bound::hard(4 * event(0).cost()));
         tx.push_all((0..3).map(event)).unwrap();
         assert_eq!(tx.push_all((3..5).map(event)), Err(Refused::Full));
         for n in 0..3 {
@@ -266,7 +342,7 @@ mod tests {
 
     #[test]
     fn a_waiting_taker_is_woken_once_per_batch_and_by_close() {
-        let (tx, mut rx) = bounded(100);
+        let (tx, mut rx) = bounded(Bound::hard(1 << 20));
         let counter = Arc::new(CountingWaker::default());
         let waker = Waker::from(counter.clone());
         let mut cx = Context::from_waker(&waker);
@@ -288,7 +364,7 @@ mod tests {
 
     #[test]
     fn a_closed_queue_refuses_pushes_and_yields_nothing_more() {
-        let (tx, mut rx) = bounded(10);
+        let (tx, mut rx) = bounded(Bound::hard(1 << 20));
         tx.push_all((0..3).map(event)).unwrap();
         tx.close();
         assert_eq!(tx.push_all((3..4).map(event)), Err(Refused::Closed));
@@ -297,17 +373,49 @@ mod tests {
 
     #[test]
     fn dropping_the_taker_closes_the_queue() {
-        let (tx, rx) = bounded(10);
+        let (tx, rx) = bounded(Bound::hard(1 << 20));
         drop(rx);
         assert_eq!(tx.push_all((0..1).map(event)), Err(Refused::Closed));
     }
 
     #[test]
     fn a_burst_does_not_stay_allocated_once_taken() {
-        let (tx, mut rx) = bounded(10_000);
+        let (tx, mut rx) = bounded(Bound::hard(1 << 24));
         tx.push_all((0..5_000).map(event)).unwrap();
         while rx.try_next().is_some() {}
         assert!(rx.taken.capacity() <= KEEP_CAPACITY);
         assert!(rx.shared.lock().queued.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[test]
+    fn a_message_costs_its_text_and_author_not_one_slot() {
+        let short = event(1).cost();
+        let mut long = (*test_message(2)).clone();
+        long.text = "x".repeat(4096);
+        assert_eq!(Queued::Posted(Arc::new(long)).cost(), short - 2 + 4096);
+    }
+
+    #[test]
+    fn above_the_soft_limit_a_queue_has_its_grace_then_is_refused() {
+        let unit = event(0).cost();
+        let bound = Bound {
+            hard_bytes: 100 * unit,
+            soft_bytes: 2 * unit,
+            soft_grace: Duration::from_millis(50),
+        };
+        let (tx, mut rx) = bounded(bound);
+        // A burst past the soft limit is taken in.
+        tx.push_all((0..5).map(event)).unwrap();
+        tx.push_all((5..8).map(event)).unwrap();
+        // Taking everything ends the spell above the soft limit.
+        while rx.try_next().is_some() {}
+        tx.push_all((0..5).map(event)).unwrap();
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(tx.push_all(std::iter::once(event(9))), Err(Refused::Full));
+        // A queue below the soft limit has no clock running.
+        let (tx, _rx) = bounded(bound);
+        tx.push_all(std::iter::once(event(1))).unwrap();
+        std::thread::sleep(Duration::from_millis(80));
+        tx.push_all(std::iter::once(event(2))).unwrap();
     }
 }

@@ -245,7 +245,11 @@ impl RegistryActor {
     ) -> Connected {
         let id = SessionId(self.next_session);
         self.next_session += 1;
-        let (tx, events) = queue::bounded(self.limits.session_queue);
+        let (tx, events) = queue::bounded(queue::Bound {
+            hard_bytes: self.limits.session_queue_hard_bytes,
+            soft_bytes: self.limits.session_queue_soft_bytes,
+            soft_grace: self.limits.session_queue_soft_grace,
+        });
         let me = ctx.address();
         let subscriber = Subscriber::new(id, identity.user.clone(), tx, me.clone().recipient());
         let limits = &self.limits;
