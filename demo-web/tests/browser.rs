@@ -17,105 +17,16 @@
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{eventually, scratch_dir, unique, Server, TestResult, WsClient};
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{json, Value};
+use common::browser::{bot, ensure, Env, ENTER, PAGE_TIMEOUT};
+use common::{eventually, unique, TestResult};
+use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// How long a page may take to show what a step waits for.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(15);
-/// The WebDriver Enter key.
-const ENTER: &str = "\u{E007}";
-
-// -- processes ---------------------------------------------------------------------------
-
-/// `chromedriver` on a free port, in a process group of its own so that dropping it also
-/// ends the browsers it started.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Driver {
-    async fn start(binary: &str) -> TestResult<Driver> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let log = scratch_dir("chromedriver").join("chromedriver.log");
-        let mut command = Command::new(binary);
-        command
-            .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", log.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let driver = Driver {
-            child: command.spawn()?,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        eventually("chromedriver to listen", PAGE_TIMEOUT, || async move {
-            Ok(TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ()))
-        })
-        .await?;
-        Ok(driver)
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // Chromium processes left behind (a browser whose session was not closed) are in
-        // chromedriver's process group, whose id is chromedriver's pid: end each of them
-        // by its own pid. (No `kill -KILL -PGID`: the procps-ng 4.0 `kill` here took it
-        // for something much broader and killed unrelated processes.)
-        let group = self.child.id();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        for pid in processes_in_group(group) {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-/// The pids of the processes whose process group is `group` (Linux `/proc`; empty
-/// elsewhere).
-fn processes_in_group(group: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    let after_comm = &stat[stat.rfind(')')? + 1..];
-                    after_comm.split_whitespace().nth(2)?.parse::<u32>().ok()
-                })
-                == Some(group)
-        })
-        .collect()
-}
 
 /// A TCP proxy between a browser and the server that the test can cut and restore: a real
 /// network failure as the browser sees it.
@@ -203,278 +114,6 @@ impl Drop for Proxy {
         }
     }
 }
-
-// -- the test environment ----------------------------------------------------------------
-
-/// The server, the driver, and the browsers open in the current story.
-struct Env {
-    server: Server,
-    driver: Driver,
-    chromium: String,
-    open: Mutex<Vec<(String, Client)>>,
-    profiles: PathBuf,
-}
-
-impl Env {
-    /// A new user's browser: a fresh profile.
-    async fn browser(&self, label: &str) -> TestResult<Page> {
-        let profile = self.profiles.join(unique(label));
-        self.browser_with_profile(label, &profile).await
-    }
-
-    /// A browser on an existing profile (the same user coming back).
-    async fn browser_with_profile(&self, label: &str, profile: &Path) -> TestResult<Page> {
-        let args = [
-            "--headless=new".to_owned(),
-            "--no-sandbox".to_owned(),
-            "--disable-gpu".to_owned(),
-            "--disable-dev-shm-usage".to_owned(),
-            "--disable-quic".to_owned(),
-            "--no-first-run".to_owned(),
-            "--no-default-browser-check".to_owned(),
-            "--disable-background-networking".to_owned(),
-            "--disable-component-update".to_owned(),
-            "--disable-sync".to_owned(),
-            "--window-size=1280,800".to_owned(),
-            format!("--user-data-dir={}", profile.display()),
-        ];
-        let mut caps = serde_json::Map::new();
-        caps.insert("browserName".into(), json!("chrome"));
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"binary": self.chromium, "args": args}),
-        );
-        // Plain HTTP: chromedriver listens on loopback only.
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&self.driver.url)
-            .await?;
-        if let Ok(mut open) = self.open.lock() {
-            open.push((label.to_owned(), client.clone()));
-        }
-        Ok(Page {
-            client,
-            label: label.to_owned(),
-            profile: profile.to_owned(),
-        })
-    }
-
-    /// Closes one browser (ending its WebDriver session and its Chromium).
-    async fn close(&self, page: Page) -> TestResult {
-        if let Ok(mut open) = self.open.lock() {
-            open.retain(|(label, _)| *label != page.label);
-        }
-        page.client.close().await?;
-        Ok(())
-    }
-
-    /// After a story: screenshots of every open browser if it failed, then closes them.
-    async fn finish_story(&self, story: &str, failed: bool) {
-        let open: Vec<(String, Client)> = self
-            .open
-            .lock()
-            .map(|mut open| open.drain(..).collect())
-            .unwrap_or_default();
-        for (label, client) in open {
-            if failed {
-                let dir = scratch_dir("browser-failure");
-                let path = dir.join(format!("{story}-{label}.png"));
-                let saved = match client.screenshot().await {
-                    Ok(png) => std::fs::write(&path, png).is_ok(),
-                    Err(_) => false,
-                };
-                if saved {
-                    eprintln!("story {story}: screenshot of {label}: {}", path.display());
-                } else {
-                    eprintln!("story {story}: no screenshot of {label}");
-                }
-            }
-            let _ = client.close().await;
-        }
-    }
-
-    fn url(&self) -> String {
-        self.server.url()
-    }
-}
-
-/// One browser tab and the profile it runs on.
-struct Page {
-    client: Client,
-    /// Unique within a story; names the screenshot.
-    label: String,
-    profile: PathBuf,
-}
-
-impl Page {
-    /// Evaluates a JavaScript expression in the page.
-    async fn eval(&self, expression: &str) -> TestResult<Value> {
-        Ok(self
-            .client
-            .execute(&format!("return ({expression});"), vec![])
-            .await?)
-    }
-
-    /// Waits until a JavaScript expression is truthy; returns its value.
-    async fn wait_for(&self, what: &str, expression: &str) -> TestResult<Value> {
-        eventually(what, PAGE_TIMEOUT, || async {
-            let value = self.eval(expression).await?;
-            let truthy = match &value {
-                Value::Null | Value::Bool(false) => false,
-                Value::Number(n) => n.as_f64() != Some(0.0),
-                Value::String(s) => !s.is_empty(),
-                _ => true,
-            };
-            Ok(truthy.then_some(value))
-        })
-        .await
-    }
-
-    async fn goto(&self, url: &str) -> TestResult {
-        self.client.goto(url).await?;
-        Ok(())
-    }
-
-    async fn type_into(&self, css: &str, text: &str) -> TestResult {
-        let field = self
-            .client
-            .wait()
-            .at_most(PAGE_TIMEOUT)
-            .for_element(Locator::Css(css))
-            .await?;
-        field.send_keys(text).await?;
-        Ok(())
-    }
-
-    async fn click(&self, css: &str) -> TestResult {
-        let target = self
-            .client
-            .wait()
-            .at_most(PAGE_TIMEOUT)
-            .for_element(Locator::Css(css))
-            .await?;
-        target.click().await?;
-        Ok(())
-    }
-
-    /// Waits for the chat to be shown to the logged-in user `name`.
-    async fn wait_logged_in(&self, name: &str) -> TestResult {
-        self.wait_for(
-            &format!("the app to show {name} logged in"),
-            &format!(
-                "!document.querySelector('[data-testid=app]').hidden && \
-                 document.querySelector('[data-testid=me]').textContent === {}",
-                json!(name)
-            ),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// A first visit: the name form, then the chat.
-    async fn login(&self, url: &str, name: &str) -> TestResult {
-        self.goto(url).await?;
-        self.wait_for(
-            "the login form",
-            "!document.querySelector('[data-testid=login]').hidden",
-        )
-        .await?;
-        self.type_into("[data-testid=login-name]", name).await?;
-        self.click("[data-testid=login-submit]").await?;
-        self.wait_logged_in(name).await
-    }
-
-    async fn create_channel(&self, name: &str) -> TestResult {
-        self.type_into("[data-testid=new-channel-name]", name)
-            .await?;
-        self.click("[data-testid=create-channel]").await?;
-        self.wait_title(&format!("#{name}")).await
-    }
-
-    async fn open_channel(&self, name: &str) -> TestResult {
-        self.click(&format!("[data-testid=channel][data-room=\"{name}\"]"))
-            .await?;
-        self.wait_title(&format!("#{name}")).await
-    }
-
-    async fn wait_title(&self, title: &str) -> TestResult {
-        self.wait_for(
-            &format!("the room title {title}"),
-            &format!(
-                "document.querySelector('[data-testid=room-title]').textContent === {} && \
-                 !document.querySelector('[data-testid=composer]').hidden",
-                json!(title)
-            ),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Types a message and presses Enter; waits until it shows.
-    async fn send(&self, text: &str) -> TestResult {
-        self.type_into("[data-testid=composer-input]", &format!("{text}{ENTER}"))
-            .await?;
-        self.wait_message(text).await
-    }
-
-    /// The messages shown: id, author and text of each, in order.
-    async fn messages(&self) -> TestResult<Vec<(u64, String, String)>> {
-        let value = self
-            .eval(
-                "[...document.querySelectorAll('[data-testid=message]')].map(li => \
-                 [Number(li.dataset.id), li.dataset.author, \
-                  li.querySelector('[data-testid=message-text]').textContent])",
-            )
-            .await?;
-        Ok(serde_json::from_value(value)?)
-    }
-
-    async fn wait_message(&self, text: &str) -> TestResult {
-        self.wait_for(
-            &format!("the message {text:?}"),
-            &format!(
-                "[...document.querySelectorAll('[data-testid=message-text]')]\
-                 .some(p => p.textContent === {})",
-                json!(text)
-            ),
-        )
-        .await?;
-        Ok(())
-    }
-
-    async fn wait_no_message(&self, text: &str) -> TestResult {
-        self.wait_for(
-            &format!("the message {text:?} to go"),
-            &format!(
-                "![...document.querySelectorAll('[data-testid=message-text]')]\
-                 .some(p => p.textContent === {})",
-                json!(text)
-            ),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// True when an alert dialog is open.
-    async fn has_alert(&self) -> bool {
-        self.client.get_alert_text().await.is_ok()
-    }
-}
-
-/// A WebSocket user (no browser) to post in bulk or to watch what a bystander receives.
-async fn bot(env: &Env, name: &str) -> TestResult<WsClient> {
-    WsClient::login(env.server.http, name).await
-}
-
-fn ensure(condition: bool, message: impl FnOnce() -> String) -> TestResult {
-    if condition {
-        Ok(())
-    } else {
-        Err(message().into())
-    }
-}
-
-// -- the stories -------------------------------------------------------------------------
 
 /// Story 1: A first visit asks for a name (a taken one is refused inline); after a reload, and
 /// after closing and reopening the browser, the user is still known.
@@ -1039,89 +678,42 @@ async fn screenshot_for_docs(env: &Env, path: &str) -> TestResult {
     Ok(())
 }
 
-// -- the runner --------------------------------------------------------------------------
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_stories() -> TestResult {
-    let chromium = std::env::var("FLACK_CHROMIUM").unwrap_or_else(|_| CHROMIUM.into());
-    let chromedriver = std::env::var("FLACK_CHROMEDRIVER").unwrap_or_else(|_| CHROMEDRIVER.into());
-    if !Path::new(&chromium).exists() || !Path::new(&chromedriver).exists() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "chromium or chromedriver not installed ({chromium}, {chromedriver}) and CI=true"
-            );
-        }
-        // Straight to the process's stderr: the test harness captures `eprintln!` of a
-        // passing test, and this must be seen.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED: chromium not installed ({chromium}, {chromedriver}) ***\n"
-        );
+    let Some(env) = Env::start().await? else {
         return Ok(());
-    }
-
-    let env = Env {
-        server: Server::start(&[
-            "--message-rate",
-            "1000/1000",
-            "--channel-create-rate",
-            "1000/1000",
-        ])?,
-        driver: Driver::start(&chromedriver).await?,
-        chromium,
-        open: Mutex::new(Vec::new()),
-        profiles: scratch_dir("profiles"),
     };
-
-    let mut failed = Vec::new();
-    macro_rules! story {
-        ($name:literal, $story:expr) => {
-            let started = Instant::now();
-            let result = tokio::time::timeout(Duration::from_secs(90), $story)
-                .await
-                .unwrap_or_else(|_| Err("the story took longer than 90 s".into()));
-            let ok = result.is_ok();
-            env.finish_story($name, !ok).await;
-            match result {
-                Ok(()) => eprintln!("story {} passed in {:?}", $name, started.elapsed()),
-                Err(e) => {
-                    eprintln!("story {} FAILED: {e}", $name);
-                    failed.push($name);
-                }
-            }
-        };
-    }
     if let Ok(path) = std::env::var("FLACK_SCREENSHOT") {
         // Alone on its server, so that no test channel shows in the picture.
-        story!("screenshot", screenshot_for_docs(&env, &path));
-        return match failed.is_empty() {
+        env.story("screenshot", screenshot_for_docs(&env, &path))
+            .await;
+        return match env.failed().is_empty() {
             true => Ok(()),
             false => Err("the screenshot failed".into()),
         };
     }
-    story!("1-name-and-resume", story_1_name_and_resume(&env));
-    story!("2-channel-list", story_2_channel_list(&env));
-    story!("3-channel-taken", story_3_channel_taken(&env));
-    story!("4-history", story_4_history(&env));
-    story!("5-live-messages", story_5_live_messages(&env));
-    story!("6-back-to-last-channel", story_6_back_to_last_channel(&env));
-    story!("7-delete", story_7_delete(&env));
-    story!("8-private", story_8_private(&env));
-    story!(
+    env.story("1-name-and-resume", story_1_name_and_resume(&env))
+        .await;
+    env.story("2-channel-list", story_2_channel_list(&env))
+        .await;
+    env.story("3-channel-taken", story_3_channel_taken(&env))
+        .await;
+    env.story("4-history", story_4_history(&env)).await;
+    env.story("5-live-messages", story_5_live_messages(&env))
+        .await;
+    env.story("6-back-to-last-channel", story_6_back_to_last_channel(&env))
+        .await;
+    env.story("7-delete", story_7_delete(&env)).await;
+    env.story("8-private", story_8_private(&env)).await;
+    env.story(
         "9-members-typing-unread",
-        story_9_members_typing_unread(&env)
-    );
-    story!("10-reconnect", story_10_reconnect(&env));
-    story!("11-html-is-text", story_11_html_is_text(&env));
-    story!("phone-layout-and-keyboard", phone_layout_and_keyboard(&env));
-
-    let _ = std::fs::remove_dir_all(&env.profiles);
-    if !failed.is_empty() {
-        return Err(format!(
-            "failed stories: {failed:?} (server log: {})",
-            env.server.log.display()
-        )
-        .into());
-    }
-    Ok(())
+        story_9_members_typing_unread(&env),
+    )
+    .await;
+    env.story("10-reconnect", story_10_reconnect(&env)).await;
+    env.story("11-html-is-text", story_11_html_is_text(&env))
+        .await;
+    env.story("phone-layout-and-keyboard", phone_layout_and_keyboard(&env))
+        .await;
+    env.finish()
 }
