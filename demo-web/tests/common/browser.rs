@@ -1,8 +1,8 @@
-//! The browser side of the user stories of issue 4 (`browser.rs`): `chromedriver` and
+//! The browser side of the user stories of issue 4 (`browser_*.rs`): `chromedriver` and
 //! headless Chromium driven through WebDriver (`fantoccini`) against the real `demo-web`
 //! binary.
 //!
-//! A browser test file has one `#[test]` that starts one server and one chromedriver
+//! Each `browser_*.rs` file has one `#[test]` that starts one server and one chromedriver
 //! ([`Env::start`]) and runs its stories in turn ([`Env::story`]), so every process has an
 //! owner that kills it on drop, panics included. Each user is a WebDriver session with a
 //! browser profile of its own ([`Page`]); a story failing saves a screenshot of every open

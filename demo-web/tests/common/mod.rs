@@ -1,5 +1,5 @@
-//! Test helpers shared by `e2e.rs`, `multinode.rs` and `browser.rs`: the real
-//! `demo-web` binary as a child process on port 0 (killed on drop, panics included), a
+//! Test helpers shared by `e2e.rs`, `multinode.rs` and the `browser_*.rs` stories: the
+//! real `demo-web` binary as a child process on port 0 (killed on drop, panics included), a
 //! small WebSocket client of the JSON protocol, a line-protocol client, and waiting with a
 //! deadline instead of sleeping. `browser` and `page` drive headless Chromium.
 //!
