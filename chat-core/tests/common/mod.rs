@@ -30,7 +30,6 @@ pub async fn user(engine: &Engine, name: &str) -> Session {
         .unwrap_or_else(|e| panic!("{name} connects: {e}"))
 }
 
-/// The next event matching `pick`, skipping others; panics after `PATIENCE`.
 /// Users alice and bob, both in channel `channel`, which alice created.
 pub async fn alice_and_bob_in(engine: &Engine, channel: &str) -> (Session, Session) {
     let alice = user(engine, "alice").await;
@@ -41,6 +40,7 @@ pub async fn alice_and_bob_in(engine: &Engine, channel: &str) -> (Session, Sessi
     (alice, bob)
 }
 
+/// The next event matching `pick`, skipping others; panics after `PATIENCE`.
 pub async fn wait_for<T>(session: &mut Session, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {

@@ -1,13 +1,17 @@
-//! Test helpers shared by `e2e.rs` and `browser.rs`: the real `demo-web` binary as a
-//! child process on port 0 (killed on drop, panics included), a small WebSocket client of
-//! the JSON protocol, a line-protocol client, and waiting with a deadline instead of sleeping.
+//! Test helpers shared by `e2e.rs`, `multinode.rs` and the `browser_*.rs` stories: the
+//! real `demo-web` binary as a child process on port 0 (killed on drop, panics included), a
+//! small WebSocket client of the JSON protocol, a line-protocol client, and waiting with a
+//! deadline instead of sleeping. `browser` and `page` drive headless Chromium.
 //!
 //! Each test file compiles its own copy and uses a different subset, hence the
 //! `dead_code` allowance below.
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod page;
 pub mod redis;
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
