@@ -46,6 +46,19 @@ pub struct Cli {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// A host name this server answers for, with an optional port (e.g.
+    /// `chat.example.com`); repeat the flag for several, or separate them with commas in
+    /// the variable. A request whose `Host` names anything else gets HTTP 421, so a page
+    /// cannot reach the server by making its own domain resolve here (DNS rebinding).
+    /// `localhost`, the loopback addresses and the listen address are always served;
+    /// behind a reverse proxy that passes the browser's `Host` on, give the public name.
+    #[arg(
+        long = "public-host",
+        env = "FLACK_PUBLIC_HOSTS",
+        value_delimiter = ','
+    )]
+    pub public_hosts: Vec<String>,
+
     /// Share channels, users and history with other nodes through this Redis
     /// (`redis://HOST:PORT`). Without it everything lives in this process.
     #[arg(long, env = "FLACK_REDIS")]
@@ -207,10 +220,12 @@ impl LimitFlags {
 }
 
 impl TransportFlags {
-    /// The WebSocket transport's settings, for pages from `allowed_origins`.
-    pub fn ws_config(&self, allowed_origins: &[String]) -> WsConfig {
+    /// The WebSocket transport's settings, for pages from `allowed_origins`, answering for
+    /// `public_hosts`.
+    pub fn ws_config(&self, allowed_origins: &[String], public_hosts: &[String]) -> WsConfig {
         let mut config = WsConfig::default();
         config.allowed_origins = allowed_origins.to_vec();
+        config.public_hosts = public_hosts.to_vec();
         config.max_connections = self.max_connections;
         config.max_frame_bytes = self.max_frame_bytes;
         config.idle_timeout = self.idle_timeout;
@@ -248,7 +263,9 @@ impl Cli {
     /// never a failure later.
     pub fn check(&self) -> Result<Checked, clap::Error> {
         let limits = self.limits.to_limits();
-        let ws = self.transport.ws_config(&self.allowed_origins);
+        let ws = self
+            .transport
+            .ws_config(&self.allowed_origins, &self.public_hosts);
         let tcp = self.transport.tcp_config();
         limits.validate().map_err(|e| invalid(&e, ""))?;
         ws.validate().map_err(|e| invalid(&e, ""))?;
@@ -258,13 +275,14 @@ impl Cli {
 }
 
 /// The start-up error for an invalid setting, naming the flag that sets it: the field's
-/// name in kebab case, prefixed for the TCP-only settings whose flag says `tcp`.
+/// name in kebab case, prefixed for the TCP-only settings whose flag says `tcp`, singular
+/// for the lists whose flag is repeated once per entry.
 fn invalid(error: &InvalidLimit, section: &str) -> clap::Error {
     let name = error.name.replace('_', "-");
-    let flag = if section == "tcp" && name == "idle-timeout" {
-        format!("--{section}-{name}")
-    } else {
-        format!("--{name}")
+    let flag = match (section, name.as_str()) {
+        ("tcp", "idle-timeout") => format!("--{section}-{name}"),
+        ("", "public-hosts") => "--public-host".to_owned(),
+        _ => format!("--{name}"),
     };
     clap::Error::raw(
         clap::error::ErrorKind::ValueValidation,
@@ -399,6 +417,10 @@ mod tests {
             "http://a.example",
             "--allowed-origin",
             "http://b.example",
+            "--public-host",
+            "chat.example.com",
+            "--public-host",
+            "chat.example.net:8443",
         ])
         .expect("flags parse");
         let checked = cli.check().expect("valid");
@@ -412,6 +434,10 @@ mod tests {
         assert_eq!(
             checked.ws.allowed_origins,
             ["http://a.example", "http://b.example"]
+        );
+        assert_eq!(
+            checked.ws.public_hosts,
+            ["chat.example.com", "chat.example.net:8443"]
         );
     }
 
@@ -432,6 +458,17 @@ mod tests {
             let error = cli.check().expect_err(flag).to_string();
             assert!(error.contains(flag), "{flag}: {error}");
         }
+    }
+
+    /// `public_hosts` is checked by its field name; the error names the flag, which is
+    /// singular.
+    #[test]
+    fn a_url_as_public_host_stops_the_start_naming_its_flag() {
+        let cli = Cli::try_parse_from(["demo-web", "--public-host", "https://chat.example.com"])
+            .expect("parses");
+        let error = cli.check().expect_err("a URL").to_string();
+        assert!(error.contains("--public-host:"), "{error}");
+        assert!(error.contains("https://chat.example.com"), "{error}");
     }
 
     #[test]

@@ -56,6 +56,7 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
         ("--listen", "FLACK_LISTEN", Some("127.0.0.1:8080")),
         ("--tcp", "FLACK_TCP", Some("127.0.0.1:7878")),
         ("--allowed-origin", "FLACK_ALLOWED_ORIGINS", None),
+        ("--public-host", "FLACK_PUBLIC_HOSTS", None),
         ("--redis", "FLACK_REDIS", None),
         ("--channel", "FLACK_CHANNELS", None),
         ("--log-level", "FLACK_LOG_LEVEL", Some("info")),
@@ -153,7 +154,11 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
 #[test]
 fn a_setting_the_server_cannot_work_with_stops_the_start_naming_its_flag() -> TestResult {
     // A zero heartbeat used to pass and then panic every WebSocket task after `hello`.
-    for (flag, value) in [("--heartbeat-interval", "0s"), ("--history", "0")] {
+    for (flag, value) in [
+        ("--heartbeat-interval", "0s"),
+        ("--history", "0"),
+        ("--public-host", "https://chat.example.com"),
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_demo-web"))
             .args([flag, value, "--listen", "127.0.0.1:0", "--tcp", "off"])
             .output()?;

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use chat_core::InvalidLimit;
 
+use crate::host;
+
 /// How the WebSocket transport treats its clients: who may connect, how many, how large
 /// their frames may be, and how long they may stay silent or slow.
 ///
@@ -21,6 +23,16 @@ pub struct WsConfig {
     /// Origins (`scheme://host[:port]`) whose pages may open a socket. Empty: the
     /// server's own origin only (see [`crate::origin::is_allowed`]). Default empty.
     pub allowed_origins: Vec<String>,
+    /// Host names, with or without a port (`chat.example.com`, `chat.example.com:8443`),
+    /// that this server answers for besides its built-in ones: `localhost`, the loopback
+    /// addresses and the listen address (for a listener on `0.0.0.0` or `[::]`, the
+    /// address each connection arrived at). Any request, upgrade or not, whose `Host`
+    /// names something else gets HTTP 421, so a page whose domain is made to resolve to
+    /// this server (DNS rebinding) cannot reach it. Behind a reverse proxy that passes the
+    /// browser's `Host` on, list the public name here. Case and a trailing dot do not
+    /// matter; an entry without a port matches any port (`docs/protocol.md`, "Connecting",
+    /// has the whole rule). Default empty: the built-in names only.
+    pub public_hosts: Vec<String>,
     /// Most open sockets, logged in or not; one more upgrade gets HTTP 503. Default
     /// 100,000.
     pub max_connections: usize,
@@ -48,6 +60,7 @@ impl Default for WsConfig {
     fn default() -> Self {
         WsConfig {
             allowed_origins: Vec::new(),
+            public_hosts: Vec::new(),
             max_connections: 100_000,
             max_frame_bytes: 64 * 1024,
             idle_timeout: Duration::from_secs(60),
@@ -62,7 +75,8 @@ impl WsConfig {
     /// Refuses values the transport cannot work with, naming the field: a zero
     /// `max_connections`, `max_frame_bytes`, `idle_timeout`, `heartbeat_interval` or
     /// `write_timeout`, and a `heartbeat_interval` not shorter than `idle_timeout` (every
-    /// quiet client would be closed between two pings).
+    /// quiet client would be closed between two pings), and a `public_hosts` entry that is
+    /// not a host name with an optional port (a URL, say).
     pub fn validate(&self) -> Result<(), InvalidLimit> {
         InvalidLimit::nonzero("max_connections", self.max_connections)?;
         InvalidLimit::nonzero("max_frame_bytes", self.max_frame_bytes)?;
@@ -78,6 +92,9 @@ impl WsConfig {
                     self.idle_timeout.as_millis()
                 ),
             ));
+        }
+        for entry in &self.public_hosts {
+            host::check_public_host(entry).map_err(|e| InvalidLimit::new("public_hosts", e))?;
         }
         Ok(())
     }
@@ -130,5 +147,21 @@ mod tests {
         assert_eq!(refused.name, "heartbeat_interval");
         config.heartbeat_interval = Duration::from_secs(19);
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn public_hosts_must_be_host_names() {
+        let mut config = WsConfig {
+            public_hosts: vec!["chat.example.com".into(), "[::1]:8443".into()],
+            ..WsConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
+        config.public_hosts.push("https://chat.example.com".into());
+        let refused = config.validate().expect_err("a URL is not a host name");
+        assert_eq!(refused.name, "public_hosts");
+        assert!(
+            refused.reason.contains("https://chat.example.com"),
+            "{refused:?}"
+        );
     }
 }

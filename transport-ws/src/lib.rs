@@ -29,17 +29,23 @@
 //! holds no buffer, and a batch of events is one `write` (`docs/performance.md` has the
 //! numbers).
 //!
+//! The listener answers only for the host names it is configured with
+//! ([`WsConfig::public_hosts`], plus `localhost`, the loopback addresses and its own
+//! address): any other `Host`, on the embedder's pages as on `/ws`, gets 421, so a page
+//! that makes its domain resolve to this server (DNS rebinding) cannot reach it.
+//!
 //! The transport translates and forwards: it holds no chat state and makes no decision
-//! about rooms or users. Its own settings (origins, connection limit, frame size,
-//! heartbeat, idle and write timeouts) are a [`WsConfig`]; the engine's limits (text
-//! size, rates) stay the engine's.
+//! about rooms or users. Its own settings (host names, origins, connection limit, frame
+//! size, heartbeat, idle and write timeouts) are a [`WsConfig`]; the engine's limits
+//! (text size, rates) stay the engine's.
 //!
 //! # Layout
 //! - `lib.rs`: [`WsChat`] (what the embedder builds) and [`WsChat::listen`] (the HTTP
-//!   server with the upgrade on `/ws`).
+//!   server with the upgrade on `/ws`, and the `Host` check in front of the `App`).
 //! - `config`: [`WsConfig`], every setting of the transport, and its check.
 //! - `upgrade`: the checks and the handshake, then one task per socket on the HTTP worker
 //!   that accepted it.
+//! - `host`: the `Host` check against DNS rebinding: the names a listener serves.
 //! - [`origin`]: the `Origin` allow-list against cross-site WebSocket hijacking.
 //! - `connection`: the socket's task: the loop over client frames, post outcomes, engine
 //!   events, heartbeat, idle timeout and shutdown; bounded writes; the close handshake.
@@ -56,7 +62,8 @@
 //! - `buffers`: per-thread spare I/O buffers, lent to a connection while it has data.
 //!
 //! Modules depend downwards only: `lib` -> `upgrade` -> `connection` -> `dispatch` ->
-//! `protocol`; `connection` -> `close`, `shared_frame`, `wire` -> `fragments`, `buffers`.
+//! `protocol`; `lib`, `upgrade`, `config` -> `host`; `upgrade` -> `origin`; `connection`
+//! -> `close`, `shared_frame`, `wire` -> `fragments`, `buffers`.
 
 #![warn(missing_docs)]
 
@@ -66,6 +73,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod fragments;
+mod host;
 pub mod origin;
 pub mod protocol;
 mod shared_frame;
@@ -74,19 +82,23 @@ mod wire;
 
 use std::sync::Arc;
 
-use actix_http::HttpService;
+use actix_http::{Extensions, HttpService};
 use actix_server::ServerBuilder;
 use actix_service::{fn_service, map_config};
 use actix_web::body::MessageBody;
-use actix_web::dev::{AppConfig, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::dev::{AppConfig, Service, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::header;
 use actix_web::{web, App, HttpResponse};
 use chat_core::{Engine, InvalidLimit};
+use futures_util::future::{ready, Either, TryFutureExt};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::WsConfig;
 pub use upgrade::WS_PATH;
 
+use host::{ArrivedAt, Served};
 use upgrade::Upgrades;
 
 /// The WebSocket chat service: an engine, its [`WsConfig`], and the token that closes
@@ -143,6 +155,13 @@ impl WsChat {
     /// latency-bound, and Nagle's algorithm would hold each one back waiting for the
     /// previous one's ACK.
     ///
+    /// Every request, upgrade or not, is answered only if its `Host` is a name this
+    /// listener serves ([`WsConfig::public_hosts`], `localhost`, the loopback addresses
+    /// and `listener`'s address); any other gets 421 Misdirected Request before the `App`
+    /// sees it, and a missing or malformed `Host` on HTTP/1.1 gets 400. That includes the
+    /// `App`'s health checks: an orchestrator that probes `IP:PORT` names the listen
+    /// address, which is served.
+    ///
     /// The HTTP server does not count chat sockets as its connections (they have left its
     /// codec), so a graceful stop does not wait for them: fire the shutdown token and wait
     /// for [`WsChat::tasks`] first.
@@ -165,16 +184,55 @@ impl WsChat {
     {
         let upgrades = self.inner.clone();
         let local_addr = listener.local_addr()?;
+        let served = Arc::new(Served::new(&self.inner.config.public_hosts, local_addr));
         builder.listen("http", listener, move || {
             let upgrades = upgrades.clone();
-            let app = app().route(WS_PATH, web::get().to(upgrade_required));
-            HttpService::build()
+            let (served, app_served) = (served.clone(), served.clone());
+            let app = app()
+                .route(WS_PATH, web::get().to(upgrade_required))
+                .wrap_fn(move |request, app| {
+                    let arrived = request.conn_data::<ArrivedAt>().copied();
+                    let (head, uri) = (request.headers(), request.uri());
+                    match app_served.check(head, uri, request.version(), arrived) {
+                        Ok(()) => Either::Left(
+                            app.call(request)
+                                .map_ok(ServiceResponse::map_into_left_body),
+                        ),
+                        Err(refused) => {
+                            let (peer, host) = (request.peer_addr(), head.get(header::HOST));
+                            let why = refused.reason();
+                            tracing::warn!(?peer, ?host, "HTTP request refused: {why}");
+                            let answer = HttpResponse::build(refused.status())
+                                .content_type("text/plain; charset=utf-8")
+                                .body(refused.reason());
+                            Either::Right(ready(Ok(request
+                                .into_response(answer)
+                                .map_into_right_body())))
+                        }
+                    }
+                });
+            let mut service = HttpService::build()
                 .tcp_nodelay(true)
-                .local_addr(local_addr)
-                .upgrade(fn_service(move |request| upgrades.clone().upgrade(request)))
+                .local_addr(local_addr);
+            if served.binds_any() {
+                // Only a connection knows which of the machine's addresses it reached.
+                service = service.on_connect_ext(record_arrival);
+            }
+            service
+                .upgrade(fn_service(move |request| {
+                    upgrades.clone().upgrade(request, served.clone())
+                }))
                 .finish(map_config(app, |_| AppConfig::default()))
                 .tcp()
         })
+    }
+}
+
+/// Records the address a connection arrived at, for the `Host` check of a listener on
+/// every address (`host.rs`).
+fn record_arrival(stream: &TcpStream, data: &mut Extensions) {
+    if let Ok(local) = stream.local_addr() {
+        data.insert(ArrivedAt(local.ip()));
     }
 }
 

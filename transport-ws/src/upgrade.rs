@@ -1,8 +1,8 @@
 //! The HTTP/1.1 upgrade to WebSocket: actix-http hands every request that asks for an
-//! upgrade to [`Upgrades::upgrade`], with the connection itself. It checks the path, the
-//! origin, shutdown and the connection limit, answers `101 Switching Protocols`, and
-//! starts the socket's task (`connection.rs`) on the HTTP worker that accepted it; the
-//! HTTP server keeps nothing of the connection after that.
+//! upgrade to [`Upgrades::upgrade`], with the connection itself. It checks the host name,
+//! the path, the origin, shutdown and the connection limit, answers `101 Switching
+//! Protocols`, and starts the socket's task (`connection.rs`) on the HTTP worker that
+//! accepted it; the HTTP server keeps nothing of the connection after that.
 //!
 //! Called by `lib.rs` (the listener's upgrade service). It must not read or write
 //! WebSocket frames: the connection's task is the socket's only writer from the 101 on.
@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::WsConfig;
+use crate::host::{ArrivedAt, Served};
 use crate::{connection, origin};
 
 /// The path of the chat's WebSocket endpoint.
@@ -85,17 +86,19 @@ impl Upgrades {
         }
     }
 
-    /// Upgrades the connection or answers why not. Never fails: a connection that cannot
-    /// be answered is dropped (and logged).
+    /// Upgrades the connection, which arrived at a listener serving the names `served`,
+    /// or answers why not. Never fails: a connection that cannot be answered is dropped
+    /// (and logged).
     pub(crate) async fn upgrade(
         self: Arc<Self>,
         (req, mut framed): UpgradeRequest,
+        served: Arc<Served>,
     ) -> Result<(), Infallible> {
         let peer = req
             .peer_addr()
             .map(|a| a.to_string())
             .unwrap_or_else(|| "unknown".to_owned());
-        let slot = match self.admit(&req, &peer) {
+        let slot = match self.admit(&req, &served, &peer) {
             Ok(slot) => slot,
             Err(Refusal(status, why)) => {
                 if let Err(e) = refuse(&mut framed, status, why).await {
@@ -136,10 +139,16 @@ impl Upgrades {
         Ok(())
     }
 
-    /// Whether this request may become a chat connection: the right path, a valid
-    /// WebSocket handshake, an allowed origin, a server that is not stopping, and a free
-    /// slot.
-    fn admit(&self, req: &Request, peer: &str) -> Result<ConnectionSlot, Refusal> {
+    /// Whether this request may become a chat connection: a host name the listener
+    /// serves (`host.rs`: DNS rebinding), the right path, a valid WebSocket handshake, an
+    /// allowed origin, a server that is not stopping, and a free slot.
+    fn admit(&self, req: &Request, served: &Served, peer: &str) -> Result<ConnectionSlot, Refusal> {
+        let arrived = req.conn_data::<ArrivedAt>().copied();
+        if let Err(refused) = served.check(req.headers(), req.uri(), req.version(), arrived) {
+            let host = req.headers().get(header::HOST);
+            tracing::warn!(%peer, ?host, "WebSocket upgrade refused: {}", refused.reason());
+            return Err(Refusal(refused.status(), refused.reason().to_owned()));
+        }
         if req.path() != WS_PATH {
             return Err(Refusal(StatusCode::NOT_FOUND, "not found".to_owned()));
         }

@@ -65,11 +65,24 @@ impl TestServer {
     /// Synchronous, so tests of any flavour can call it: the engine is started from a
     /// thread of its own (it needs no runtime; its start only awaits a channel).
     pub fn with_config(limits: Limits, config: WsConfig) -> TestServer {
+        TestServer::bound_to("127.0.0.1:0", limits, config)
+    }
+
+    /// Like [`TestServer::with_config`], listening on `bind` (`0.0.0.0:0`, say); `addr`
+    /// is then the loopback address of the same family with the port it got.
+    pub fn bound_to(bind: &str, limits: Limits, config: WsConfig) -> TestServer {
         let engine = start_engine(limits);
         let shutdown = CancellationToken::new();
         let chat = WsChat::new(engine.clone(), config, shutdown.clone()).expect("a valid config");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
+        let listener = std::net::TcpListener::bind(bind).expect("bind");
+        let mut addr = listener.local_addr().expect("local address");
+        if addr.ip().is_unspecified() {
+            let loopback = match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            };
+            addr.set_ip(loopback);
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let app_chat = chat.clone();
         std::thread::spawn(move || {
