@@ -11,11 +11,11 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::broker::{Broker, MemoryBroker};
-use crate::directory::identity::ResumeToken;
 use crate::directory::{
     Connect, CreateChannel, ListChannels, LoginRequest, RegistryActor, Shutdown, Stats,
 };
 use crate::error::{registry_gone, ChatError};
+use crate::identity::ResumeToken;
 use crate::limits::Limits;
 use crate::model::ChannelInfo;
 use crate::runtime::{self, BrokerSource, Started};

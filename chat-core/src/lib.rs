@@ -59,7 +59,9 @@
 //! - `room/`: the room actor (a channel or private conversation), its requests, its
 //!   members' presence (`presence`) and its bounded `history`.
 //! - `directory/`: the registry actor (channels, private rooms, sessions, rooms started
-//!   and stopped), `identity` (users, tokens, name holds) and `rate` (flood buckets).
+//!   and stopped) and `rate` (flood buckets).
+//! - `identity`: users, resume tokens and display-name holds; the in-memory broker keeps
+//!   its users in a `Directory` of them.
 //! - `delivery/`: a session as the actors see it (`Subscriber`) and its bounded `queue`.
 //!   It knows no actor: a closing subscriber tells the directory, which unsubscribes it.
 //! - [`broker`]: the seam where users, names and rooms are decided for the whole cluster
@@ -85,6 +87,7 @@ mod directory;
 mod engine;
 mod error;
 mod event;
+mod identity;
 mod limits;
 mod model;
 mod room;
@@ -95,10 +98,10 @@ pub mod validate;
 #[cfg(feature = "redis")]
 pub use broker::redis::RedisBroker;
 pub use broker::{Broker, ClusterEvent, MemoryBroker};
-pub use directory::identity::{Identity, ResumeToken};
 pub use engine::{Engine, EngineBuilder, EngineStats, Login};
 pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceChange};
+pub use identity::{Identity, ResumeToken};
 pub use limits::{InvalidLimit, Limits, Rate};
 pub use model::{
     ChannelInfo, ChannelName, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId,

@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::{lock, Broker, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored};
-use crate::directory::identity::{Directory, Identity, ResumeToken};
 use crate::error::ChatError;
+use crate::identity::{Directory, Identity, ResumeToken};
 use crate::limits::Limits;
 use crate::model::{now_millis, ChannelName, ChatMessage, Room, RoomKey, UserId, UserRef};
 use crate::room::history::History;

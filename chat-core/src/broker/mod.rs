@@ -32,9 +32,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::directory::identity::{Identity, ResumeToken};
 use crate::error::ChatError;
 use crate::event::PresenceChange;
+use crate::identity::{Identity, ResumeToken};
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, UserId, UserRef};
 
 pub use memory::MemoryBroker;

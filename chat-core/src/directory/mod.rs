@@ -5,19 +5,16 @@
 //! - `registry`: the registry actor that owns all of that on this node.
 //! - `requests`: what the engine and sessions ask it (connect, create, find, open a
 //!   private room, shutdown), each message next to its handler.
-//! - `identity`: users, resume tokens and display-name holds (used by the in-memory broker).
 //! - `rate`: per-user token buckets.
 //!
 //! Sessions ask it once per room; after that they talk to the room's actor directly, so the
 //! directory is never on a message's path.
 
-pub(crate) mod identity;
 pub(crate) mod rate;
 mod registry;
 mod requests;
 
-pub(crate) use registry::RegistryActor;
+pub(crate) use registry::{Connected, RegistryActor};
 pub(crate) use requests::{
-    Connect, Connected, CreateChannel, FindChannel, ListChannels, LoginRequest, OpenDirect,
-    Shutdown, Stats,
+    Connect, CreateChannel, FindChannel, ListChannels, LoginRequest, OpenDirect, Shutdown, Stats,
 };

@@ -21,13 +21,12 @@ use actix_rt::ArbiterHandle;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::identity::Identity;
 use super::rate::UserBuckets;
-use super::requests::Connected;
 use crate::broker::{Broker, ClusterEvent};
-use crate::delivery::queue;
+use crate::delivery::queue::{self, QueueReceiver};
 use crate::delivery::{SessionClosed, Subscriber};
 use crate::event::Event;
+use crate::identity::Identity;
 use crate::limits::Limits;
 use crate::model::{ChannelInfo, ChannelName, Room, RoomKey, SessionId, UserId, UserRef};
 use crate::room::{RoomActor, RoomStats, RoomStopped, Subscribe, Unsubscribe};
@@ -73,6 +72,14 @@ pub(super) struct UserEntry {
 pub(super) struct SessionEntry {
     pub(super) subscriber: Arc<Subscriber>,
     pub(super) rooms: HashMap<RoomKey, Addr<RoomActor>>,
+}
+
+/// What a successful connection gets.
+pub(crate) struct Connected {
+    pub(crate) subscriber: Arc<Subscriber>,
+    pub(crate) events: QueueReceiver,
+    pub(crate) identity: Identity,
+    pub(crate) buckets: Arc<UserBuckets>,
 }
 
 /// The directory actor; one per engine.

@@ -1,17 +1,13 @@
 //! What the engine and sessions ask the directory, each message next to its handler:
 //! connect, create a channel, find one, list them, open a private room, shut down.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 
-use super::identity::{Identity, ResumeToken};
-use super::rate::UserBuckets;
-use super::registry::{ChannelEntry, RegistryActor};
-use crate::delivery::queue::QueueReceiver;
-use crate::delivery::{CloseCause, Subscriber};
+use super::registry::{ChannelEntry, Connected, RegistryActor};
+use crate::delivery::CloseCause;
 use crate::error::ChatError;
 use crate::event::DisconnectReason;
+use crate::identity::ResumeToken;
 use crate::model::{now_millis, ChannelInfo, ChannelName, Room, SessionId, UserRef};
 use crate::room::RoomActor;
 
@@ -27,14 +23,6 @@ fn fail<T: 'static>(error: ChatError) -> Atomic<T> {
 pub(crate) enum LoginRequest {
     Name(String),
     Token(ResumeToken),
-}
-
-/// What a successful connection gets.
-pub(crate) struct Connected {
-    pub(crate) subscriber: Arc<Subscriber>,
-    pub(crate) events: QueueReceiver,
-    pub(crate) identity: Identity,
-    pub(crate) buckets: Arc<UserBuckets>,
 }
 
 #[derive(Message)]

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
+use super::commit::{Commit, PostReply};
 use super::history::History;
 use super::presence::Roster;
-use super::requests::{Commit, PostReply};
 use crate::broker::{Broker, Change, Proposal, Receipt, Signal, Stored};
 use crate::delivery::Subscriber;
 use crate::error::ChatError;

@@ -2,6 +2,8 @@
 //!
 //! - `actor`: [`RoomActor`], which owns the room's history, subscribers and members, and
 //!   fans every committed change out in one order.
+//! - `commit`: how a room hands a proposal to the broker (settled at once when the
+//!   broker answers at once), and where a post's outcome goes.
 //! - `requests`: what sessions and the directory ask a room (subscribe, post, delete, ...),
 //!   each message next to its handler.
 //! - `presence`: the members and their online state.
@@ -11,6 +13,7 @@
 //! directory, which tells it when a session closes.
 
 mod actor;
+mod commit;
 pub(crate) mod history;
 mod presence;
 mod requests;

@@ -16,12 +16,12 @@ use tokio::sync::oneshot;
 
 use crate::delivery::queue::{QueueReceiver, Queued};
 use crate::delivery::{CloseCause, Subscriber};
-use crate::directory::identity::ResumeToken;
 use crate::directory::rate::UserBuckets;
 use crate::directory::{Connected, CreateChannel, ListChannels, RegistryActor};
 use crate::error::ChatError;
 use crate::error::{registry_gone, room_gone};
 use crate::event::Event;
+use crate::identity::ResumeToken;
 use crate::limits::Limits;
 use crate::model::{
     ChannelInfo, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId, UserRef,

@@ -36,8 +36,8 @@ use self::keys::PREFIX;
 use self::pubsub::Shared;
 use self::scripts::Scripts;
 use crate::broker::{Broker, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored};
-use crate::directory::identity::{Identity, ResumeToken};
 use crate::error::ChatError;
+use crate::identity::{Identity, ResumeToken};
 use crate::limits::Limits;
 use crate::model::{ChannelName, Room, UserId, UserRef};
 

@@ -1,0 +1,93 @@
+//! `Commit`: how a room hands a proposal to its broker, and `PostReply`, where a post's
+//! outcome goes. Used by the room's actor (signals) and its request handlers (posts,
+//! deletions); it knows nothing of either.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use tokio::sync::oneshot;
+
+use crate::broker::{Broker, Proposal, Receipt};
+use crate::error::ChatError;
+use crate::model::{ChatMessage, Room};
+
+/// Where a post's outcome goes: the poster's [`crate::PendingPost`].
+pub(crate) type PostReply = oneshot::Sender<Result<Arc<ChatMessage>, ChatError>>;
+
+/// A commit as [`Commit::start`] leaves it.
+pub(super) enum Commit {
+    /// The broker decided on the first poll (the in-memory broker always does).
+    Settled(Result<Receipt, ChatError>),
+    /// Still waiting on the broker's server: the caller spawns it (on the room's context,
+    /// or as a task of its own), and the first poll there registers the real waker.
+    UnderWay(Pin<Box<dyn Future<Output = Result<Receipt, ChatError>> + Send>>),
+}
+
+impl Commit {
+    /// Hands `proposal` for `room` to `broker` and polls the commit once, here, with a
+    /// no-op waker.
+    ///
+    /// A broker's `async fn` does nothing until it is polled, and a spawned task is polled
+    /// only after the room has handled every message waiting in its mailbox, and not
+    /// always in the order the tasks were spawned. Polling here makes the in-memory broker
+    /// commit while the handler runs, so a room's posts, deletions and signals reach its
+    /// feed in the order its handlers made them. A commit still under way has only seen a
+    /// waker that wakes nobody; the task it is spawned into polls it again with the real
+    /// one.
+    pub(super) fn start(broker: &Arc<dyn Broker>, room: &Room, proposal: Proposal) -> Commit {
+        let (broker, room) = (broker.clone(), room.clone());
+        let mut commit = Box::pin(async move { broker.commit(&room, proposal).await });
+        let mut probe = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        match commit.as_mut().poll(&mut probe) {
+            Poll::Ready(receipt) => Commit::Settled(receipt),
+            Poll::Pending => Commit::UnderWay(commit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::{Change, MemoryBroker, Signal};
+    use crate::model::{UserId, UserRef};
+    use crate::limits::Limits;
+    use crate::validate;
+
+    /// What lets a post settle without a task, and keeps a room's feed in the order of its
+    /// handlers: the in-memory broker commits on the first poll, inside `Commit::start`.
+    #[tokio::test]
+    async fn the_memory_broker_settles_on_the_first_poll_in_call_order() {
+        let limits = Limits::default();
+        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(&limits));
+        let room = Room::Channel(validate::channel_name("c", &limits).unwrap());
+        let mut follow = broker.follow(&room).await.unwrap();
+        let alice = UserRef {
+            id: UserId(1),
+            name: Arc::from("alice"),
+        };
+
+        let typing = Commit::start(
+            &broker,
+            &room,
+            Proposal::Signal(Signal::Typing(alice.clone())),
+        );
+        let post = Commit::start(
+            &broker,
+            &room,
+            Proposal::Post {
+                author: alice,
+                text: "hi".into(),
+            },
+        );
+        assert!(matches!(typing, Commit::Settled(Ok(Receipt::Done))));
+        assert!(matches!(post, Commit::Settled(Ok(Receipt::Posted(ref m))) if m.id == 1));
+        // Already on the feed, in the order the commits were started.
+        assert!(matches!(
+            follow.changes.try_recv(),
+            Ok(Change::Signal(Signal::Typing(_)))
+        ));
+        assert!(matches!(follow.changes.try_recv(), Ok(Change::Posted(m)) if m.id == 1));
+    }
+}
