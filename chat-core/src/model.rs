@@ -63,6 +63,7 @@ impl fmt::Display for ChannelName {
 
 /// Where messages live: a named channel, or the private conversation of two users.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Room {
     /// A public channel.
     Channel(ChannelName),
@@ -104,6 +105,7 @@ impl Room {
 /// A room's identity without display data: a channel's case-folded name or two user ids
 /// (lower first).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RoomKey {
     /// A channel, by its case-folded name.
     Channel(Arc<str>),
@@ -237,6 +239,7 @@ impl fmt::Debug for Encodings {
 
 /// A channel as listed to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChannelInfo {
     /// Its name.
     pub name: ChannelName,
@@ -262,6 +265,7 @@ pub struct Member {
 /// The session follows the room from the same instant the snapshot was taken, so the
 /// events that come after it continue it with nothing missing and nothing twice.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Joined {
     /// The room joined.
     pub room: Room,

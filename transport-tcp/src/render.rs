@@ -52,7 +52,9 @@ pub fn sanitize(text: &str) -> String {
 pub fn room_label(room: &Room, me: UserId) -> String {
     match room {
         Room::Channel(name) => format!("#{name}"),
-        Room::Direct(_) => room.label_for(me),
+        // A private conversation, or a kind of room this version does not know: the
+        // engine's own label.
+        _ => room.label_for(me),
     }
 }
 
