@@ -1,0 +1,93 @@
+//! The runnable examples work: each is built by `cargo test`, and its code is run here
+//! against a real client over a real socket.
+
+#[path = "../examples/actix.rs"]
+#[allow(dead_code)]
+mod actix_example;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The next text frame as JSON.
+async fn frame<S>(ws: &mut S) -> Value
+where
+    S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        let next = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time");
+        if let Some(Ok(Message::Text(text))) = next {
+            return serde_json::from_str(text.as_str()).expect("JSON");
+        }
+    }
+}
+
+#[test]
+fn the_actix_example_serves_its_own_route_and_the_chat() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let server = std::thread::spawn(move || {
+        actix_web::rt::System::new()
+            .block_on(actix_example::run(listener, stop))
+            .map_err(|e| e.to_string())
+    });
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    client.block_on(async {
+        // The embedder's route.
+        let mut http = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET /hello HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        http.write_all(request.as_bytes()).await.expect("request");
+        let mut response = String::new();
+        http.read_to_string(&mut response).await.expect("response");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.contains("hello from the embedding service"));
+
+        // The chat, on the same listener.
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("upgrade");
+        assert_eq!(frame(&mut ws).await["type"], "hello");
+        for request in [
+            json!({"type": "login", "id": 1, "name": "alice"}),
+            json!({"type": "join", "id": 2, "room": "general"}),
+            json!({"type": "post", "id": 3, "room": "general", "text": "hi from the example"}),
+        ] {
+            ws.send(Message::text(request.to_string()))
+                .await
+                .expect("send");
+            loop {
+                let reply = frame(&mut ws).await;
+                if reply["id"] == request["id"] {
+                    assert_eq!(reply["type"], "ok", "{request}: {reply}");
+                    break;
+                }
+            }
+        }
+        let echo = loop {
+            let event = frame(&mut ws).await;
+            if event["type"] == "message" {
+                break event;
+            }
+        };
+        assert_eq!(echo["message"]["text"], "hi from the example");
+        shutdown.cancel();
+        // Shutdown tells the socket why before it closes.
+        let goodbye = frame(&mut ws).await;
+        assert_eq!(goodbye["type"], "disconnected", "{goodbye}");
+    });
+    server
+        .join()
+        .expect("the server thread")
+        .expect("the example stops cleanly");
+}
