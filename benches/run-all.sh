@@ -14,6 +14,8 @@
 # msgs/s per member, S7_WINDOW [8] messages in flight per member in scenario 7 (scenario 2's
 # rooms at capacity), S4_CLIENTS [10000], SERVERS ["ours raw flask-gevent flask-threading
 # node"], SCENARIOS ["1 2 3 4 5 6 7"] (6, cross-node, needs redis-server), SERVER_CPU [0], LOADGEN_CPU [1], SKIP_BUILD,
+# DURABLE_ROWS ["1 7"]: scenarios that also get an "ours-durable" row (ours with its SQLite
+# store in a fresh data directory; the other rows of ours run in memory),
 # BEFORE_BIN [""]: a folder with another build's demo-web, measured as the rows "before",
 # "before-tcp" and "before-2nodes" (SERVERS="ours before" compares a change with its parent),
 # SKIP_INSTALL, QUIET_WAIT [1200] seconds to wait for other builds to finish,
@@ -40,6 +42,7 @@ SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7"}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 QUIET_WAIT=${QUIET_WAIT:-1200}
+DURABLE_ROWS=${DURABLE_ROWS:-"1 7"}
 DOC=${DOC:-$ROOT/docs/performance.md}
 RESULTS=${RESULTS:-$(mktemp -d /tmp/flack-bench.XXXXXX)}
 PORT=${PORT:-18080}
@@ -137,7 +140,13 @@ start_server() {
     local name=$1
     # `before*` rows run the same way from BEFORE_BIN: the build a change is compared with.
     local bin=$BIN
-    case $name in before*) bin=$BEFORE_BIN; name=ours${name#before} ;; esac
+    # Ours keeps its state in memory unless the row says durable (a fresh data directory per
+    # run); the build before the store has no such flag.
+    local store=(--data-dir none)
+    case $name in
+        before*) bin=$BEFORE_BIN; name=ours${name#before}; store=() ;;
+        ours-durable) name=ours; store=(--data-dir "$RESULTS/data-$PORT") ;;
+    esac
     PORT=$((PORT + 2))
     ADDR=127.0.0.1:$PORT
     PROTO=ws
@@ -147,7 +156,7 @@ start_server() {
             [ "$name" = ours-tcp ] && PROTO=tcp
             local preload=""
             [ "$name" = ours-nodelay ] && preload=$NODELAY_SO
-            LD_PRELOAD=$preload RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "127.0.0.1:$PORT" \
+            LD_PRELOAD=$preload RUST_LOG=warn "${pin[@]}" "$bin/demo-web" "${store[@]}" --listen "127.0.0.1:$PORT" \
                 --tcp "127.0.0.1:$((PORT + 1))" --log-level warn \
                 --message-rate 1000000/1000000 --channel-create-rate 1000000/1000000 \
                 --idle-timeout 10m --max-sessions 200000 >"$RESULTS/server.log" 2>&1 &
@@ -236,13 +245,14 @@ floor_run() {
 }
 
 nodelay_for() { case " $NODELAY_ROWS " in *" $1 "*) echo ours-nodelay ;; esac; }
+durable_for() { case " $DURABLE_ROWS " in *" $1 "*) echo ours-durable ;; esac; }
 s1_args=(--clients $((S1_SUBSCRIBERS + 1)) --channels 1 --senders 1 --window 64 --duration "$DURATION")
 # A scenario's runs go round the servers (run 1 of each, then run 2 of each, ...): this
 # machine's speed drifts over minutes, and grouping one server's runs would hand that drift
 # to the comparison.
 for scenario in $SCENARIOS; do
     case $scenario in
-        1) for r in $(seq 1 "$RUNS"); do for s in $SERVERS $(nodelay_for 1); do measure 1 "$s" "$r" "${s1_args[@]}"; done; done ;;
+        1) for r in $(seq 1 "$RUNS"); do for s in $SERVERS $(nodelay_for 1) $(durable_for 1); do measure 1 "$s" "$r" "${s1_args[@]}"; done; done ;;
         2) for r in $(seq 1 "$RUNS"); do for s in $SERVERS; do
                measure 2 "$s" "$r" --clients $((S2_CHANNELS * S2_MEMBERS)) --channels "$S2_CHANNELS" \
                    --senders $((S2_CHANNELS * S2_MEMBERS)) --rate "$S2_RATE" --window 16 --duration "$DURATION"
@@ -264,7 +274,7 @@ for scenario in $SCENARIOS; do
            done; done ;;
         7) # Scenario 2's rooms with every member sending as fast as its window allows: what
            # each server can do in that shape, where scenario 2's fixed rate may cap it.
-           for r in $(seq 1 "$RUNS"); do for s in $SERVERS; do
+           for r in $(seq 1 "$RUNS"); do for s in $SERVERS $(durable_for 7); do
                measure 7 "$s" "$r" --clients $((S2_CHANNELS * S2_MEMBERS)) --channels "$S2_CHANNELS" \
                    --senders $((S2_CHANNELS * S2_MEMBERS)) --rate 0 --window "$S7_WINDOW" --duration "$DURATION"
            done; done ;;

@@ -23,6 +23,7 @@ PEERS = ["flask-gevent", "flask-threading", "node"]
 NAMES = {
     "ours": "ours (demo-web, WebSocket)",
     "ours-nodelay": "ours + TCP_NODELAY (LD_PRELOAD shim)",
+    "ours-durable": "ours with the SQLite store (demo-web, WebSocket)",
     "raw": "raw limit (raw-ws)",
     "flask-gevent": "Flask-SocketIO, gevent",
     "flask-threading": "Flask-SocketIO, threading",
@@ -335,7 +336,7 @@ def render(args):
         order = {
             5: ["ours-tcp", "before-tcp", "ngircd"],
             6: ["ours", "ours-2nodes", "before", "before-2nodes"],
-        }.get(scenario, ["ours", "before", "ours-nodelay", "raw", "flask-gevent", "flask-threading", "node"])
+        }.get(scenario, ["ours", "ours-durable", "before", "ours-nodelay", "raw", "flask-gevent", "flask-threading", "node"])
         table, notes = (idle_table if scenario == 4 else traffic_table)(rows[scenario], order)
         out += table
         if notes:
