@@ -4,12 +4,15 @@
 //! The engine runs its actors on threads of its own (`runtime.rs`), so it works from any
 //! tokio runtime: callers only await futures that resolve through channels, and no actix
 //! type appears in this API. Transports run their connections on their own runtime and
-//! call [`Engine::connect`] for each client.
+//! call [`Engine::connect_from`] for each client, with the address it connects from; an
+//! embedder that has no address calls [`Engine::connect`].
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::address::AddressRate;
 use crate::broker::{Broker, MemoryBroker};
 use crate::directory::{
     Connect, CreateChannel, ListChannels, LoginRequest, RegistryActor, Shutdown, Stats,
@@ -147,6 +150,9 @@ pub struct Engine {
 struct Inner {
     registry: Addr<RegistryActor>,
     limits: Arc<Limits>,
+    /// `Limits::login_rate_per_address`: new users per client address, checked here
+    /// before the registry is asked (like the per-user buckets in the session handle).
+    new_users: AddressRate,
     system: System,
 }
 
@@ -174,6 +180,7 @@ impl Engine {
         Engine {
             inner: Arc::new(Inner {
                 registry: started.registry,
+                new_users: AddressRate::new(limits.login_rate_per_address),
                 limits,
                 system: started.system,
             }),
@@ -187,11 +194,38 @@ impl Engine {
 
     /// Connects a client: with a display name (a new user) or a resume token (the same
     /// user and name as before). Fails with `name_taken`, `invalid_name`,
-    /// `invalid_token` or `server_full`.
+    /// `invalid_token` or `server_full` (too many sessions, or a new name when the server
+    /// keeps `Limits::max_users` users whose holds have not expired).
+    ///
+    /// For an embedder that does not know where its clients are: no per-address limit
+    /// applies. A transport calls [`Engine::connect_from`].
     pub async fn connect(&self, login: Login) -> Result<Session, ChatError> {
+        self.login(login, None).await
+    }
+
+    /// Connects a client from the address `from` (its socket's peer, or the address a
+    /// trusted proxy reports): as [`Engine::connect`], and a new name is also refused with
+    /// `rate_limited` (`login_rate_per_address`) when `from`'s address registers users
+    /// faster than `Limits::login_rate_per_address`. A resume is never refused for its
+    /// address. The check comes after the name's own (an invalid name costs nothing) and
+    /// before the registry is asked, so a refused login changes nothing.
+    pub async fn connect_from(&self, login: Login, from: IpAddr) -> Result<Session, ChatError> {
+        self.login(login, Some(from)).await
+    }
+
+    async fn login(&self, login: Login, from: Option<IpAddr>) -> Result<Session, ChatError> {
         let request = match login {
             Login::Name(name) => {
-                LoginRequest::Name(validate::display_name(&name, &self.inner.limits)?)
+                let name = validate::display_name(&name, &self.inner.limits)?;
+                if let Some(from) = from {
+                    self.inner.new_users.check(from).map_err(|retry_after| {
+                        ChatError::RateLimited {
+                            limit: "login_rate_per_address",
+                            retry_after,
+                        }
+                    })?;
+                }
+                LoginRequest::Name(name)
             }
             Login::Resume(token) => LoginRequest::Token(ResumeToken::from_client(&token)),
         };

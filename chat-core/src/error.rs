@@ -64,7 +64,8 @@ pub enum ChatError {
     /// The user sends faster than the named rate allows.
     #[error("slow down: {limit} allows another one in {} ms", retry_after.as_millis())]
     RateLimited {
-        /// Which rate was exceeded (`message_rate`, `channel_create_rate`).
+        /// Which rate was exceeded (`message_rate`, `channel_create_rate`,
+        /// `login_rate_per_address`): the name of its field in `Limits`.
         limit: &'static str,
         /// How long until the next attempt can succeed.
         retry_after: Duration,
@@ -75,6 +76,14 @@ pub enum ChatError {
     /// The server has as many sessions as `Limits::max_sessions` allows.
     #[error("the server is full ({0} connections)")]
     ServerFull(usize),
+    /// A new name was refused: the server keeps as many users as `Limits::max_users`
+    /// allows, and every one of them is online or still holds their name. Code
+    /// `server_full`, like [`ChatError::ServerFull`].
+    #[error(
+        "the server is full: it keeps {0} users, all online or holding their names; \
+         new names are accepted again as name holds expire (returning users can resume)"
+    )]
+    TooManyUsers(usize),
     /// The session was closed; it can no longer be used.
     #[error("this session is closed")]
     SessionClosed,
@@ -111,7 +120,7 @@ impl ChatError {
             ChatError::InvalidTarget(_) => "invalid_target",
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::TooManyChannels(_) => "too_many_channels",
-            ChatError::ServerFull(_) => "server_full",
+            ChatError::ServerFull(_) | ChatError::TooManyUsers(_) => "server_full",
             ChatError::SessionClosed => "session_closed",
             ChatError::ShuttingDown => "shutting_down",
             ChatError::InvalidLimit(_) => "invalid_limit",

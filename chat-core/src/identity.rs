@@ -1,12 +1,14 @@
 //! `Directory`: who the users are. Issues resume tokens, binds them to user ids, and
 //! keeps display names unique (case-insensitively) while their holder is connected or was
-//! seen within `Limits::name_hold`.
+//! seen within `Limits::name_hold`. Keeps at most `Limits::max_users` users: a new name
+//! past it first forgets the user whose hold expired longest ago, and is refused
+//! (`server_full`) when no hold has expired.
 //!
 //! Owned by the in-memory broker behind a lock, so every call is serialized; this module is plain
 //! data and takes the current time as an argument, which keeps it testable without
 //! sleeping. It never shows a token to anyone: only `login_*` return one, to its holder.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,22 +82,35 @@ pub(crate) struct Directory {
     users: HashMap<UserId, UserRecord>,
     by_token: HashMap<ResumeToken, UserId>,
     by_name: HashMap<String, UserId>,
+    /// The users with no session, by when they were last seen: the first one's hold is
+    /// the first to expire, so the cap and the sweep find the expired ones without
+    /// looking at anyone else.
+    offline: BTreeSet<(Instant, UserId)>,
+    /// Users forgotten since the last `sweep` (by the sweep, on a login or for the cap).
+    forgotten: usize,
     next_id: u64,
     hold: Duration,
+    max_users: usize,
 }
 
 impl Directory {
-    pub(crate) fn new(hold: Duration) -> Self {
+    /// A directory that holds names for `hold` and keeps at most `max_users` users.
+    pub(crate) fn new(hold: Duration, max_users: usize) -> Self {
         Directory {
             users: HashMap::new(),
             by_token: HashMap::new(),
             by_name: HashMap::new(),
+            offline: BTreeSet::new(),
+            forgotten: 0,
             next_id: 1,
             hold,
+            max_users: max_users.max(1),
         }
     }
 
-    /// Creates a user with a validated, trimmed `name`, unless someone holds it.
+    /// Creates a user with a validated, trimmed `name`, unless someone holds it
+    /// (`name_taken`) or the directory is full of users whose holds have not expired
+    /// (`server_full`).
     pub(crate) fn login_with_name(
         &mut self,
         name: String,
@@ -106,6 +121,13 @@ impl Directory {
             self.forget_if_expired(holder, now);
             if self.by_name.contains_key(&key) {
                 return Err(ChatError::NameTaken(name));
+            }
+        }
+        if self.users.len() >= self.max_users {
+            // The oldest expired hold goes first; when none has expired, nobody goes.
+            match self.oldest_expired(now) {
+                Some(oldest) => self.forget_if_expired(oldest, now),
+                None => return Err(ChatError::TooManyUsers(self.max_users)),
             }
         }
         let id = UserId(self.next_id);
@@ -142,6 +164,9 @@ impl Directory {
         let id = *self.by_token.get(token).ok_or(ChatError::InvalidToken)?;
         self.forget_if_expired(id, now);
         let record = self.users.get_mut(&id).ok_or(ChatError::InvalidToken)?;
+        if record.sessions == 0 {
+            self.offline.remove(&(record.last_seen, id));
+        }
         record.sessions += 1;
         record.last_seen = now;
         Ok(Identity {
@@ -154,8 +179,14 @@ impl Directory {
     /// One session of `id` ended; its name stays held for `hold` after the last one.
     pub(crate) fn session_ended(&mut self, id: UserId, now: Instant) {
         if let Some(record) = self.users.get_mut(&id) {
+            if record.sessions == 0 {
+                self.offline.remove(&(record.last_seen, id));
+            }
             record.sessions = record.sessions.saturating_sub(1);
             record.last_seen = now;
+            if record.sessions == 0 {
+                self.offline.insert((now, id));
+            }
         }
     }
 
@@ -171,18 +202,26 @@ impl Directory {
         self.users.contains_key(&id)
     }
 
+    /// How many users are kept (online, or within their hold).
+    pub(crate) fn len(&self) -> usize {
+        self.users.len()
+    }
+
     /// Drops every user whose hold has run out, so memory follows the active users.
+    /// Returns how many users were forgotten since the last sweep, this one's included
+    /// (a login forgets an expired holder of its name, a new name past the cap the oldest
+    /// expired user), so the caller can drop what it keeps for them.
     pub(crate) fn sweep(&mut self, now: Instant) -> usize {
-        let expired: Vec<UserId> = self
-            .users
-            .iter()
-            .filter(|(_, r)| r.expired(now, self.hold))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &expired {
-            self.forget_if_expired(*id, now);
+        while let Some(oldest) = self.oldest_expired(now) {
+            self.forget_if_expired(oldest, now);
         }
-        expired.len()
+        std::mem::take(&mut self.forgotten)
+    }
+
+    /// The user whose hold expired longest ago, if any has.
+    fn oldest_expired(&self, now: Instant) -> Option<UserId> {
+        let &(last_seen, id) = self.offline.first()?;
+        (now.saturating_duration_since(last_seen) > self.hold).then_some(id)
     }
 
     fn forget_if_expired(&mut self, id: UserId, now: Instant) {
@@ -193,8 +232,10 @@ impl Directory {
             return;
         }
         if let Some(record) = self.users.remove(&id) {
+            self.offline.remove(&(record.last_seen, id));
             self.by_token.remove(&record.token);
             self.by_name.remove(&validate::name_key(&record.user.name));
+            self.forgotten += 1;
         }
     }
 }
@@ -218,7 +259,7 @@ mod tests {
     #[test]
     fn resume_gives_back_the_same_user_and_name() {
         let t0 = Instant::now();
-        let mut dir = Directory::new(HOLD);
+        let mut dir = Directory::new(HOLD, 100);
         let first = dir.login_with_name("Alice".into(), t0).unwrap();
         dir.session_ended(first.user.id, t0);
         let again = dir.login_with_token(&first.token, t0 + HOLD / 2).unwrap();
@@ -234,7 +275,7 @@ mod tests {
     #[test]
     fn names_are_held_case_insensitively_while_online_and_for_the_hold() {
         let t0 = Instant::now();
-        let mut dir = Directory::new(HOLD);
+        let mut dir = Directory::new(HOLD, 100);
         let alice = dir.login_with_name("Alice".into(), t0).unwrap();
         let taken = dir.login_with_name("aLICE".into(), t0).unwrap_err();
         assert_eq!(taken.code(), "name_taken");
@@ -248,9 +289,62 @@ mod tests {
     }
 
     #[test]
+    fn past_the_cap_the_oldest_expired_hold_goes_first() {
+        let t0 = Instant::now();
+        let mut dir = Directory::new(HOLD, 3);
+        let first = dir.login_with_name("first".into(), t0).unwrap();
+        let second = dir.login_with_name("second".into(), t0).unwrap();
+        let online = dir.login_with_name("online".into(), t0).unwrap();
+        dir.session_ended(first.user.id, t0);
+        dir.session_ended(second.user.id, t0 + HOLD / 2);
+        // Both held: a fourth name is refused, clearly, and nobody is forgotten.
+        let full = dir.login_with_name("fourth".into(), t0 + HOLD).unwrap_err();
+        assert_eq!(full, ChatError::TooManyUsers(3));
+        assert_eq!(full.code(), "server_full");
+        assert!(full.to_string().contains("keeps 3 users"), "{full}");
+        assert_eq!(dir.len(), 3);
+        // A returning user still gets in past the cap.
+        let back = dir.login_with_token(&second.token, t0 + HOLD).unwrap();
+        dir.session_ended(back.user.id, t0 + HOLD);
+        // Once the first hold expired, the first user goes, and only them.
+        let later = t0 + HOLD + Duration::from_secs(1);
+        let fourth = dir.login_with_name("fourth".into(), later).unwrap();
+        assert!(!dir.knows(first.user.id));
+        assert!(dir.knows(second.user.id) && dir.knows(online.user.id));
+        assert!(dir.knows(fourth.user.id));
+        assert_eq!(dir.len(), 3);
+        assert!(dir.login_with_token(&first.token, later).is_err());
+        // The sweep reports the user forgotten for the cap, so the broker drops their
+        // private rooms too.
+        assert_eq!(dir.sweep(later), 1);
+    }
+
+    #[test]
+    fn with_everyone_online_the_cap_refuses_and_loses_nothing() {
+        let t0 = Instant::now();
+        let mut dir = Directory::new(HOLD, 2);
+        let a = dir.login_with_name("a".into(), t0).unwrap();
+        let b = dir.login_with_name("b".into(), t0).unwrap();
+        for later in [t0, t0 + HOLD * 10] {
+            let full = dir.login_with_name("c".into(), later).unwrap_err();
+            assert_eq!(full, ChatError::TooManyUsers(2));
+        }
+        // Nobody was forgotten: both still resume, with their names.
+        assert_eq!(
+            dir.login_with_token(&a.token, t0 + HOLD * 10).unwrap().user,
+            a.user
+        );
+        assert_eq!(
+            dir.login_with_token(&b.token, t0 + HOLD * 10).unwrap().user,
+            b.user
+        );
+        assert_eq!(dir.sweep(t0 + HOLD * 10), 0);
+    }
+
+    #[test]
     fn an_online_user_is_never_expired_and_sweep_forgets_the_rest() {
         let t0 = Instant::now();
-        let mut dir = Directory::new(HOLD);
+        let mut dir = Directory::new(HOLD, 100);
         let online = dir.login_with_name("on".into(), t0).unwrap();
         let gone = dir.login_with_name("gone".into(), t0).unwrap();
         dir.session_ended(gone.user.id, t0);

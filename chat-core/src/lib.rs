@@ -72,15 +72,20 @@
 //!   after an outage (`pubsub`).
 //! - [`validate`]: the rules for names and texts; its `names` decides which display
 //!   names are valid and which look alike (NFKC, the TR39 skeleton).
+//! - [`address`]: limits per client address: the key an address counts under, keyed
+//!   token buckets (`Limits::login_rate_per_address`) and the [`ConnectionGate`] both
+//!   transports put in front of their listeners.
 //! - [`Limits`] (engine limits only), [`ChatError`], [`Event`] and the data types in `model`.
 //!
 //! Imports go one way: `engine` -> `directory` -> `room` -> `delivery`, all of them ->
-//! `broker` and the data types; `session` uses `directory` and `room`.
+//! `broker` and the data types; `session` uses `directory` and `room`; `engine` uses
+//! `address`, which uses only `limits`.
 //!
 //! `docs/architecture.md` in the repository describes how a message flows.
 
 #![warn(missing_docs)]
 
+pub mod address;
 pub mod broker;
 mod delivery;
 mod directory;
@@ -95,6 +100,7 @@ mod runtime;
 mod session;
 pub mod validate;
 
+pub use address::{AddressSlot, ConnectionGate, GateRefusal};
 #[cfg(feature = "redis")]
 pub use broker::redis::RedisBroker;
 pub use broker::{Broker, ClusterEvent, MemoryBroker};

@@ -99,6 +99,20 @@ pub struct Limits {
     /// How long a display name stays reserved for a user who has left, and how long their
     /// resume token stays valid. Default 7 days.
     pub name_hold: Duration,
+    /// Rate of new users (logins with a new display name) from one client address (an
+    /// IPv6 address counts by its /64), for the logins a transport makes with
+    /// [`Engine::connect_from`](crate::Engine::connect_from); over it the login is refused
+    /// with `rate_limited`. Resuming with a token is not counted: it keeps nothing new,
+    /// and a whole office behind one address comes back at once after a restart. Per
+    /// node. Default: bursts of 20, one per 5 seconds, so one address can register at
+    /// most about 121,000 users within a 7-day `name_hold`, an eighth of `max_users`.
+    pub login_rate_per_address: Rate,
+    /// Most users the server keeps, online or holding their name after leaving (each costs
+    /// about 750 bytes in memory, or in Redis). A new name past it first forgets the user
+    /// whose hold expired longest ago; when no hold has expired, the login is refused with
+    /// `server_full` (returning users can still resume). Default 1,000,000: about 750 MB
+    /// at most, ten times `max_sessions`.
+    pub max_users: usize,
 }
 
 impl Default for Limits {
@@ -124,6 +138,11 @@ impl Default for Limits {
             max_channels: 10_000,
             max_sessions: 100_000,
             name_hold: Duration::from_secs(7 * 24 * 3600),
+            login_rate_per_address: Rate {
+                burst: 20,
+                per_second: 0.2,
+            },
+            max_users: 1_000_000,
         }
     }
 }
@@ -149,15 +168,20 @@ impl Limits {
         InvalidLimit::nonzero("max_channels", self.max_channels)?;
         InvalidLimit::nonzero("max_sessions", self.max_sessions)?;
         InvalidLimit::nonzero("name_hold", self.name_hold)?;
+        InvalidLimit::nonzero("max_users", self.max_users)?;
         InvalidLimit::nonzero("room_idle", self.room_idle)?;
         self.message_rate.validate("message_rate")?;
         self.channel_create_rate.validate("channel_create_rate")?;
+        self.login_rate_per_address
+            .validate("login_rate_per_address")?;
         Ok(())
     }
 }
 
 impl Rate {
-    fn validate(&self, name: &'static str) -> Result<(), InvalidLimit> {
+    /// Refuses a bucket that holds nothing (a zero burst) or never refills, naming the
+    /// limit `name` it is the value of. Transports check their own rates with it.
+    pub fn validate(&self, name: &'static str) -> Result<(), InvalidLimit> {
         if self.burst == 0 {
             return Err(InvalidLimit::new(name, "the burst must be at least 1"));
         }
@@ -200,5 +224,17 @@ mod tests {
             ..d()
         };
         assert_eq!(refused(no_burst), Err("channel_create_rate"));
+        let no_logins = Limits {
+            login_rate_per_address: Rate::new(3, 0.0),
+            ..d()
+        };
+        assert_eq!(refused(no_logins), Err("login_rate_per_address"));
+        assert_eq!(
+            refused(Limits {
+                max_users: 0,
+                ..d()
+            }),
+            Err("max_users")
+        );
     }
 }

@@ -518,4 +518,102 @@ async fn private_conversations_expire_with_their_users_and_channels_stay() {
     for key in channel {
         assert!(exists(key), "{key} kept: channels never expire");
     }
+    // And the count of users kept forgets them (the keep-alive sweeps it).
+    let count = || -> i64 {
+        redis::cmd("ZCARD")
+            .arg("flack:users")
+            .query(&mut redis.raw())
+            .unwrap()
+    };
+    while count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expired users still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_cap_counts_the_users_of_every_node() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let mut capped = limits();
+    capped.max_users = 2;
+    let start = || {
+        Engine::builder()
+            .limits(capped.clone())
+            .redis(redis.url())
+            .start()
+    };
+    let (a, b) = (
+        start().await.expect("node a"),
+        start().await.expect("node b"),
+    );
+    let alice = user(&a, "alice").await;
+    let bob = user(&b, "bob").await;
+    let bob_token = bob.token().expose().to_owned();
+    drop(bob);
+
+    let full = a
+        .connect(Login::Name("carol".into()))
+        .await
+        .expect_err("a third user on either node");
+    assert_eq!(full, chat_core::ChatError::TooManyUsers(2));
+    assert_eq!(full.code(), "server_full");
+    // Nothing was lost: bob comes back on the other node, alice is served.
+    let back = a.connect(Login::Resume(bob_token)).await.expect("resume");
+    assert_eq!(&*back.user().name, "bob");
+    alice.create_channel("c").await.expect("alice is served");
+    let count: i64 = redis::cmd("ZCARD")
+        .arg("flack:users")
+        .query(&mut redis.raw())
+        .unwrap();
+    assert_eq!(count, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_user_cap_the_oldest_expired_hold_goes_first() {
+    use chat_core::Broker;
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let mut capped = limits();
+    capped.max_users = 2;
+    // The broker alone: no node's keep-alive sweeps the count behind the test's back.
+    let broker = RedisBroker::connect(&redis.url(), &capped)
+        .await
+        .expect("connects");
+    let old = broker.register("old".into()).await.expect("old");
+    let live = broker.register("live".into()).await.expect("live");
+    let full = broker.register("new".into()).await.expect_err("both live");
+    assert_eq!(full.code(), "server_full");
+
+    // The old user's hold ends (its score in the past) before any sweep ran: its keys are
+    // still there, as they are for the moment between their expiry and the sweep.
+    let _: i64 = redis::cmd("ZADD")
+        .arg("flack:users")
+        .arg(1)
+        .arg(old.user.id.0)
+        .query(&mut redis.raw())
+        .unwrap();
+    let new = broker.register("new".into()).await.expect("room was made");
+    let score = |id: u64| -> Option<f64> {
+        redis::cmd("ZSCORE")
+            .arg("flack:users")
+            .arg(id)
+            .query(&mut redis.raw())
+            .unwrap()
+    };
+    assert_eq!(score(old.user.id.0), None, "the expired user went");
+    assert!(score(live.user.id.0).is_some() && score(new.user.id.0).is_some());
+    let gone = broker.resume(old.token.clone()).await.unwrap_err();
+    assert_eq!(gone.code(), "invalid_token", "with their token and name");
+    broker.register("old".into()).await.expect_err("still full");
+    assert!(broker.find_user("old").await.unwrap().is_none());
+    broker
+        .resume(live.token.clone())
+        .await
+        .expect("the live one stays");
 }

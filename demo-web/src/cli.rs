@@ -154,6 +154,18 @@ pub struct LimitFlags {
     /// resume token stays valid.
     #[arg(long, env = "FLACK_NAME_HOLD", default_value = "7d", value_parser = parse_duration)]
     pub name_hold: Duration,
+
+    /// Rate of new users (new display names) from one client address, as
+    /// BURST/PER_SECOND; a faster one is refused with `rate_limited`. Resuming with a
+    /// token is not counted. An IPv6 address counts by its /64.
+    #[arg(long, env = "FLACK_LOGIN_RATE_PER_ADDRESS", default_value = "20/0.2", value_parser = parse_rate)]
+    pub login_rate_per_address: Rate,
+
+    /// Most users kept, online or holding their name (about 750 bytes each); past it a
+    /// new name forgets the user whose hold expired longest ago, or is refused with
+    /// `server_full` when every hold is live.
+    #[arg(long, env = "FLACK_MAX_USERS", default_value_t = 1_000_000)]
+    pub max_users: usize,
 }
 
 /// The transports' settings: [`transport_ws::WsConfig`] and [`transport_tcp::TcpConfig`].
@@ -164,6 +176,36 @@ pub struct TransportFlags {
     /// logged in yet; more wait in the TCP backlog or get HTTP 503.
     #[arg(long, env = "FLACK_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
+
+    /// Most open connections from one client address, per listener (an IPv6 address
+    /// counts by its /64); one more gets HTTP 429 or `! closed too_many_connections`.
+    #[arg(long, env = "FLACK_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
+    pub max_connections_per_address: usize,
+
+    /// Rate of new connections from one client address, per listener, as
+    /// BURST/PER_SECOND; a faster one gets HTTP 429 or `! closed rate_limited`.
+    #[arg(long, env = "FLACK_CONNECT_RATE_PER_ADDRESS", default_value = "20/5", value_parser = parse_rate)]
+    pub connect_rate_per_address: Rate,
+
+    /// A reverse proxy (an address, or a network like `10.0.0.0/8`) whose
+    /// `--forwarded-header` gives the WebSocket client's address; repeat the flag for
+    /// several, or separate them with commas in the variable. From anyone else the header
+    /// is ignored. None: every client is the socket's peer.
+    #[arg(
+        long = "trusted-proxy",
+        env = "FLACK_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// The header trusted proxies put the client's address in: `X-Forwarded-For`,
+    /// `Forwarded` (RFC 7239) or another list like the first.
+    #[arg(
+        long,
+        env = "FLACK_FORWARDED_HEADER",
+        default_value = "X-Forwarded-For"
+    )]
+    pub forwarded_header: String,
 
     /// Largest WebSocket frame, in bytes; a bigger one closes the socket with 1009.
     #[arg(long, env = "FLACK_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
@@ -215,6 +257,8 @@ impl LimitFlags {
         limits.max_channels = self.max_channels;
         limits.max_sessions = self.max_sessions;
         limits.name_hold = self.name_hold;
+        limits.login_rate_per_address = self.login_rate_per_address;
+        limits.max_users = self.max_users;
         limits
     }
 }
@@ -227,6 +271,10 @@ impl TransportFlags {
         config.allowed_origins = allowed_origins.to_vec();
         config.public_hosts = public_hosts.to_vec();
         config.max_connections = self.max_connections;
+        config.max_connections_per_address = self.max_connections_per_address;
+        config.connect_rate_per_address = self.connect_rate_per_address;
+        config.trusted_proxies = self.trusted_proxies.clone();
+        config.forwarded_header = self.forwarded_header.clone();
         config.max_frame_bytes = self.max_frame_bytes;
         config.idle_timeout = self.idle_timeout;
         config.heartbeat_interval = self.heartbeat_interval;
@@ -239,6 +287,8 @@ impl TransportFlags {
     pub fn tcp_config(&self) -> TcpConfig {
         let mut config = TcpConfig::default();
         config.max_connections = self.max_connections;
+        config.max_connections_per_address = self.max_connections_per_address;
+        config.connect_rate_per_address = self.connect_rate_per_address;
         config.max_line_bytes = self.max_line_bytes;
         config.idle_timeout = self.tcp_idle_timeout;
         config.write_timeout = self.write_timeout;
@@ -282,6 +332,7 @@ fn invalid(error: &InvalidLimit, section: &str) -> clap::Error {
     let flag = match (section, name.as_str()) {
         ("tcp", "idle-timeout") => format!("--{section}-{name}"),
         ("", "public-hosts") => "--public-host".to_owned(),
+        ("", "trusted-proxies") => "--trusted-proxy".to_owned(),
         _ => format!("--{name}"),
     };
     clap::Error::raw(
@@ -421,6 +472,20 @@ mod tests {
             "chat.example.com",
             "--public-host",
             "chat.example.net:8443",
+            "--login-rate-per-address",
+            "3/0.5",
+            "--max-users",
+            "5000",
+            "--max-connections-per-address",
+            "8",
+            "--connect-rate-per-address",
+            "4/2",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "::1",
+            "--forwarded-header",
+            "Forwarded",
         ])
         .expect("flags parse");
         let checked = cli.check().expect("valid");
@@ -439,6 +504,14 @@ mod tests {
             checked.ws.public_hosts,
             ["chat.example.com", "chat.example.net:8443"]
         );
+        assert_eq!(checked.limits.login_rate_per_address, Rate::new(3, 0.5));
+        assert_eq!(checked.limits.max_users, 5000);
+        assert_eq!(checked.ws.max_connections_per_address, 8);
+        assert_eq!(checked.tcp.max_connections_per_address, 8);
+        assert_eq!(checked.ws.connect_rate_per_address, Rate::new(4, 2.0));
+        assert_eq!(checked.tcp.connect_rate_per_address, Rate::new(4, 2.0));
+        assert_eq!(checked.ws.trusted_proxies, ["10.0.0.0/8", "::1"]);
+        assert_eq!(checked.ws.forwarded_header, "Forwarded");
     }
 
     #[test]
@@ -453,6 +526,10 @@ mod tests {
             ("--history", "0"),
             ("--session-queue-hard-bytes", "0"),
             ("--room-idle", "0s"),
+            ("--max-users", "0"),
+            ("--max-connections-per-address", "0"),
+            ("--trusted-proxy", "proxy.internal"),
+            ("--forwarded-header", "X Forwarded For"),
         ] {
             let cli = Cli::try_parse_from(["demo-web", flag, value]).expect("parses");
             let error = cli.check().expect_err(flag).to_string();

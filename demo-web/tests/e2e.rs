@@ -101,8 +101,30 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
         ("--max-channels", "FLACK_MAX_CHANNELS", Some("10000")),
         ("--max-sessions", "FLACK_MAX_SESSIONS", Some("100000")),
         ("--name-hold", "FLACK_NAME_HOLD", Some("7d")),
+        (
+            "--login-rate-per-address",
+            "FLACK_LOGIN_RATE_PER_ADDRESS",
+            Some("20/0.2"),
+        ),
+        ("--max-users", "FLACK_MAX_USERS", Some("1000000")),
         ("--room-idle", "FLACK_ROOM_IDLE", Some("5m")),
         ("--max-connections", "FLACK_MAX_CONNECTIONS", Some("100000")),
+        (
+            "--max-connections-per-address",
+            "FLACK_MAX_CONNECTIONS_PER_ADDRESS",
+            Some("64"),
+        ),
+        (
+            "--connect-rate-per-address",
+            "FLACK_CONNECT_RATE_PER_ADDRESS",
+            Some("20/5"),
+        ),
+        ("--trusted-proxy", "FLACK_TRUSTED_PROXIES", None),
+        (
+            "--forwarded-header",
+            "FLACK_FORWARDED_HEADER",
+            Some("X-Forwarded-For"),
+        ),
         ("--max-frame-bytes", "FLACK_MAX_FRAME_BYTES", Some("65536")),
         ("--max-line-bytes", "FLACK_MAX_LINE_BYTES", Some("8192")),
         ("--idle-timeout", "FLACK_IDLE_TIMEOUT", Some("60s")),
@@ -278,12 +300,71 @@ async fn tcp_and_websocket_users_see_each_other_both_ways() -> TestResult {
     Ok(())
 }
 
+/// A script registering users from one address (issue 22) is held to
+/// `--login-rate-per-address`, and one opening connections to
+/// `--max-connections-per-address`; everyone made before is kept.
+#[tokio::test]
+async fn the_per_address_flags_hold_a_script_on_one_address() -> TestResult {
+    let server = Server::start(&[
+        "--login-rate-per-address",
+        "2/0.001",
+        "--max-connections-per-address",
+        "3",
+    ])?;
+    let tcp = server.tcp.ok_or("no TCP listener")?;
+    let mut terms = Vec::new();
+    for name in ["bot0", "bot1", "bot2"] {
+        let mut term = Terminal::connect(tcp).await?;
+        term.send(name).await?;
+        let answer = loop {
+            let line = term.line_with("").await?.ok_or("disconnected")?;
+            if line.starts_with("= welcome, ") || line.starts_with("! ") {
+                break line;
+            }
+        };
+        terms.push((answer, term));
+    }
+    assert!(terms[0].0.starts_with("= welcome, bot0"), "{}", terms[0].0);
+    assert!(terms[1].0.starts_with("= welcome, bot1"), "{}", terms[1].0);
+    assert!(
+        terms[2]
+            .0
+            .starts_with("! error rate_limited: slow down: login_rate_per_address"),
+        "{}",
+        terms[2].0
+    );
+    let mut fourth = Terminal::connect(tcp).await?;
+    let refused = fourth
+        .line_with("! closed")
+        .await?
+        .ok_or("closed without a line")?;
+    assert!(
+        refused.starts_with("! closed too_many_connections: your address has 3 connections open"),
+        "{refused}"
+    );
+    // The users made before are served.
+    let (_, bot0) = &mut terms[0];
+    bot0.send("/create kept").await?;
+    bot0.line_with("+ #kept created")
+        .await?
+        .ok_or("bot0 lost")?;
+    Ok(())
+}
+
 /// WebSocket clients connected when the server is stopped.
 const SOCKETS_AT_SHUTDOWN: usize = 200;
 
 #[tokio::test]
 async fn sigterm_closes_clients_and_exits_zero_promptly() -> TestResult {
-    let mut server = Server::start(&[])?;
+    // One address plays all the clients: lift its per-address limits.
+    let mut server = Server::start(&[
+        "--max-connections-per-address",
+        "1000",
+        "--connect-rate-per-address",
+        "1000/1000",
+        "--login-rate-per-address",
+        "1000/1000",
+    ])?;
     let tcp = server.tcp.ok_or("no TCP listener")?;
     // Many sockets, so that their tasks are still closing when the HTTP server is told to
     // stop: every one of them must get its close frame all the same.

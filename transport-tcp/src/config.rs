@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use chat_core::InvalidLimit;
+use chat_core::{InvalidLimit, Rate};
 
 /// The TCP transport's own limits and timeouts.
 ///
@@ -42,6 +42,16 @@ pub struct TcpConfig {
     /// client that stops reading must not hold its task (and its buffers) forever. The
     /// engine drops it sooner if its event queue fills meanwhile. Default 10 s.
     pub write_timeout: Duration,
+    /// Most connections open at once from one client address (an IPv6 address counts by
+    /// its /64). One more gets `! closed too_many_connections: ...` and is closed at
+    /// once, so one address cannot take the slots of `max_connections`. Default 64: a
+    /// dozen people behind one NAT with a few terminals each.
+    pub max_connections_per_address: usize,
+    /// Rate of new connections from one client address, as a token bucket; one over it
+    /// gets `! closed rate_limited: ... try again in N ms` and is closed at once, before
+    /// it costs a task. Default: bursts of 20, 5 per second (a script reconnecting in a
+    /// loop is slowed to a trickle; people never notice).
+    pub connect_rate_per_address: Rate,
 }
 
 impl Default for TcpConfig {
@@ -51,6 +61,8 @@ impl Default for TcpConfig {
             max_line_bytes: 8 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
             write_timeout: Duration::from_secs(10),
+            max_connections_per_address: 64,
+            connect_rate_per_address: Rate::new(20, 5.0),
         }
     }
 }
@@ -58,12 +70,19 @@ impl Default for TcpConfig {
 impl TcpConfig {
     /// Refuses a value the transport cannot work with, naming its field: a zero anything
     /// (no connection could be served, every line would be too long, every connection
-    /// would idle out or time out at once).
+    /// would idle out or time out at once), and a connection rate with no burst or no
+    /// refill.
     pub fn validate(&self) -> Result<(), InvalidLimit> {
         InvalidLimit::nonzero("max_connections", self.max_connections)?;
         InvalidLimit::nonzero("max_line_bytes", self.max_line_bytes)?;
         InvalidLimit::nonzero("idle_timeout", self.idle_timeout)?;
         InvalidLimit::nonzero("write_timeout", self.write_timeout)?;
+        InvalidLimit::nonzero(
+            "max_connections_per_address",
+            self.max_connections_per_address,
+        )?;
+        self.connect_rate_per_address
+            .validate("connect_rate_per_address")?;
         Ok(())
     }
 }
@@ -116,6 +135,22 @@ mod tests {
                 ..TcpConfig::default()
             },
             "write_timeout",
+        );
+
+        refused(
+            TcpConfig {
+                max_connections_per_address: 0,
+                ..TcpConfig::default()
+            },
+            "max_connections_per_address",
+        );
+
+        refused(
+            TcpConfig {
+                connect_rate_per_address: Rate::new(0, 1.0),
+                ..TcpConfig::default()
+            },
+            "connect_rate_per_address",
         );
     }
 }

@@ -19,11 +19,12 @@
 //! delaying anyone.
 
 use std::io;
-
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chat_core::{
-    ChatError, ChatMessage, Engine, Event, PostOutcome, PostPipeline, Session, UserId,
+    ChatError, ChatMessage, Engine, Event, GateRefusal, PostOutcome, PostPipeline, Session, UserId,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -40,9 +41,11 @@ use crate::dispatch::{Dispatcher, Reply};
 use crate::error::TcpError;
 use crate::render;
 
-/// Serves one client until it quits, goes away, idles out, is dropped, or shutdown.
+/// Serves one client, connected from `peer`, until it quits, goes away, idles out, is
+/// dropped, or shutdown.
 pub(crate) async fn run(
     stream: TcpStream,
+    peer: IpAddr,
     engine: Engine,
     config: TcpConfig,
     shutdown: CancellationToken,
@@ -51,7 +54,7 @@ pub(crate) async fn run(
     let mut conn = Connection {
         lines: FramedRead::new(read, LineCodec::new(config.max_line_bytes)),
         out: BufWriter::new(write),
-        dispatcher: Dispatcher::new(engine),
+        dispatcher: Dispatcher::new(engine, peer),
         posts: PostPipeline::new(),
         events: Vec::new(),
         shutdown,
@@ -71,6 +74,23 @@ pub(crate) async fn run(
     if !matches!(end, End::WriteTimeout | End::SessionClosedWhileWriting) {
         // Best effort FIN; bounded like every write.
         let _ = timeout(conn.config.write_timeout, conn.out.shutdown()).await;
+    }
+}
+
+/// Tells a connection the per-address gate refused why (`! closed <code>: <why>`), within
+/// `write_timeout`, and closes it. Nothing is read: the client's first line may be on its
+/// way, and is dropped with the connection.
+pub(crate) async fn refuse(mut stream: TcpStream, refused: GateRefusal, write_timeout: Duration) {
+    let line = render::closed(refused.code(), &refused.to_string()) + "\r\n";
+    let write = async {
+        stream.write_all(line.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    if let Err(e) = timeout(write_timeout, write)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    {
+        tracing::debug!(error = %e, "could not tell a refused connection why");
     }
 }
 

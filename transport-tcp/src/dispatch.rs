@@ -8,6 +8,8 @@
 //! tested here with a real engine and no network. It makes no chat decision: every request
 //! goes to the engine as the client typed it, and the engine's error comes back as it is.
 
+use std::net::IpAddr;
+
 use chat_core::{ChatError, Engine, Joined, Login, Member, PendingPost, Session, UserId};
 
 use crate::command::Command;
@@ -31,6 +33,8 @@ pub(crate) enum Reply {
 /// One connection's side of the conversation with the engine.
 pub(crate) struct Dispatcher {
     engine: Engine,
+    /// Where the client connects from: the engine counts new users per address.
+    peer: IpAddr,
     /// `None` until the client picked a name or resumed.
     session: Option<Session>,
     /// The room plain lines go to, as the client addresses it (`general`, `@bob`): the
@@ -39,10 +43,11 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher for a client that has not logged in yet.
-    pub(crate) fn new(engine: Engine) -> Dispatcher {
+    /// A dispatcher for a client, connected from `peer`, that has not logged in yet.
+    pub(crate) fn new(engine: Engine, peer: IpAddr) -> Dispatcher {
         Dispatcher {
             engine,
+            peer,
             session: None,
             current: None,
         }
@@ -148,7 +153,7 @@ impl Dispatcher {
     }
 
     async fn login(&mut self, login: Login) -> Result<Reply, TcpError> {
-        let session = self.engine.connect(login).await?;
+        let session = self.engine.connect_from(login, self.peer).await?;
         let user = session.user().clone();
         tracing::Span::current().record("session_id", session.id().0);
         tracing::info!(user = %user.name, new_user = session.is_new_user(), "logged in");
@@ -263,6 +268,9 @@ mod tests {
     use super::*;
     use crate::command;
 
+    /// Where the test's client connects from.
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     async fn engine() -> Engine {
         chat_core::Engine::builder()
             .start()
@@ -281,7 +289,7 @@ mod tests {
 
     /// A dispatcher logged in as `name`.
     async fn logged_in(engine: &Engine, name: &str) -> Dispatcher {
-        let mut d = Dispatcher::new(engine.clone());
+        let mut d = Dispatcher::new(engine.clone(), LOCAL);
         let lines = answer(&mut d, name).await;
         assert_eq!(lines[0], format!("= welcome, {name}"), "{lines:?}");
         d
@@ -290,7 +298,7 @@ mod tests {
     #[tokio::test]
     async fn before_login_only_a_name_help_and_quit_are_served() {
         let engine = engine().await;
-        let mut d = Dispatcher::new(engine.clone());
+        let mut d = Dispatcher::new(engine.clone(), LOCAL);
         assert_eq!(answer(&mut d, "").await, Vec::<String>::new());
         assert_eq!(answer(&mut d, "/help").await, render::help());
         let refused = answer(&mut d, "/list").await;

@@ -7,9 +7,10 @@
 //!
 //! The transport translates and forwards: every chat decision (names, channels, history,
 //! rate limits, slow consumers) is the engine's, reached through one
-//! [`chat_core::Session`] per logged-in connection. Its own limits (connections, line
-//! length, idle and write timeouts) are a [`TcpConfig`]; its connections run on the
-//! caller's tokio runtime.
+//! [`chat_core::Session`] per logged-in connection, which logs in from the socket's peer
+//! address (`Engine::connect_from`). Its own limits (connections, connections and their
+//! rate per address, line length, idle and write timeouts) are a [`TcpConfig`]; its
+//! connections run on the caller's tokio runtime.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,8 +32,8 @@
 //! - [`serve`] (here): the entry point; checks the config and runs the listener until
 //!   shutdown.
 //! - [`config`]: [`TcpConfig`], the transport's own limits and timeouts, and their check.
-//! - `listener`: the accept loop (backoff on errors, a connection cap, one task per
-//!   connection, waits for them on shutdown).
+//! - `listener`: the accept loop (backoff on errors, a connection cap, the per-address
+//!   gate, one task per connection, waits for them on shutdown).
 //! - `connection`: one client's loop: lines in, answers and engine events out, idle
 //!   timeout, bounded writes, shutdown.
 //! - `dispatch`: one command to [`Session`](chat_core::Session) calls and the lines that

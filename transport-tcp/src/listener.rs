@@ -5,11 +5,16 @@
 //! Called by [`serve`](crate::serve). It must never end on a failed `accept` (running out
 //! of file descriptors is a reason to wait, not to stop serving): it retries with a
 //! doubling backoff. It holds no chat state; `connection.rs` does the talking.
+//!
+//! Every accepted connection passes the per-address gate first
+//! (`TcpConfig::max_connections_per_address`, `TcpConfig::connect_rate_per_address`): a
+//! refused one gets its one `! closed` line from a short task of its own, so the loop
+//! never waits on a client.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::Engine;
+use chat_core::{ConnectionGate, Engine};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +42,10 @@ pub(crate) async fn run(
     // `accept`, so a full server leaves new clients in the listen backlog.
     let max = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max));
+    let gate = ConnectionGate::new(
+        config.connect_rate_per_address,
+        config.max_connections_per_address,
+    );
     let mut backoff = MIN_ACCEPT_BACKOFF;
     match listener.local_addr() {
         Ok(addr) => tracing::info!(%addr, "tcp transport listening"),
@@ -68,12 +77,34 @@ pub(crate) async fn run(
                     %peer,
                     session_id = tracing::field::Empty
                 );
-                let task =
-                    connection::run(stream, engine.clone(), config.clone(), shutdown.clone());
-                // The permit moves into the task: the slot is free once the connection ends.
+                let slot = match gate.admit(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(refused) => {
+                        // Debug, not warn: a flood of refusals must not flood the log.
+                        tracing::debug!(%peer, code = refused.code(), "connection refused");
+                        // The permit stays taken until the line is written (at most
+                        // `write_timeout`), so refusals are bounded like connections.
+                        let refuse = connection::refuse(stream, refused, config.write_timeout);
+                        let task = async move {
+                            refuse.await;
+                            drop(permit);
+                        };
+                        tokio::spawn(tracker.track_future(task.instrument(span)));
+                        continue;
+                    }
+                };
+                let task = connection::run(
+                    stream,
+                    peer.ip(),
+                    engine.clone(),
+                    config.clone(),
+                    shutdown.clone(),
+                );
+                // The permit and the address's slot move into the task: both are free once
+                // the connection ends.
                 let task = async move {
                     task.await;
-                    drop(permit);
+                    drop((permit, slot));
                 };
                 tokio::spawn(tracker.track_future(task.instrument(span)));
             }

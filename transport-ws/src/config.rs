@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use chat_core::InvalidLimit;
+use chat_core::{InvalidLimit, Rate};
 
-use crate::host;
+use crate::{forwarded, host};
 
 /// How the WebSocket transport treats its clients: who may connect, how many, how large
 /// their frames may be, and how long they may stay silent or slow.
@@ -36,6 +36,27 @@ pub struct WsConfig {
     /// Most open sockets, logged in or not; one more upgrade gets HTTP 503. Default
     /// 100,000.
     pub max_connections: usize,
+    /// Most sockets open at once from one client address (an IPv6 address counts by its
+    /// /64); one more upgrade gets HTTP 429, so one address cannot take the slots of
+    /// `max_connections`. Default 64: a dozen people behind one NAT with a few tabs each.
+    pub max_connections_per_address: usize,
+    /// Rate of upgrades from one client address, as a token bucket; one over it gets
+    /// HTTP 429 with `Retry-After`. Default: bursts of 20, 5 per second (a page that
+    /// reconnects with backoff never meets it; a script in a loop is slowed to it).
+    pub connect_rate_per_address: Rate,
+    /// Reverse proxies whose word on the client's address is taken: addresses or CIDR
+    /// networks (`127.0.0.1`, `10.0.0.0/8`, `fd00::/8`). When a connection comes from one
+    /// of them, the client's address is the right-most hop of `forwarded_header` that is
+    /// not itself a trusted proxy; from anyone else, the header is ignored and the
+    /// socket's peer is the client. The per-address limits (and the engine's new users per
+    /// address) count clients by that address. Behind a proxy that is not listed, every
+    /// client shares the proxy's address. Default empty: no header is believed.
+    pub trusted_proxies: Vec<String>,
+    /// The header trusted proxies report the client's address in: `X-Forwarded-For` (a
+    /// list of addresses, each proxy appending the one it received the request from),
+    /// `Forwarded` (RFC 7239, its `for=` parameters) or another list like the first
+    /// (`X-Real-IP`). Read only from `trusted_proxies`. Default `X-Forwarded-For`.
+    pub forwarded_header: String,
     /// Largest frame (or message reassembled from fragments) a client may send, in bytes;
     /// a larger one closes the socket with 1009. Announced in `hello`. Default 64 KiB.
     pub max_frame_bytes: usize,
@@ -62,6 +83,10 @@ impl Default for WsConfig {
             allowed_origins: Vec::new(),
             public_hosts: Vec::new(),
             max_connections: 100_000,
+            max_connections_per_address: 64,
+            connect_rate_per_address: Rate::new(20, 5.0),
+            trusted_proxies: Vec::new(),
+            forwarded_header: "X-Forwarded-For".to_owned(),
             max_frame_bytes: 64 * 1024,
             idle_timeout: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(20),
@@ -75,10 +100,25 @@ impl WsConfig {
     /// Refuses values the transport cannot work with, naming the field: a zero
     /// `max_connections`, `max_frame_bytes`, `idle_timeout`, `heartbeat_interval` or
     /// `write_timeout`, and a `heartbeat_interval` not shorter than `idle_timeout` (every
-    /// quiet client would be closed between two pings), and a `public_hosts` entry that is
-    /// not a host name with an optional port (a URL, say).
+    /// quiet client would be closed between two pings), a `public_hosts` entry that is
+    /// not a host name with an optional port (a URL, say), a zero
+    /// `max_connections_per_address`, a `connect_rate_per_address` with no burst or no
+    /// refill, a `trusted_proxies` entry that is not an address or network, and a
+    /// `forwarded_header` that is not a header name.
     pub fn validate(&self) -> Result<(), InvalidLimit> {
         InvalidLimit::nonzero("max_connections", self.max_connections)?;
+        InvalidLimit::nonzero(
+            "max_connections_per_address",
+            self.max_connections_per_address,
+        )?;
+        self.connect_rate_per_address
+            .validate("connect_rate_per_address")?;
+        for entry in &self.trusted_proxies {
+            forwarded::Network::parse(entry)
+                .map_err(|e| InvalidLimit::new("trusted_proxies", e))?;
+        }
+        forwarded::check_header(&self.forwarded_header)
+            .map_err(|e| InvalidLimit::new("forwarded_header", e))?;
         InvalidLimit::nonzero("max_frame_bytes", self.max_frame_bytes)?;
         InvalidLimit::nonzero("idle_timeout", self.idle_timeout)?;
         InvalidLimit::nonzero("heartbeat_interval", self.heartbeat_interval)?;
@@ -147,6 +187,38 @@ mod tests {
         assert_eq!(refused.name, "heartbeat_interval");
         config.heartbeat_interval = Duration::from_secs(19);
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn per_address_settings_are_checked_by_name() {
+        let refused = |config: WsConfig| config.validate().expect_err("invalid").name;
+        let d = WsConfig::default;
+        let no_slots = WsConfig {
+            max_connections_per_address: 0,
+            ..d()
+        };
+        assert_eq!(refused(no_slots), "max_connections_per_address");
+        let no_refill = WsConfig {
+            connect_rate_per_address: chat_core::Rate::new(5, 0.0),
+            ..d()
+        };
+        assert_eq!(refused(no_refill), "connect_rate_per_address");
+        let a_name = WsConfig {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "proxy.internal".into()],
+            ..d()
+        };
+        assert_eq!(refused(a_name), "trusted_proxies");
+        let not_a_header = WsConfig {
+            forwarded_header: "X Forwarded".into(),
+            ..d()
+        };
+        assert_eq!(refused(not_a_header), "forwarded_header");
+        let proxied = WsConfig {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+            forwarded_header: "Forwarded".into(),
+            ..d()
+        };
+        assert_eq!(proxied.validate(), Ok(()));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! stops reading is dropped and never stalls the engine or other clients (the engine
 //! itself disconnects a session whose queue is full, as `slow_consumer`).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +69,8 @@ enum Woke {
 struct Connection<'s> {
     out: Writer<'s>,
     engine: Engine,
+    /// Where the client connects from (`forwarded.rs`): its login counts there.
+    client: IpAddr,
     session: Option<Session>,
     write_timeout: Duration,
     /// Posts handed to their rooms and not answered yet, with their request ids. Requests
@@ -78,14 +81,16 @@ struct Connection<'s> {
     events: Vec<Event>,
 }
 
-/// Runs one connection until it closes. `read_ahead` holds what the HTTP server read past
-/// the upgrade request; `shutdown` fires when the server stops.
+/// Runs one connection, whose client connects from `client`, until it closes.
+/// `read_ahead` holds what the HTTP server read past the upgrade request; `shutdown`
+/// fires when the server stops.
 pub(crate) async fn run(
     engine: Engine,
     config: Arc<WsConfig>,
     shutdown: CancellationToken,
     mut stream: TcpStream,
     read_ahead: BytesMut,
+    client: IpAddr,
 ) {
     // The few settings this loop needs, copied out of the shared config.
     let (max_frame, heartbeat_interval, idle_timeout) = (
@@ -98,6 +103,7 @@ pub(crate) async fn run(
     let mut conn = Connection {
         out: Writer::new(&stream),
         engine,
+        client,
         session: None,
         write_timeout: config.write_timeout,
         posts: PostPipeline::new(),
@@ -197,7 +203,7 @@ impl Connection<'_> {
     /// post's reply is queued when the room has stored it, and every later reply waits
     /// for it.
     async fn on_text(&mut self, text: &str) {
-        match dispatch::text(&self.engine, &mut self.session, text).await {
+        match dispatch::text(&self.engine, self.client, &mut self.session, text).await {
             Dispatched::Posting(id, post) => self.posts.push(id, post),
             Dispatched::Reply(frame) => {
                 self.answer_posts().await;
@@ -403,6 +409,7 @@ mod tests {
             CancellationToken::new(),
             stream,
             BytesMut::new(),
+            std::net::Ipv4Addr::LOCALHOST.into(),
         );
         let size = std::mem::size_of_val(&task);
         assert!(size <= 2048, "the connection task takes {size} bytes");

@@ -7,6 +7,7 @@
 //! the socket, so it is tested without one (frame -> call -> reply, below). It holds no
 //! state of its own and decides nothing about rooms or users: the engine does.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chat_core::{ChatError, ChatMessage, Engine, Login, PendingPost, Session, UserId};
@@ -24,10 +25,16 @@ pub(crate) enum Dispatched {
     Posting(Option<RequestId>, PendingPost),
 }
 
-/// Handles one text frame from the client: parses it, makes the call it asks for on
-/// `session` (a `login` creates the session), and says what to answer. Every frame gets
-/// exactly one reply: this one, or a post's when its room answers.
-pub(crate) async fn text(engine: &Engine, session: &mut Option<Session>, text: &str) -> Dispatched {
+/// Handles one text frame from the client, which connects from `client`: parses it, makes
+/// the call it asks for on `session` (a `login` creates the session), and says what to
+/// answer. Every frame gets exactly one reply: this one, or a post's when its room
+/// answers.
+pub(crate) async fn text(
+    engine: &Engine,
+    client: IpAddr,
+    session: &mut Option<Session>,
+    text: &str,
+) -> Dispatched {
     let (id, request) = match parse_request(text) {
         Ok(parsed) => parsed,
         Err((id, error)) => {
@@ -36,7 +43,7 @@ pub(crate) async fn text(engine: &Engine, session: &mut Option<Session>, text: &
         }
     };
     let name = request.type_name();
-    match call(engine, session, request).await {
+    match call(engine, client, session, request).await {
         Ok(Called::Done(result)) => Dispatched::Reply(ServerFrame::Ok { id, result }),
         Ok(Called::Posting(post)) => Dispatched::Posting(id, post),
         Err(failure) => Dispatched::Reply(refusal(id, name, failure)),
@@ -99,13 +106,14 @@ enum Called {
 /// everything but `login`.
 async fn call(
     engine: &Engine,
+    client: IpAddr,
     session: &mut Option<Session>,
     request: ClientFrame,
 ) -> Result<Called, Failure> {
     let Some(session) = session else {
         return match request {
             ClientFrame::Login { name, token } => {
-                let (new, reply) = login(engine, name, token).await?;
+                let (new, reply) = login(engine, client, name, token).await?;
                 *session = Some(new);
                 Ok(Called::Done(reply))
             }
@@ -148,10 +156,11 @@ async fn call(
     Ok(Called::Done(reply))
 }
 
-/// Logs in with exactly one of a display name and a resume token, and names the
-/// connection's span after the session.
+/// Logs in from `client` with exactly one of a display name and a resume token, and
+/// names the connection's span after the session.
 async fn login(
     engine: &Engine,
+    client: IpAddr,
     name: Option<String>,
     token: Option<String>,
 ) -> Result<(Session, Reply), Failure> {
@@ -165,7 +174,7 @@ async fn login(
             .into())
         }
     };
-    let session = engine.connect(login).await?;
+    let session = engine.connect_from(login, client).await?;
     let user = session.user();
     let span = tracing::Span::current();
     span.record("session_id", session.id().0);
@@ -199,6 +208,9 @@ mod tests {
     use chat_core::{Engine, Limits, Rate, Session};
     use serde_json::{json, Value};
 
+    /// Where the test's client connects from.
+    const LOCAL: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     async fn engine() -> Engine {
         let limits = {
             let mut limits = Limits::default();
@@ -215,7 +227,7 @@ mod tests {
 
     /// The reply `frame` gets, as the client would read it.
     async fn reply(engine: &Engine, session: &mut Option<Session>, frame: Value) -> Value {
-        match text(engine, session, &frame.to_string()).await {
+        match text(engine, LOCAL, session, &frame.to_string()).await {
             Dispatched::Reply(reply) => serde_json::from_str(&reply.to_json()).expect("json"),
             Dispatched::Posting(..) => panic!("{frame}: a post, not a reply"),
         }
@@ -333,7 +345,7 @@ mod tests {
         reply(&engine, &mut alice, json!({"type": "join", "room": "g"})).await;
 
         let post = json!({"type": "post", "id": 7, "room": "g", "text": "hi"});
-        let (id, pending) = match text(&engine, &mut alice, &post.to_string()).await {
+        let (id, pending) = match text(&engine, LOCAL, &mut alice, &post.to_string()).await {
             Dispatched::Posting(id, pending) => (id, pending),
             Dispatched::Reply(reply) => panic!("a post is not answered at once: {reply:?}"),
         };
@@ -384,7 +396,7 @@ mod tests {
             ),
         ];
         for (frame, id, code) in cases {
-            let Dispatched::Reply(reply) = text(&engine, &mut alice, &frame).await else {
+            let Dispatched::Reply(reply) = text(&engine, LOCAL, &mut alice, &frame).await else {
                 panic!("{frame}: expected a reply");
             };
             let reply: Value = serde_json::from_str(&reply.to_json()).expect("json");

@@ -35,9 +35,11 @@
 //! that makes its domain resolve to this server (DNS rebinding) cannot reach it.
 //!
 //! The transport translates and forwards: it holds no chat state and makes no decision
-//! about rooms or users. Its own settings (host names, origins, connection limit, frame
-//! size, heartbeat, idle and write timeouts) are a [`WsConfig`]; the engine's limits
-//! (text size, rates) stay the engine's.
+//! about rooms or users. Its own settings (host names, origins, connection limits overall
+//! and per client address, trusted proxies, frame size, heartbeat, idle and write
+//! timeouts) are a [`WsConfig`]; the engine's limits (text size, rates) stay the
+//! engine's. Each socket logs in from its client's address (`Engine::connect_from`): the
+//! peer's, or the one a trusted proxy reports.
 //!
 //! # Layout
 //! - `lib.rs`: [`WsChat`] (what the embedder builds) and [`WsChat::listen`] (the HTTP
@@ -46,6 +48,8 @@
 //! - `upgrade`: the checks and the handshake, then one task per socket on the HTTP worker
 //!   that accepted it.
 //! - `host`: the `Host` check against DNS rebinding: the names a listener serves.
+//! - `forwarded`: the client's address: the socket's peer, or what trusted proxies report
+//!   (`WsConfig::trusted_proxies`, `WsConfig::forwarded_header`).
 //! - [`origin`]: the `Origin` allow-list against cross-site WebSocket hijacking.
 //! - `connection`: the socket's task: the loop over client frames, post outcomes, engine
 //!   events, heartbeat, idle timeout and shutdown; bounded writes; the close handshake.
@@ -62,7 +66,8 @@
 //! - `buffers`: per-thread spare I/O buffers, lent to a connection while it has data.
 //!
 //! Modules depend downwards only: `lib` -> `upgrade` -> `connection` -> `dispatch` ->
-//! `protocol`; `lib`, `upgrade`, `config` -> `host`; `upgrade` -> `origin`; `connection`
+//! `protocol`; `lib`, `upgrade`, `config` -> `host`; `upgrade`, `config` -> `forwarded`;
+//! `upgrade` -> `origin`; `connection`
 //! -> `close`, `shared_frame`, `wire` -> `fragments`, `buffers`.
 
 #![warn(missing_docs)]
@@ -72,6 +77,7 @@ mod close;
 mod config;
 mod connection;
 mod dispatch;
+mod forwarded;
 mod fragments;
 mod host;
 pub mod origin;

@@ -45,12 +45,12 @@ struct RoomLog {
 }
 
 impl MemoryBroker {
-    /// A broker that keeps `limits.history` messages per room and holds display names
-    /// for `limits.name_hold`.
+    /// A broker that keeps `limits.history` messages per room, holds display names for
+    /// `limits.name_hold` and keeps at most `limits.max_users` users.
     pub fn new(limits: &Limits) -> Self {
         MemoryBroker {
             history_limit: limits.history.max(1),
-            directory: Mutex::new(Directory::new(limits.name_hold)),
+            directory: Mutex::new(Directory::new(limits.name_hold, limits.max_users)),
             channels: Mutex::default(),
             directs: Mutex::default(),
             rooms: Mutex::default(),
@@ -121,11 +121,16 @@ impl Broker for MemoryBroker {
 
     async fn keep_alive(&self, _online: Vec<UserId>) -> Result<(), ChatError> {
         // Online users never expire here (the directory counts their sessions); this is
-        // the moment to forget the expired ones.
+        // the moment to forget the expired ones, and what was kept for the users forgotten
+        // since the last time (on a login, or to make room for a new one).
         let mut directory = lock(&self.directory);
         let forgotten = directory.sweep(Instant::now());
         if forgotten > 0 {
-            tracing::debug!(forgotten, "released expired display names");
+            tracing::debug!(
+                forgotten,
+                kept = directory.len(),
+                "released expired display names"
+            );
             // A private conversation lives while either of its users does.
             lock(&self.directs).retain(|user, _| directory.knows(*user));
             lock(&self.rooms).retain(|key, _| match key {

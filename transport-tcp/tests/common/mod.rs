@@ -285,20 +285,44 @@ pub fn message_body(line: &str) -> Option<&str> {
     stamp.then(|| &line[11..])
 }
 
-/// Engine limits for tests: no rate limit getting in the way.
+/// Engine limits for tests: no rate limit getting in the way (every test client comes
+/// from 127.0.0.1, so the per-address ones too).
 pub fn limits() -> Limits {
     let fast = Rate::new(100_000, 100_000.0);
     {
         let mut limits = Limits::default();
         limits.message_rate = fast;
         limits.channel_create_rate = fast;
+        limits.login_rate_per_address = fast;
         limits
     }
 }
 
+/// The transport's default config without the per-address limits getting in the way.
+pub fn config() -> TcpConfig {
+    let mut config = TcpConfig::default();
+    config.max_connections_per_address = 100_000;
+    config.connect_rate_per_address = Rate::new(100_000, 100_000.0);
+    config
+}
+
+/// A client whose connection comes from `from` (another loopback address, say
+/// `127.0.0.2`: Linux routes all of 127.0.0.0/8 to the loopback interface).
+pub async fn client_from(addr: SocketAddr, from: &str) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("an address"))
+        .expect("bind the client's address");
+    let stream = timeout(WAIT, socket.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    Client::over(stream)
+}
+
 /// A server with the test limits and the default transport config.
 pub async fn server() -> Server {
-    Server::start(limits(), TcpConfig::default()).await
+    Server::start(limits(), config()).await
 }
 
 /// The next `Posted` event of an engine session, skipping the others.

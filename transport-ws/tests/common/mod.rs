@@ -30,14 +30,24 @@ use transport_ws::{WsChat, WsConfig};
 /// How long any single expectation may wait for the server.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// Limits for tests: defaults, but rates high enough that no test trips them by accident.
+/// Limits for tests: defaults, but rates high enough that no test trips them by accident
+/// (every test client comes from 127.0.0.1, so the per-address ones too).
 pub fn test_limits() -> Limits {
     {
         let mut limits = Limits::default();
         limits.message_rate = Rate::new(100_000, 100_000.0);
         limits.channel_create_rate = Rate::new(1_000, 1_000.0);
+        limits.login_rate_per_address = Rate::new(100_000, 100_000.0);
         limits
     }
+}
+
+/// The transport's defaults, but per-address limits no test trips by accident.
+pub fn test_config() -> WsConfig {
+    let mut config = WsConfig::default();
+    config.max_connections_per_address = 100_000;
+    config.connect_rate_per_address = Rate::new(100_000, 100_000.0);
+    config
 }
 
 /// A running server. Dropping it stops the HTTP server.
@@ -57,7 +67,7 @@ impl TestServer {
     /// A server with the engine's `limits` and the transport's defaults (same-origin
     /// pages only).
     pub fn start(limits: Limits) -> TestServer {
-        TestServer::with_config(limits, WsConfig::default())
+        TestServer::with_config(limits, test_config())
     }
 
     /// A server with the engine's `limits` and the transport's `config`.
@@ -178,12 +188,23 @@ pub struct Client {
 impl Client {
     /// Connects (with an `Origin` header when given) and reads the `hello` frame.
     pub async fn connect(url: &str, origin: Option<&str>) -> Result<Client, tungstenite::Error> {
+        let headers: &[(&'static str, &str)] = match origin {
+            Some(origin) => &[("Origin", origin)],
+            None => &[],
+        };
+        Client::connect_with(url, headers).await
+    }
+
+    /// Connects with these extra request headers and reads the `hello` frame.
+    pub async fn connect_with(
+        url: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Client, tungstenite::Error> {
         let mut request = url.into_client_request()?;
-        if let Some(origin) = origin {
-            request.headers_mut().insert(
-                "Origin",
-                HeaderValue::from_str(origin).expect("valid header"),
-            );
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .append(*name, HeaderValue::from_str(value).expect("valid header"));
         }
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
             .await

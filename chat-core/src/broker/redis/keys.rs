@@ -16,6 +16,10 @@ pub(super) const PREFIX: &str = "flack";
 pub(super) const CLUSTER_CHANNEL: &str = "flack:cluster";
 /// The last user id given out (`INCR`).
 pub(super) const USER_SEQ: &str = "flack:user:next";
+/// The sorted set of every user kept, scored by when their hold ends (Unix milliseconds):
+/// how `Limits::max_users` is counted, and which hold expired first. The scripts build
+/// it themselves as `PREFIX:users` where they take the prefix.
+pub(super) const USERS: &str = "flack:users";
 /// The hash of every channel: case-folded name -> the channel's record.
 pub(super) const CHANNELS: &str = "flack:channels";
 

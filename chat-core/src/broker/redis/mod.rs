@@ -53,6 +53,7 @@ pub struct RedisBroker {
     shared: Arc<Shared>,
     history_limit: usize,
     hold_secs: u64,
+    max_users: usize,
     scripts: Arc<Scripts>,
 }
 
@@ -82,6 +83,7 @@ impl RedisBroker {
             shared: shared.clone(),
             history_limit: limits.history.max(1),
             hold_secs: limits.name_hold.as_secs().max(1),
+            max_users: limits.max_users.max(1),
             scripts: Arc::new(Scripts::new()),
         };
         tokio::spawn(pubsub::run(
@@ -110,22 +112,26 @@ impl Broker for RedisBroker {
     async fn register(&self, name: String) -> Result<Identity, ChatError> {
         let token = ResumeToken::generate()?;
         let name_key = keys::name(&name);
-        let id: u64 = self
+        let id: i64 = self
             .scripts
             .register
             .key(&name_key)
             .key(keys::USER_SEQ)
+            .key(keys::USERS)
             .arg(self.hold_secs)
             .arg(&name)
             .arg(token.expose())
             .arg(&name_key)
             .arg(PREFIX)
+            .arg(self.max_users)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
-        if id == 0 {
-            return Err(ChatError::NameTaken(name));
-        }
+        let id = match id {
+            0 => return Err(ChatError::NameTaken(name)),
+            -1 => return Err(ChatError::TooManyUsers(self.max_users)),
+            id => u64::try_from(id).map_err(unavailable)?,
+        };
         Ok(Identity {
             user: UserRef {
                 id: UserId(id),
@@ -142,6 +148,7 @@ impl Broker for RedisBroker {
             .scripts
             .resume
             .key(keys::token(token.expose()))
+            .key(keys::USERS)
             .arg(self.hold_secs)
             .arg(PREFIX)
             .invoke_async(&mut conn)
@@ -178,9 +185,8 @@ impl Broker for RedisBroker {
     }
 
     async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError> {
-        if online.is_empty() {
-            return Ok(());
-        }
+        // Run even with nobody online here: the script also forgets the users whose hold
+        // ended from the count (`flack:users`).
         let mut invocation = self.scripts.touch.key(PREFIX);
         invocation.arg(self.hold_secs);
         for id in online {

@@ -1,6 +1,12 @@
 //! The Lua scripts of the Redis broker: each decision that must be the same on every node,
 //! run by Redis as one atomic step (allocate a message id, store, trim and publish; check
-//! and apply a deletion; claim a display name; resume a token; restart name holds).
+//! and apply a deletion; claim a display name within the user cap; resume a token;
+//! restart name holds).
+//!
+//! Users are counted in the sorted set `flack:users`, scored by when each one's hold ends
+//! (Unix milliseconds from Redis's own `TIME`, so every node agrees): every script that
+//! sets a user's expiry sets their score with it, so a score in the past means the user's
+//! keys have expired.
 //!
 //! Called by the broker's commands (`mod.rs`), which pass the keys ([`super::keys`]) and
 //! arguments each script documents. A script must not build a key that `keys.rs` does
@@ -46,26 +52,43 @@ end
 return 'no_such_message'
 "#;
 
-/// Register: claim the display name (unless held), create the user and its token.
+/// Register: claim the display name (unless held), within the user cap, and create the
+/// user and its token. At the cap, the user whose hold ended longest ago is forgotten
+/// first (what is left of their keys, normally nothing: they expired with the hold); when
+/// no hold has ended, nobody is.
 ///
-/// KEYS: the name's key, the user id sequence. ARGV: the hold in seconds, the display
-/// name, the token, the name's key, the prefix. Returns the new id, or 0 if the name is
-/// held.
+/// KEYS: the name's key, the user id sequence, the users' sorted set. ARGV: the hold in
+/// seconds, the display name, the token, the name's key, the prefix, the most users
+/// kept. Returns the new id, 0 if the name is held, or -1 if the cap is reached and every
+/// hold is live.
 const REGISTER_SCRIPT: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)[1]
+  if not oldest then return -1 end
+  redis.call('ZREM', KEYS[3], oldest)
+  local old = ARGV[5] .. ':user:' .. oldest
+  local fields = redis.call('HMGET', old, 'name_key', 'token')
+  if fields[1] and redis.call('GET', fields[1]) == oldest then redis.call('DEL', fields[1]) end
+  if fields[2] then redis.call('DEL', ARGV[5] .. ':token:' .. fields[2]) end
+  redis.call('DEL', old)
+end
 local id = redis.call('INCR', KEYS[2])
 local user = ARGV[5] .. ':user:' .. id
 redis.call('SET', KEYS[1], id, 'EX', ARGV[1])
 redis.call('SET', ARGV[5] .. ':token:' .. ARGV[3], id, 'EX', ARGV[1])
 redis.call('HSET', user, 'name', ARGV[2], 'token', ARGV[3], 'name_key', KEYS[1])
 redis.call('EXPIRE', user, ARGV[1])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]) * 1000, id)
 return id
 "#;
 
 /// Resume: the token's user, if its name is still theirs; refreshes the hold.
 ///
-/// KEYS: the token's key. ARGV: the hold in seconds, the prefix. Returns the user's id
-/// and display name, or nil.
+/// KEYS: the token's key, the users' sorted set. ARGV: the hold in seconds, the prefix.
+/// Returns the user's id and display name, or nil.
 const RESUME_SCRIPT: &str = r#"
 local id = redis.call('GET', KEYS[1])
 if not id then return false end
@@ -75,20 +98,29 @@ if not fields[1] or redis.call('GET', fields[2]) ~= id then return false end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', user, ARGV[1])
 redis.call('EXPIRE', fields[2], ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]) * 1000, id)
 return {tonumber(id), fields[1]}
 "#;
 
 /// Touch: restart the hold of a user's name, token and record, and of their private
-/// conversations (so one lives while either of its users does).
+/// conversations (so one lives while either of its users does); forget the users whose
+/// hold ended from the count.
 ///
 /// KEYS: the prefix (every key it touches is built from it). ARGV: the hold in seconds,
 /// then the ids of the users to touch. Returns 1.
 const TOUCH_SCRIPT: &str = r#"
+local users = KEYS[1] .. ':users'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', users, '-inf', now)
 for i, id in ipairs(ARGV) do
   if i > 1 then
     local user = KEYS[1] .. ':user:' .. id
     local fields = redis.call('HMGET', user, 'name_key', 'token')
     if fields[1] then
+      redis.call('ZADD', users, now + tonumber(ARGV[1]) * 1000, id)
       redis.call('EXPIRE', user, ARGV[1])
       redis.call('EXPIRE', fields[1], ARGV[1])
       redis.call('EXPIRE', KEYS[1] .. ':token:' .. fields[2], ARGV[1])
