@@ -18,6 +18,8 @@ pub(super) const CLUSTER_CHANNEL: &str = "flack:cluster";
 pub(super) const USER_SEQ: &str = "flack:user:next";
 /// The hash of every channel: case-folded name -> the channel's record.
 pub(super) const CHANNELS: &str = "flack:channels";
+/// The keyspace's epoch: a random id set (`SET NX`) by the first node that connects to it.
+pub(super) const EPOCH: &str = "flack:epoch";
 
 /// Who holds display name `name` (case-insensitively): the user's id.
 pub(super) fn name(name: &str) -> String {
