@@ -16,15 +16,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::writer::{forget_orphaned_directs, PENDING_WRITES};
+use super::writer::{forget_orphaned_directs, MAX_BEHIND};
 use crate::broker::{new_epoch, ChannelRecord, Restored, RestoredRoom, Stored};
 use crate::directory::identity::{StoredUser, TokenHash};
 use crate::limits::Limits;
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, RoomKey, UserId, UserRef};
 
-/// How far each room's last id moves after an unclean stop: at most this many posts can
-/// have been given an id and not written (a full queue and the batch being written).
-pub(super) const UNCLEAN_ID_MARGIN: MessageId = 2 * PENDING_WRITES as MessageId;
+/// How far each room's last id moves after an unclean stop: a post is given an id only
+/// with a place in the writer's budget, which comes back once the post is written, so at
+/// most this many ids can have been given and not written.
+pub(super) const UNCLEAN_ID_MARGIN: MessageId = MAX_BEHIND as MessageId;
 
 /// Reads everything back; see the module doc for what it tidies on the way.
 pub(super) fn read(conn: &mut Connection, limits: &Limits) -> rusqlite::Result<Restored> {

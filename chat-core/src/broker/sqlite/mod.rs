@@ -16,23 +16,26 @@
 //! anything the memory broker does not.
 //!
 //! # Order and backpressure
-//! A change takes its place in the writer's queue *before* the memory broker decides it,
+//! A change takes a place in the writer's budget *before* the memory broker decides it,
 //! and every change passes one FIFO gate on the way: so the queue holds each room's
-//! changes in the order they were decided, and an id is never given while its write has
-//! no place to go. When the queue is full, commits wait at the gate (a post's future is
-//! then pending, which the room handles), so posters slow down to the disk's pace and
-//! memory stays bounded.
+//! changes in the order they were decided, and an id is never given without a place. The
+//! writer gives a place back once its change is committed, and keeps the budget to about
+//! a quarter of a second of its own measured pace (`writer::TARGET_BEHIND`), at most
+//! `writer::MAX_BEHIND` changes. When every place is taken, commits wait at the gate (a
+//! post's future is then pending, which the room handles), so posters slow down to the
+//! disk's pace, memory stays bounded, and `kill -9` loses at most what the budget holds.
 
 mod load;
 mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex};
+use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex, Semaphore, SemaphorePermit};
 
-use self::writer::{Write, Writer, PENDING_WRITES};
+use self::writer::{Budget, Queued, Write, Writer};
 use super::{Broker, ChannelRecord, ClusterEvent, Follow, MemoryBroker, Proposal, Receipt, Stored};
 use crate::directory::identity::{Identity, ResumeToken};
 use crate::error::ChatError;
@@ -42,12 +45,32 @@ use crate::model::{ChannelName, Room, UserId, UserRef};
 /// A broker that works from memory and keeps everything in one SQLite file.
 pub struct SqliteBroker {
     memory: MemoryBroker,
-    writes: mpsc::Sender<Write>,
+    /// The writer's queue. Unbounded as a channel: what bounds it is `places`, taken
+    /// before a change is decided and given back by the writer once it is committed.
+    writes: mpsc::UnboundedSender<Queued>,
+    places: Arc<Semaphore>,
     /// Taken by every change on its way into the queue, so that changes enter it in the
     /// order they are decided even while they wait for a place (a fair lock: waiters are
     /// served first come, first served).
     gate: AsyncMutex<()>,
     path: PathBuf,
+}
+
+/// A place in the writer's budget, held while a change is decided: sent with the change,
+/// or given back if the decision is a refusal.
+struct Place<'a> {
+    permit: SemaphorePermit<'a>,
+    writes: &'a mpsc::UnboundedSender<Queued>,
+}
+
+impl Place<'_> {
+    /// Queues `write` with this place; the writer gives the place back once it is
+    /// committed.
+    fn send(self, write: Write) {
+        self.permit.forget();
+        // The writer outlives every sender unless it panicked; `flush` reports that.
+        let _ = self.writes.send((write, true));
+    }
 }
 
 impl std::fmt::Debug for SqliteBroker {
@@ -70,7 +93,9 @@ impl SqliteBroker {
     /// version of the server, or in use by another process.
     pub async fn open(path: impl Into<PathBuf>, limits: &Limits) -> Result<Self, ChatError> {
         let path = path.into();
-        let (writes, queue) = mpsc::channel(PENDING_WRITES);
+        let (writes, queue) = mpsc::unbounded_channel();
+        let budget = Budget::new();
+        let places = budget.places.clone();
         let (ready, opened) = oneshot::channel();
         let (thread_path, thread_limits) = (path.clone(), limits.clone());
         std::thread::Builder::new()
@@ -96,6 +121,8 @@ impl SqliteBroker {
                             path: thread_path,
                             history: thread_limits.history.max(1),
                             clean: false,
+                            budget,
+                            counts: Default::default(),
                         };
                         if ready.send(Ok(restored)).is_ok() {
                             writer.run(queue);
@@ -111,19 +138,25 @@ impl SqliteBroker {
         Ok(SqliteBroker {
             memory: MemoryBroker::restore(limits, restored),
             writes,
+            places,
             gate: AsyncMutex::new(()),
             path,
         })
     }
 
-    /// Waits at the gate for a place in the writer's queue. Held, the place lets the
+    /// Waits at the gate for a place in the writer's budget. Held, the place lets the
     /// caller decide a change and queue it without waiting again.
-    async fn place(&self) -> Result<mpsc::Permit<'_, Write>, ChatError> {
+    async fn place(&self) -> Result<Place<'_>, ChatError> {
         let _in_order = self.gate.lock().await;
-        self.writes
-            .reserve()
+        let permit = self
+            .places
+            .acquire()
             .await
-            .map_err(|_| writer_gone(&self.path))
+            .map_err(|_| writer_gone(&self.path))?;
+        Ok(Place {
+            permit,
+            writes: &self.writes,
+        })
     }
 }
 
@@ -157,26 +190,14 @@ impl Broker for SqliteBroker {
 
     fn session_ended(&self, user: UserId) {
         self.memory.session_ended(user);
+        // Not a decision, only when the name hold starts (the store keeps the latest time
+        // it is told): it takes no place and need not wait in line. One per session, so
+        // bounded by the sessions.
         let seen = Write::Seen {
             users: vec![user],
             at_ms: now_ms(),
         };
-        // Not a decision, only when the name hold starts (the store keeps the latest
-        // time it is told): it need not wait in line, and this call cannot wait at all.
-        match self.writes.try_send(seen) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
-            Err(mpsc::error::TrySendError::Full(seen)) => {
-                let writes = self.writes.clone();
-                match tokio::runtime::Handle::try_current() {
-                    Ok(runtime) => {
-                        runtime.spawn(async move {
-                            let _ = writes.send(seen).await;
-                        });
-                    }
-                    Err(_) => tracing::debug!("store queue full: a last-seen time not written"),
-                }
-            }
-        }
+        let _ = self.writes.send((seen, false));
     }
 
     async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError> {

@@ -3,19 +3,22 @@
 //! transaction, then the next batch, so the rooms' fan-out never waits for the disk and a
 //! busy server writes many changes per commit.
 //!
-//! Fed only by `SqliteBroker` through a bounded queue ([`PENDING_WRITES`]): when the disk
-//! falls that far behind, the broker's commits wait for room (backpressure on posters,
-//! never unbounded memory). It must not decide anything: every change it gets was already
-//! decided in memory, and it applies them in the order they were queued, evicting exactly
-//! as the in-memory history does.
+//! Fed only by `SqliteBroker`. Every change the broker decides first takes a place in the
+//! [`Budget`], which the writer gives back only once the change is committed: so the
+//! changes acknowledged and not yet on disk (what `kill -9` can lose) are never more than
+//! the budget, and the writer keeps the budget to about [`TARGET_BEHIND`] of its own
+//! measured pace. When the disk falls behind, the broker's commits wait for a place
+//! (backpressure on posters, never unbounded memory). The writer must not decide
+//! anything: every change it gets was already decided in memory, and it applies them in
+//! the order they were queued, evicting exactly as the in-memory history does.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::schema::failure;
 use crate::broker::ChannelRecord;
@@ -23,21 +26,32 @@ use crate::directory::identity::TokenHash;
 use crate::error::ChatError;
 use crate::model::{ChatMessage, MessageId, RoomKey, UserId, UserRef};
 
-/// Most changes waiting for the writer. A post waits for a place in this queue before it
-/// is given an id, so at most this many acknowledged changes wait here, plus one batch
-/// being written: what `kill -9` can lose, and what a restart after it skips ids for. At
-/// the rate `docs/performance.md` measures, a full queue is written in well under a
-/// second; it pins at most this many messages' texts.
-pub(super) const PENDING_WRITES: usize = 16_384;
+/// Most changes decided and not yet committed, however fast the disk: what a restart
+/// after `kill -9` skips ids for, and what the queue may pin (this many message texts at
+/// most).
+pub(super) const MAX_BEHIND: usize = 16_384;
 
-/// Most changes committed in one transaction: everything that waits, up to a queue's worth.
-const BATCH_MAX: usize = PENDING_WRITES;
+/// Fewest places in the budget, however slow the disk: a stalled disk stops posters after
+/// this many changes.
+const MIN_BEHIND: usize = 256;
+
+/// The writer keeps the budget to about this much of its own work: the changes waiting
+/// are committed within this long at the pace it measured, so `kill -9` loses at most
+/// about this much of acknowledged work (plus one commit).
+pub(super) const TARGET_BEHIND: Duration = Duration::from_millis(250);
+
+/// Most changes committed in one transaction.
+const BATCH_MAX: usize = MAX_BEHIND;
 
 /// After a failed commit, the writer tries the same batch again after this long, doubling
 /// up to [`RETRY_MAX`]: the changes stay queued (and posters wait) until the disk takes
 /// them, rather than being dropped.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A change as queued: the write, and whether it holds a place in the budget (every
+/// decision does; a user's last-seen time at the end of a session does not).
+pub(super) type Queued = (Write, bool);
 
 /// One change for the store, in the order the broker decided it.
 #[derive(Debug)]
@@ -73,6 +87,49 @@ pub(super) fn room_key(key: &RoomKey) -> String {
     }
 }
 
+/// The places for changes decided and not yet committed, and how the writer sizes them.
+#[derive(Debug)]
+pub(super) struct Budget {
+    /// One permit per place; the broker takes one before it decides a change.
+    pub(super) places: Arc<Semaphore>,
+    /// The places that exist (free or taken).
+    total: usize,
+    /// Changes committed per second while committing, smoothed.
+    pace: f64,
+}
+
+impl Budget {
+    /// A budget for a writer whose pace is not known yet.
+    pub(super) fn new() -> Budget {
+        let total = MAX_BEHIND / 4;
+        Budget {
+            places: Arc::new(Semaphore::new(total)),
+            total,
+            pace: 0.0,
+        }
+    }
+
+    /// `done` places come back after a commit that took `took`: given back, fewer when the
+    /// budget is above what the measured pace allows, more when it is below.
+    fn committed(&mut self, done: usize, took: Duration) {
+        if done == 0 {
+            return;
+        }
+        let sample = done as f64 / took.as_secs_f64().max(1e-6);
+        self.pace = if self.pace == 0.0 {
+            sample
+        } else {
+            0.8 * self.pace + 0.2 * sample
+        };
+        let target =
+            ((self.pace * TARGET_BEHIND.as_secs_f64()) as usize).clamp(MIN_BEHIND, MAX_BEHIND);
+        let held_back = done.min(self.total.saturating_sub(target));
+        let added = target.saturating_sub(self.total);
+        self.total = self.total - held_back + added;
+        self.places.add_permits(done - held_back + added);
+    }
+}
+
 /// The writer thread's state.
 pub(super) struct Writer {
     pub(super) conn: Connection,
@@ -82,17 +139,21 @@ pub(super) struct Writer {
     /// Whether the file says `clean = 1`: every id given was written. The first write
     /// after a flush says otherwise, in the same transaction as itself.
     pub(super) clean: bool,
+    pub(super) budget: Budget,
+    /// How many messages each room has on disk, learnt on its first post here: so that
+    /// evicting the oldest is one look-up, not a count.
+    pub(super) counts: HashMap<String, usize>,
 }
 
 impl Writer {
     /// Commits batch after batch until every sender is gone, then marks the store clean.
-    pub(super) fn run(mut self, mut queue: mpsc::Receiver<Write>) {
+    pub(super) fn run(mut self, mut queue: mpsc::UnboundedReceiver<Queued>) {
         let mut batch = Vec::with_capacity(1024);
         while let Some(first) = queue.blocking_recv() {
             batch.push(first);
             while batch.len() < BATCH_MAX {
                 match queue.try_recv() {
-                    Ok(write) => batch.push(write),
+                    Ok(queued) => batch.push(queued),
                     Err(_) => break,
                 }
             }
@@ -100,52 +161,61 @@ impl Writer {
         }
         // Every sender is gone: nothing can be given an id any more.
         let (done, _) = oneshot::channel();
-        self.commit(&mut vec![Write::Flush(done)]);
+        self.commit(&mut vec![(Write::Flush(done), false)]);
         tracing::debug!(path = %self.path.display(), "store closed");
     }
 
-    /// Commits `batch` (emptying it), trying again while the disk refuses it. A flush in
-    /// a batch that failed is told so at once; its changes are still written later.
-    fn commit(&mut self, batch: &mut Vec<Write>) {
+    /// Commits `batch` (emptying it), trying again while the disk refuses it, then gives
+    /// the places back. A flush in a batch that failed is told so at once; its changes
+    /// are still written later.
+    fn commit(&mut self, batch: &mut Vec<Queued>) {
         let mut wait = RETRY_FIRST;
+        let started = Instant::now();
         loop {
             match self.try_commit(batch) {
                 Ok(()) => break,
                 Err(e) => {
+                    // What the failed transaction counted is not on disk: count again.
+                    self.counts.clear();
                     let error = failure(&self.path, "cannot write", e);
                     tracing::error!(error = %error, retry_in = ?wait, writes = batch.len(), "store write failed");
-                    batch.retain_mut(|write| match write {
-                        Write::Flush(answer) => {
+                    for (write, _) in batch.iter_mut() {
+                        if let Write::Flush(answer) = write {
                             let (gone, _) = oneshot::channel();
                             let _ = std::mem::replace(answer, gone).send(Err(error.clone()));
-                            false
                         }
-                        _ => true,
-                    });
+                    }
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(RETRY_MAX);
                 }
             }
         }
-        for write in batch.drain(..) {
+        let placed = batch.iter().filter(|(_, placed)| *placed).count();
+        self.budget.committed(placed, started.elapsed());
+        for (write, _) in batch.drain(..) {
             if let Write::Flush(answer) = write {
                 let _ = answer.send(Ok(()));
             }
         }
     }
 
-    fn try_commit(&mut self, batch: &[Write]) -> rusqlite::Result<()> {
+    fn try_commit(&mut self, batch: &[Queued]) -> rusqlite::Result<()> {
         let mut clean = self.clean;
         let tx = self.conn.transaction()?;
         let mut last_ids: HashMap<String, MessageId> = HashMap::new();
-        for write in batch {
+        let mut rooms = Rooms {
+            history: self.history,
+            counts: &mut self.counts,
+            last_ids: &mut last_ids,
+        };
+        for (write, _) in batch {
             let flushing = matches!(write, Write::Flush(_));
             if clean != flushing {
                 clean = flushing;
                 tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'clean'")?
                     .execute([clean])?;
             }
-            apply(&tx, write, self.history, &mut last_ids)?;
+            apply(&tx, write, &mut rooms)?;
         }
         let mut upsert = tx.prepare_cached(
             "INSERT INTO rooms (room, last_id) VALUES (?1, ?2)
@@ -161,14 +231,29 @@ impl Writer {
     }
 }
 
-/// Applies one change inside the batch's transaction; the last id of each room posted to
-/// is gathered in `last_ids` and written once per batch.
-fn apply(
-    tx: &Transaction<'_>,
-    write: &Write,
+/// What the writer tracks of rooms while it applies a batch.
+struct Rooms<'a> {
     history: usize,
-    last_ids: &mut HashMap<String, MessageId>,
-) -> rusqlite::Result<()> {
+    counts: &'a mut HashMap<String, usize>,
+    /// The last id of each room posted to in this batch, written once at its end.
+    last_ids: &'a mut HashMap<String, MessageId>,
+}
+
+impl Rooms<'_> {
+    /// The number of messages `room` has on disk, counted once.
+    fn count(&mut self, tx: &Transaction<'_>, room: &str) -> rusqlite::Result<&mut usize> {
+        if !self.counts.contains_key(room) {
+            let count: usize = tx
+                .prepare_cached("SELECT count(*) FROM messages WHERE room = ?1")?
+                .query_row([room], |row| row.get(0))?;
+            self.counts.insert(room.to_owned(), count);
+        }
+        Ok(self.counts.entry(room.to_owned()).or_default())
+    }
+}
+
+/// Applies one change inside the batch's transaction.
+fn apply(tx: &Transaction<'_>, write: &Write, rooms: &mut Rooms<'_>) -> rusqlite::Result<()> {
     match write {
         Write::User {
             user,
@@ -196,6 +281,8 @@ fn apply(
                 forget.execute([user.0])?;
             }
             forget_orphaned_directs(tx)?;
+            // Some private rooms may be gone: their counts are learnt again if needed.
+            rooms.counts.retain(|room, _| room.starts_with("c:"));
         }
         Write::Channel((name, created_at)) => {
             tx.prepare_cached(
@@ -215,33 +302,48 @@ fn apply(
         }
         Write::Posted(message) => {
             let room = room_key(&message.room.key());
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO messages (room, id, author_id, author_name, text, sent_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                &room,
-                message.id,
-                message.author.id.0,
-                &*message.author.name,
-                &message.text,
-                message.sent_at.timestamp_millis()
-            ])?;
+            // Counted before the insert, so that the count learnt is the one before it.
+            rooms.count(tx, &room)?;
+            let added = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages
+                     (room, id, author_id, author_name, text, sent_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    &room,
+                    message.id,
+                    message.author.id.0,
+                    &*message.author.name,
+                    &message.text,
+                    message.sent_at.timestamp_millis()
+                ])?;
+            let history = rooms.history;
+            let count = rooms.count(tx, &room)?;
+            *count += added;
             // The history keeps the newest `history` messages: evict the oldest beyond
             // them now, as the in-memory ring does on this push (not at the end of the
             // batch: a deletion later in it must not bring an evicted message back).
-            tx.prepare_cached(
-                "DELETE FROM messages WHERE room = ?1 AND id <= (
-                     SELECT id FROM messages WHERE room = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2
-                 )",
-            )?
-            .execute(params![&room, history])?;
-            let last = last_ids.entry(room).or_default();
+            while *count > history {
+                let evicted = tx
+                    .prepare_cached(
+                        "DELETE FROM messages WHERE room = ?1 AND id =
+                         (SELECT min(id) FROM messages WHERE room = ?1)",
+                    )?
+                    .execute([&room])?;
+                *count = if evicted == 0 { 0 } else { *count - evicted };
+            }
+            let last = rooms.last_ids.entry(room).or_default();
             *last = (*last).max(message.id);
         }
         Write::Deleted { room, id } => {
-            tx.prepare_cached("DELETE FROM messages WHERE room = ?1 AND id = ?2")?
-                .execute(params![room_key(room), id])?;
+            let room = room_key(room);
+            rooms.count(tx, &room)?;
+            let removed = tx
+                .prepare_cached("DELETE FROM messages WHERE room = ?1 AND id = ?2")?
+                .execute(params![&room, id])?;
+            let count = rooms.count(tx, &room)?;
+            *count = count.saturating_sub(removed);
         }
         Write::Flush(_) => {}
     }
