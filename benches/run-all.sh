@@ -147,7 +147,10 @@ start_server() {
             [ "$name" = ours-tcp ] && PROTO=tcp
             local preload=""
             [ "$name" = ours-nodelay ] && preload=$NODELAY_SO
-            LD_PRELOAD=$preload RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "127.0.0.1:$PORT" \
+            # In memory (FLACK_DATA_DIR=none, which a BEFORE_BIN without a store ignores): the
+            # rows compare engines and transports; the store has its own measurement
+            # (store-load, docs/performance.md "The store").
+            LD_PRELOAD=$preload FLACK_DATA_DIR=none RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "127.0.0.1:$PORT" \
                 --tcp "127.0.0.1:$((PORT + 1))" --log-level warn \
                 --message-rate 1000000/1000000 --channel-create-rate 1000000/1000000 \
                 --idle-timeout 10m --max-sessions 200000 >"$RESULTS/server.log" 2>&1 &
