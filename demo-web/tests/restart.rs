@@ -2,7 +2,8 @@
 //! a scratch data directory.
 //!
 //! - Stopped with SIGTERM and started again: channels, users by token, histories with the
-//!   same ids, deletions and the epoch are all back.
+//!   same ids, deletions and the epoch are all back; stopped in the middle of a flood,
+//!   every acknowledged post is back.
 //! - Killed with `kill -9` in the middle of a flood of posts: every message acknowledged
 //!   more than a second before the kill is back, ids never go back or repeat, and the file
 //!   opens cleanly.
@@ -194,6 +195,7 @@ async fn after_kill_9_in_a_flood_what_was_acknowledged_a_second_before_is_back()
     let flags = ["--history", "100000", "--message-rate", "1000000/1000000"];
     let mut server = Server::start_with_data(&data, &flags)?;
     let (mut poster, token) = login(&server, "poster").await?;
+    let epoch = poster.hello["epoch"].clone();
     poster
         .ok(json!({"type": "create_channel", "name": "flood"}))
         .await?;
@@ -232,6 +234,7 @@ async fn after_kill_9_in_a_flood_what_was_acknowledged_a_second_before_is_back()
     assert_eq!(integrity(&data)?, "ok", "the file opens cleanly");
     let server = Server::start_with_data(&data, &flags)?;
     let mut poster = WsClient::connect(server.http).await?;
+    assert_eq!(poster.hello["epoch"], epoch, "the same store after a crash");
     poster.ok(json!({"type": "login", "token": token})).await?;
     let joined = poster.ok(json!({"type": "join", "room": "flood"})).await?;
     let kept: BTreeMap<u64, String> = joined["messages"]
@@ -280,6 +283,61 @@ async fn after_kill_9_in_a_flood_what_was_acknowledged_a_second_before_is_back()
     drop(poster);
     stop(server).await?;
     assert_eq!(integrity(&data)?, "ok");
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_sigterm_in_a_flood_every_acknowledged_post_is_back() -> TestResult {
+    let data = scratch_dir("term").join("data");
+    let flags = ["--history", "100000", "--message-rate", "1000000/1000000"];
+    let server = Server::start_with_data(&data, &flags)?;
+    let (mut poster, token) = login(&server, "poster").await?;
+    let epoch = poster.hello["epoch"].clone();
+    poster
+        .ok(json!({"type": "create_channel", "name": "flood"}))
+        .await?;
+    drop(poster);
+    let flooding = tokio::spawn(flood(
+        server.http,
+        token.clone(),
+        32,
+        Instant::now() + Duration::from_secs(30),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The flood goes on until the server closes the socket.
+    stop(server).await?;
+    let flood = flooding.await?;
+    assert!(
+        flood.acked.len() > 100,
+        "{} acknowledged",
+        flood.acked.len()
+    );
+
+    let server = Server::start_with_data(&data, &flags)?;
+    let mut poster = WsClient::connect(server.http).await?;
+    assert_eq!(poster.hello["epoch"], epoch);
+    poster.ok(json!({"type": "login", "token": token})).await?;
+    let joined = poster.ok(json!({"type": "join", "room": "flood"})).await?;
+    let kept: BTreeMap<u64, String> = joined["messages"]
+        .as_array()
+        .ok_or("no messages")?
+        .iter()
+        .filter_map(|m| Some((m["id"].as_u64()?, m["text"].as_str()?.to_owned())))
+        .collect();
+    let lost: Vec<&u64> = flood
+        .acked
+        .keys()
+        .filter(|id| !kept.contains_key(id))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    // A clean stop skips no ids: the next one follows the last one given.
+    let next = poster
+        .ok(json!({"type": "post", "room": "flood", "text": "after"}))
+        .await?;
+    let last = kept.keys().max().copied().unwrap_or(0);
+    assert_eq!(next["message"]["id"].as_u64(), Some(last + 1));
+    drop(poster);
+    stop(server).await?;
     Ok(())
 }
 

@@ -130,6 +130,15 @@ impl Budget {
     }
 }
 
+/// Closes the budget when dropped: no place will ever come back.
+struct CloseOnDrop(Arc<Semaphore>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// The writer thread's state.
 pub(super) struct Writer {
     pub(super) conn: Connection,
@@ -148,6 +157,9 @@ pub(super) struct Writer {
 impl Writer {
     /// Commits batch after batch until every sender is gone, then marks the store clean.
     pub(super) fn run(mut self, mut queue: mpsc::UnboundedReceiver<Queued>) {
+        // However this thread ends, a broker waiting for a place then hears that it is
+        // gone instead of waiting for ever.
+        let _closing = CloseOnDrop(self.budget.places.clone());
         let mut batch = Vec::with_capacity(1024);
         while let Some(first) = queue.blocking_recv() {
             batch.push(first);
