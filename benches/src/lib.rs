@@ -12,6 +12,9 @@
 //!   raw limit of this machine.
 //! - `loopback-floor` (`src/bin/loopback-floor.rs`): what the kernel alone costs to hand
 //!   one message to many loopback sockets, the floor under every latency measured here.
+//! - `store-load` (`src/bin/store-load.rs`): how many posts per second the engine
+//!   acknowledges with its SQLite store against memory only, and what happens past the
+//!   store's pace (in-process, no sockets).
 //! - `run-all.sh` and `peers/`: every scenario against every server, written to
 //!   `docs/performance.md`.
 //!

@@ -8,6 +8,7 @@
 //! embedder that has no address calls [`Engine::connect`].
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -36,22 +37,35 @@ pub enum Login {
 }
 
 /// How an engine starts: its limits, its room threads, and where it keeps what the nodes
-/// of one chat share (in memory by default, an embedder's [`Broker`], or Redis). Made by
-/// [`Engine::builder`].
+/// of one chat share (in memory by default, an embedder's [`Broker`], Redis, or one SQLite
+/// file). Made by [`Engine::builder`].
 #[must_use = "a builder does nothing until `start` is awaited"]
 pub struct EngineBuilder {
     limits: Limits,
-    broker: Option<Arc<dyn Broker>>,
-    redis_url: Option<String>,
+    store: Store,
     room_workers: usize,
+}
+
+/// Where the engine keeps what it shares: the last of `broker`, `redis` and `sqlite`
+/// called on the builder.
+enum Store {
+    Memory,
+    Broker(Arc<dyn Broker>),
+    Redis(String),
+    Sqlite(PathBuf),
 }
 
 impl std::fmt::Debug for EngineBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let store = match &self.store {
+            Store::Memory => "memory".to_owned(),
+            Store::Broker(_) => "broker".to_owned(),
+            Store::Redis(url) => format!("redis {url}"),
+            Store::Sqlite(path) => format!("sqlite {}", path.display()),
+        };
         f.debug_struct("EngineBuilder")
             .field("limits", &self.limits)
-            .field("broker", &self.broker.is_some())
-            .field("redis_url", &self.redis_url)
+            .field("store", &store)
             .field("room_workers", &self.room_workers)
             .finish()
     }
@@ -65,17 +79,31 @@ impl EngineBuilder {
     }
 
     /// Commits every room through `broker`: engines sharing one broker behave as the
-    /// nodes of one chat. Default: a [`MemoryBroker`] of this engine's own.
+    /// nodes of one chat. Default: a [`MemoryBroker`] of this engine's own. Replaces an
+    /// earlier `redis` or `sqlite`.
     pub fn broker(mut self, broker: Arc<dyn Broker>) -> Self {
-        self.broker = Some(broker);
+        self.store = Store::Broker(broker);
         self
     }
 
     /// Shares channels with other nodes through the Redis at `url`
     /// (`redis://HOST:PORT`); `start` fails with `unavailable` when it cannot be reached,
-    /// or when this build lacks the `redis` feature.
+    /// or when this build lacks the `redis` feature. Replaces an earlier `broker` or
+    /// `sqlite`.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
-        self.redis_url = Some(url.into());
+        self.store = Store::Redis(url.into());
+        self
+    }
+
+    /// Keeps everything in the SQLite file at `path` (created if missing; its directory
+    /// must exist), so that a restart loses nothing acknowledged: the engine works from
+    /// memory as without it, and a thread writes each change behind it, in batches
+    /// (`SqliteBroker`). `start` fails with `store_error`, naming the file, when the file
+    /// is corrupt, unreadable, from a newer version or in use by another process, and
+    /// with `unavailable` when this build lacks the `sqlite` feature. Replaces an earlier
+    /// `broker` or `redis`.
+    pub fn sqlite(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store = Store::Sqlite(path.into());
         self
     }
 
@@ -94,10 +122,11 @@ impl EngineBuilder {
             .validate()
             .map_err(|e| ChatError::InvalidLimit(e.to_string()))?;
         let limits = Arc::new(self.limits);
-        let source = match (self.broker, self.redis_url) {
-            (Some(broker), _) => BrokerSource::Ready(broker),
-            (None, None) => BrokerSource::Ready(Arc::new(MemoryBroker::new(&limits))),
-            (None, Some(url)) => redis_source(url, limits.clone())?,
+        let source = match self.store {
+            Store::Broker(broker) => BrokerSource::Ready(broker),
+            Store::Memory => BrokerSource::Ready(Arc::new(MemoryBroker::new(&limits))),
+            Store::Redis(url) => redis_source(url, limits.clone())?,
+            Store::Sqlite(path) => BrokerSource::Ready(open_sqlite(path, &limits).await?),
         };
         let started = runtime::start(limits.clone(), self.room_workers, source).await?;
         Ok(Engine::assemble(limits, started))
@@ -119,6 +148,22 @@ fn redis_source(url: String, limits: Arc<Limits>) -> Result<BrokerSource, ChatEr
 fn redis_source(url: String, _: Arc<Limits>) -> Result<BrokerSource, ChatError> {
     Err(ChatError::Unavailable(format!(
         "{url}: this build has no Redis support (feature `redis`)"
+    )))
+}
+
+/// Opens the SQLite store at `path`, on a thread of its own (reading a large file back
+/// must not block the caller's runtime).
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(path: PathBuf, limits: &Limits) -> Result<Arc<dyn Broker>, ChatError> {
+    let broker = crate::broker::sqlite::SqliteBroker::open(path, limits).await?;
+    Ok(Arc::new(broker))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite(path: PathBuf, _: &Limits) -> Result<Arc<dyn Broker>, ChatError> {
+    Err(ChatError::Unavailable(format!(
+        "{}: this build has no SQLite support (feature `sqlite`)",
+        path.display()
     )))
 }
 
@@ -154,6 +199,7 @@ struct Inner {
     /// before the registry is asked (like the per-user buckets in the session handle).
     new_users: AddressRate,
     system: System,
+    broker: Arc<dyn Broker>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -169,20 +215,20 @@ impl Engine {
     pub fn builder() -> EngineBuilder {
         EngineBuilder {
             limits: Limits::default(),
-            broker: None,
-            redis_url: None,
+            store: Store::Memory,
             room_workers: half_the_cores(),
         }
     }
 
     fn assemble(limits: Arc<Limits>, started: Started) -> Engine {
-        tracing::info!("chat engine started");
+        tracing::info!(epoch = started.broker.epoch(), "chat engine started");
         Engine {
             inner: Arc::new(Inner {
                 registry: started.registry,
                 new_users: AddressRate::new(limits.login_rate_per_address),
                 limits,
                 system: started.system,
+                broker: started.broker,
             }),
         }
     }
@@ -190,6 +236,15 @@ impl Engine {
     /// The limits this engine enforces.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The epoch of the store this engine works from: a random id made when the store was
+    /// created (a new SQLite file, an empty Redis keyspace, an in-memory engine's start).
+    /// Transports tell it to clients when they connect; a client that saw another one
+    /// before drops the ids, rooms and token it kept, because they belong to a store that
+    /// no longer exists.
+    pub fn epoch(&self) -> &str {
+        self.inner.broker.epoch()
     }
 
     /// Connects a client: with a display name (a new user) or a resume token (the same
@@ -270,13 +325,17 @@ impl Engine {
     }
 
     /// Disconnects every session (each sees `Disconnected(ShuttingDown)`), refuses new
-    /// ones, and stops the engine's threads. Calls on sessions fail with `session_closed`
-    /// or `shutting_down` afterwards. A transport tells its clients first, from its own
-    /// tasks: the events were queued before the threads stop.
+    /// ones, stops the engine's threads, and last waits until the store has made durable
+    /// everything committed ([`Broker::flush`]). Calls on sessions fail with
+    /// `session_closed` or `shutting_down` afterwards. A transport tells its clients
+    /// first, from its own tasks: the events were queued before the threads stop.
     pub async fn shutdown(&self) {
         // An error here means the registry is already gone, which is the goal.
         let _ = self.inner.registry.send(Shutdown).await;
         self.inner.system.stop();
+        if let Err(e) = self.inner.broker.flush().await {
+            tracing::error!(error = %e, "the store could not write everything before stopping");
+        }
     }
 }
 

@@ -96,6 +96,12 @@ pub enum ChatError {
     /// A backing service (the broker) cannot be reached; retry later.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The store cannot be used as it is: a file that is corrupt, unreadable, not a Flack
+    /// database, from a newer version, or in use by another server. The text names the
+    /// file. Refused at start, so that a server never starts afresh over data it could
+    /// not read.
+    #[error("store: {0}")]
+    Store(String),
 }
 
 impl ChatError {
@@ -125,6 +131,7 @@ impl ChatError {
             ChatError::ShuttingDown => "shutting_down",
             ChatError::InvalidLimit(_) => "invalid_limit",
             ChatError::Unavailable(_) => "unavailable",
+            ChatError::Store(_) => "store_error",
         }
     }
 }

@@ -7,11 +7,15 @@
 //! Owned by the in-memory broker behind a lock, so every call is serialized; this module is plain
 //! data and takes the current time as an argument, which keeps it testable without
 //! sleeping. It never shows a token to anyone: only `login_*` return one, to its holder.
+//! It keeps no token either, only its SHA-256 hash ([`TokenHash`]): a store written from
+//! it (the SQLite file) or a memory dump gives nobody a way to log in as someone else.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use crate::error::ChatError;
 use crate::model::{UserId, UserRef};
@@ -25,12 +29,7 @@ pub struct ResumeToken(String);
 impl ResumeToken {
     /// Draws a fresh token from the OS random number generator.
     pub(crate) fn generate() -> Result<Self, ChatError> {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| ChatError::Unavailable(format!("random number generator: {e}")))?;
-        Ok(ResumeToken(
-            bytes.iter().map(|b| format!("{b:02x}")).collect(),
-        ))
+        Ok(ResumeToken(random_hex()?))
     }
 
     /// Wraps a token a client sent back.
@@ -42,6 +41,13 @@ impl ResumeToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The SHA-256 hash of the token's text: what is kept and looked up instead of it.
+    /// The token has 128 random bits, so a plain (unsalted, fast) hash cannot be reversed
+    /// by guessing.
+    pub(crate) fn hash(&self) -> TokenHash {
+        TokenHash(Sha256::digest(self.0.as_bytes()).into())
+    }
 }
 
 impl fmt::Debug for ResumeToken {
@@ -49,6 +55,35 @@ impl fmt::Debug for ResumeToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("ResumeToken(..)")
     }
+}
+
+/// 128 bits from the operating system's random generator, as 32 hex digits: resume tokens
+/// and stores' epochs.
+pub(crate) fn random_hex() -> Result<String, ChatError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ChatError::Unavailable(format!("random number generator: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The SHA-256 hash of a resume token: the only form in which tokens are kept.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct TokenHash(pub(crate) [u8; 32]);
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(..)")
+    }
+}
+
+/// A user as a store gives it back: what [`Directory::restore`] needs to let them resume.
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) struct StoredUser {
+    pub(crate) user: UserRef,
+    pub(crate) token: TokenHash,
+    /// How long ago (by the wall clock) the user was last connected.
+    pub(crate) away: Duration,
 }
 
 /// Who a client is, once it logged in.
@@ -65,7 +100,7 @@ pub struct Identity {
 #[derive(Debug)]
 struct UserRecord {
     user: UserRef,
-    token: ResumeToken,
+    token: TokenHash,
     sessions: usize,
     last_seen: Instant,
 }
@@ -80,14 +115,14 @@ impl UserRecord {
 #[derive(Debug)]
 pub(crate) struct Directory {
     users: HashMap<UserId, UserRecord>,
-    by_token: HashMap<ResumeToken, UserId>,
+    by_token: HashMap<TokenHash, UserId>,
     by_name: HashMap<String, UserId>,
     /// The users with no session, by when they were last seen: the first one's hold is
     /// the first to expire, so the cap and the sweep find the expired ones without
     /// looking at anyone else.
     offline: BTreeSet<(Instant, UserId)>,
     /// Users forgotten since the last `sweep` (by the sweep, on a login or for the cap).
-    forgotten: usize,
+    forgotten: Vec<UserId>,
     next_id: u64,
     hold: Duration,
     max_users: usize,
@@ -101,11 +136,59 @@ impl Directory {
             by_token: HashMap::new(),
             by_name: HashMap::new(),
             offline: BTreeSet::new(),
-            forgotten: 0,
+            forgotten: Vec::new(),
             next_id: 1,
             hold,
             max_users: max_users.max(1),
         }
+    }
+
+    /// A directory that knows `users` again (each offline since `away`, its name held for
+    /// what is left of `hold`), and gives ids from `next_id` on (ids are never reused:
+    /// messages and private rooms name their users by id). A user whose hold has run out
+    /// is left out, and so is one whose name a user with a higher id holds now (the name
+    /// was taken over after the older one's hold ran out).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn restore(
+        hold: Duration,
+        max_users: usize,
+        mut users: Vec<StoredUser>,
+        next_id: u64,
+        now: Instant,
+    ) -> Self {
+        let mut directory = Directory::new(hold, max_users);
+        directory.next_id = next_id.max(1);
+        users.sort_by_key(|u| std::cmp::Reverse(u.user.id));
+        for stored in users {
+            let id = stored.user.id;
+            directory.next_id = directory.next_id.max(id.0 + 1);
+            let key = validate::name_key(&stored.user.name);
+            if stored.away > hold || directory.by_name.contains_key(&key) {
+                continue;
+            }
+            // A clock that cannot go back that far (the machine booted since) holds the name
+            // from now: a little longer, never shorter.
+            let last_seen = now.checked_sub(stored.away).unwrap_or(now);
+            directory.offline.insert((last_seen, id));
+            directory.by_token.insert(stored.token, id);
+            directory.by_name.insert(key, id);
+            directory.users.insert(
+                id,
+                UserRecord {
+                    user: stored.user,
+                    token: stored.token,
+                    sessions: 0,
+                    last_seen,
+                },
+            );
+        }
+        directory
+    }
+
+    /// The id the next new user gets.
+    #[cfg(test)]
+    fn next_id(&self) -> u64 {
+        self.next_id
     }
 
     /// Creates a user with a validated, trimmed `name`, unless someone holds it
@@ -137,13 +220,13 @@ impl Directory {
             id,
             name: Arc::from(name),
         };
-        self.by_token.insert(token.clone(), id);
+        self.by_token.insert(token.hash(), id);
         self.by_name.insert(key, id);
         self.users.insert(
             id,
             UserRecord {
                 user: user.clone(),
-                token: token.clone(),
+                token: token.hash(),
                 sessions: 1,
                 last_seen: now,
             },
@@ -161,7 +244,10 @@ impl Directory {
         token: &ResumeToken,
         now: Instant,
     ) -> Result<Identity, ChatError> {
-        let id = *self.by_token.get(token).ok_or(ChatError::InvalidToken)?;
+        let id = *self
+            .by_token
+            .get(&token.hash())
+            .ok_or(ChatError::InvalidToken)?;
         self.forget_if_expired(id, now);
         let record = self.users.get_mut(&id).ok_or(ChatError::InvalidToken)?;
         if record.sessions == 0 {
@@ -171,7 +257,7 @@ impl Directory {
         record.last_seen = now;
         Ok(Identity {
             user: record.user.clone(),
-            token: record.token.clone(),
+            token: token.clone(),
             new_user: false,
         })
     }
@@ -208,10 +294,10 @@ impl Directory {
     }
 
     /// Drops every user whose hold has run out, so memory follows the active users.
-    /// Returns how many users were forgotten since the last sweep, this one's included
-    /// (a login forgets an expired holder of its name, a new name past the cap the oldest
-    /// expired user), so the caller can drop what it keeps for them.
-    pub(crate) fn sweep(&mut self, now: Instant) -> usize {
+    /// Returns the users forgotten since the last sweep, this one's included (a login
+    /// forgets an expired holder of its name, a new name past the cap the oldest expired
+    /// user), so the caller can drop what it keeps for them.
+    pub(crate) fn sweep(&mut self, now: Instant) -> Vec<UserId> {
         while let Some(oldest) = self.oldest_expired(now) {
             self.forget_if_expired(oldest, now);
         }
@@ -235,7 +321,7 @@ impl Directory {
             self.offline.remove(&(record.last_seen, id));
             self.by_token.remove(&record.token);
             self.by_name.remove(&validate::name_key(&record.user.name));
-            self.forgotten += 1;
+            self.forgotten.push(id);
         }
     }
 }
@@ -316,7 +402,7 @@ mod tests {
         assert!(dir.login_with_token(&first.token, later).is_err());
         // The sweep reports the user forgotten for the cap, so the broker drops their
         // private rooms too.
-        assert_eq!(dir.sweep(later), 1);
+        assert_eq!(dir.sweep(later), vec![first.user.id]);
     }
 
     #[test]
@@ -338,7 +424,7 @@ mod tests {
             dir.login_with_token(&b.token, t0 + HOLD * 10).unwrap().user,
             b.user
         );
-        assert_eq!(dir.sweep(t0 + HOLD * 10), 0);
+        assert_eq!(dir.sweep(t0 + HOLD * 10), vec![]);
     }
 
     #[test]
@@ -348,9 +434,69 @@ mod tests {
         let online = dir.login_with_name("on".into(), t0).unwrap();
         let gone = dir.login_with_name("gone".into(), t0).unwrap();
         dir.session_ended(gone.user.id, t0);
-        assert_eq!(dir.sweep(t0 + HOLD * 10), 1);
+        assert_eq!(dir.sweep(t0 + HOLD * 10), vec![gone.user.id]);
         assert!(dir.find_by_name("ON", t0 + HOLD * 10).is_some());
         assert!(dir.find_by_name("gone", t0 + HOLD * 10).is_none());
         assert!(dir.login_with_token(&online.token, t0 + HOLD * 10).is_ok());
+    }
+
+    #[test]
+    fn only_the_hash_of_a_token_is_kept() {
+        let t0 = Instant::now();
+        let mut dir = Directory::new(HOLD, 100);
+        let alice = dir.login_with_name("alice".into(), t0).unwrap();
+        let kept = format!("{:?}", dir.users);
+        assert!(!kept.contains(alice.token.expose()), "{kept}");
+        assert_eq!(alice.token.hash(), dir.users[&alice.user.id].token);
+        assert_ne!(alice.token.hash(), ResumeToken::generate().unwrap().hash());
+    }
+
+    #[test]
+    fn a_restored_directory_resumes_by_token_and_holds_names_by_wall_clock() {
+        let t0 = Instant::now();
+        let mut before = Directory::new(HOLD, 100);
+        let alice = before.login_with_name("alice".into(), t0).unwrap();
+        let old = before.login_with_name("bob".into(), t0).unwrap();
+        let stored = |identity: &Identity, away| StoredUser {
+            user: identity.user.clone(),
+            token: identity.token.hash(),
+            away,
+        };
+        let users = vec![
+            stored(&alice, HOLD / 2),
+            // Its hold ran out while the server was stopped.
+            stored(&old, HOLD * 2),
+        ];
+        let mut dir = Directory::restore(HOLD, 100, users, 3, t0);
+        assert_eq!(dir.next_id(), 3, "ids are never given twice");
+        let again = dir.login_with_token(&alice.token, t0).unwrap();
+        assert_eq!(again.user, alice.user);
+        assert!(dir.login_with_token(&old.token, t0).is_err());
+        assert!(dir.login_with_name("bob".into(), t0).is_ok());
+        // Alice's hold goes on from where it was: half of it is left.
+        dir.session_ended(alice.user.id, t0);
+        assert!(dir.login_with_name("ALICE".into(), t0 + HOLD / 2).is_err());
+    }
+
+    #[test]
+    fn a_name_taken_over_after_its_hold_goes_to_the_newer_user_on_restore() {
+        let t0 = Instant::now();
+        let name = |id, token: &ResumeToken, away| StoredUser {
+            user: UserRef {
+                id: UserId(id),
+                name: Arc::from("carol"),
+            },
+            token: token.hash(),
+            away,
+        };
+        let (older, newer) = (
+            ResumeToken::generate().unwrap(),
+            ResumeToken::generate().unwrap(),
+        );
+        let users = vec![name(1, &older, HOLD / 2), name(5, &newer, HOLD / 4)];
+        let mut dir = Directory::restore(HOLD, 100, users, 1, t0);
+        assert!(dir.login_with_token(&older, t0).is_err());
+        assert_eq!(dir.login_with_token(&newer, t0).unwrap().user.id, UserId(5));
+        assert_eq!(dir.next_id(), 6);
     }
 }

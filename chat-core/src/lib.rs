@@ -65,11 +65,13 @@
 //! - `delivery/`: a session as the actors see it (`Subscriber`) and its bounded `queue`.
 //!   It knows no actor: a closing subscriber tells the directory, which unsubscribes it.
 //! - [`broker`]: the seam where users, names and rooms are decided for the whole cluster
-//!   (the [`Broker`] trait). `memory` holds [`MemoryBroker`], the default; `redis/`
-//!   (feature `redis`) shares one Redis: `RedisBroker`'s commands in its `mod.rs`, the
-//!   key layout (`keys`), the stored and published JSON (`wire`), the Lua scripts
-//!   (`scripts`), and the pub/sub reader that feeds the rooms and resynchronises them
-//!   after an outage (`pubsub`).
+//!   (the [`Broker`] trait). `memory` holds [`MemoryBroker`], the default; `sqlite/`
+//!   (feature `sqlite`) makes it durable: `SqliteBroker` in its `mod.rs`, the versioned
+//!   tables and the checks on opening (`schema`), reading the file back at start
+//!   (`load`), and the write-behind thread (`writer`); `redis/` (feature `redis`) shares
+//!   one Redis: `RedisBroker`'s commands in its `mod.rs`, the key layout (`keys`), the
+//!   stored and published JSON (`wire`), the Lua scripts (`scripts`), and the pub/sub
+//!   reader that feeds the rooms and resynchronises them after an outage (`pubsub`).
 //! - [`validate`]: the rules for names and texts; its `names` decides which display
 //!   names are valid and which look alike (NFKC, the TR39 skeleton).
 //! - [`address`]: limits per client address: the key an address counts under, keyed
@@ -103,6 +105,8 @@ pub mod validate;
 pub use address::{AddressSlot, ConnectionGate, GateRefusal};
 #[cfg(feature = "redis")]
 pub use broker::redis::RedisBroker;
+#[cfg(feature = "sqlite")]
+pub use broker::sqlite::SqliteBroker;
 pub use broker::{Broker, ClusterEvent, MemoryBroker};
 pub use engine::{Engine, EngineBuilder, EngineStats, Login};
 pub use error::ChatError;

@@ -22,6 +22,7 @@ use crate::limits::Limits;
 pub(crate) struct Started {
     pub(crate) system: System,
     pub(crate) registry: Addr<RegistryActor>,
+    pub(crate) broker: Arc<dyn Broker>,
 }
 
 /// Makes a broker on the thread that calls it (its future need not be `Send`).
@@ -30,7 +31,7 @@ pub(crate) type MakeBroker =
 
 /// Where the engine's broker comes from.
 pub(crate) enum BrokerSource {
-    /// Made already: in memory, or an embedder's.
+    /// Made already: in memory, an embedder's, or the SQLite store.
     Ready(Arc<dyn Broker>),
     /// Made on the first room worker, so that the tasks it starts (a Redis connection, its
     /// pub/sub reader) run beside the rooms they feed, and what one read brings reaches
@@ -81,10 +82,11 @@ async fn boot(
     };
     let broker = broker.inspect_err(|_| stop_all(&workers))?;
     let handles = workers.iter().map(Arbiter::handle).collect();
-    let registry = RegistryActor::new(limits, broker, handles).start();
+    let registry = RegistryActor::new(limits, broker.clone(), handles).start();
     Ok(Started {
         system: System::current(),
         registry,
+        broker,
     })
 }
 

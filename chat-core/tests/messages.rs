@@ -290,6 +290,9 @@ impl Broker for LateFeed {
     fn cluster_events(&self) -> tokio::sync::mpsc::UnboundedReceiver<ClusterEvent> {
         self.0.cluster_events()
     }
+    fn epoch(&self) -> &str {
+        self.0.epoch()
+    }
 }
 
 #[tokio::test]

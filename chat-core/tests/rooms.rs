@@ -174,6 +174,9 @@ impl Broker for FailingFollow {
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
         self.inner.cluster_events()
     }
+    fn epoch(&self) -> &str {
+        self.inner.epoch()
+    }
 }
 
 #[tokio::test]

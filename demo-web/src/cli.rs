@@ -9,6 +9,7 @@
 //! `defaults_match_chat_core` fails if the two drift apart.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -59,8 +60,26 @@ pub struct Cli {
     )]
     pub public_hosts: Vec<String>,
 
+    /// Where the server keeps its users, channels and messages across restarts: a
+    /// directory (created if missing) holding one SQLite file, `flack.sqlite3`. `none`
+    /// keeps everything in memory only, as `--in-memory` does. Not used with `--redis`.
+    #[arg(
+        long,
+        env = "FLACK_DATA_DIR",
+        default_value = "./flack-data",
+        conflicts_with_all = ["redis", "in_memory"]
+    )]
+    pub data_dir: DataDir,
+
+    /// Keep everything in memory only: a restart starts from nothing (the same as
+    /// `--data-dir none`).
+    #[arg(long, env = "FLACK_IN_MEMORY", conflicts_with = "redis")]
+    pub in_memory: bool,
+
     /// Share channels, users and history with other nodes through this Redis
-    /// (`redis://HOST:PORT`). Without it everything lives in this process.
+    /// (`redis://HOST:PORT`), which is then the store: what it keeps across its own
+    /// restarts depends on its persistence settings (a warning is logged when it keeps
+    /// nothing on disk).
     #[arg(long, env = "FLACK_REDIS")]
     pub redis: Option<String>,
 
@@ -341,6 +360,46 @@ fn invalid(error: &InvalidLimit, section: &str) -> clap::Error {
     )
 }
 
+/// Where the server keeps its data, as the flags choose it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// In memory only: gone when the process ends.
+    Memory,
+    /// The SQLite file in this data directory.
+    DataDir(PathBuf),
+    /// The Redis at this URL.
+    Redis(String),
+}
+
+impl Cli {
+    /// The store the flags ask for: `--redis`, else memory (`--in-memory`,
+    /// `--data-dir none`), else the data directory.
+    pub fn store(&self) -> StoreChoice {
+        match (&self.redis, &self.data_dir.0) {
+            (Some(url), _) => StoreChoice::Redis(url.clone()),
+            (None, _) if self.in_memory => StoreChoice::Memory,
+            (None, None) => StoreChoice::Memory,
+            (None, Some(dir)) => StoreChoice::DataDir(dir.clone()),
+        }
+    }
+}
+
+/// A data directory, or none (`none`: in memory only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir(pub Option<PathBuf>);
+
+impl FromStr for DataDir {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.trim() {
+            "" => Err("expected a directory, or `none`".to_owned()),
+            none if none.eq_ignore_ascii_case("none") => Ok(DataDir(None)),
+            dir => Ok(DataDir(Some(PathBuf::from(dir)))),
+        }
+    }
+}
+
 /// Where the TCP listener binds, or nowhere (`off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpListen(pub Option<SocketAddr>);
@@ -444,6 +503,38 @@ mod tests {
             cli.tcp,
             TcpListen(Some("127.0.0.1:7878".parse().expect("address")))
         );
+        assert_eq!(
+            cli.store(),
+            StoreChoice::DataDir(PathBuf::from("./flack-data"))
+        );
+    }
+
+    #[test]
+    fn the_store_is_the_data_dir_memory_or_redis() {
+        let store = |args: &[&str]| {
+            let cli = Cli::try_parse_from(std::iter::once("demo-web").chain(args.iter().copied()));
+            cli.map(|cli| cli.store())
+        };
+        assert_eq!(
+            store(&["--data-dir", "/var/lib/flack"]).expect("parses"),
+            StoreChoice::DataDir(PathBuf::from("/var/lib/flack"))
+        );
+        assert_eq!(
+            store(&["--data-dir", "none"]).expect("parses"),
+            StoreChoice::Memory
+        );
+        assert_eq!(
+            store(&["--in-memory"]).expect("parses"),
+            StoreChoice::Memory
+        );
+        assert_eq!(
+            store(&["--redis", "redis://127.0.0.1:6379"]).expect("parses"),
+            StoreChoice::Redis("redis://127.0.0.1:6379".into())
+        );
+        // Two stores at once is a mistake worth stopping for.
+        assert!(store(&["--redis", "redis://x", "--data-dir", "d"]).is_err());
+        assert!(store(&["--in-memory", "--data-dir", "d"]).is_err());
+        assert!(store(&["--in-memory", "--redis", "redis://x"]).is_err());
     }
 
     #[test]

@@ -2,28 +2,66 @@
 //! prints their real addresses, turns SIGINT/SIGTERM into the shutdown token and hands
 //! over to [`demo_web::server::run`]. It must not hold any chat logic.
 //!
-//! Standard output carries exactly the address lines (`tcp listening on ADDR`, then
-//! `listening on http://ADDR` once everything is bound), so scripts and tests can start
-//! the server on port 0 and read the ports; logs go to standard error.
+//! Standard output carries exactly where the data is (`data in PATH`) and the address
+//! lines (`tcp listening on ADDR`, then `listening on http://ADDR` once everything is
+//! bound), so scripts and tests can start the server on port 0 and read the ports; logs
+//! go to standard error, and so does the one line that says why the server could not
+//! start.
 
 use std::error::Error;
 use std::io::{IsTerminal, Write};
 use std::net::TcpListener;
+use std::process::ExitCode;
 
 use clap::Parser;
-use demo_web::cli::Cli;
-use demo_web::server::{self, Config};
+use demo_web::cli::{Cli, StoreChoice};
+use demo_web::server::{self, Config, Store};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// The crates whose logs `--log-level` sets when `RUST_LOG` is not given.
 const OUR_CRATES: &[&str] = &["demo_web", "chat_core", "transport_ws", "transport_tcp"];
 
+/// The store's file in the data directory.
+const DATA_FILE: &str = "flack.sqlite3";
+
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let checked = cli.check().unwrap_or_else(|e| e.exit());
     init_tracing(&cli);
+    match serve(cli, checked).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo-web: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the data lives, said on standard output, with the data directory created.
+fn prepare_store(choice: StoreChoice, out: &mut impl Write) -> Result<Store, Box<dyn Error>> {
+    Ok(match choice {
+        StoreChoice::Memory => {
+            writeln!(out, "data in memory only (gone when the server stops)")?;
+            Store::Memory
+        }
+        StoreChoice::Redis(url) => {
+            writeln!(out, "data in redis")?;
+            Store::Redis(url)
+        }
+        StoreChoice::DataDir(dir) => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))?;
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            writeln!(out, "data in {}", dir.display())?;
+            Store::Sqlite(dir.join(DATA_FILE))
+        }
+    })
+}
+
+async fn serve(cli: Cli, checked: demo_web::cli::Checked) -> Result<(), Box<dyn Error>> {
+    let store = prepare_store(cli.store(), &mut std::io::stdout().lock())?;
 
     let http = TcpListener::bind(cli.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", cli.listen))?;
@@ -56,7 +94,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ws: checked.ws,
         tcp: checked.tcp,
         shutdown_timeout: cli.shutdown_timeout,
-        redis_url: cli.redis,
+        store,
         channels: cli.channels,
     };
     server::run(config, http, tcp, shutdown).await?;

@@ -13,12 +13,14 @@
 //!    its shutdown line, every WebSocket gets close 1001 (both transports watch the token);
 //! 2. the HTTP server stops accepting; once every WebSocket task has sent its close and
 //!    ended (they run on the server's workers), the server stops;
-//! 3. the engine stops.
+//! 3. the engine stops, and last its store writes what it has not written yet (so a
+//!    SIGTERM loses nothing acknowledged).
 //!
 //! Steps 1–2 are bounded by [`Config::shutdown_timeout`] and step 3 by the same again, so
 //! a stuck client cannot keep the process alive.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::App;
@@ -40,10 +42,22 @@ pub struct Config {
     pub tcp: TcpConfig,
     /// Longest wait for clients to be closed on shutdown, and again for the engine.
     pub shutdown_timeout: Duration,
-    /// The Redis that several nodes share (`redis://HOST:PORT`); `None`: in memory.
-    pub redis_url: Option<String>,
+    /// Where the engine keeps users, channels and messages.
+    pub store: Store,
     /// Channels to create at start-up unless they exist.
     pub channels: Vec<String>,
+}
+
+/// Where the engine keeps users, channels and messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Store {
+    /// In this process only: a restart starts from nothing.
+    Memory,
+    /// This SQLite file (its directory must exist): a restart loses nothing acknowledged.
+    Sqlite(PathBuf),
+    /// The Redis that several nodes share (`redis://HOST:PORT`).
+    Redis(String),
 }
 
 /// Why the server could not start or stopped with a failure.
@@ -83,10 +97,12 @@ pub async fn run(
     // Checked before anything starts: a bad value is refused, never a failure later.
     config.ws.validate()?;
     config.tcp.validate()?;
-    let mut engine = Engine::builder().limits(config.limits.clone());
-    if let Some(url) = &config.redis_url {
-        engine = engine.redis(url.clone());
-    }
+    let engine = Engine::builder().limits(config.limits.clone());
+    let engine = match &config.store {
+        Store::Memory => engine,
+        Store::Sqlite(path) => engine.sqlite(path.clone()),
+        Store::Redis(url) => engine.redis(url.clone()),
+    };
     let engine = engine.start().await?;
     for name in &config.channels {
         match engine.create_channel(name).await {

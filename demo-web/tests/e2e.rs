@@ -57,6 +57,8 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
         ("--tcp", "FLACK_TCP", Some("127.0.0.1:7878")),
         ("--allowed-origin", "FLACK_ALLOWED_ORIGINS", None),
         ("--public-host", "FLACK_PUBLIC_HOSTS", None),
+        ("--data-dir", "FLACK_DATA_DIR", Some("./flack-data")),
+        ("--in-memory", "FLACK_IN_MEMORY", None),
         ("--redis", "FLACK_REDIS", None),
         ("--channel", "FLACK_CHANNELS", None),
         ("--log-level", "FLACK_LOG_LEVEL", Some("info")),
@@ -154,6 +156,8 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
     for (flag, env, default) in flags {
         let start = help
             .find(&format!("{flag} "))
+            // A switch (`--in-memory`) takes no value: its name ends the line.
+            .or_else(|| help.find(&format!("{flag}\n")))
             .ok_or_else(|| format!("{flag} is not in --help:\n{help}"))?;
         let end = help[start + 2..]
             .find("\n  -")

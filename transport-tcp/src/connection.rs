@@ -51,6 +51,7 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) {
     let (read, write) = stream.into_split();
+    let greeting = render::greeting(engine.epoch());
     let mut conn = Connection {
         lines: FramedRead::new(read, LineCodec::new(config.max_line_bytes)),
         out: BufWriter::new(write),
@@ -61,7 +62,7 @@ pub(crate) async fn run(
         config,
     };
     tracing::debug!("connected");
-    let end = conn.serve().await;
+    let end = conn.serve(greeting).await;
     match &end {
         End::WriteFailed(e) => tracing::info!(error = %e, "disconnected: write failed"),
         End::WriteTimeout => tracing::info!("disconnected: write timed out (client not reading)"),
@@ -140,8 +141,8 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(&mut self) -> End {
-        if let Err(end) = self.send(render::greeting()).await {
+    async fn serve(&mut self, greeting: Vec<String>) -> End {
+        if let Err(end) = self.send(greeting).await {
             return end;
         }
         let mut idle_deadline = Instant::now() + self.config.idle_timeout;

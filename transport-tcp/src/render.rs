@@ -122,14 +122,17 @@ pub fn closed(code: &str, why: &str) -> String {
     sanitize(&format!("! closed {code}: {why}"))
 }
 
-/// The greeting, sent on connect.
-pub fn greeting() -> Vec<String> {
-    [
-        "= welcome to the chat (type /help for the commands)",
-        "= pick a display name: type it and press enter (or /resume TOKEN to come back)",
+/// The greeting, sent on connect: with the store's epoch, so that someone who kept a token
+/// can tell it may belong to a store that no longer exists.
+pub fn greeting(epoch: &str) -> Vec<String> {
+    vec![
+        "= welcome to the chat (type /help for the commands)".to_owned(),
+        sanitize(&format!(
+            "= server epoch {epoch} (if this changed since you last connected, your old \
+             ids and token may not work)"
+        )),
+        "= pick a display name: type it and press enter (or /resume TOKEN to come back)".to_owned(),
     ]
-    .map(String::from)
-    .to_vec()
 }
 
 /// The `/help` text.

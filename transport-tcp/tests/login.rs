@@ -11,6 +11,9 @@ async fn greeting_login_and_session_commands() {
     let mut c = s.client().await;
     let greeting = c.expect_line("= welcome to the chat").await;
     assert!(greeting.contains("/help"), "{greeting}");
+    let epoch = c.expect_line("= server epoch ").await;
+    assert!(epoch.contains(s.engine.epoch()), "{epoch}");
+    assert!(epoch.contains("old ids and token may not work"), "{epoch}");
 
     c.send("/help").await;
     for cmd in [

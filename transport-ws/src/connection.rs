@@ -111,7 +111,8 @@ pub(crate) async fn run(
     };
 
     let end = 'conn: {
-        conn.send(&ServerFrame::hello(max_frame));
+        let hello = ServerFrame::hello(max_frame, conn.engine.epoch());
+        conn.send(&hello);
         if Box::pin(conn.flush()).await.is_err() {
             break 'conn End::Gone;
         }

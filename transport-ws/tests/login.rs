@@ -3,8 +3,19 @@
 
 mod common;
 
+use common::raw::Raw;
 use common::{test_limits, TestServer};
 use serde_json::json;
+
+#[tokio::test]
+async fn hello_names_the_store_s_epoch() {
+    let server = TestServer::start(test_limits());
+    let mut raw = Raw::upgrade(&server, &[]).await;
+    let hello = raw.json().await;
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["epoch"], server.engine.epoch(), "{hello}");
+    assert_eq!(server.engine.epoch().len(), 32);
+}
 
 #[tokio::test]
 async fn login_rules() {

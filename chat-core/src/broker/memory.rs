@@ -6,7 +6,9 @@
 //! commit is ordered, stored and sent to every follower before its call returns.
 //!
 //! Called only through the [`Broker`] trait (by channel actors and the registry, of one
-//! engine or of several sharing it); it must not know about sessions or actors.
+//! engine or of several sharing it), and by the SQLite broker, which starts one from its
+//! file ([`MemoryBroker::restore`]) and mirrors its changes to disk; it must not know about
+//! sessions or actors.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,9 +17,11 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::{lock, Broker, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored};
+use super::{
+    lock, new_epoch, Broker, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored,
+};
 use crate::error::ChatError;
-use crate::identity::{Directory, Identity, ResumeToken};
+use crate::identity::{Directory, Identity, ResumeToken, StoredUser};
 use crate::limits::Limits;
 use crate::model::{now_millis, ChannelName, ChatMessage, Room, RoomKey, UserId, UserRef};
 use crate::room::history::History;
@@ -30,6 +34,7 @@ use crate::room::history::History;
 /// share one `MemoryBroker`: they then behave as the nodes of one chat.
 #[derive(Debug)]
 pub struct MemoryBroker {
+    epoch: String,
     history_limit: usize,
     directory: Mutex<Directory>,
     channels: Mutex<HashMap<Arc<str>, ChannelRecord>>,
@@ -44,11 +49,39 @@ struct RoomLog {
     followers: Vec<mpsc::UnboundedSender<Change>>,
 }
 
+/// What a durable store read back, to start a [`MemoryBroker`] from
+/// ([`MemoryBroker::restore`]).
+#[derive(Debug, Default)]
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) struct Restored {
+    /// The store's epoch.
+    pub(crate) epoch: String,
+    /// Every user the store keeps.
+    pub(crate) users: Vec<StoredUser>,
+    /// The id the next new user gets: above every id ever given.
+    pub(crate) next_user_id: u64,
+    /// Every channel.
+    pub(crate) channels: Vec<ChannelRecord>,
+    /// Every private pair, lower user id first.
+    pub(crate) directs: Vec<[UserRef; 2]>,
+    /// Each room's kept messages and last id.
+    pub(crate) rooms: Vec<RestoredRoom>,
+}
+
+/// One room's history as a store kept it.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+pub(crate) struct RestoredRoom {
+    pub(crate) key: RoomKey,
+    pub(crate) stored: Stored,
+}
+
 impl MemoryBroker {
     /// A broker that keeps `limits.history` messages per room, holds display names for
     /// `limits.name_hold` and keeps at most `limits.max_users` users.
     pub fn new(limits: &Limits) -> Self {
         MemoryBroker {
+            epoch: new_epoch(),
             history_limit: limits.history.max(1),
             directory: Mutex::new(Directory::new(limits.name_hold, limits.max_users)),
             channels: Mutex::default(),
@@ -56,6 +89,75 @@ impl MemoryBroker {
             rooms: Mutex::default(),
             registries: Mutex::default(),
         }
+    }
+
+    /// A broker that starts from what a store kept: the same users (who resume with their
+    /// tokens and keep their names for what is left of their hold), channels, private
+    /// pairs, and each room's history with its last id, evicted to `limits.history`
+    /// exactly as if the messages had been posted here.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn restore(limits: &Limits, restored: Restored) -> Self {
+        let broker = MemoryBroker::new(limits);
+        let directory = Directory::restore(
+            limits.name_hold,
+            limits.max_users,
+            restored.users,
+            restored.next_user_id,
+            Instant::now(),
+        );
+        let mut directs: HashMap<UserId, Vec<[UserRef; 2]>> = HashMap::new();
+        for pair in restored.directs {
+            for user in [pair[0].id, pair[1].id] {
+                if directory.knows(user) {
+                    directs.entry(user).or_default().push(pair.clone());
+                }
+            }
+        }
+        let limit = broker.history_limit;
+        let rooms = restored.rooms.into_iter().map(|room| {
+            let mut history = History::new(limit);
+            history.load(&room.stored);
+            let log = RoomLog {
+                history,
+                followers: Vec::new(),
+            };
+            (room.key, Arc::new(Mutex::new(log)))
+        });
+        MemoryBroker {
+            epoch: restored.epoch,
+            directory: Mutex::new(directory),
+            channels: Mutex::new(
+                restored
+                    .channels
+                    .into_iter()
+                    .map(|record| (record.0.key.clone(), record))
+                    .collect(),
+            ),
+            directs: Mutex::new(directs),
+            rooms: Mutex::new(rooms.collect()),
+            ..broker
+        }
+    }
+
+    /// Forgets the users whose name hold has run out, the private pairs of which both
+    /// users are forgotten, and their rooms; returns the users forgotten.
+    pub(crate) fn forget_expired(&self) -> Vec<UserId> {
+        let mut directory = lock(&self.directory);
+        let forgotten = directory.sweep(Instant::now());
+        if !forgotten.is_empty() {
+            tracing::debug!(
+                forgotten = forgotten.len(),
+                kept = directory.len(),
+                "released expired display names"
+            );
+            // A private conversation lives while either of its users does.
+            lock(&self.directs).retain(|user, _| directory.knows(*user));
+            lock(&self.rooms).retain(|key, _| match key {
+                RoomKey::Direct(a, b) => directory.knows(*a) || directory.knows(*b),
+                RoomKey::Channel(_) => true,
+            });
+        }
+        forgotten
     }
 
     fn announce(&self, event: ClusterEvent) {
@@ -121,23 +223,8 @@ impl Broker for MemoryBroker {
 
     async fn keep_alive(&self, _online: Vec<UserId>) -> Result<(), ChatError> {
         // Online users never expire here (the directory counts their sessions); this is
-        // the moment to forget the expired ones, and what was kept for the users forgotten
-        // since the last time (on a login, or to make room for a new one).
-        let mut directory = lock(&self.directory);
-        let forgotten = directory.sweep(Instant::now());
-        if forgotten > 0 {
-            tracing::debug!(
-                forgotten,
-                kept = directory.len(),
-                "released expired display names"
-            );
-            // A private conversation lives while either of its users does.
-            lock(&self.directs).retain(|user, _| directory.knows(*user));
-            lock(&self.rooms).retain(|key, _| match key {
-                RoomKey::Direct(a, b) => directory.knows(*a) || directory.knows(*b),
-                RoomKey::Channel(_) => true,
-            });
-        }
+        // the moment to forget the expired ones.
+        self.forget_expired();
         Ok(())
     }
 
@@ -210,14 +297,16 @@ impl Broker for MemoryBroker {
         // Rooms that stopped following leave their closed feeds behind.
         log.followers.retain(|f| !f.is_closed());
         log.followers.push(tx);
-        let stored = Stored::new(log.history.all(), log.history.last_id());
-        Ok(Follow { stored, changes })
+        Ok(Follow {
+            stored: stored_of(&log.history),
+            changes,
+        })
     }
 
     async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
         let log = self.room(room.key());
         let log = lock(&log);
-        Ok(Stored::new(log.history.all(), log.history.last_id()))
+        Ok(stored_of(&log.history))
     }
 
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
@@ -234,4 +323,13 @@ impl Broker for MemoryBroker {
         lock(&self.registries).push(tx);
         rx
     }
+
+    fn epoch(&self) -> &str {
+        &self.epoch
+    }
+}
+
+/// A history as followers load it: what is kept, the last id, and what is unknown.
+fn stored_of(history: &History) -> Stored {
+    Stored::new(history.all(), history.last_id()).with_unknown_through(history.unknown_through())
 }

@@ -16,6 +16,11 @@
 //!   brokers use;
 //! - `memory`: [`MemoryBroker`], the default: the feed is this process, and a commit is
 //!   decided, stored and delivered before its call returns;
+//! - `sqlite/` (feature `sqlite`): `SqliteBroker`, the in-memory broker loaded from one
+//!   SQLite file at start and written behind it by a thread of its own, in batches, so
+//!   that a restart loses nothing acknowledged. Its `mod.rs` is the broker, `schema` the
+//!   versioned tables and the checks made on opening, `load` what is read back at start,
+//!   and `writer` the write-behind thread;
 //! - `redis/` (feature `redis`): `RedisBroker`, the same trait over one shared Redis,
 //!   where an atomic script allocates ids, trims the stored history and publishes, so
 //!   nothing above this seam changes. Its `mod.rs` is the broker's commands, `keys` the
@@ -26,6 +31,8 @@
 mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "sqlite")]
+pub(crate) mod sqlite;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -38,6 +45,8 @@ use crate::identity::{Identity, ResumeToken};
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, UserId, UserRef};
 
 pub use memory::MemoryBroker;
+#[cfg(feature = "sqlite")]
+pub(crate) use memory::{Restored, RestoredRoom};
 
 /// A channel as the cluster records it: its name and when it was created.
 pub type ChannelRecord = (ChannelName, DateTime<Utc>);
@@ -105,7 +114,8 @@ pub enum Receipt {
 /// The two together are what lets a follower tell a deletion from a loss: every id up to
 /// `last_id` was given once, so an id within the kept range that is missing was deleted,
 /// and an id below the first kept one is unknown (evicted, or deleted before anyone here
-/// saw it).
+/// saw it). `unknown_through` widens the unknown ids: a store that restarted after an
+/// unclean stop cannot say which of the ids it gave last were written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stored {
@@ -113,6 +123,9 @@ pub struct Stored {
     pub messages: Vec<Arc<ChatMessage>>,
     /// The highest id ever given in the room, kept or not.
     pub last_id: MessageId,
+    /// Every id up to this one is unknown to the store, kept messages included: a follower
+    /// that saw any of them is told of a gap, never that one was deleted. Usually 0.
+    pub unknown_through: MessageId,
 }
 
 impl Stored {
@@ -123,7 +136,14 @@ impl Stored {
         Stored {
             messages,
             last_id: last_id.max(newest),
+            unknown_through: 0,
         }
+    }
+
+    /// The same history, where every id up to `id` (at most `last_id`) is unknown.
+    pub fn with_unknown_through(mut self, id: MessageId) -> Stored {
+        self.unknown_through = id.min(self.last_id);
+        self
     }
 }
 
@@ -205,6 +225,32 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Events from every node (this one included) that registries act on.
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent>;
+
+    /// The store's epoch: a random id made when the store was created (a new SQLite file,
+    /// an empty Redis keyspace, a new in-memory broker). Clients compare it with the one
+    /// they saw before: when it changed, the ids, rooms and tokens they kept belong to a
+    /// store that no longer exists.
+    fn epoch(&self) -> &str;
+
+    /// Makes everything committed so far durable, waiting until it is. Called last by
+    /// `Engine::shutdown`, so that a server stopped with SIGTERM loses nothing it
+    /// acknowledged. The default does nothing: a broker that writes before it answers
+    /// (Redis) has nothing left to write.
+    async fn flush(&self) -> Result<(), ChatError> {
+        Ok(())
+    }
+}
+
+/// A fresh epoch: 128 random bits as 32 hex digits. When the OS random generator fails
+/// (it does not, short of a broken system), the time and process id stand in: an epoch
+/// only has to differ from the ones before it.
+pub(crate) fn new_epoch() -> String {
+    crate::identity::random_hex().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{nanos:x}{:x}", std::process::id())
+    })
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (every update here

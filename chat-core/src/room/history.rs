@@ -46,15 +46,21 @@ impl History {
     }
 
     /// Starts from a store's history: ids below the first kept message (all of them, when
-    /// none is kept) are unknown here, so a client that missed them is told of a gap, never
-    /// that they were deleted.
+    /// none is kept), and every id up to the store's `unknown_through`, are unknown here,
+    /// so a client that missed them is told of a gap, never that they were deleted.
     pub(crate) fn load(&mut self, stored: &Stored) {
         for message in &stored.messages {
             self.push(message.clone());
         }
         let first = stored.messages.first().map_or(stored.last_id + 1, |m| m.id);
-        self.forget_through(first.saturating_sub(1));
+        self.forget_through(first.saturating_sub(1).max(stored.unknown_through));
         self.advance_to(stored.last_id);
+    }
+
+    /// The highest id unknown here: every id up to it was evicted, forgotten, or unknown to
+    /// the store this history was loaded from.
+    pub(crate) fn unknown_through(&self) -> MessageId {
+        self.evicted_up_to
     }
 
     /// Marks every id up to `id` as unknown here (evicted, or lost to a hole in the feed).
@@ -237,6 +243,20 @@ mod tests {
         empty.load(&Stored::new(Vec::new(), 9));
         assert!(empty.replay(Some(3)).gap);
         assert!(!empty.replay(Some(9)).gap);
+    }
+
+    #[test]
+    fn ids_a_store_cannot_vouch_for_are_a_gap_even_below_kept_messages() {
+        // 1..=4 kept; the store gave ids up to 40 and cannot say which it wrote.
+        let mut h = History::new(100);
+        h.load(&Stored::new((1..=4).map(msg).collect(), 40).with_unknown_through(40));
+        assert_eq!(h.next_id(), 41);
+        let r = h.replay(Some(2));
+        assert_eq!((ids(&r.messages), r.gap), (vec![1, 2, 3, 4], true));
+        let r = h.replay(Some(30));
+        assert!(r.gap && r.deleted.is_empty(), "lost, never deleted");
+        assert!(!h.replay(Some(40)).gap);
+        assert_eq!(h.unknown_through(), 40);
     }
 
     #[test]

@@ -19,8 +19,9 @@ use tokio::sync::oneshot;
 use crate::error::ChatError;
 use crate::model::ChatMessage;
 
-/// A message handed to its room by [`Session::start_post`], not yet stored: resolves to
-/// the stored message (with its id and timestamp), or to why it was refused.
+/// A message handed to its room by [`Session::start_post`](crate::Session::start_post), not
+/// yet stored: resolves to the stored message (with its id and timestamp), or to why it was
+/// refused.
 #[must_use = "the room has the message either way; await it for its id or its error"]
 pub struct PendingPost(pub(super) oneshot::Receiver<Result<Arc<ChatMessage>, ChatError>>);
 

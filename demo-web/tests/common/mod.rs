@@ -59,13 +59,26 @@ pub struct Server {
     pub tcp: Option<SocketAddr>,
     /// Where the server's log (its standard error) goes.
     pub log: PathBuf,
+    /// Where it said its data is (the rest of its `data in ...` line).
+    pub data: String,
 }
 
 impl Server {
     /// Starts the binary with `--listen 127.0.0.1:0 --tcp 127.0.0.1:0` plus `args`, and
-    /// waits until it prints its addresses.
+    /// waits until it prints its addresses. In memory (`--data-dir none`) unless `args`
+    /// choose a store: many tests start servers at once, and none wants another's data.
     pub fn start(args: &[&str]) -> TestResult<Server> {
         Self::start_on("127.0.0.1:0", args)
+    }
+
+    /// Like [`Server::start`], keeping its data in `dir` (`--data-dir`).
+    pub fn start_with_data(dir: &std::path::Path, args: &[&str]) -> TestResult<Server> {
+        let dir = dir.to_str().ok_or("a data dir that is not UTF-8")?;
+        let args: Vec<&str> = ["--data-dir", dir]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
+        Self::start_on("127.0.0.1:0", &args)
     }
 
     /// Like [`Server::start`] with the web listener on `listen`.
@@ -75,6 +88,12 @@ impl Server {
         command.args(["--listen", listen]);
         if !args.contains(&"--tcp") {
             command.args(["--tcp", "127.0.0.1:0"]);
+        }
+        let chooses_store = ["--data-dir", "--redis", "--in-memory"]
+            .iter()
+            .any(|flag| args.contains(flag));
+        if !chooses_store {
+            command.args(["--data-dir", "none"]);
         }
         let mut child = command
             .args(args)
@@ -89,6 +108,7 @@ impl Server {
             http: "0.0.0.0:0".parse()?,
             tcp: None,
             log,
+            data: String::new(),
         };
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -108,7 +128,9 @@ impl Server {
                     server.log.display()
                 )
             })?;
-            if let Some(addr) = line.strip_prefix("tcp listening on ") {
+            if let Some(data) = line.strip_prefix("data in ") {
+                server.data = data.trim().to_owned();
+            } else if let Some(addr) = line.strip_prefix("tcp listening on ") {
                 server.tcp = Some(addr.trim().parse()?);
             } else if let Some(addr) = line.strip_prefix("listening on http://") {
                 server.http = addr.trim().parse()?;
@@ -142,6 +164,12 @@ impl Server {
             return Err("kill -TERM failed".into());
         }
         Ok(())
+    }
+
+    /// Kills the process with SIGKILL (`kill -9`): no chance to write anything more.
+    pub fn kill_hard(&mut self) -> TestResult<ExitStatus> {
+        self.child.kill()?;
+        Ok(self.child.wait()?)
     }
 
     /// Waits for the process to exit, at most `timeout`.
@@ -193,6 +221,8 @@ where
 /// A WebSocket client of the JSON protocol, for tests: requests by id, events buffered.
 pub struct WsClient {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// The server's `hello` frame.
+    pub hello: Value,
     next_id: u64,
     /// Frames that were not the reply being waited for, in arrival order.
     pub events: VecDeque<Value>,
@@ -207,6 +237,7 @@ impl WsClient {
         let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{http}/ws")).await?;
         let mut client = WsClient {
             stream,
+            hello: Value::Null,
             next_id: 1,
             events: VecDeque::new(),
         };
@@ -214,6 +245,7 @@ impl WsClient {
         if hello["type"] != "hello" || hello["protocol"] != 1 {
             return Err(format!("expected hello, got {hello}").into());
         }
+        client.hello = hello;
         Ok(client)
     }
 

@@ -206,6 +206,9 @@ pub enum ServerFrame {
         protocol: u32,
         /// The largest frame the server accepts, in bytes.
         max_frame_bytes: usize,
+        /// The store's epoch ([`chat_core::Engine::epoch`]): when it differs from the one
+        /// a client saw before, the ids, rooms and token it kept are no longer valid.
+        epoch: String,
     },
     /// A request succeeded.
     Ok {
@@ -276,11 +279,13 @@ pub enum ServerFrame {
 }
 
 impl ServerFrame {
-    /// The `hello` frame for a server with this frame limit.
-    pub fn hello(max_frame_bytes: usize) -> Self {
+    /// The `hello` frame for a server with this frame limit, working from the store with
+    /// this epoch.
+    pub fn hello(max_frame_bytes: usize, epoch: &str) -> Self {
         ServerFrame::Hello {
             protocol: PROTOCOL_VERSION,
             max_frame_bytes,
+            epoch: epoch.to_owned(),
         }
     }
 
@@ -382,8 +387,8 @@ mod tests {
             json!({"type":"ok","result":{"sent":true}})
         );
         assert_eq!(
-            serde_json::to_value(ServerFrame::hello(65536)).expect("serializes"),
-            json!({"type":"hello","protocol":1,"max_frame_bytes":65536})
+            serde_json::to_value(ServerFrame::hello(65536, "5f0c")).expect("serializes"),
+            json!({"type":"hello","protocol":1,"max_frame_bytes":65536,"epoch":"5f0c"})
         );
     }
 }

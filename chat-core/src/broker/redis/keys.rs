@@ -22,6 +22,8 @@ pub(super) const USER_SEQ: &str = "flack:user:next";
 pub(super) const USERS: &str = "flack:users";
 /// The hash of every channel: case-folded name -> the channel's record.
 pub(super) const CHANNELS: &str = "flack:channels";
+/// The keyspace's epoch: a random id set (`SET NX`) by the first node that connects to it.
+pub(super) const EPOCH: &str = "flack:epoch";
 
 /// Who holds display name `name` (case-insensitively): the user's id.
 pub(super) fn name(name: &str) -> String {

@@ -35,7 +35,9 @@ use tokio::sync::mpsc;
 use self::keys::PREFIX;
 use self::pubsub::Shared;
 use self::scripts::Scripts;
-use crate::broker::{Broker, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored};
+use crate::broker::{
+    new_epoch, Broker, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored,
+};
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
 use crate::limits::Limits;
@@ -49,6 +51,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A broker backed by one Redis server, shared by every node.
 #[derive(Clone)]
 pub struct RedisBroker {
+    epoch: Arc<str>,
     conn: ConnectionManager,
     shared: Arc<Shared>,
     history_limit: usize,
@@ -74,11 +77,14 @@ impl RedisBroker {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(pubsub::BACKOFF_MAX);
-        let conn = ConnectionManager::new_with_config(client.clone(), config)
+        let mut conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(unavailable)?;
+        let epoch = keyspace_epoch(&mut conn).await?;
+        warn_without_persistence(&mut conn).await;
         let shared = Arc::new(Shared::default());
         let broker = RedisBroker {
+            epoch: Arc::from(epoch),
             conn,
             shared: shared.clone(),
             history_limit: limits.history.max(1),
@@ -358,6 +364,62 @@ impl Broker for RedisBroker {
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
         self.shared.add_registry()
     }
+
+    fn epoch(&self) -> &str {
+        &self.epoch
+    }
+}
+
+/// The keyspace's epoch: set by the first node that finds none (`SET NX`), read by every
+/// other. A Redis that lost its data (restarted without persistence, flushed) has none,
+/// and the next node to connect makes a new one.
+async fn keyspace_epoch(conn: &mut ConnectionManager) -> Result<String, ChatError> {
+    let _: Option<String> = redis::cmd("SET")
+        .arg(keys::EPOCH)
+        .arg(new_epoch())
+        .arg("NX")
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    let epoch: Option<String> = conn.get(keys::EPOCH).await.map_err(unavailable)?;
+    epoch.ok_or_else(|| ChatError::Unavailable(format!("redis: {} vanished", keys::EPOCH)))
+}
+
+/// Logs a warning when Redis keeps nothing on disk (neither an append-only file nor RDB
+/// snapshots): a restart of that Redis loses every user, channel and message. A Redis that
+/// refuses `CONFIG GET` (managed services often do) gets a note that it could not be told.
+async fn warn_without_persistence(conn: &mut ConnectionManager) {
+    let setting = |name: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            let pair: Result<Vec<String>, _> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query_async(&mut conn)
+                .await;
+            pair.map(|pair| pair.get(1).cloned().unwrap_or_default())
+        }
+    };
+    match (setting("appendonly").await, setting("save").await) {
+        (Ok(aof), Ok(save)) => {
+            if !persists(&aof, &save) {
+                tracing::warn!(
+                    appendonly = %aof,
+                    save = %save,
+                    "redis keeps nothing on disk (no AOF, no RDB snapshots): a restart of \
+                     redis loses every user, channel and message"
+                );
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::info!(error = %e, "cannot read redis's persistence settings (CONFIG GET)");
+        }
+    }
+}
+
+/// Whether Redis with `appendonly` and `save` set so writes anything to disk.
+fn persists(appendonly: &str, save: &str) -> bool {
+    appendonly.eq_ignore_ascii_case("yes") || !save.trim().is_empty()
 }
 
 /// Orders a private pair by user id, as the room's keys do: the touch script finds a
@@ -382,5 +444,15 @@ fn redact(url: &str) -> String {
     match url.split_once('@') {
         Some((_, host)) => format!("redis://…@{host}"),
         None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn persistence_is_on_with_aof_or_any_snapshot_rule() {
+        assert!(!super::persists("no", ""));
+        assert!(super::persists("yes", ""));
+        assert!(super::persists("no", "3600 1 300 100 60 10000"));
     }
 }

@@ -1,0 +1,385 @@
+//! The write-behind thread: the one owner of the SQLite connection after start. It takes
+//! every change the broker queued ([`Write`]) and commits all that waits as one
+//! transaction, then the next batch, so the rooms' fan-out never waits for the disk and a
+//! busy server writes many changes per commit.
+//!
+//! Fed only by `SqliteBroker`. Every change the broker decides first takes a place in the
+//! [`Budget`], which the writer gives back only once the change is committed: so the
+//! changes acknowledged and not yet on disk (what `kill -9` can lose) are never more than
+//! the budget, and the writer keeps the budget to about [`TARGET_BEHIND`] of its own
+//! measured pace. When the disk falls behind, the broker's commits wait for a place
+//! (backpressure on posters, never unbounded memory). The writer must not decide
+//! anything: every change it gets was already decided in memory, and it applies them in
+//! the order they were queued, evicting exactly as the in-memory history does.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, Transaction};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::schema::failure;
+use crate::broker::ChannelRecord;
+use crate::error::ChatError;
+use crate::identity::TokenHash;
+use crate::model::{ChatMessage, MessageId, RoomKey, UserId, UserRef};
+
+/// Most changes decided and not yet committed, however fast the disk: what a restart
+/// after `kill -9` skips ids for, and what the queue may pin (this many message texts at
+/// most).
+pub(super) const MAX_BEHIND: usize = 16_384;
+
+/// Fewest places in the budget, however slow the disk: a stalled disk stops posters after
+/// this many changes.
+const MIN_BEHIND: usize = 256;
+
+/// The writer keeps the budget to about this much of its own work: the changes waiting
+/// are committed within this long at the pace it measured, so `kill -9` loses at most
+/// about this much of acknowledged work (plus one commit).
+pub(super) const TARGET_BEHIND: Duration = Duration::from_millis(250);
+
+/// Most changes committed in one transaction.
+const BATCH_MAX: usize = MAX_BEHIND;
+
+/// After a failed commit, the writer tries the same batch again after this long, doubling
+/// up to [`RETRY_MAX`]: the changes stay queued (and posters wait) until the disk takes
+/// them, rather than being dropped.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A change as queued: the write, and whether it holds a place in the budget (every
+/// decision does; a user's last-seen time at the end of a session does not).
+pub(super) type Queued = (Write, bool);
+
+/// One change for the store, in the order the broker decided it.
+#[derive(Debug)]
+pub(super) enum Write {
+    /// A new user.
+    User {
+        user: UserRef,
+        token: TokenHash,
+        seen_ms: i64,
+    },
+    /// Users seen connected at `at_ms` (wall clock): their name hold runs from then.
+    Seen { users: Vec<UserId>, at_ms: i64 },
+    /// Users whose name hold ran out: forgotten, with the private pairs of which both users
+    /// are forgotten and those pairs' rooms.
+    Forget(Vec<UserId>),
+    /// A new channel.
+    Channel(ChannelRecord),
+    /// A private pair, lower id first.
+    Direct([UserRef; 2]),
+    /// A message was posted: stored, and the oldest evicted beyond the history limit.
+    Posted(Arc<ChatMessage>),
+    /// A message was deleted.
+    Deleted { room: RoomKey, id: MessageId },
+    /// Answer once everything queued before is committed, and mark the store clean.
+    Flush(oneshot::Sender<Result<(), ChatError>>),
+}
+
+/// The text key of a room in the `rooms` and `messages` tables: `c:KEY` or `d:A:B`.
+pub(super) fn room_key(key: &RoomKey) -> String {
+    match key {
+        RoomKey::Channel(key) => format!("c:{key}"),
+        RoomKey::Direct(a, b) => format!("d:{}:{}", a.0, b.0),
+    }
+}
+
+/// The places for changes decided and not yet committed, and how the writer sizes them.
+#[derive(Debug)]
+pub(super) struct Budget {
+    /// One permit per place; the broker takes one before it decides a change.
+    pub(super) places: Arc<Semaphore>,
+    /// The places that exist (free or taken).
+    total: usize,
+    /// Changes committed per second while committing, smoothed.
+    pace: f64,
+}
+
+impl Budget {
+    /// A budget for a writer whose pace is not known yet.
+    pub(super) fn new() -> Budget {
+        let total = MAX_BEHIND / 4;
+        Budget {
+            places: Arc::new(Semaphore::new(total)),
+            total,
+            pace: 0.0,
+        }
+    }
+
+    /// `done` places come back after a commit that took `took`: given back, fewer when the
+    /// budget is above what the measured pace allows, more when it is below.
+    fn committed(&mut self, done: usize, took: Duration) {
+        if done == 0 {
+            return;
+        }
+        let sample = done as f64 / took.as_secs_f64().max(1e-6);
+        self.pace = if self.pace == 0.0 {
+            sample
+        } else {
+            0.8 * self.pace + 0.2 * sample
+        };
+        let target =
+            ((self.pace * TARGET_BEHIND.as_secs_f64()) as usize).clamp(MIN_BEHIND, MAX_BEHIND);
+        let held_back = done.min(self.total.saturating_sub(target));
+        let added = target.saturating_sub(self.total);
+        self.total = self.total - held_back + added;
+        self.places.add_permits(done - held_back + added);
+    }
+}
+
+/// Closes the budget when dropped: no place will ever come back.
+struct CloseOnDrop(Arc<Semaphore>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// The writer thread's state.
+pub(super) struct Writer {
+    pub(super) conn: Connection,
+    pub(super) path: PathBuf,
+    /// Messages kept per room (`Limits::history`).
+    pub(super) history: usize,
+    /// Whether the file says `clean = 1`: every id given was written. The first write
+    /// after a flush says otherwise, in the same transaction as itself.
+    pub(super) clean: bool,
+    pub(super) budget: Budget,
+    /// How many messages each room has on disk, learnt on its first post here: so that
+    /// evicting the oldest is one look-up, not a count.
+    pub(super) counts: HashMap<String, usize>,
+}
+
+impl Writer {
+    /// Commits batch after batch until every sender is gone, then marks the store clean.
+    pub(super) fn run(mut self, mut queue: mpsc::UnboundedReceiver<Queued>) {
+        // However this thread ends, a broker waiting for a place then hears that it is
+        // gone instead of waiting for ever.
+        let _closing = CloseOnDrop(self.budget.places.clone());
+        let mut batch = Vec::with_capacity(1024);
+        while let Some(first) = queue.blocking_recv() {
+            batch.push(first);
+            while batch.len() < BATCH_MAX {
+                match queue.try_recv() {
+                    Ok(queued) => batch.push(queued),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch);
+        }
+        // Every sender is gone: nothing can be given an id any more.
+        let (done, _) = oneshot::channel();
+        self.commit(&mut vec![(Write::Flush(done), false)]);
+        tracing::debug!(path = %self.path.display(), "store closed");
+    }
+
+    /// Commits `batch` (emptying it), trying again while the disk refuses it, then gives
+    /// the places back. A flush in a batch that failed is told so at once; its changes
+    /// are still written later.
+    fn commit(&mut self, batch: &mut Vec<Queued>) {
+        let mut wait = RETRY_FIRST;
+        let started = Instant::now();
+        loop {
+            match self.try_commit(batch) {
+                Ok(()) => break,
+                Err(e) => {
+                    // What the failed transaction counted is not on disk: count again.
+                    self.counts.clear();
+                    let error = failure(&self.path, "cannot write", e);
+                    tracing::error!(error = %error, retry_in = ?wait, writes = batch.len(), "store write failed");
+                    for (write, _) in batch.iter_mut() {
+                        if let Write::Flush(answer) = write {
+                            let (gone, _) = oneshot::channel();
+                            let _ = std::mem::replace(answer, gone).send(Err(error.clone()));
+                        }
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+            }
+        }
+        let placed = batch.iter().filter(|(_, placed)| *placed).count();
+        self.budget.committed(placed, started.elapsed());
+        for (write, _) in batch.drain(..) {
+            if let Write::Flush(answer) = write {
+                let _ = answer.send(Ok(()));
+            }
+        }
+    }
+
+    fn try_commit(&mut self, batch: &[Queued]) -> rusqlite::Result<()> {
+        let mut clean = self.clean;
+        let tx = self.conn.transaction()?;
+        let mut last_ids: HashMap<String, MessageId> = HashMap::new();
+        let mut rooms = Rooms {
+            history: self.history,
+            counts: &mut self.counts,
+            last_ids: &mut last_ids,
+        };
+        for (write, _) in batch {
+            let flushing = matches!(write, Write::Flush(_));
+            if clean != flushing {
+                clean = flushing;
+                tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'clean'")?
+                    .execute([clean])?;
+            }
+            apply(&tx, write, &mut rooms)?;
+        }
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO rooms (room, last_id) VALUES (?1, ?2)
+             ON CONFLICT (room) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+        )?;
+        for (room, id) in &last_ids {
+            upsert.execute(params![room, id])?;
+        }
+        drop(upsert);
+        tx.commit()?;
+        self.clean = clean;
+        Ok(())
+    }
+}
+
+/// What the writer tracks of rooms while it applies a batch.
+struct Rooms<'a> {
+    history: usize,
+    counts: &'a mut HashMap<String, usize>,
+    /// The last id of each room posted to in this batch, written once at its end.
+    last_ids: &'a mut HashMap<String, MessageId>,
+}
+
+impl Rooms<'_> {
+    /// The number of messages `room` has on disk, counted once.
+    fn count(&mut self, tx: &Transaction<'_>, room: &str) -> rusqlite::Result<&mut usize> {
+        if !self.counts.contains_key(room) {
+            let count: usize = tx
+                .prepare_cached("SELECT count(*) FROM messages WHERE room = ?1")?
+                .query_row([room], |row| row.get(0))?;
+            self.counts.insert(room.to_owned(), count);
+        }
+        Ok(self.counts.entry(room.to_owned()).or_default())
+    }
+}
+
+/// Applies one change inside the batch's transaction.
+fn apply(tx: &Transaction<'_>, write: &Write, rooms: &mut Rooms<'_>) -> rusqlite::Result<()> {
+    match write {
+        Write::User {
+            user,
+            token,
+            seen_ms,
+        } => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO users (id, name, token_hash, last_seen)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![user.id.0, &*user.name, &token.0[..], seen_ms])?;
+            tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_user_id'")?
+                .execute([user.id.0 + 1])?;
+        }
+        Write::Seen { users, at_ms } => {
+            let mut seen =
+                tx.prepare_cached("UPDATE users SET last_seen = max(last_seen, ?2) WHERE id = ?1")?;
+            for user in users {
+                seen.execute(params![user.0, at_ms])?;
+            }
+        }
+        Write::Forget(users) => {
+            let mut forget = tx.prepare_cached("DELETE FROM users WHERE id = ?1")?;
+            for user in users {
+                forget.execute([user.0])?;
+            }
+            forget_orphaned_directs(tx)?;
+            // Some private rooms may be gone: their counts are learnt again if needed.
+            rooms.counts.retain(|room, _| room.starts_with("c:"));
+        }
+        Write::Channel((name, created_at)) => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO channels (key, name, created_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                name.key(),
+                name.as_str(),
+                created_at.timestamp_millis()
+            ])?;
+        }
+        Write::Direct([a, b]) => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO directs (a, a_name, b, b_name) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![a.id.0, &*a.name, b.id.0, &*b.name])?;
+        }
+        Write::Posted(message) => {
+            let room = room_key(&message.room.key());
+            // Counted before the insert, so that the count learnt is the one before it.
+            rooms.count(tx, &room)?;
+            let added = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages
+                     (room, id, author_id, author_name, text, sent_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    &room,
+                    message.id,
+                    message.author.id.0,
+                    &*message.author.name,
+                    &message.text,
+                    message.sent_at.timestamp_millis()
+                ])?;
+            let history = rooms.history;
+            let count = rooms.count(tx, &room)?;
+            *count += added;
+            // The history keeps the newest `history` messages: evict the oldest beyond
+            // them now, as the in-memory ring does on this push (not at the end of the
+            // batch: a deletion later in it must not bring an evicted message back).
+            while *count > history {
+                let evicted = tx
+                    .prepare_cached(
+                        "DELETE FROM messages WHERE room = ?1 AND id =
+                         (SELECT min(id) FROM messages WHERE room = ?1)",
+                    )?
+                    .execute([&room])?;
+                *count = if evicted == 0 { 0 } else { *count - evicted };
+            }
+            let last = rooms.last_ids.entry(room).or_default();
+            *last = (*last).max(message.id);
+        }
+        Write::Deleted { room, id } => {
+            let room = room_key(room);
+            rooms.count(tx, &room)?;
+            let removed = tx
+                .prepare_cached("DELETE FROM messages WHERE room = ?1 AND id = ?2")?
+                .execute(params![&room, id])?;
+            let count = rooms.count(tx, &room)?;
+            *count = count.saturating_sub(removed);
+        }
+        Write::Flush(_) => {}
+    }
+    Ok(())
+}
+
+/// Forgets the private pairs of which both users are forgotten, with their rooms, as the
+/// in-memory broker does: a private conversation lives while either of its users does.
+pub(super) fn forget_orphaned_directs(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let orphans: Vec<(u64, u64)> = tx
+        .prepare_cached(
+            "SELECT a, b FROM directs
+             WHERE a NOT IN (SELECT id FROM users) AND b NOT IN (SELECT id FROM users)",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (a, b) in orphans {
+        let room = room_key(&RoomKey::Direct(UserId(a), UserId(b)));
+        tx.prepare_cached("DELETE FROM messages WHERE room = ?1")?
+            .execute([&room])?;
+        tx.prepare_cached("DELETE FROM rooms WHERE room = ?1")?
+            .execute([&room])?;
+        tx.prepare_cached("DELETE FROM directs WHERE a = ?1 AND b = ?2")?
+            .execute([a, b])?;
+    }
+    Ok(())
+}
