@@ -143,9 +143,13 @@ start_server() {
     # Ours keeps its state in memory unless the row says durable (a fresh data directory per
     # run); the build before the store has no such flag.
     local store=(--data-dir none)
+    # Every loadgen client comes from 127.0.0.1: lift the per-address limits (the build
+    # before them has no such flags).
+    store+=(--login-rate-per-address 1000000/1000000 --connect-rate-per-address 1000000/1000000
+        --max-connections-per-address 1000000)
     case $name in
         before*) bin=$BEFORE_BIN; name=ours${name#before}; store=() ;;
-        ours-durable) name=ours; store=(--data-dir "$RESULTS/data-$PORT") ;;
+        ours-durable) name=ours; store=(--data-dir "$RESULTS/data-$PORT" "${store[@]:2}") ;;
     esac
     PORT=$((PORT + 2))
     ADDR=127.0.0.1:$PORT
@@ -172,11 +176,11 @@ start_server() {
             wait_port_any "$redis_port" || { log "redis-server did not start"; return 1; }
             local node_args=(--log-level warn --message-rate 1000000/1000000 --channel-create-rate 1000000/1000000
                 --idle-timeout 10m --max-sessions 200000 --tcp off --redis "redis://127.0.0.1:$redis_port")
-            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "127.0.0.1:$node_b" "${node_args[@]}" \
+            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "127.0.0.1:$node_b" "${node_args[@]}" "${store[@]:2}" \
                 >"$RESULTS/server-b.log" 2>&1 &
             EXTRA_PIDS="$EXTRA_PIDS $!"
             wait_port_any "$node_b" || { log "node B did not start"; return 1; }
-            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "$ADDR" "${node_args[@]}" >"$RESULTS/server.log" 2>&1 &
+            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "$ADDR" "${node_args[@]}" "${store[@]:2}" >"$RESULTS/server.log" 2>&1 &
             SERVER_PID=$!
             ALSO=(--also "127.0.0.1:$node_b") ;;
         raw)

@@ -165,6 +165,8 @@ fn start_ours() -> Ours {
                 let mut limits = Limits::default();
                 limits.message_rate = fast;
                 limits.channel_create_rate = fast;
+                // Every loadgen client comes from 127.0.0.1.
+                limits.login_rate_per_address = fast;
                 limits
             };
             let engine = Engine::builder()
