@@ -42,6 +42,11 @@ pub struct TcpConfig {
     /// client that stops reading must not hold its task (and its buffers) forever. The
     /// engine drops it sooner if its event queue fills meanwhile. Default 10 s.
     pub write_timeout: Duration,
+    /// Where IRC clients should connect (`HOST:PORT`), told to an IRC client that knocks
+    /// on this port instead: its first line (`CAP LS 302`, `NICK dave`, ...) gets
+    /// `ERROR :this is the plain-text port; IRC clients connect to HOST:PORT` and the
+    /// connection is closed. `None` (the default): the server has no IRC port to name.
+    pub irc_address: Option<String>,
 }
 
 impl Default for TcpConfig {
@@ -51,6 +56,7 @@ impl Default for TcpConfig {
             max_line_bytes: 8 * 1024,
             idle_timeout: Duration::from_secs(30 * 60),
             write_timeout: Duration::from_secs(10),
+            irc_address: None,
         }
     }
 }
