@@ -2,9 +2,10 @@
 //! prints their real addresses, turns SIGINT/SIGTERM into the shutdown token and hands
 //! over to [`demo_web::server::run`]. It must not hold any chat logic.
 //!
-//! Standard output carries exactly the address lines (`tcp listening on ADDR`, then
-//! `listening on http://ADDR` once everything is bound), so scripts and tests can start
-//! the server on port 0 and read the ports; logs go to standard error.
+//! Standard output carries exactly the address lines (`tcp listening on ADDR`,
+//! `irc listening on ADDR`, then `listening on http://ADDR` once everything is bound), so
+//! scripts and tests can start the server on port 0 and read the ports; logs go to
+//! standard error.
 
 use std::error::Error;
 use std::io::{IsTerminal, Write};
@@ -17,12 +18,18 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// The crates whose logs `--log-level` sets when `RUST_LOG` is not given.
-const OUR_CRATES: &[&str] = &["demo_web", "chat_core", "transport_ws", "transport_tcp"];
+const OUR_CRATES: &[&str] = &[
+    "demo_web",
+    "chat_core",
+    "transport_ws",
+    "transport_tcp",
+    "transport_irc",
+];
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let cli = Cli::parse();
-    let checked = cli.check().unwrap_or_else(|e| e.exit());
+    let mut checked = cli.check().unwrap_or_else(|e| e.exit());
     init_tracing(&cli);
 
     let http = TcpListener::bind(cli.listen)
@@ -33,11 +40,26 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         None => None,
     };
+    let irc = match cli.irc.0 {
+        Some(addr) => {
+            Some(TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?)
+        }
+        None => None,
+    };
+    // The line port tells an IRC client that knocks on it where to go instead.
+    checked.tcp.irc_address = match &irc {
+        Some(listener) => Some(listener.local_addr()?.to_string()),
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         match &tcp {
             Some(listener) => writeln!(out, "tcp listening on {}", listener.local_addr()?)?,
             None => writeln!(out, "tcp listener off")?,
+        }
+        match &irc {
+            Some(listener) => writeln!(out, "irc listening on {}", listener.local_addr()?)?,
+            None => writeln!(out, "irc listener off")?,
         }
         writeln!(out, "listening on http://{}", http.local_addr()?)?;
         out.flush()?;
@@ -55,11 +77,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         limits: checked.limits,
         ws: checked.ws,
         tcp: checked.tcp,
+        irc: checked.irc,
         shutdown_timeout: cli.shutdown_timeout,
         redis_url: cli.redis,
         channels: cli.channels,
     };
-    server::run(config, http, tcp, shutdown).await?;
+    server::run(config, http, tcp, irc, shutdown).await?;
     Ok(())
 }
 

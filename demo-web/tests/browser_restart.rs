@@ -77,7 +77,12 @@ async fn carries_on(alice: &Page, bob: &Page) -> TestResult {
 
 /// The texts of the messages a page shows.
 async fn texts(page: &Page) -> TestResult<Vec<String>> {
-    Ok(page.messages().await?.into_iter().map(|(_, _, t)| t).collect())
+    Ok(page
+        .messages()
+        .await?
+        .into_iter()
+        .map(|(_, _, t)| t)
+        .collect())
 }
 
 async fn durable_restart(env: &Env) -> TestResult {

@@ -1,7 +1,7 @@
 //! Test helpers shared by `e2e.rs`, `multinode.rs` and the `browser_*.rs` stories: the
 //! real `demo-web` binary as a child process on port 0 (killed on drop, panics included), a
-//! small WebSocket client of the JSON protocol, a line-protocol client, and waiting with a
-//! deadline instead of sleeping. `browser` and `page` drive headless Chromium.
+//! small WebSocket client of the JSON protocol, a line-protocol client (also used for raw
+//! IRC lines), and waiting with a deadline instead of sleeping. `browser` and `page` drive headless Chromium.
 //!
 //! Each test file compiles its own copy and uses a different subset, hence the
 //! `dead_code` allowance below.
@@ -57,13 +57,16 @@ pub struct Server {
     pub http: SocketAddr,
     /// The TCP line-protocol address, when enabled.
     pub tcp: Option<SocketAddr>,
+    /// The IRC address, when enabled.
+    pub irc: Option<SocketAddr>,
     /// Where the server's log (its standard error) goes.
     pub log: PathBuf,
 }
 
 impl Server {
-    /// Starts the binary with `--listen 127.0.0.1:0 --tcp 127.0.0.1:0` plus `args`, and
-    /// waits until it prints its addresses.
+    /// Starts the binary with `--listen 127.0.0.1:0 --tcp 127.0.0.1:0 --irc 127.0.0.1:0`
+    /// plus `args` (which may set `--tcp` or `--irc` otherwise), and waits until it prints
+    /// its addresses.
     pub fn start(args: &[&str]) -> TestResult<Server> {
         Self::start_on("127.0.0.1:0", args)
     }
@@ -75,6 +78,10 @@ impl Server {
         command.args(["--listen", listen]);
         if !args.contains(&"--tcp") {
             command.args(["--tcp", "127.0.0.1:0"]);
+        }
+        // Never the default 6667, which another server (or test) may hold.
+        if !args.contains(&"--irc") {
+            command.args(["--irc", "127.0.0.1:0"]);
         }
         let mut child = command
             .args(args)
@@ -88,6 +95,7 @@ impl Server {
             child,
             http: "0.0.0.0:0".parse()?,
             tcp: None,
+            irc: None,
             log,
         };
         let (tx, rx) = mpsc::channel();
@@ -110,6 +118,8 @@ impl Server {
             })?;
             if let Some(addr) = line.strip_prefix("tcp listening on ") {
                 server.tcp = Some(addr.trim().parse()?);
+            } else if let Some(addr) = line.strip_prefix("irc listening on ") {
+                server.irc = Some(addr.trim().parse()?);
             } else if let Some(addr) = line.strip_prefix("listening on http://") {
                 server.http = addr.trim().parse()?;
                 break;

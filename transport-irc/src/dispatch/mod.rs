@@ -126,6 +126,7 @@ impl Dispatcher {
     }
 
     /// The client's nick (`*` before registration).
+    #[cfg(test)]
     pub(crate) fn nick(&self) -> &str {
         &self.nick
     }
