@@ -71,6 +71,29 @@ pub fn one_line(text: &str) -> String {
     text.replace(['\r', '\n', '\0'], " ")
 }
 
+/// A middle parameter: one word, never empty, never starting with `:` (anything else
+/// would change how the line reads). What a client sent may be echoed in one (the
+/// command or target a numeric is about), so spaces and controls become `_`.
+pub fn word(text: &str) -> String {
+    let mut word: String = text
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if word.is_empty() {
+        word.push('*');
+    }
+    if word.starts_with(':') {
+        word.replace_range(..1, "_");
+    }
+    word
+}
+
 /// The server as a message source.
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -91,8 +114,11 @@ impl Server {
     /// `:server CODE nick params...`
     pub fn numeric(&self, code: u16, nick: &str, params: &[&str]) -> Message {
         let mut args = Vec::with_capacity(params.len() + 1);
-        args.push(nick.to_owned());
-        args.extend(params.iter().map(|p| one_line(p)));
+        args.push(word(nick));
+        if let Some((last, middle)) = params.split_last() {
+            args.extend(middle.iter().map(|p| word(p)));
+            args.push(one_line(last));
+        }
         self.message(Command::Raw(format!("{code:03}"), args))
     }
 
@@ -110,8 +136,8 @@ impl Server {
 
     /// `:server FAIL VERB CODE context... :code: text`, an IRCv3 standard reply.
     pub fn fail(&self, verb: &str, fail_code: &str, context: &[&str], e: &IrcError) -> Message {
-        let mut args: Vec<String> = vec![verb.to_owned(), fail_code.to_owned()];
-        args.extend(context.iter().map(|c| one_line(c)));
+        let mut args: Vec<String> = vec![word(verb), fail_code.to_owned()];
+        args.extend(context.iter().map(|c| word(c)));
         args.push(one_line(&e.text()));
         self.message(Command::Raw("FAIL".into(), args))
     }
@@ -194,6 +220,13 @@ mod tests {
         assert!(
             line(&s.refusal("a", "PRIVMSG", "#a", &e)).contains(" 400 a PRIVMSG :rate_limited: ")
         );
+        let e = IrcError::UnknownCommand("\0PRIVMSG x".into());
+        assert_eq!(
+            line(&s.refusal("a", "\0PRIVMSG x", "", &e)),
+            ":flack.irc 421 a _PRIVMSG_x :unknown_command: unknown command  PRIVMSG x\r\n"
+        );
+        assert_eq!(word(":x"), "_x");
+        assert_eq!(word(""), "*");
         assert_eq!(
             line(&s.closing("ping_timeout", "no\r\nQUIT")),
             "ERROR :Closing link: ping_timeout: no  QUIT\r\n"

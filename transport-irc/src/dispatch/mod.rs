@@ -225,7 +225,11 @@ impl Dispatcher {
                     _ => Err(arity_or_unknown(verb)),
                 }
             }
-            other => Err(arity_or_unknown(verb_of(&other))),
+            // A command irc-proto knows and this server does not serve (KICK, OPER, ...).
+            other => {
+                let verb = verb_of(&other);
+                Err((verb.clone(), String::new(), IrcError::UnknownCommand(verb)))
+            }
         }
     }
 

@@ -168,6 +168,10 @@ impl Raw {
             .await
             .expect("connect in time")
             .expect("connect");
+        Raw::over(stream)
+    }
+
+    pub fn over(stream: TcpStream) -> Raw {
         let (read, writer) = stream.into_split();
         Raw {
             reader: BufReader::new(read),
