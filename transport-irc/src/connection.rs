@@ -42,7 +42,7 @@ use crate::dispatch::{Dispatcher, PostTag, Reply};
 use crate::error::IrcError;
 
 /// Output capacity kept between writes; a burst's larger buffer is given back.
-const KEEP_OUT: usize = 64 * 1024;
+const KEEP_OUT: usize = 8 * 1024;
 
 /// Serves one client until it quits, goes away, times out, is dropped, or shutdown.
 pub(crate) async fn run(
