@@ -135,6 +135,10 @@ wait_port_any() { # PORT: until something listens, at most 30 s
     return 1
 }
 
+# demo-web builds with an IRC listener bind 127.0.0.1:6667 unless told otherwise; the rows
+# that do not measure IRC turn it off (an older build, BEFORE_BIN, has no such flag).
+irc_off() { if "$1/demo-web" --help 2>/dev/null | grep -q -- '--irc '; then echo "--irc off"; fi; }
+
 # start_server NAME: sets SERVER_PID, ADDR and PROTO. Fresh process per run.
 start_server() {
     local name=$1
@@ -156,16 +160,23 @@ start_server() {
     PROTO=ws
     local pin=(taskset -c "$SERVER_CPU")
     case $name in
-        ours|ours-tcp|ours-nodelay)
+        ours|ours-tcp|ours-nodelay|ours-irc)
+            local preload="" lines=(--tcp "127.0.0.1:$((PORT + 1))") irc=()
             [ "$name" = ours-tcp ] && PROTO=tcp
-            local preload=""
             [ "$name" = ours-nodelay ] && preload=$NODELAY_SO
+            # ours-irc: scenario 5 through the IRC transport, the loadgen's IRC client (the
+            # one ngIRCd is measured with) on the port the TCP lines would have used.
+            if [ "$name" = ours-irc ]; then
+                PROTO=irc; lines=(--tcp off); irc=(--irc "127.0.0.1:$((PORT + 1))")
+            else
+                read -r -a irc <<<"$(irc_off "$bin")"
+            fi
             LD_PRELOAD=$preload RUST_LOG=warn "${pin[@]}" "$bin/demo-web" "${store[@]}" --listen "127.0.0.1:$PORT" \
-                --tcp "127.0.0.1:$((PORT + 1))" --log-level warn \
+                "${lines[@]}" "${irc[@]}" --log-level warn \
                 --message-rate 1000000/1000000 --channel-create-rate 1000000/1000000 \
                 --idle-timeout 10m --max-sessions 200000 >"$RESULTS/server.log" 2>&1 &
             SERVER_PID=$!
-            [ "$name" = ours-tcp ] && ADDR=127.0.0.1:$((PORT + 1)) ;;
+            [ "$name" = ours-tcp ] || [ "$name" = ours-irc ] && ADDR=127.0.0.1:$((PORT + 1)) ;;
         ours-2nodes)
             # Two demo-web nodes and the redis-server they share, all on the server core.
             local redis_port=$((PORT + 5)) node_b=$((PORT + 1))
@@ -176,6 +187,7 @@ start_server() {
             wait_port_any "$redis_port" || { log "redis-server did not start"; return 1; }
             local node_args=(--log-level warn --message-rate 1000000/1000000 --channel-create-rate 1000000/1000000
                 --idle-timeout 10m --max-sessions 200000 --tcp off --redis "redis://127.0.0.1:$redis_port")
+            local irc=(); read -r -a irc <<<"$(irc_off "$bin")"; node_args+=("${irc[@]}")
             RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --listen "127.0.0.1:$node_b" "${node_args[@]}" "${store[@]:2}" \
                 >"$RESULTS/server-b.log" 2>&1 &
             EXTRA_PIDS="$EXTRA_PIDS $!"
@@ -272,8 +284,9 @@ for scenario in $SCENARIOS; do
                measure 4 "$s" "$r" --clients "$S4_CLIENTS" --channels 100 --senders 0 --duration 2 \
                    --drain 0 --settle 2 --connect-concurrency 256 --setup-budget 90
            done; done ;;
-        5) # ngIRCd accepts about 60 connections a second: give its setup more time.
-           for r in $(seq 1 "$RUNS"); do for s in ours-tcp ${BEFORE_BIN:+before-tcp} ngircd; do
+        5) # ngIRCd accepts about 60 connections a second: give its setup more time. ours-irc
+           # is the same fan-out through our IRC transport, with the same IRC client as ngIRCd.
+           for r in $(seq 1 "$RUNS"); do for s in ours-tcp ours-irc ${BEFORE_BIN:+before-tcp} ngircd; do
                measure 5 "$s" "$r" "${s1_args[@]}" --connect-timeout 60
            done; done ;;
         7) # Scenario 2's rooms with every member sending as fast as its window allows: what

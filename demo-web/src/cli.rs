@@ -15,11 +15,13 @@ use std::time::Duration;
 
 use chat_core::{InvalidLimit, Limits, Rate};
 use clap::Parser;
+use transport_irc::IrcConfig;
 use transport_tcp::TcpConfig;
 use transport_ws::WsConfig;
 
 /// The Flack chat demo server: a web front end and a WebSocket endpoint on one address,
-/// and the line protocol for `nc`/`telnet` on another, sharing one chat engine.
+/// the line protocol for `nc`/`telnet` on another and IRC on a third, sharing one chat
+/// engine.
 ///
 /// Every flag can also be set through the environment variable shown with it.
 /// Durations are written like `500ms`, `20s`, `5m`, `2h` or `7d`; rates as
@@ -35,7 +37,12 @@ pub struct Cli {
     /// Address of the TCP line-protocol listener, as IP:PORT, or `off` to disable it. The
     /// real address is printed as `tcp listening on ADDR`.
     #[arg(long, env = "FLACK_TCP", default_value = "127.0.0.1:7878")]
-    pub tcp: TcpListen,
+    pub tcp: Listen,
+
+    /// Address of the IRC listener (irssi, WeeChat, HexChat), as IP:PORT, or `off` to
+    /// disable it. The real address is printed as `irc listening on ADDR`.
+    #[arg(long, env = "FLACK_IRC", default_value = "127.0.0.1:6667")]
+    pub irc: Listen,
 
     /// A browser origin allowed to open the WebSocket (e.g. `https://chat.example.com`);
     /// repeat the flag for several, or separate them with commas in the variable. None
@@ -256,6 +263,18 @@ pub struct TransportFlags {
     /// its side before it drops the connection.
     #[arg(long, env = "FLACK_CLOSE_LINGER", default_value = "1s", value_parser = parse_duration)]
     pub close_linger: Duration,
+
+    /// The IRC server's name, the source of its replies: one word with a dot.
+    #[arg(long, env = "FLACK_IRC_SERVER_NAME", default_value = "flack.irc")]
+    pub irc_server_name: String,
+
+    /// An IRC client that sends nothing for this long gets a PING.
+    #[arg(long, env = "FLACK_IRC_PING_INTERVAL", default_value = "90s", value_parser = parse_duration)]
+    pub irc_ping_interval: Duration,
+
+    /// An IRC client that does not answer a PING within this long is disconnected.
+    #[arg(long, env = "FLACK_IRC_PING_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub irc_ping_timeout: Duration,
 }
 
 impl LimitFlags {
@@ -313,6 +332,17 @@ impl TransportFlags {
         config.write_timeout = self.write_timeout;
         config
     }
+
+    /// The IRC transport's settings.
+    pub fn irc_config(&self) -> IrcConfig {
+        let mut config = IrcConfig::default();
+        config.max_connections = self.max_connections;
+        config.server_name = self.irc_server_name.clone();
+        config.ping_interval = self.irc_ping_interval;
+        config.ping_timeout = self.irc_ping_timeout;
+        config.write_timeout = self.write_timeout;
+        config
+    }
 }
 
 /// Everything the flags configure, checked: what `main` starts the server with.
@@ -324,6 +354,8 @@ pub struct Checked {
     pub ws: WsConfig,
     /// The line transport's settings.
     pub tcp: TcpConfig,
+    /// The IRC transport's settings.
+    pub irc: IrcConfig,
 }
 
 impl Cli {
@@ -336,20 +368,28 @@ impl Cli {
             .transport
             .ws_config(&self.allowed_origins, &self.public_hosts);
         let tcp = self.transport.tcp_config();
+        let irc = self.transport.irc_config();
         limits.validate().map_err(|e| invalid(&e, ""))?;
         ws.validate().map_err(|e| invalid(&e, ""))?;
         tcp.validate().map_err(|e| invalid(&e, "tcp"))?;
-        Ok(Checked { limits, ws, tcp })
+        irc.validate().map_err(|e| invalid(&e, "irc"))?;
+        Ok(Checked {
+            limits,
+            ws,
+            tcp,
+            irc,
+        })
     }
 }
 
 /// The start-up error for an invalid setting, naming the flag that sets it: the field's
-/// name in kebab case, prefixed for the TCP-only settings whose flag says `tcp`, singular
-/// for the lists whose flag is repeated once per entry.
+/// name in kebab case, prefixed for the TCP-only and IRC-only settings whose flag says
+/// `tcp` or `irc`, singular for the lists whose flag is repeated once per entry.
 fn invalid(error: &InvalidLimit, section: &str) -> clap::Error {
     let name = error.name.replace('_', "-");
     let flag = match (section, name.as_str()) {
         ("tcp", "idle-timeout") => format!("--{section}-{name}"),
+        ("irc", "server-name" | "ping-interval" | "ping-timeout") => format!("--{section}-{name}"),
         ("", "public-hosts") => "--public-host".to_owned(),
         ("", "trusted-proxies") => "--trusted-proxy".to_owned(),
         _ => format!("--{name}"),
@@ -400,20 +440,20 @@ impl FromStr for DataDir {
     }
 }
 
-/// Where the TCP listener binds, or nowhere (`off`).
+/// Where a listener (the TCP line protocol, IRC) binds, or nowhere (`off`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TcpListen(pub Option<SocketAddr>);
+pub struct Listen(pub Option<SocketAddr>);
 
-impl FromStr for TcpListen {
+impl FromStr for Listen {
     type Err = String;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
         if raw.trim().eq_ignore_ascii_case("off") {
-            return Ok(TcpListen(None));
+            return Ok(Listen(None));
         }
         raw.trim()
             .parse()
-            .map(|addr| TcpListen(Some(addr)))
+            .map(|addr| Listen(Some(addr)))
             .map_err(|e| format!("expected IP:PORT or `off`: {e}"))
     }
 }
@@ -498,10 +538,15 @@ mod tests {
         assert_eq!(checked.limits, Limits::default());
         assert_eq!(checked.ws, WsConfig::default());
         assert_eq!(checked.tcp, TcpConfig::default());
+        assert_eq!(checked.irc, IrcConfig::default());
         assert_eq!(cli.listen, "127.0.0.1:8080".parse().expect("address"));
         assert_eq!(
             cli.tcp,
-            TcpListen(Some("127.0.0.1:7878".parse().expect("address")))
+            Listen(Some("127.0.0.1:7878".parse().expect("address")))
+        );
+        assert_eq!(
+            cli.irc,
+            Listen(Some("127.0.0.1:6667".parse().expect("address")))
         );
         assert_eq!(
             cli.store(),
@@ -555,6 +600,10 @@ mod tests {
             "30s",
             "--tcp",
             "off",
+            "--irc",
+            "off",
+            "--irc-ping-interval",
+            "30s",
             "--allowed-origin",
             "http://a.example",
             "--allowed-origin",
@@ -586,7 +635,9 @@ mod tests {
         assert_eq!(checked.ws.idle_timeout, Duration::from_millis(1500));
         assert_eq!(checked.ws.heartbeat_interval, Duration::from_millis(500));
         assert_eq!(checked.tcp.idle_timeout, Duration::from_secs(120));
-        assert_eq!(cli.tcp, TcpListen(None));
+        assert_eq!(cli.tcp, Listen(None));
+        assert_eq!(cli.irc, Listen(None));
+        assert_eq!(checked.irc.ping_interval, Duration::from_secs(30));
         assert_eq!(
             checked.ws.allowed_origins,
             ["http://a.example", "http://b.example"]
@@ -621,6 +672,9 @@ mod tests {
             ("--max-connections-per-address", "0"),
             ("--trusted-proxy", "proxy.internal"),
             ("--forwarded-header", "X Forwarded For"),
+            ("--irc-ping-interval", "0s"),
+            ("--irc-ping-timeout", "0s"),
+            ("--irc-server-name", "nodot"),
         ] {
             let cli = Cli::try_parse_from(["demo-web", flag, value]).expect("parses");
             let error = cli.check().expect_err(flag).to_string();

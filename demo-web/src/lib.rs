@@ -1,8 +1,8 @@
 //! # demo-web: the Flack demo server
 //!
-//! One binary that runs the chat engine (`chat-core`) behind two transports: the web
-//! front end with its WebSocket endpoint (`transport-ws`) and the line protocol for
-//! terminals (`transport-tcp`). The library target exists so tests can reach the same
+//! One binary that runs the chat engine (`chat-core`) behind three transports: the web
+//! front end with its WebSocket endpoint (`transport-ws`), the line protocol for
+//! terminals (`transport-tcp`) and IRC (`transport-irc`). The library target exists so tests can reach the same
 //! pieces the binary uses; `src/main.rs` is the binary.
 //!
 //! # Layout

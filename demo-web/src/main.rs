@@ -3,10 +3,10 @@
 //! over to [`demo_web::server::run`]. It must not hold any chat logic.
 //!
 //! Standard output carries exactly where the data is (`data in PATH`) and the address
-//! lines (`tcp listening on ADDR`, then `listening on http://ADDR` once everything is
-//! bound), so scripts and tests can start the server on port 0 and read the ports; logs
-//! go to standard error, and so does the one line that says why the server could not
-//! start.
+//! lines (`tcp listening on ADDR`, `irc listening on ADDR`, then `listening on
+//! http://ADDR` once everything is bound), so scripts and tests can start the server on
+//! port 0 and read the ports; logs go to standard error, and so does the one line that
+//! says why the server could not start.
 
 use std::error::Error;
 use std::io::{IsTerminal, Write};
@@ -20,7 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// The crates whose logs `--log-level` sets when `RUST_LOG` is not given.
-const OUR_CRATES: &[&str] = &["demo_web", "chat_core", "transport_ws", "transport_tcp"];
+const OUR_CRATES: &[&str] = &[
+    "demo_web",
+    "chat_core",
+    "transport_ws",
+    "transport_tcp",
+    "transport_irc",
+];
 
 /// The store's file in the data directory.
 const DATA_FILE: &str = "flack.sqlite3";
@@ -60,7 +66,7 @@ fn prepare_store(choice: StoreChoice, out: &mut impl Write) -> Result<Store, Box
     })
 }
 
-async fn serve(cli: Cli, checked: demo_web::cli::Checked) -> Result<(), Box<dyn Error>> {
+async fn serve(cli: Cli, mut checked: demo_web::cli::Checked) -> Result<(), Box<dyn Error>> {
     let store = prepare_store(cli.store(), &mut std::io::stdout().lock())?;
 
     let http = TcpListener::bind(cli.listen)
@@ -71,11 +77,26 @@ async fn serve(cli: Cli, checked: demo_web::cli::Checked) -> Result<(), Box<dyn 
         }
         None => None,
     };
+    let irc = match cli.irc.0 {
+        Some(addr) => {
+            Some(TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?)
+        }
+        None => None,
+    };
+    // The line port tells an IRC client that knocks on it where to go instead.
+    checked.tcp.irc_address = match &irc {
+        Some(listener) => Some(listener.local_addr()?.to_string()),
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         match &tcp {
             Some(listener) => writeln!(out, "tcp listening on {}", listener.local_addr()?)?,
             None => writeln!(out, "tcp listener off")?,
+        }
+        match &irc {
+            Some(listener) => writeln!(out, "irc listening on {}", listener.local_addr()?)?,
+            None => writeln!(out, "irc listener off")?,
         }
         writeln!(out, "listening on http://{}", http.local_addr()?)?;
         out.flush()?;
@@ -93,11 +114,12 @@ async fn serve(cli: Cli, checked: demo_web::cli::Checked) -> Result<(), Box<dyn 
         limits: checked.limits,
         ws: checked.ws,
         tcp: checked.tcp,
+        irc: checked.irc,
         shutdown_timeout: cli.shutdown_timeout,
         store,
         channels: cli.channels,
     };
-    server::run(config, http, tcp, shutdown).await?;
+    server::run(config, http, tcp, irc, shutdown).await?;
     Ok(())
 }
 

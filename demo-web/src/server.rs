@@ -1,6 +1,7 @@
 //! `run`: the demo server once its sockets are bound. Starts the engine, serves the web
-//! front end and `/ws` (transport-ws) on one listener and the line protocol
-//! (transport-tcp) on the other, and shuts all of it down when the token is cancelled.
+//! front end and `/ws` (transport-ws) on one listener, the line protocol (transport-tcp)
+//! on another and IRC (transport-irc) on a third, and shuts all of it down when the token
+//! is cancelled.
 //!
 //! Called by `main.rs` (which parses flags, sets up tracing, binds and turns signals into
 //! the token) and usable from tests with listeners on port 0. It owns the shutdown order
@@ -9,8 +10,9 @@
 //! # Shutdown
 //! One [`CancellationToken`] drives everything, in the order `docs/architecture.md`
 //! gives:
-//! 1. the token is cancelled: the TCP listener stops accepting and every TCP client gets
-//!    its shutdown line, every WebSocket gets close 1001 (both transports watch the token);
+//! 1. the token is cancelled: the TCP and IRC listeners stop accepting and every TCP
+//!    client gets its shutdown line, every IRC client its `ERROR`, every WebSocket close
+//!    1001 (the transports watch the token);
 //! 2. the HTTP server stops accepting; once every WebSocket task has sent its close and
 //!    ended (they run on the server's workers), the server stops;
 //! 3. the engine stops, and last its store writes what it has not written yet (so a
@@ -26,6 +28,7 @@ use std::time::Duration;
 use actix_web::App;
 use chat_core::{ChatError, Engine, InvalidLimit, Limits};
 use tokio_util::sync::CancellationToken;
+use transport_irc::IrcConfig;
 use transport_tcp::TcpConfig;
 use transport_ws::{WsChat, WsConfig};
 
@@ -40,6 +43,8 @@ pub struct Config {
     pub ws: WsConfig,
     /// The line transport's settings.
     pub tcp: TcpConfig,
+    /// The IRC transport's settings.
+    pub irc: IrcConfig,
     /// Longest wait for clients to be closed on shutdown, and again for the engine.
     pub shutdown_timeout: Duration,
     /// Where the engine keeps users, channels and messages.
@@ -85,18 +90,20 @@ impl ServerError {
     }
 }
 
-/// Runs the demo server on listeners that are already bound (`tcp` is `None` when the
-/// TCP listener is disabled) until `shutdown` is cancelled, then shuts down in order and
-/// returns. Must be called from inside a multi-threaded tokio runtime.
+/// Runs the demo server on listeners that are already bound (`tcp` and `irc` are `None`
+/// when that listener is disabled) until `shutdown` is cancelled, then shuts down in order
+/// and returns. Must be called from inside a multi-threaded tokio runtime.
 pub async fn run(
     config: Config,
     http: TcpListener,
     tcp: Option<TcpListener>,
+    irc: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     // Checked before anything starts: a bad value is refused, never a failure later.
     config.ws.validate()?;
     config.tcp.validate()?;
+    config.irc.validate()?;
     let engine = Engine::builder().limits(config.limits.clone());
     let engine = match &config.store {
         Store::Memory => engine,
@@ -111,7 +118,7 @@ pub async fn run(
             Err(e) => return Err(ServerError::Engine(e)),
         }
     }
-    let result = serve(&config, &engine, http, tcp, shutdown.clone()).await;
+    let result = serve(&config, &engine, http, tcp, irc, shutdown.clone()).await;
     // Whatever happened, the engine stops last, once no transport uses it any more.
     shutdown.cancel();
     if tokio::time::timeout(config.shutdown_timeout, engine.shutdown())
@@ -124,29 +131,32 @@ pub async fn run(
     result
 }
 
-/// Serves both transports until `shutdown` is cancelled (or the HTTP server fails), then
+/// Serves the transports until `shutdown` is cancelled (or the HTTP server fails), then
 /// waits, bounded, for their clients to be closed.
 async fn serve(
     config: &Config,
     engine: &Engine,
     http: TcpListener,
     tcp: Option<TcpListener>,
+    irc: Option<TcpListener>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     let tcp_task = match tcp {
-        Some(listener) => {
-            listener
-                .set_nonblocking(true)
-                .map_err(ServerError::io("cannot use the TCP listener"))?;
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(ServerError::io("cannot use the TCP listener"))?;
-            Some(tokio::spawn(transport_tcp::serve(
-                listener,
-                engine.clone(),
-                config.tcp.clone(),
-                shutdown.clone(),
-            )))
-        }
+        Some(listener) => Some(tokio::spawn(transport_tcp::serve(
+            tokio_listener(listener, "cannot use the TCP listener")?,
+            engine.clone(),
+            config.tcp.clone(),
+            shutdown.clone(),
+        ))),
+        None => None,
+    };
+    let irc_task = match irc {
+        Some(listener) => Some(tokio::spawn(transport_irc::serve(
+            tokio_listener(listener, "cannot use the IRC listener")?,
+            engine.clone(),
+            config.irc.clone(),
+            shutdown.clone(),
+        ))),
         None => None,
     };
 
@@ -172,8 +182,8 @@ async fn serve(
     let closing = async {
         // Stop accepting, then wait for the socket tasks (each has seen the token and is
         // sending its close 1001; they run on the HTTP server's workers, so the server
-        // stops only after them). Then wait for the TCP listener (which closes its own
-        // clients).
+        // stops only after them). Then wait for the TCP and IRC listeners (which close
+        // their own clients).
         handle.pause().await;
         ws_tasks.close();
         ws_tasks.wait().await;
@@ -182,11 +192,12 @@ async fn serve(
             Some(ended) => ended,
             None => http_task.await,
         };
-        if let Some(task) = tcp_task {
+        for (name, task) in [("TCP", tcp_task), ("IRC", irc_task)] {
+            let Some(task) = task else { continue };
             match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "the TCP listener refused its config"),
-                Err(e) => tracing::error!(error = %e, "the TCP listener task failed"),
+                Ok(Err(e)) => tracing::error!(error = %e, "the {name} listener refused its config"),
+                Err(e) => tracing::error!(error = %e, "the {name} listener task failed"),
             }
         }
         http
@@ -205,4 +216,15 @@ async fn serve(
             Ok(())
         }
     }
+}
+
+/// A bound std listener as tokio's, for a transport.
+fn tokio_listener(
+    listener: TcpListener,
+    context: &'static str,
+) -> Result<tokio::net::TcpListener, ServerError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(ServerError::io(context))?;
+    tokio::net::TcpListener::from_std(listener).map_err(ServerError::io(context))
 }

@@ -1,7 +1,8 @@
 //! End-to-end tests of the `demo-web` binary as a process: flags and `--help`, the
 //! address lines on port 0, `/healthz` and the embedded front end with its headers, a TCP
-//! user and a WebSocket user chatting both ways (issue 5), and SIGTERM closing every
-//! client (WebSocket close 1001, the TCP shutdown line) before a prompt exit 0.
+//! user and a WebSocket user chatting both ways (issue 5), an IRC user with both (issue
+//! 23), and SIGTERM closing every client (WebSocket close 1001, the TCP shutdown line, the
+//! IRC `ERROR`) before a prompt exit 0.
 //!
 //! Everything runs over real sockets on 127.0.0.1 against the real binary; each test
 //! starts its own server, killed on drop.
@@ -55,6 +56,18 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
     let flags = [
         ("--listen", "FLACK_LISTEN", Some("127.0.0.1:8080")),
         ("--tcp", "FLACK_TCP", Some("127.0.0.1:7878")),
+        ("--irc", "FLACK_IRC", Some("127.0.0.1:6667")),
+        (
+            "--irc-server-name",
+            "FLACK_IRC_SERVER_NAME",
+            Some("flack.irc"),
+        ),
+        (
+            "--irc-ping-interval",
+            "FLACK_IRC_PING_INTERVAL",
+            Some("90s"),
+        ),
+        ("--irc-ping-timeout", "FLACK_IRC_PING_TIMEOUT", Some("60s")),
         ("--allowed-origin", "FLACK_ALLOWED_ORIGINS", None),
         ("--public-host", "FLACK_PUBLIC_HOSTS", None),
         ("--data-dir", "FLACK_DATA_DIR", Some("./flack-data")),
@@ -186,7 +199,16 @@ fn a_setting_the_server_cannot_work_with_stops_the_start_naming_its_flag() -> Te
         ("--public-host", "https://chat.example.com"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_demo-web"))
-            .args([flag, value, "--listen", "127.0.0.1:0", "--tcp", "off"])
+            .args([
+                flag,
+                value,
+                "--listen",
+                "127.0.0.1:0",
+                "--tcp",
+                "off",
+                "--irc",
+                "off",
+            ])
             .output()?;
         assert!(!out.status.success(), "{flag} {value} started the server");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -246,7 +268,7 @@ async fn an_unreachable_redis_stops_the_start_with_a_clear_error() -> TestResult
         .local_addr()?
         .port();
     let out = Command::new(env!("CARGO_BIN_EXE_demo-web"))
-        .args(["--listen", "127.0.0.1:0", "--tcp", "off"])
+        .args(["--listen", "127.0.0.1:0", "--tcp", "off", "--irc", "off"])
         .args(["--redis", &format!("redis://127.0.0.1:{port}/")])
         .output()?;
     assert!(!out.status.success());
@@ -260,8 +282,9 @@ async fn an_unreachable_redis_stops_the_start_with_a_clear_error() -> TestResult
 
 #[tokio::test]
 async fn tcp_off_starts_no_tcp_listener() -> TestResult {
-    let server = Server::start(&["--tcp", "off"])?;
+    let server = Server::start(&["--tcp", "off", "--irc", "off"])?;
     assert_eq!(server.tcp, None);
+    assert_eq!(server.irc, None);
     let (status, _, _) = get(server.http, "/healthz").await?;
     assert!(status.contains(" 200 "), "{status}");
     Ok(())
@@ -355,6 +378,64 @@ async fn the_per_address_flags_hold_a_script_on_one_address() -> TestResult {
     Ok(())
 }
 
+/// Issue 23: an IRC user, a web user and a terminal user in one channel, each seeing the
+/// others' messages; an IRC client on the line port is sent to the IRC port.
+#[tokio::test]
+async fn irc_web_and_tcp_users_chat_in_one_channel() -> TestResult {
+    let server = Server::start(&["--channel", "general"])?;
+    let irc_addr = server.irc.ok_or("no IRC listener")?;
+    let tcp = server.tcp.ok_or("no TCP listener")?;
+
+    let mut irc = Terminal::connect(irc_addr).await?;
+    irc.send("NICK ircy\r\nUSER ircy 0 * :ircy").await?;
+    irc.line_with(" 001 ircy ").await?.ok_or("no welcome")?;
+    irc.send("JOIN #general").await?;
+    irc.line_with(" 366 ircy #general ")
+        .await?
+        .ok_or("no end of names")?;
+
+    let mut web = WsClient::login(server.http, "Web User").await?;
+    web.ok(json!({"type": "join", "room": "general"})).await?;
+    irc.line_with("JOIN #general")
+        .await?
+        .ok_or("no JOIN of the web user")?;
+    web.ok(json!({"type": "post", "room": "general", "text": "hello from the web"}))
+        .await?;
+    let line = irc
+        .line_with("hello from the web")
+        .await?
+        .ok_or("the IRC client was disconnected")?;
+    assert!(
+        line.starts_with(":Web\\20User!") && line.contains(" PRIVMSG #general :"),
+        "{line}"
+    );
+
+    let mut term = Terminal::connect(tcp).await?;
+    term.send("termy").await?;
+    term.send("/join general").await?;
+    irc.line_with(":termy!")
+        .await?
+        .ok_or("no JOIN of the terminal user")?;
+    irc.send("PRIVMSG #general :hello from irc").await?;
+    let event = web
+        .event(|f| f["type"] == "message" && f["message"]["text"] == "hello from irc")
+        .await?;
+    assert_eq!(event["message"]["author"]["name"], "ircy");
+    term.line_with("<ircy> hello from irc")
+        .await?
+        .ok_or("no line on the terminal")?;
+
+    // The line port sends IRC clients to the IRC port.
+    let mut lost = Terminal::connect(tcp).await?;
+    lost.send("CAP LS 302").await?;
+    let error = lost.line_with("ERROR").await?.ok_or("no ERROR")?;
+    assert_eq!(
+        error,
+        format!("ERROR :this is the plain-text port; IRC clients connect to {irc_addr}")
+    );
+    Ok(())
+}
+
 /// WebSocket clients connected when the server is stopped.
 const SOCKETS_AT_SHUTDOWN: usize = 200;
 
@@ -379,6 +460,9 @@ async fn sigterm_closes_clients_and_exits_zero_promptly() -> TestResult {
     let mut term = Terminal::connect(tcp).await?;
     term.send("/nick alsoleaving").await?;
     term.line_with("alsoleaving").await?;
+    let mut irc = Terminal::connect(server.irc.ok_or("no IRC listener")?).await?;
+    irc.send("NICK ircleaving\r\nUSER i 0 * :i").await?;
+    irc.line_with(" 001 ").await?.ok_or("no welcome")?;
 
     server.terminate()?;
     for (i, web) in web.iter_mut().enumerate() {
@@ -391,6 +475,8 @@ async fn sigterm_closes_clients_and_exits_zero_promptly() -> TestResult {
     }
     let last = term.line_with("! closed").await?;
     assert!(last.is_some(), "no shutdown line; saw {:?}", term.seen);
+    let last = irc.line_with("ERROR :Closing link: shutting_down").await?;
+    assert!(last.is_some(), "no IRC ERROR; saw {:?}", irc.seen);
 
     let status = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(10)))
         .await?

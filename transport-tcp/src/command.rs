@@ -106,6 +106,16 @@ pub fn parse(line: &str) -> Result<Command, TcpError> {
     })
 }
 
+/// Whether a line is an IRC client's registration command (`CAP LS 302`, `NICK dave`,
+/// `USER root 0 * :root`, `PASS secret`): an IRC client connected to the line port. IRC
+/// clients send these in capitals with a parameter; a person typing a name such as
+/// `Nick Jones` is not one of them.
+pub fn is_irc_registration(line: &str) -> bool {
+    ["CAP ", "NICK ", "USER ", "PASS "]
+        .iter()
+        .any(|verb| line.starts_with(verb) && line.len() > verb.len())
+}
+
 fn one_word(arg: String, usage: &'static str) -> Result<String, TcpError> {
     if arg.contains(char::is_whitespace) {
         Err(TcpError::Usage(usage))
@@ -159,6 +169,21 @@ mod tests {
             Command::Nick("Ann Lee".into())
         );
         assert_eq!(parse("/quit").unwrap(), Command::Quit);
+    }
+
+    #[test]
+    fn irc_registration_lines_are_recognised() {
+        for line in [
+            "CAP LS 302",
+            "NICK dave",
+            "USER root 0 * :root",
+            "PASS hunter2",
+        ] {
+            assert!(is_irc_registration(line), "{line}");
+        }
+        for line in ["Nick Jones", "NICK", "nick dave", "Capitan", "USER"] {
+            assert!(!is_irc_registration(line), "{line}");
+        }
     }
 
     #[test]

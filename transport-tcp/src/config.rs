@@ -52,6 +52,11 @@ pub struct TcpConfig {
     /// it costs a task. Default: bursts of 20, 5 per second (a script reconnecting in a
     /// loop is slowed to a trickle; people never notice).
     pub connect_rate_per_address: Rate,
+    /// Where IRC clients should connect (`HOST:PORT`), told to an IRC client that knocks
+    /// on this port instead: its first line (`CAP LS 302`, `NICK dave`, ...) gets
+    /// `ERROR :this is the plain-text port; IRC clients connect to HOST:PORT` and the
+    /// connection is closed. `None` (the default): the server has no IRC port to name.
+    pub irc_address: Option<String>,
 }
 
 impl Default for TcpConfig {
@@ -63,6 +68,7 @@ impl Default for TcpConfig {
             write_timeout: Duration::from_secs(10),
             max_connections_per_address: 64,
             connect_rate_per_address: Rate::new(20, 5.0),
+            irc_address: None,
         }
     }
 }

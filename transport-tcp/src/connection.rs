@@ -55,7 +55,7 @@ pub(crate) async fn run(
     let mut conn = Connection {
         lines: FramedRead::new(read, LineCodec::new(config.max_line_bytes)),
         out: BufWriter::new(write),
-        dispatcher: Dispatcher::new(engine, peer),
+        dispatcher: Dispatcher::new(engine, peer, config.irc_address.clone()),
         posts: PostPipeline::new(),
         events: Vec::new(),
         shutdown,

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use chat_core::{ChatError, Engine, Joined, Login, Member, PendingPost, Session, UserId};
 
-use crate::command::Command;
+use crate::command::{self, Command};
 use crate::error::TcpError;
 use crate::render;
 
@@ -35,6 +35,8 @@ pub(crate) struct Dispatcher {
     engine: Engine,
     /// Where the client connects from: the engine counts new users per address.
     peer: IpAddr,
+    /// Where IRC clients should connect instead (`TcpConfig::irc_address`).
+    irc_address: Option<String>,
     /// `None` until the client picked a name or resumed.
     session: Option<Session>,
     /// The room plain lines go to, as the client addresses it (`general`, `@bob`): the
@@ -43,11 +45,13 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher for a client, connected from `peer`, that has not logged in yet.
-    pub(crate) fn new(engine: Engine, peer: IpAddr) -> Dispatcher {
+    /// A dispatcher for a client, connected from `peer`, that has not logged in yet;
+    /// `irc_address` is where an IRC client is sent if one connects here.
+    pub(crate) fn new(engine: Engine, peer: IpAddr, irc_address: Option<String>) -> Dispatcher {
         Dispatcher {
             engine,
             peer,
+            irc_address,
             session: None,
             current: None,
         }
@@ -67,6 +71,12 @@ impl Dispatcher {
     pub(crate) async fn dispatch(&mut self, command: Command) -> Reply {
         if let Command::Quit = command {
             return Reply::Quit(vec![render::reply("bye")]);
+        }
+        // An IRC client on the line port: its registration is never a display name.
+        if let (None, Command::Say(line)) = (&self.session, &command) {
+            if command::is_irc_registration(line) {
+                return Reply::Quit(vec![render::not_irc(self.irc_address.as_deref())]);
+            }
         }
         match self.execute(command).await {
             Ok(reply) => reply,
@@ -266,7 +276,6 @@ fn same_room(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command;
 
     /// Where the test's client connects from.
     const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -289,7 +298,7 @@ mod tests {
 
     /// A dispatcher logged in as `name`.
     async fn logged_in(engine: &Engine, name: &str) -> Dispatcher {
-        let mut d = Dispatcher::new(engine.clone(), LOCAL);
+        let mut d = Dispatcher::new(engine.clone(), LOCAL, None);
         let lines = answer(&mut d, name).await;
         assert_eq!(lines[0], format!("= welcome, {name}"), "{lines:?}");
         d
@@ -298,7 +307,7 @@ mod tests {
     #[tokio::test]
     async fn before_login_only_a_name_help_and_quit_are_served() {
         let engine = engine().await;
-        let mut d = Dispatcher::new(engine.clone(), LOCAL);
+        let mut d = Dispatcher::new(engine.clone(), LOCAL, None);
         assert_eq!(answer(&mut d, "").await, Vec::<String>::new());
         assert_eq!(answer(&mut d, "/help").await, render::help());
         let refused = answer(&mut d, "/list").await;
@@ -389,6 +398,38 @@ mod tests {
             refused[0].starts_with("! error no_such_user: "),
             "{refused:?}"
         );
+        engine.shutdown().await;
+    }
+
+    /// An IRC client's first lines are never taken as a display name: each gets the
+    /// `ERROR` naming the IRC port, closes the connection, and registers nothing.
+    #[tokio::test]
+    async fn irc_registration_lines_are_sent_to_the_irc_port() {
+        let engine = engine().await;
+        for line in [
+            "CAP LS 302",
+            "NICK dave",
+            "USER root 0 * :root",
+            "PASS secret",
+        ] {
+            let mut d = Dispatcher::new(engine.clone(), LOCAL, Some("127.0.0.1:6667".into()));
+            let command = command::parse(line).expect("a plain line");
+            match d.dispatch(command).await {
+                Reply::Quit(lines) => assert_eq!(
+                    lines,
+                    ["ERROR :this is the plain-text port; IRC clients connect to 127.0.0.1:6667"]
+                ),
+                other => panic!("{line}: {other:?}"),
+            }
+            assert!(d.session().is_none(), "{line} registered a user");
+        }
+        // Nothing was registered: the names are free.
+        let dave = engine.connect(Login::Name("dave".into())).await;
+        assert!(dave.is_ok(), "{dave:?}");
+        // After login, such a line is chat like any other.
+        let mut alice = logged_in(&engine, "alice").await;
+        let refused = answer(&mut alice, "NICK dave").await;
+        assert!(refused[0].starts_with("! error not_joined"), "{refused:?}");
         engine.shutdown().await;
     }
 

@@ -122,6 +122,18 @@ pub fn closed(code: &str, why: &str) -> String {
     sanitize(&format!("! closed {code}: {why}"))
 }
 
+/// The answer to an IRC client that connected to the line port, in IRC's own `ERROR`
+/// form so that the client shows it: where IRC is served, if anywhere.
+pub fn not_irc(irc_address: Option<&str>) -> String {
+    let line = match irc_address {
+        Some(addr) => {
+            format!("ERROR :this is the plain-text port; IRC clients connect to {addr}")
+        }
+        None => "ERROR :this is the plain-text port; this server has no IRC port".to_owned(),
+    };
+    sanitize(&line)
+}
+
 /// The greeting, sent on connect: with the store's epoch, so that someone who kept a token
 /// can tell it may belong to a store that no longer exists.
 pub fn greeting(epoch: &str) -> Vec<String> {

@@ -114,3 +114,46 @@ async fn taken_names_and_resume_tokens() {
         back.seen
     );
 }
+
+/// Issue 23: an IRC client pointed at the line port (irssi sends `CAP LS 302`, then NICK
+/// and USER) is told where IRC is served, in IRC's `ERROR` form, and closed; none of its
+/// lines becomes a display name or a chat line.
+#[tokio::test]
+async fn an_irc_client_is_sent_to_the_irc_port_and_registers_nothing() {
+    let mut config = transport_tcp::TcpConfig::default();
+    config.irc_address = Some("127.0.0.1:6667".into());
+    let s = Server::start(limits(), config).await;
+    for first in [
+        "CAP LS 302",
+        "NICK dave",
+        "USER root 0 * :root",
+        "PASS hunter2",
+    ] {
+        let mut irc = s.client().await;
+        irc.expect_line("= pick a display name").await;
+        irc.send_raw(format!("{first}\r\nNICK dave\r\nUSER root 0 * :root\r\nPRIVMSG #general :hello\r\nQUIT :bye\r\n").as_bytes())
+            .await;
+        let rest = irc.expect_eof().await;
+        assert_eq!(
+            rest,
+            ["ERROR :this is the plain-text port; IRC clients connect to 127.0.0.1:6667"],
+            "{first}"
+        );
+    }
+    // Nothing was registered: dave, root and the CAP line are free names.
+    let mut dave = s.user("dave").await;
+    dave.send("/quit").await;
+    s.user("root").await;
+    let stats = s.engine.stats().await.expect("stats");
+    assert_eq!(stats.sessions, 1, "only root is connected: {stats:?}");
+
+    // Without an IRC port to name, the line says so.
+    let plain = server().await;
+    let mut irc = plain.client().await;
+    irc.send("CAP LS 302").await;
+    let rest = irc.expect_eof().await;
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("ERROR :this is the plain-text port; this server has no IRC port")
+    );
+}

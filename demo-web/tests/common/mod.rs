@@ -1,7 +1,7 @@
 //! Test helpers shared by `e2e.rs`, `multinode.rs` and the `browser_*.rs` stories: the
 //! real `demo-web` binary as a child process on port 0 (killed on drop, panics included), a
-//! small WebSocket client of the JSON protocol, a line-protocol client, and waiting with a
-//! deadline instead of sleeping. `browser` and `page` drive headless Chromium.
+//! small WebSocket client of the JSON protocol, a line-protocol client (also used for raw
+//! IRC lines), and waiting with a deadline instead of sleeping. `browser` and `page` drive headless Chromium.
 //!
 //! Each test file compiles its own copy and uses a different subset, hence the
 //! `dead_code` allowance below.
@@ -57,6 +57,8 @@ pub struct Server {
     pub http: SocketAddr,
     /// The TCP line-protocol address, when enabled.
     pub tcp: Option<SocketAddr>,
+    /// The IRC address, when enabled.
+    pub irc: Option<SocketAddr>,
     /// Where the server's log (its standard error) goes.
     pub log: PathBuf,
     /// Where it said its data is (the rest of its `data in ...` line).
@@ -64,9 +66,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the binary with `--listen 127.0.0.1:0 --tcp 127.0.0.1:0` plus `args`, and
-    /// waits until it prints its addresses. In memory (`--data-dir none`) unless `args`
-    /// choose a store: many tests start servers at once, and none wants another's data.
+    /// Starts the binary with `--listen 127.0.0.1:0 --tcp 127.0.0.1:0 --irc 127.0.0.1:0`
+    /// plus `args` (which may set `--tcp` or `--irc` otherwise), and waits until it prints
+    /// its addresses. In memory (`--data-dir none`) unless `args` choose a store: many
+    /// tests start servers at once, and none wants another's data.
     pub fn start(args: &[&str]) -> TestResult<Server> {
         Self::start_on("127.0.0.1:0", args)
     }
@@ -95,6 +98,10 @@ impl Server {
         if !chooses_store {
             command.args(["--data-dir", "none"]);
         }
+        // Never the default 6667, which another server (or test) may hold.
+        if !args.contains(&"--irc") {
+            command.args(["--irc", "127.0.0.1:0"]);
+        }
         let mut child = command
             .args(args)
             .env("RUST_LOG", "info")
@@ -107,6 +114,7 @@ impl Server {
             child,
             http: "0.0.0.0:0".parse()?,
             tcp: None,
+            irc: None,
             log,
             data: String::new(),
         };
@@ -132,6 +140,8 @@ impl Server {
                 server.data = data.trim().to_owned();
             } else if let Some(addr) = line.strip_prefix("tcp listening on ") {
                 server.tcp = Some(addr.trim().parse()?);
+            } else if let Some(addr) = line.strip_prefix("irc listening on ") {
+                server.irc = Some(addr.trim().parse()?);
             } else if let Some(addr) = line.strip_prefix("listening on http://") {
                 server.http = addr.trim().parse()?;
                 break;
