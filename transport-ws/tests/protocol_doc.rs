@@ -17,7 +17,7 @@ use common::{test_limits, Client, TestServer};
 use serde_json::Value;
 use transport_ws::protocol::ClientFrame;
 
-const SERVER_TYPES: [&str; 9] = [
+const SERVER_TYPES: [&str; 10] = [
     "hello",
     "ok",
     "error",
@@ -26,6 +26,7 @@ const SERVER_TYPES: [&str; 9] = [
     "channel_created",
     "presence",
     "typing",
+    "gap",
     "disconnected",
 ];
 
