@@ -100,12 +100,12 @@ pub use broker::redis::RedisBroker;
 pub use broker::{Broker, ClusterEvent, MemoryBroker};
 pub use engine::{Engine, EngineBuilder, EngineStats, Login};
 pub use error::ChatError;
-pub use event::{DisconnectReason, Event, PresenceChange};
+pub use event::{DisconnectReason, Event, PresenceBatch, PresenceChange};
 pub use identity::{Identity, ResumeToken};
 pub use limits::{InvalidLimit, Limits, Rate};
 pub use model::{
-    ChannelInfo, ChannelName, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId,
-    UserId, UserRef,
+    ChannelInfo, ChannelName, ChatMessage, Joined, Member, MemberCursor, MembersPage, MessageId,
+    Room, RoomKey, SessionId, UserId, UserRef, MAX_MEMBER_PAGE, MEMBER_PAGE,
 };
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,

@@ -329,9 +329,11 @@ client.addEventListener("deleted", ({ detail }) => {
 client.addEventListener("presence", ({ detail }) => {
   const r = state.rooms.get(detail.room);
   if (!r) return;
-  if (detail.change === "left") r.members.delete(detail.user.id);
-  else r.members.set(detail.user.id, { user: detail.user, online: detail.change !== "offline" });
-  if (detail.change === "offline" || detail.change === "left") clearTyping(r, detail.user.name);
+  for (const { user, change } of detail.changes || []) {
+    if (change === "left") r.members.delete(user.id);
+    else r.members.set(user.id, { user, online: change !== "offline" });
+    if (change === "offline" || change === "left") clearTyping(r, user.name);
+  }
   if (detail.room === state.current) renderMembers();
 });
 

@@ -51,8 +51,8 @@ impl Commit {
 mod tests {
     use super::*;
     use crate::broker::{Change, MemoryBroker, Signal};
-    use crate::model::{UserId, UserRef};
     use crate::limits::Limits;
+    use crate::model::{UserId, UserRef};
     use crate::validate;
 
     /// What lets a post settle without a task, and keeps a room's feed in the order of its
