@@ -57,7 +57,8 @@
 //! - `session`: [`Session`], the per-client handle transports hold, [`Target`], and
 //!   [`PostPipeline`], the ordered post pipeline both transports use.
 //! - `room/`: the room actor (a channel or private conversation), its requests, its
-//!   members' presence (`presence`) and its bounded `history`.
+//!   members in page order (`presence`), how their presence reaches the followers (one
+//!   batch per tick, or counts in a large room: `coalesce`) and its bounded `history`.
 //! - `directory/`: the registry actor (channels, private rooms, sessions, rooms started
 //!   and stopped) and `rate` (flood buckets).
 //! - `identity`: users, resume tokens and display-name holds; the in-memory broker keeps
