@@ -12,8 +12,12 @@
 # Scale knobs (environment, defaults in brackets): RUNS [3], DURATION [4] seconds of
 # sending, S1_SUBSCRIBERS [1000], S2_CHANNELS [100], S2_MEMBERS [10], S2_RATE [20]
 # msgs/s per member, S7_WINDOW [8] messages in flight per member in scenario 7 (scenario 2's
-# rooms at capacity), S4_CLIENTS [10000], SERVERS ["ours raw flask-gevent flask-threading
-# node"], SCENARIOS ["1 2 3 4 5 6 7"] (6, cross-node, needs redis-server), SERVER_CPU [0], LOADGEN_CPU [1], SKIP_BUILD,
+# rooms at capacity), S4_CLIENTS [10000], S8_CLIENTS ["1000 5000 15000"] (scenario 8, the
+# join storm: N clients into one channel), S9_CLIENTS [15000] (scenario 9, the reconnect
+# storm of that many), S9_POSTS [10] (messages posted while they are away), SERVERS ["ours
+# raw flask-gevent flask-threading node"], SCENARIOS ["1 2 3 4 5 6 7 8 9"] (6, cross-node,
+# needs redis-server; 8 and 9 run ours at default settings and raw-ws only), SERVER_CPU
+# [0], LOADGEN_CPU [1], SKIP_BUILD,
 # DURABLE_ROWS ["1 7"]: scenarios that also get an "ours-durable" row (ours with its SQLite
 # store in a fresh data directory; the other rows of ours run in memory),
 # BEFORE_BIN [""]: a folder with another build's demo-web, measured as the rows "before",
@@ -38,7 +42,10 @@ S2_RATE=${S2_RATE:-20}
 S7_WINDOW=${S7_WINDOW:-8}
 S4_CLIENTS=${S4_CLIENTS:-10000}
 SERVERS=${SERVERS:-"ours raw flask-gevent flask-threading node"}
-SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 9"}
+S8_CLIENTS=${S8_CLIENTS:-"1000 5000 15000"}
+S9_CLIENTS=${S9_CLIENTS:-15000}
+S9_POSTS=${S9_POSTS:-10}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 QUIET_WAIT=${QUIET_WAIT:-1200}
@@ -47,8 +54,8 @@ DOC=${DOC:-$ROOT/docs/performance.md}
 RESULTS=${RESULTS:-$(mktemp -d /tmp/flack-bench.XXXXXX)}
 PORT=${PORT:-18080}
 COMMAND="$0 $*"
-export S1_SUBSCRIBERS S2_CHANNELS S2_MEMBERS S2_RATE S4_CLIENTS S7_WINDOW
-[ -n "${RUNS_ENV_NOTE:-}" ] || RUNS_ENV_NOTE="RUNS=$RUNS DURATION=$DURATION S1_SUBSCRIBERS=$S1_SUBSCRIBERS S2_CHANNELS=$S2_CHANNELS S2_MEMBERS=$S2_MEMBERS S2_RATE=$S2_RATE S4_CLIENTS=$S4_CLIENTS S7_WINDOW=$S7_WINDOW"
+export S1_SUBSCRIBERS S2_CHANNELS S2_MEMBERS S2_RATE S4_CLIENTS S7_WINDOW S8_CLIENTS S9_CLIENTS S9_POSTS
+[ -n "${RUNS_ENV_NOTE:-}" ] || RUNS_ENV_NOTE="RUNS=$RUNS DURATION=$DURATION S1_SUBSCRIBERS=$S1_SUBSCRIBERS S2_CHANNELS=$S2_CHANNELS S2_MEMBERS=$S2_MEMBERS S2_RATE=$S2_RATE S4_CLIENTS=$S4_CLIENTS S7_WINDOW=$S7_WINDOW S8_CLIENTS=\"$S8_CLIENTS\" S9_CLIENTS=$S9_CLIENTS S9_POSTS=$S9_POSTS"
 
 log() { printf '[run-all %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -177,6 +184,12 @@ start_server() {
                 --idle-timeout 10m --max-sessions 200000 >"$RESULTS/server.log" 2>&1 &
             SERVER_PID=$!
             [ "$name" = ours-tcp ] || [ "$name" = ours-irc ] && ADDR=127.0.0.1:$((PORT + 1)) ;;
+        ours-defaults)
+            # The storms' goal is at default settings: only the addresses, the store (memory,
+            # as the other rows) and the log level.
+            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --data-dir none --listen "127.0.0.1:$PORT" \
+                --tcp off --irc off --log-level warn >"$RESULTS/server.log" 2>&1 &
+            SERVER_PID=$! ;;
         ours-2nodes)
             # Two demo-web nodes and the redis-server they share, all on the server core.
             local redis_port=$((PORT + 5)) node_b=$((PORT + 1))
@@ -224,9 +237,10 @@ start_server() {
 }
 
 # measure SCENARIO SERVER RUN [loadgen args...]: one bounded run, JSON to the results dir.
+# ROW (optional, environment) names the report's row instead of SERVER (`ours:1000`).
 measure() {
     local scenario=$1 server=$2 run=$3; shift 3
-    local out="$RESULTS/s$scenario-$server-$run.json"
+    local out="$RESULTS/s$scenario-${ROW:-$server}-$run.json"
     local noisy=""
     wait_quiet || noisy=yes
     if ! start_server "$server"; then
@@ -294,6 +308,19 @@ for scenario in $SCENARIOS; do
            for r in $(seq 1 "$RUNS"); do for s in $SERVERS $(durable_for 7); do
                measure 7 "$s" "$r" --clients $((S2_CHANNELS * S2_MEMBERS)) --channels "$S2_CHANNELS" \
                    --senders $((S2_CHANNELS * S2_MEMBERS)) --rate 0 --window "$S7_WINDOW" --duration "$DURATION"
+           done; done ;;
+        8) # The join storm: N clients connect, log in and join one channel, as fast as 128 at
+           # a time allow; ours at default settings, raw-ws (accept and subscribe only).
+           for n in $S8_CLIENTS; do for r in $(seq 1 "$RUNS"); do for s in ours-defaults raw; do
+               ROW="${s%-defaults}:$n" measure 8 "$s" "$r" --join-storm "$n" --setup-budget 120
+           done; done; done ;;
+        9) # The reconnect storm: after the joins every socket is reset at once and every
+           # client comes back (token, last id) while S9_POSTS messages are posted; raw-ws
+           # keeps no history, so it gets no posts and comes back by name.
+           for r in $(seq 1 "$RUNS"); do for s in ours-defaults raw; do
+               posts=$S9_POSTS; [ "$s" = raw ] && posts=0
+               ROW="${s%-defaults}:$S9_CLIENTS" measure 9 "$s" "$r" --join-storm "$S9_CLIENTS" \
+                   --reconnect-storm --storm-posts "$posts" --setup-budget 120 --drain 10
            done; done ;;
         6) if ! command -v redis-server >/dev/null; then log "scenario 6 skipped: no redis-server"; continue; fi
            for r in $(seq 1 "$RUNS"); do for s in ours ours-2nodes ${BEFORE_BIN:+before before-2nodes}; do

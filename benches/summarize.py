@@ -44,7 +44,101 @@ TITLES = {
     5: "Scenario 5: TCP fan-out, 1 channel x {s1} subscribers, one sender as fast as possible",
     6: "Scenario 6: cross-node fan-out, scenario 1 with the subscribers spread over two nodes sharing one Redis",
     7: "Scenario 7: scenario 2's rooms at capacity, {s2c} channels x {s2m} members, each sending as fast as {s7w} messages in flight allow",
+    8: "Scenario 8: join storm, N clients connect, log in and join one channel (128 at a time; ours at default settings)",
+    9: "Scenario 9: reconnect storm, {s9} clients of one channel reset at once and back with token and last id ({s9p} messages posted meanwhile)",
 }
+
+
+def storm_rows(rows):
+    """Scenario 8/9 row names (`ours:1000`, `raw:1000`) in order: by N, ours first."""
+    def key(name):
+        server, _, n = name.partition(":")
+        return (int(n) if n.isdigit() else 0, server != "ours", server)
+    return sorted(rows, key=key)
+
+
+def storm_name(row):
+    server, _, n = row.partition(":")
+    label = {"ours": "ours (demo-web, defaults)", "raw": "raw limit (raw-ws: accept + subscribe)"}.get(server, server)
+    return f"{label}, N = {int(n):,}" if n.isdigit() else label
+
+
+def storm_clean(reports):
+    ok = 0
+    for r in reports:
+        back = r.get("reconnect") or {}
+        if "error" in r or r.get("join_failures") != 0:
+            continue
+        if back and (back.get("failures") or back.get("lost") or back.get("duplicates") or back.get("gaps")):
+            continue
+        ok += 1
+    return f"{ok}/{len(reports)}"
+
+
+def storm_table(rows, scenario):
+    """Scenario 8 (joins) or 9 (reconnections): rate, time, server CPU per client."""
+    if scenario == 8:
+        out = [
+            "| server | joined | seconds | joins/s | server µs/join | server CPU % | loadgen CPU % | RSS MiB | clean runs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    else:
+        out = [
+            "| server | back | seconds | back/s | server µs/return | server CPU % | posted | lost | dup | gaps | clean runs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    notes = []
+    for row in storm_rows(rows):
+        reports = rows[row]
+        if scenario == 8:
+            rss = med(reports, "server_rss_kib")
+            cells = [
+                fmt(med(reports, "joined")),
+                fmt(med(reports, "join_secs"), 2),
+                fmt(med(reports, "joins_per_sec")),
+                fmt(med(reports, "server_us_per_join"), 1),
+                fmt(percent(med(reports, "server_busy"))),
+                fmt(percent(med(reports, "loadgen_busy"))),
+                fmt(rss / 1024 if rss else None, 1),
+            ]
+        else:
+            back = [r.get("reconnect") or {} for r in reports]
+            cells = [
+                fmt(med(back, "back")),
+                fmt(med(back, "secs"), 2),
+                fmt(med(back, "per_sec")),
+                fmt(med(back, "server_us_per_reconnect"), 1),
+                fmt(percent(med(back, "server_busy"))),
+                fmt(med(back, "posted")),
+                fmt(total(back, "lost")),
+                fmt(total(back, "duplicates")),
+                fmt(total(back, "gaps")),
+            ]
+        out.append("| " + " | ".join([storm_name(row)] + cells + [storm_clean(reports)]) + " |")
+        for p in problems(reports):
+            notes.append(f"- {storm_name(row)}: `{p}`")
+    return out, notes
+
+
+def storm_goals(rows):
+    """Issue 22: 15,000 in at most 10 s; server CPU per join within 2x from 1,000 to 15,000."""
+    joins = rows.get(8, {})
+    lines = []
+    big = joins.get("ours:15000", [])
+    secs = med(big, "join_secs")
+    if secs is not None:
+        lines.append(
+            f"- Scenario 8: 15,000 clients joined one channel in {fmt(secs, 2)} s (goal <= 10 s: {'met' if secs <= 10 else 'MISSED'})."
+        )
+    small = med(joins.get("ours:1000", []), "server_us_per_join")
+    large = med(big, "server_us_per_join")
+    r = ratio(large, small)
+    if r is not None:
+        lines.append(
+            f"- Scenario 8: server CPU per join {fmt(large, 1)} µs at 15,000 against {fmt(small, 1)} µs at 1,000,"
+            f" {fmt(r, 2)}x (goal within 2x: {'met' if 0.5 <= r <= 2 else 'MISSED'})."
+        )
+    return lines
 
 
 def reports(results, pattern, name_re):
@@ -321,9 +415,9 @@ def s3_rate(results, subscribers):
 def render(args):
     rows = load(args.results)
     floor = load_floor(args.results)
-    env = {k: os.environ.get(k.upper(), "?") for k in ["s1_subscribers", "s2_channels", "s2_members", "s2_rate", "s4_clients", "s3_rate", "s7_window"]}
+    env = {k: os.environ.get(k.upper(), "?") for k in ["s1_subscribers", "s2_channels", "s2_members", "s2_rate", "s4_clients", "s3_rate", "s7_window", "s9_clients", "s9_posts"]}
     s3 = med(next(iter(rows.get(3, {}).values()), []), "rate_per_sender")
-    fill = dict(s1=env["s1_subscribers"], s2c=env["s2_channels"], s2m=env["s2_members"], s2r=env["s2_rate"], s3=fmt(s3), s4=env["s4_clients"], s7w=env["s7_window"])
+    fill = dict(s1=env["s1_subscribers"], s2c=env["s2_channels"], s2m=env["s2_members"], s2r=env["s2_rate"], s3=fmt(s3), s4=env["s4_clients"], s7w=env["s7_window"], s9=env["s9_clients"], s9p=env["s9_posts"])
     out = [
         BEGIN,
         f"Measured {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on {args.machine}.",
@@ -344,16 +438,19 @@ def render(args):
             5: ["ours-tcp", "ours-irc", "before-tcp", "ngircd"],
             6: ["ours", "ours-2nodes", "before", "before-2nodes"],
         }.get(scenario, ["ours", "ours-durable", "before", "ours-nodelay", "raw", "flask-gevent", "flask-threading", "node"])
-        table, notes = (idle_table if scenario == 4 else traffic_table)(rows[scenario], order)
+        if scenario in (8, 9):
+            table, notes = storm_table(rows[scenario], scenario)
+        else:
+            table, notes = (idle_table if scenario == 4 else traffic_table)(rows[scenario], order)
         out += table
         if notes:
             out += ["", "Failures and drops seen:"] + notes
         if scenario == 3 and floor:
             out += [""] + floor_table(floor)
         out.append("")
-    out.append("### Goals (issue 6), computed from the tables above")
+    out.append("### Goals (issues 6 and 22), computed from the tables above")
     out.append("")
-    out += goals(rows, floor) or ["- (no rows for our server)"]
+    out += (goals(rows, floor) + storm_goals(rows)) or ["- (no rows for our server)"]
     out.append(END)
     block = "\n".join(out) + "\n"
 

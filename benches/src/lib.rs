@@ -32,6 +32,9 @@
 //! - [`run`]: a whole load run, from the connect phase to the [`report`]; the testable
 //!   entry point behind `loadgen`.
 //! - [`report`]: the result of a run, as a human table and as JSON.
+//! - [`storm`]: the join storm (N clients into one channel at once: joins per second and
+//!   the server's CPU per join) and the reconnect storm (all of them reset and back at
+//!   once, resuming by token and last id, checked for loss and repeats), with its report.
 //! - [`rss`]: the server's memory, read from `/proc/PID/status`.
 //! - [`cpu`]: how much CPU time the server and the loadgen used while sending, from
 //!   `/proc/PID/task/*/schedstat`: which side was the limit.
@@ -53,5 +56,6 @@ pub mod raw;
 pub mod report;
 pub mod rss;
 pub mod run;
+pub mod storm;
 pub mod track;
 pub mod ws;

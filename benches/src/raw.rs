@@ -147,7 +147,7 @@ async fn connection(stream: TcpStream, id: u64, rooms: Arc<Rooms>) {
     });
     let _ = outbox
         .send(WsFrame::text(
-            r#"{"type":"hello","protocol":1,"max_frame_bytes":65536}"#,
+            r#"{"type":"hello","protocol":2,"max_frame_bytes":65536}"#,
         ))
         .await;
 

@@ -183,6 +183,16 @@ impl WsClient {
         self.flush_out().await
     }
 
+    /// Drops the connection the way a lost one goes: no close frame, and a reset rather
+    /// than a FIN, so that it leaves no `TIME_WAIT` behind (a reconnect storm of 15,000
+    /// would otherwise run out of loopback ports).
+    pub fn abort(self) {
+        // SO_LINGER of zero never blocks (tokio's own note on this deprecation): the
+        // socket is reset on drop.
+        #[allow(deprecated)]
+        let _ = self.stream.set_linger(Some(std::time::Duration::ZERO));
+    }
+
     /// Sends a close frame (code 1000) and shuts the writing side down.
     pub async fn close(&mut self) -> Result<(), Error> {
         let mask = self.next_mask();

@@ -2,7 +2,9 @@
 //! expected delivery count against the real `raw-ws` binary (through the real `loadgen`
 //! binary and its `--json` output) and against our engine behind the real transports
 //! (`transport-ws` on actix-web, and `transport-tcp`), started in-process on port 0.
-//! Each run must report zero loss, zero duplication and exactly the expected deliveries.
+//! Each run must report zero loss, zero duplication and exactly the expected deliveries;
+//! the join and reconnect storms likewise (every client in, every client back, every
+//! message posted meanwhile received once).
 //! Loopback only; every run is bounded by loadgen's own deadlines.
 
 use std::io::{BufRead, BufReader};
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use benches::client::Protocol;
 use benches::run::{run, Config};
+use benches::storm::{self, StormConfig};
 use chat_core::{Engine, Limits, Rate};
 use tokio_util::sync::CancellationToken;
 
@@ -267,4 +270,31 @@ async fn arrival_stamps_measure_every_delivery_and_never_after_it_was_read() {
 
 fn config_plain(addr: SocketAddr) -> Config {
     config(Protocol::Ws, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn storms_against_our_engine_lose_and_repeat_nothing() {
+    let ours = start_ours();
+    let config = StormConfig {
+        addr: ours.http,
+        clients: 60,
+        connect_concurrency: 16,
+        reconnect: true,
+        posts: 5,
+        drain: Duration::from_secs(5),
+        ..StormConfig::default()
+    };
+    let report = storm::run(config).await.expect("run");
+    let table = report.table();
+    assert_eq!(report.joined, 60, "{table}");
+    assert!(report.joins_per_sec > 0.0, "{table}");
+    let back = report.reconnect.as_ref().expect("the reconnect storm ran");
+    assert_eq!(back.back, 60, "{table}");
+    assert_eq!(back.posted, 5, "{table}");
+    assert_eq!(
+        (back.lost, back.duplicates, back.gaps),
+        (0, 0, 0),
+        "{table}"
+    );
+    assert!(report.is_clean(), "{table}");
 }

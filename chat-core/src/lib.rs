@@ -57,7 +57,8 @@
 //! - `session`: [`Session`], the per-client handle transports hold, [`Target`], and
 //!   [`PostPipeline`], the ordered post pipeline both transports use.
 //! - `room/`: the room actor (a channel or private conversation), its requests, its
-//!   members' presence (`presence`) and its bounded `history`.
+//!   members in page order (`presence`), how their presence reaches the followers (one
+//!   batch per tick, or counts in a large room: `coalesce`) and its bounded `history`.
 //! - `directory/`: the registry actor (channels, private rooms, sessions, rooms started
 //!   and stopped) and `rate` (flood buckets).
 //! - `identity`: users, resume tokens and display-name holds; the in-memory broker keeps
@@ -110,12 +111,12 @@ pub use broker::sqlite::SqliteBroker;
 pub use broker::{Broker, ClusterEvent, MemoryBroker};
 pub use engine::{Engine, EngineBuilder, EngineStats, Login};
 pub use error::ChatError;
-pub use event::{DisconnectReason, Event, PresenceChange};
+pub use event::{DisconnectReason, Event, PresenceBatch, PresenceChange};
 pub use identity::{Identity, ResumeToken};
 pub use limits::{InvalidLimit, Limits, Rate};
 pub use model::{
-    ChannelInfo, ChannelName, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId,
-    UserId, UserRef,
+    ChannelInfo, ChannelName, ChatMessage, Joined, Member, MemberCursor, MembersPage, MessageId,
+    Room, RoomKey, SessionId, UserId, UserRef, MAX_MEMBER_PAGE, MEMBER_PAGE,
 };
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,

@@ -88,6 +88,21 @@ pub struct Limits {
     /// Shortest interval between two typing notices of one user in one room; the ones in
     /// between are dropped. Default 2 s.
     pub typing_interval: Duration,
+    /// A room with more members than this (online or not) is *large*: its followers get
+    /// its counts (`Event::RoomCounts`, at most once a second, less often above 1,000
+    /// members) instead of every member's joins, departures and comings and goings, fetch
+    /// the member list on demand, and the room relays at most `large_room_typing` typing
+    /// notices per `typing_interval`.
+    /// A smaller room fans each tick's presence changes out as one batch to every
+    /// follower, which costs every join a delivery to every member: up to this size that
+    /// is what people expect to see, beyond it it is what makes filling a room quadratic.
+    /// A room that has become large stays so until it shrinks to three quarters of this,
+    /// so a room at the edge does not flip back and forth. Default 1,000.
+    pub large_room: usize,
+    /// Most typing notices a large room relays per `typing_interval` (the others are
+    /// dropped, as a throttled notice is): a client shows "several people are typing"
+    /// beyond a few anyway, and each notice goes to every follower. Default 3.
+    pub large_room_typing: usize,
     /// A room (channel or private conversation) that nobody has followed for this long
     /// stops, and its memory is freed; the next request for it starts it again from the
     /// broker's stored history. Its offline members are forgotten then. Default 5 minutes.
@@ -134,6 +149,8 @@ impl Default for Limits {
                 per_second: 0.1,
             },
             typing_interval: Duration::from_secs(2),
+            large_room: 1_000,
+            large_room_typing: 3,
             room_idle: Duration::from_secs(5 * 60),
             max_channels: 10_000,
             max_sessions: 100_000,
@@ -170,6 +187,8 @@ impl Limits {
         InvalidLimit::nonzero("name_hold", self.name_hold)?;
         InvalidLimit::nonzero("max_users", self.max_users)?;
         InvalidLimit::nonzero("room_idle", self.room_idle)?;
+        InvalidLimit::nonzero("large_room", self.large_room)?;
+        InvalidLimit::nonzero("large_room_typing", self.large_room_typing)?;
         self.message_rate.validate("message_rate")?;
         self.channel_create_rate.validate("channel_create_rate")?;
         self.login_rate_per_address

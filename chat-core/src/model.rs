@@ -260,10 +260,83 @@ pub struct Member {
     pub online: bool,
 }
 
+/// Members a join reply carries at most, and a members page by default: the first page
+/// of the roster (online members first). A join costs the same in a room of 15,000 as in
+/// one of 10 because it never carries more; [`Session::members_page`](crate::Session::members_page)
+/// fetches the rest.
+pub const MEMBER_PAGE: usize = 100;
+
+/// The largest page [`Session::members_page`](crate::Session::members_page) returns; a
+/// larger `limit` is served as this many.
+pub const MAX_MEMBER_PAGE: usize = 1_000;
+
+/// A position in a room's member list, which is ordered online members first, then by
+/// lower-cased name, then by user id: the page after it starts with the next member in
+/// that order. It names a position, not a member, so it stays valid when that member
+/// leaves. Its text form ([`MemberCursor::parse`] reads what `Display` writes) is opaque
+/// to clients: they hand back what a page gave them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MemberCursor {
+    // Field order is the sort order.
+    pub(crate) offline: bool,
+    pub(crate) key: Arc<str>,
+    pub(crate) id: UserId,
+}
+
+impl MemberCursor {
+    /// The position of `user` in a room's order, online or not.
+    pub(crate) fn of(user: &UserRef, online: bool) -> MemberCursor {
+        MemberCursor {
+            offline: !online,
+            key: Arc::from(user.name.to_lowercase()),
+            id: user.id,
+        }
+    }
+
+    /// Reads a cursor in the form `Display` writes (`0:42:alice`); `None` for anything
+    /// else.
+    pub fn parse(text: &str) -> Option<MemberCursor> {
+        let mut parts = text.splitn(3, ':');
+        let offline = match parts.next()? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let id = parts.next()?.parse().ok()?;
+        let key = parts.next()?;
+        Some(MemberCursor {
+            offline,
+            key: Arc::from(key),
+            id: UserId(id),
+        })
+    }
+}
+
+impl fmt::Display for MemberCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", u8::from(self.offline), self.id.0, self.key)
+    }
+}
+
+/// One page of a room's members, online ones first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MembersPage {
+    /// At most the `limit` asked for, in the room's order.
+    pub members: Vec<Member>,
+    /// Where the next page starts, or `None` when this one reached the end.
+    pub next: Option<MemberCursor>,
+    /// Members in all, online or not (on this node: see `docs/architecture.md`).
+    pub member_count: usize,
+    /// Of those, how many are online.
+    pub online_count: usize,
+}
+
 /// What joining (or re-joining) a room returns: what to show, and who is there.
 ///
 /// The session follows the room from the same instant the snapshot was taken, so the
-/// events that come after it continue it with nothing missing and nothing twice.
+/// events that come after it continue it with nothing missing and nothing twice. It
+/// carries at most [`MEMBER_PAGE`] members, whatever the room's size.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Joined {
@@ -280,8 +353,20 @@ pub struct Joined {
     pub deleted: Vec<MessageId>,
     /// The highest message id the room ever had (0 if none), to resume from later.
     pub last_id: MessageId,
-    /// The room's members and whether they are online.
+    /// The first page of the room's members (at most [`MEMBER_PAGE`]), online ones first.
     pub members: Vec<Member>,
+    /// Where the next page of members starts
+    /// ([`Session::members_page`](crate::Session::members_page)), or `None` when
+    /// `members` is all of them.
+    pub members_next: Option<MemberCursor>,
+    /// Members in all, online or not.
+    pub member_count: usize,
+    /// Of those, how many are online.
+    pub online_count: usize,
+    /// Whether the room is above [`Limits::large_room`](crate::Limits::large_room): its
+    /// followers then get [`Event::RoomCounts`](crate::Event::RoomCounts) instead of each
+    /// member's presence, and fetch the member list on demand.
+    pub large: bool,
 }
 
 /// The current time, truncated to milliseconds (the precision messages promise).

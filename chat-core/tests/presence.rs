@@ -1,12 +1,13 @@
 //! Presence and typing through the engine's public API: members joining, leaving,
-//! going offline and coming back, with events; typing notices reach the others only and
-//! are throttled.
+//! going offline and coming back, with events (in batches); typing notices reach the
+//! others only and are throttled. Rooms too big for per-member presence:
+//! `big_rooms.rs`.
 
 mod common;
 
 use std::time::Duration;
 
-use chat_core::{Event, Limits, Login, PresenceChange};
+use chat_core::{Event, Limits, Login, PresenceChange, MEMBER_PAGE};
 use common::*;
 
 #[tokio::test]
@@ -24,42 +25,51 @@ async fn members_join_leave_and_drop_with_events() {
         .map(|m| (m.user.name.to_string(), m.online))
         .collect();
     assert_eq!(names, [("alice".into(), true), ("bob".into(), true)]);
-    // Alice also hears of her own presence; these tests follow bob's.
-    let presence = |want: PresenceChange| {
+    assert_eq!((joined.member_count, joined.online_count), (2, 2));
+    assert_eq!(joined.members_next, None);
+    assert!(!joined.large);
+    // Alice also hears of her own presence; these tests follow bob's. Each change comes
+    // in a batch, with the room's counts after it.
+    let presence = |want: PresenceChange, counts: (usize, usize)| {
         move |e: &Event| match e {
-            Event::Presence { user, change, .. } if *change == want && &*user.name == "bob" => {
-                Some(user.name.to_string())
+            Event::PresenceBatch(batch) if presence_of(e, "bob").contains(&want) => {
+                assert_eq!((batch.member_count, batch.online_count), counts, "{want:?}");
+                Some("bob")
             }
             _ => None,
         }
     };
     assert_eq!(
-        wait_for(&mut alice, presence(PresenceChange::Joined)).await,
+        wait_for(&mut alice, presence(PresenceChange::Joined, (2, 2))).await,
         "bob"
     );
 
     let bob_token = bob.token().expose().to_owned();
     drop(bob); // the connection drops
     assert_eq!(
-        wait_for(&mut alice, presence(PresenceChange::Offline)).await,
+        wait_for(&mut alice, presence(PresenceChange::Offline, (2, 1))).await,
         "bob"
     );
-    let members = alice.members("c").await.unwrap();
-    assert!(members.iter().any(|m| &*m.user.name == "bob" && !m.online));
+    let members = alice.members_page("c", None, MEMBER_PAGE).await.unwrap();
+    assert!(members
+        .members
+        .iter()
+        .any(|m| &*m.user.name == "bob" && !m.online));
+    assert_eq!((members.member_count, members.online_count), (2, 1));
 
     let bob = engine.connect(Login::Resume(bob_token)).await.unwrap();
     bob.join("c", None).await.unwrap();
     assert_eq!(
-        wait_for(&mut alice, presence(PresenceChange::Online)).await,
+        wait_for(&mut alice, presence(PresenceChange::Online, (2, 2))).await,
         "bob"
     );
     bob.leave("c").await.unwrap();
     assert_eq!(
-        wait_for(&mut alice, presence(PresenceChange::Left)).await,
+        wait_for(&mut alice, presence(PresenceChange::Left, (1, 1))).await,
         "bob"
     );
-    let members = alice.members("c").await.unwrap();
-    assert_eq!(members.len(), 1, "bob is no longer a member");
+    let members = alice.members_page("c", None, MEMBER_PAGE).await.unwrap();
+    assert_eq!(members.members.len(), 1, "bob is no longer a member");
     assert_eq!(engine.channels().await.unwrap()[0].members, 1);
 }
 

@@ -184,11 +184,7 @@ async fn two_nodes_share_channels_messages_and_users() {
     alice.join("general", None).await.unwrap();
     bob.join("general", None).await.unwrap();
     // Presence crosses: alice, on node A, hears bob (node B) join.
-    let joined = wait_for(&mut alice, |e| match e {
-        Event::Presence { user, change, .. } if &*user.name == "bob" => Some(*change),
-        _ => None,
-    })
-    .await;
+    let joined = wait_for(&mut alice, |e| presence_of(e, "bob").first().copied()).await;
     assert_eq!(joined, chat_core::PresenceChange::Joined);
 
     // Both directions, same ids, same order on both nodes.

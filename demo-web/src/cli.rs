@@ -171,6 +171,18 @@ pub struct LimitFlags {
     #[arg(long, env = "FLACK_MAX_SESSIONS", default_value_t = 100_000)]
     pub max_sessions: usize,
 
+    /// A room with more members than this is large: its followers see its member and
+    /// online counts (once a second at most, less often above 1,000) instead of each
+    /// member joining, leaving and coming and going, and load the member list when they
+    /// show it. Below it, every join costs a delivery to every member.
+    #[arg(long, env = "FLACK_LARGE_ROOM", default_value_t = 1_000)]
+    pub large_room: usize,
+
+    /// Most "is typing" notices a large room passes on per `--typing-interval`, from all
+    /// its members together.
+    #[arg(long, env = "FLACK_LARGE_ROOM_TYPING", default_value_t = 3)]
+    pub large_room_typing: usize,
+
     /// A room (channel or private conversation) nobody has followed for this long is
     /// unloaded from memory; the next visitor loads it again from the store.
     #[arg(long, env = "FLACK_ROOM_IDLE", default_value = "5m", value_parser = parse_duration)]
@@ -291,6 +303,8 @@ impl LimitFlags {
         limits.message_rate = self.message_rate;
         limits.channel_create_rate = self.channel_create_rate;
         limits.typing_interval = self.typing_interval;
+        limits.large_room = self.large_room;
+        limits.large_room_typing = self.large_room_typing;
         limits.room_idle = self.room_idle;
         limits.max_channels = self.max_channels;
         limits.max_sessions = self.max_sessions;

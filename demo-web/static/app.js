@@ -2,6 +2,11 @@
 // composer, members, typing and unread counts. It keeps what the page shows in `state`
 // and renders it; every byte of the protocol goes through protocol.js.
 //
+// Members come a page at a time (the join brings the first; scrolling to the end of the
+// list, or "Show more", loads the next), in the server's order: online first, then by
+// name. A small room's `presence` batches keep the loaded part live; a large room sends
+// only `counts`, and its list is what was loaded (opening the room again reloads it).
+//
 // Rule: text that came from a user (names, messages, channel names) is only ever set with
 // `textContent` or `setAttribute`, never parsed as HTML.
 
@@ -35,7 +40,12 @@ function room(name) {
     r = {
       name,
       messages: new Map(), // id -> MSG
-      members: new Map(), // user id -> {user, online}
+      members: new Map(), // user id -> {user, online}: the pages loaded so far
+      membersNext: null, // the cursor of the next page, null when all are loaded
+      memberCount: 0,
+      onlineCount: 0,
+      large: false, // the room sends counts, not each member's presence
+      loadingMembers: false,
       unread: 0,
       joined: false,
       typing: new Map(), // user name -> timer
@@ -288,6 +298,10 @@ function applyJoin(result, resumed) {
   if (!resumed) r.keep = Math.max(MIN_SHOWN, (result.messages || []).length);
   trim(r);
   r.members = new Map((result.members || []).map((m) => [m.user.id, m]));
+  r.membersNext = result.members_next || null;
+  r.memberCount = result.member_count || r.members.size;
+  r.onlineCount = result.online_count || 0;
+  r.large = Boolean(result.large);
   r.joined = true;
   renderSidebar();
   if (name === state.current) renderRoom();
@@ -329,11 +343,82 @@ client.addEventListener("deleted", ({ detail }) => {
 client.addEventListener("presence", ({ detail }) => {
   const r = state.rooms.get(detail.room);
   if (!r) return;
-  if (detail.change === "left") r.members.delete(detail.user.id);
-  else r.members.set(detail.user.id, { user: detail.user, online: detail.change !== "offline" });
-  if (detail.change === "offline" || detail.change === "left") clearTyping(r, detail.user.name);
+  r.memberCount = detail.members;
+  r.onlineCount = detail.online;
+  if (r.large) {
+    // The room was large and is small again: the list missed what changed meanwhile.
+    r.large = false;
+    reloadMembers(r);
+    return;
+  }
+  // Past the pages loaded so far a member comes with a later page, in its place.
+  const last = r.membersNext ? lastLoaded(r) : null;
+  for (const { user, change } of detail.changes || []) {
+    const member = { user, online: change !== "offline" };
+    const beyond = last !== null && last.user.id !== user.id && memberOrder(member, last) > 0;
+    if (change === "left" || beyond) r.members.delete(user.id);
+    else r.members.set(user.id, member);
+    if (change === "offline" || change === "left") clearTyping(r, user.name);
+  }
   if (detail.room === state.current) renderMembers();
 });
+
+client.addEventListener("counts", ({ detail }) => {
+  const r = state.rooms.get(detail.room);
+  if (!r) return;
+  r.memberCount = detail.members;
+  r.onlineCount = detail.online;
+  r.large = true;
+  if (detail.room === state.current) renderMemberCounts(r);
+});
+
+/** The server's order of members: online first, then by lower-cased name, then by id. */
+function memberOrder(a, b) {
+  if (a.online !== b.online) return a.online ? -1 : 1;
+  const x = a.user.name.toLowerCase();
+  const y = b.user.name.toLowerCase();
+  if (x !== y) return x < y ? -1 : 1;
+  return a.user.id - b.user.id;
+}
+
+/** The last member loaded so far, in the server's order (null when none is). */
+function lastLoaded(r) {
+  let last = null;
+  for (const m of r.members.values()) if (!last || memberOrder(m, last) > 0) last = m;
+  return last;
+}
+
+/** Loads the next page of `r`'s members, if any (one request at a time). */
+async function loadMoreMembers(r) {
+  if (!r.membersNext || r.loadingMembers) return;
+  r.loadingMembers = true;
+  try {
+    const page = await client.members(r.name, r.membersNext);
+    for (const m of page.members) r.members.set(m.user.id, m);
+    r.membersNext = page.next || null;
+    r.memberCount = page.member_count;
+    r.onlineCount = page.online_count;
+  } catch {
+    // Offline, or the room was left: the next join brings the first page again.
+  } finally {
+    r.loadingMembers = false;
+  }
+  if (r.name === state.current) renderMembers();
+}
+
+/** Loads `r`'s first page of members again, replacing what was loaded. */
+async function reloadMembers(r) {
+  try {
+    const page = await client.members(r.name);
+    r.members = new Map(page.members.map((m) => [m.user.id, m]));
+    r.membersNext = page.next || null;
+    r.memberCount = page.member_count;
+    r.onlineCount = page.online_count;
+  } catch {
+    return;
+  }
+  if (r.name === state.current) renderMembers();
+}
 
 client.addEventListener("typing", ({ detail }) => {
   if (detail.user.id === state.me?.id) return;
@@ -449,6 +534,8 @@ function renderRoom() {
   if (!name) {
     $("room-title").textContent = "Welcome";
     $("member-list").replaceChildren();
+    $("member-counts").textContent = "";
+    $("more-members").hidden = true;
     return;
   }
   $("room-title").textContent = isDirect(name) ? name.slice(1) : `#${name}`;
@@ -505,12 +592,21 @@ function scrollToEnd(really) {
   list.scrollTop = list.scrollHeight;
 }
 
+function renderMemberCounts(r) {
+  const counts = $("member-counts");
+  if (!r || !r.memberCount) {
+    counts.textContent = "";
+    return;
+  }
+  counts.textContent = `${r.memberCount.toLocaleString()} in all, ${r.onlineCount.toLocaleString()} online`;
+}
+
 function renderMembers() {
   const r = state.current && state.rooms.get(state.current);
   if (!r) return;
-  const members = [...r.members.values()].sort(
-    (a, b) => Number(b.online) - Number(a.online) || a.user.name.localeCompare(b.user.name),
-  );
+  renderMemberCounts(r);
+  $("more-members").hidden = !r.membersNext;
+  const members = [...r.members.values()].sort(memberOrder);
   $("member-list").replaceChildren(
     ...members.map(({ user, online }) => {
       const mine = user.id === state.me?.id;
@@ -540,6 +636,17 @@ function renderTyping() {
   else if (names.length > 2) text = "Several people are typing…";
   $("typing").textContent = text;
 }
+
+// The member list loads its next page when it is scrolled near its end, or on request.
+$("more-members").addEventListener("click", () => {
+  const r = state.current && state.rooms.get(state.current);
+  if (r) loadMoreMembers(r);
+});
+$("members").addEventListener("scroll", () => {
+  const pane = $("members");
+  const r = state.current && state.rooms.get(state.current);
+  if (r && pane.scrollHeight - pane.scrollTop - pane.clientHeight < 200) loadMoreMembers(r);
+});
 
 // -- layout controls ---------------------------------------------------------------------
 

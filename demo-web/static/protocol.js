@@ -1,4 +1,4 @@
-// protocol.js — the only module that speaks the Flack WebSocket protocol (version 1,
+// protocol.js — the only module that speaks the Flack WebSocket protocol (version 2,
 // docs/protocol.md). It owns the socket: connecting, the hello check, login, requests
 // matched to replies by id, server events, and reconnecting with exponential backoff and
 // jitter. After a reconnect it logs in again with the resume token and re-joins every
@@ -6,7 +6,10 @@
 // exactly what it missed; messages are de-duplicated by id before the UI sees them.
 // It never touches the DOM.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+
+/** Members a page asks for: what a join brings too. */
+export const MEMBER_PAGE = 100;
 
 /** An error reply from the server (or a local one: `offline`, `disconnected`, `timeout`). */
 export class ChatError extends Error {
@@ -30,8 +33,11 @@ const REQUEST_TIMEOUT_MS = 15000;
  * - `reset`    {epoch, previous}: the server's store is not the one this page knew (its
  *              `hello` epoch changed): ids, rooms and the token were dropped, and the
  *              client logs in again with the same display name
- * - `joined`   the join result {room, messages, gap, deleted, last_id, members, resumed}
- * - `message`, `deleted`, `channel_created`, `presence`, `typing`: server events as sent
+ * - `joined`   the join result {room, messages, gap, deleted, last_id, members (the first
+ *              page), members_next, member_count, online_count, large, resumed}
+ * - `message`, `deleted`, `channel_created`, `typing`: server events as sent
+ * - `presence` {room, changes: [{user, change}], members, online}: one tick's changes
+ * - `counts`   {room, members, online}: a large room's counts (it sends no `presence`)
  * - `disconnected` {code, message}: the server closed the session (it reconnects anyway)
  */
 export class ChatClient extends EventTarget {
@@ -85,6 +91,14 @@ export class ChatClient extends EventTarget {
     const result = await this.request("join", after ? { room, after } : { room });
     this.noteJoin(result.room || room, result);
     return result;
+  }
+
+  /**
+   * One page of a joined room's members after the cursor `after` (from the start without
+   * it): resolves with {members, next, member_count, online_count}.
+   */
+  members(room, after = null, limit = MEMBER_PAGE) {
+    return this.request("members", after ? { room, after, limit } : { room, limit });
   }
 
   async leave(room) {

@@ -1,5 +1,6 @@
-//! Browser story of presence: members with their online state, "X is typing…", and
-//! unread counts on channels not open. Helpers: `common/browser.rs`.
+//! Browser stories of presence: members with their online state, "X is typing…", and
+//! unread counts on channels not open; a member list longer than a page, loaded as the
+//! user asks for more. Helpers: `common/browser.rs`.
 
 mod common;
 
@@ -73,6 +74,59 @@ async fn story_9_members_typing_unread(env: &Env) -> TestResult {
     Ok(())
 }
 
+/// Story 9b: A room of 131 shows its counts and the first 100 members; scrolling to the
+/// end of the list (or "Show more") brings the rest, and presence keeps it live.
+async fn story_9b_a_long_member_list_loads_page_by_page(env: &Env) -> TestResult {
+    let crowd = unique("crowd");
+    let ada_name = unique("ada");
+    let mut bots = Vec::new();
+    for i in 0..130 {
+        let mut bot = bot(env, &unique(&format!("b{i:03}"))).await?;
+        if i == 0 {
+            bot.ok(json!({"type": "create_channel", "name": crowd}))
+                .await?;
+        }
+        bot.ok(json!({"type": "join", "room": crowd})).await?;
+        bots.push(bot);
+    }
+    let ada = env.browser("ada").await?;
+    ada.login(&env.url(), &ada_name).await?;
+    ada.open_channel(&crowd).await?;
+    let shown = "document.querySelectorAll('[data-testid=member]').length";
+    ada.wait_for(
+        "the first page of members and the counts",
+        &format!(
+            "{shown} === 100 && document.querySelector('[data-testid=member-counts]').textContent === '131 in all, 131 online'"
+        ),
+    )
+    .await?;
+    ada.wait_for(
+        "a Show more button",
+        "!document.querySelector('[data-testid=more-members]').hidden",
+    )
+    .await?;
+    // Scrolling the list to its end loads the next page (as "Show more" does).
+    ada.eval("(() => { const pane = document.getElementById('members'); pane.scrollTop = pane.scrollHeight; return true; })()")
+        .await?;
+    ada.wait_for(
+        "every member, and no Show more button",
+        &format!("{shown} === 131 && document.querySelector('[data-testid=more-members]').hidden"),
+    )
+    .await?;
+
+    // A member who leaves is gone from the loaded list, and the counts follow.
+    let mut last = bots.pop().ok_or("a bot")?;
+    last.ok(json!({"type": "leave", "room": crowd})).await?;
+    ada.wait_for(
+        "130 members after one left",
+        &format!(
+            "{shown} === 130 && document.querySelector('[data-testid=member-counts]').textContent === '130 in all, 130 online'"
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_stories() -> TestResult {
     let Some(env) = Env::start().await? else {
@@ -81,6 +135,11 @@ async fn user_stories() -> TestResult {
     env.story(
         "9-members-typing-unread",
         story_9_members_typing_unread(&env),
+    )
+    .await;
+    env.story(
+        "9b-a-long-member-list-loads-page-by-page",
+        story_9b_a_long_member_list_loads_page_by_page(&env),
     )
     .await;
     env.finish()

@@ -304,8 +304,13 @@ async fn tcp_and_websocket_users_see_each_other_both_ways() -> TestResult {
     term.send("/nick termy").await?;
     term.send("/join bridge").await?;
     // The join is done once the web user sees the terminal user arrive.
-    web.event(|f| f["type"] == "presence" && f["user"]["name"] == "termy")
-        .await?;
+    web.event(|f| {
+        f["type"] == "presence"
+            && f["changes"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["user"]["name"] == "termy"))
+    })
+    .await?;
 
     web.ok(json!({"type": "post", "room": "bridge", "text": "hello from the web"}))
         .await?;

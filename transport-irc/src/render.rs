@@ -268,24 +268,29 @@ impl View {
                     ));
                 }
             }
-            Event::Presence { room, user, change } => {
-                let Room::Channel(name) = room else { return };
-                if user.id == self.me {
+            Event::PresenceBatch(batch) => {
+                // Each change of the tick as IRC shows it: a JOIN or a PART.
+                let Room::Channel(name) = &batch.room else {
                     return;
-                }
-                let channel = format!("#{name}");
-                let command = match change {
-                    PresenceChange::Joined | PresenceChange::Online => {
-                        Command::JOIN(channel, None, None)
-                    }
-                    PresenceChange::Left => Command::PART(channel, None),
-                    _ => Command::PART(channel, Some("offline".into())),
                 };
-                push(Message {
-                    tags: None,
-                    prefix: Some(prefix_of(user)),
-                    command,
-                });
+                let channel = format!("#{name}");
+                for (user, change) in &batch.changes {
+                    if user.id == self.me {
+                        continue;
+                    }
+                    let command = match change {
+                        PresenceChange::Joined | PresenceChange::Online => {
+                            Command::JOIN(channel.clone(), None, None)
+                        }
+                        PresenceChange::Left => Command::PART(channel.clone(), None),
+                        _ => Command::PART(channel.clone(), Some("offline".into())),
+                    };
+                    push(Message {
+                        tags: None,
+                        prefix: Some(prefix_of(user)),
+                        command,
+                    });
+                }
             }
             Event::Typing { room, user } => {
                 if user.id == self.me || !self.caps.has(Cap::MessageTags) {

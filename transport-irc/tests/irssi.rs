@@ -155,7 +155,9 @@ async fn irssi_joins_reads_and_sends() {
             .await
             .expect("termie joins in time")
             .expect("session open");
-        if matches!(&event, Event::Presence { user, .. } if &*user.name == "termie") {
+        if matches!(&event, Event::PresenceBatch(batch)
+            if batch.changes.iter().any(|(user, _)| &*user.name == "termie"))
+        {
             break;
         }
     }

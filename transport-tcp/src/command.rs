@@ -29,8 +29,11 @@ pub enum Command {
     Join(String),
     /// `/part [NAME]`: leave the named or the current room.
     Part(Option<String>),
-    /// `/who [NAME]`: members of the named or the current room.
+    /// `/who [NAME]` (or `/members [NAME]`): the first page of the members of the named
+    /// or the current room.
     Who(Option<String>),
+    /// `/more`: the next page of the last `/who`.
+    More,
     /// `/msg USER TEXT`: a private message.
     Msg {
         /// The user, with or without `@`.
@@ -76,7 +79,8 @@ pub fn parse(line: &str) -> Result<Command, TcpError> {
         "create" => Command::Create(one_word(required("/create NAME")?, "/create NAME")?),
         "join" => Command::Join(one_word(required("/join NAME")?, "/join NAME")?),
         "part" | "leave" => Command::Part(arg().map(|a| one_word(a, "/part [NAME]")).transpose()?),
-        "who" => Command::Who(arg().map(|a| one_word(a, "/who [NAME]")).transpose()?),
+        "who" | "members" => Command::Who(arg().map(|a| one_word(a, "/who [NAME]")).transpose()?),
+        "more" => Command::More,
         "msg" => {
             let usage = "/msg USER TEXT";
             let all = required(usage)?;
@@ -146,6 +150,11 @@ mod tests {
             parse("/who rust").unwrap(),
             Command::Who(Some("rust".into()))
         );
+        assert_eq!(
+            parse("/members #rust").unwrap(),
+            Command::Who(Some("#rust".into()))
+        );
+        assert_eq!(parse("/more").unwrap(), Command::More);
         assert_eq!(
             parse("/msg @bob  hi there ").unwrap(),
             Command::Msg {

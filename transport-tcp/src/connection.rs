@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::{
-    ChatError, ChatMessage, Engine, Event, GateRefusal, PostOutcome, PostPipeline, Session, UserId,
+    ChatError, ChatMessage, Engine, Event, GateRefusal, PostOutcome, PostPipeline, Room, Session,
+    UserId,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -247,7 +248,7 @@ impl Connection {
         let mut lines = Vec::with_capacity(self.events.len());
         let mut ended = false;
         for event in self.events.drain(..) {
-            lines.extend(event_line(&event, me));
+            event_lines(&event, me, &mut lines);
             if matches!(event, Event::Disconnected(_)) {
                 ended = true;
                 break;
@@ -288,15 +289,24 @@ impl Connection {
 /// A channel message's line, rendered once and shared by every terminal recipient.
 struct SharedLine(String);
 
-/// The line for `event`. A channel message reads the same for everyone (unlike a private
-/// message, labelled with the other user), so its line is rendered once for all of them.
-fn event_line(event: &Event, me: UserId) -> Option<String> {
+/// A channel's presence batch as lines, rendered once and shared likewise.
+struct SharedLines(Vec<String>);
+
+/// Adds the lines for `event` to `lines`. A channel message or presence batch reads the
+/// same for everyone (unlike a private room's, labelled with the other user), so its
+/// lines are rendered once for all of them.
+fn event_lines(event: &Event, me: UserId, lines: &mut Vec<String>) {
     match event {
-        Event::Posted(message) if matches!(message.room, chat_core::Room::Channel(_)) => {
+        Event::Posted(message) if matches!(message.room, Room::Channel(_)) => {
             let shared = message.encoded(|| SharedLine(render::message(message, me)));
-            Some(shared.0.clone())
+            lines.push(shared.0.clone());
         }
-        _ => render::event(event, me),
+        Event::PresenceBatch(batch) if matches!(batch.room, Room::Channel(_)) => {
+            let shared = batch.encoded(|| SharedLines(render::presence(batch, me)));
+            lines.extend(shared.0.iter().cloned());
+        }
+        Event::PresenceBatch(batch) => lines.extend(render::presence(batch, me)),
+        _ => lines.extend(render::event(event, me)),
     }
 }
 

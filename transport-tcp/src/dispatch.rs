@@ -1,6 +1,6 @@
 //! `Dispatcher`: one client's parsed [`Command`] to [`Session`] calls, and the lines that
 //! answer it. Owns what the connection knows between two lines: its session (once logged
-//! in) and its current room.
+//! in), its current room, and where `/more` goes on after a `/who`.
 //!
 //! Called by `connection.rs` for every command, in the order the client sent them; the
 //! connection writes the answer and feeds the posts started here through its
@@ -10,7 +10,10 @@
 
 use std::net::IpAddr;
 
-use chat_core::{ChatError, Engine, Joined, Login, Member, PendingPost, Session, UserId};
+use chat_core::{
+    ChatError, Engine, Joined, Login, Member, MemberCursor, MembersPage, PendingPost, Session,
+    UserId, MEMBER_PAGE,
+};
 
 use crate::command::{self, Command};
 use crate::error::TcpError;
@@ -42,6 +45,9 @@ pub(crate) struct Dispatcher {
     /// The room plain lines go to, as the client addresses it (`general`, `@bob`): the
     /// last one joined. Presentation state only; membership is the engine's.
     current: Option<String>,
+    /// After a `/who` that did not show every member: the room as typed, where the next
+    /// page starts, and how many members were shown so far.
+    more: Option<(String, MemberCursor, usize)>,
 }
 
 impl Dispatcher {
@@ -54,6 +60,7 @@ impl Dispatcher {
             irc_address,
             session: None,
             current: None,
+            more: None,
         }
     }
 
@@ -156,8 +163,26 @@ impl Dispatcher {
                     Some(target) => target,
                     None => self.current_room()?,
                 };
-                let members = session.members(target.as_str()).await?;
-                answer(vec![members_line(&target, &members)])
+                let page = session
+                    .members_page(target.as_str(), None, MEMBER_PAGE)
+                    .await?;
+                let lines = members_lines(&target, &page, 0);
+                self.more = page.next.map(|next| (target, next, page.members.len()));
+                answer(lines)
+            }
+            Command::More => {
+                let Some((target, after, shown)) = self.more.take() else {
+                    return answer(vec![render::reply(
+                        "no more members to show; /who [NAME] lists a room's",
+                    )]);
+                };
+                let page = session
+                    .members_page(target.as_str(), Some(after), MEMBER_PAGE)
+                    .await?;
+                let lines = members_lines(&target, &page, shown);
+                let shown = shown + page.members.len();
+                self.more = page.next.map(|next| (target, next, shown));
+                answer(lines)
             }
         }
     }
@@ -214,7 +239,8 @@ async fn channel_lines(session: &Session) -> Result<Vec<String>, ChatError> {
     Ok(lines)
 }
 
-/// The lines for a join: the history, oldest first, then a summary reply.
+/// The lines for a join: the history, oldest first, then a summary reply naming who is
+/// online (from the first page of members: `/who` lists the rest).
 fn joined_lines(joined: &Joined, me: UserId) -> Vec<String> {
     let mut lines: Vec<String> = joined
         .messages
@@ -227,35 +253,67 @@ fn joined_lines(joined: &Joined, me: UserId) -> Vec<String> {
         .filter(|m| m.online)
         .map(|m| m.user.name.to_string())
         .collect();
-    lines.push(render::reply(&format!(
+    let mut text = format!(
         "joined {}: {} earlier messages above; {} online: {}",
         render::room_label(&joined.room, me),
         joined.messages.len(),
-        online.len(),
+        joined.online_count,
         online.join(", ")
-    )));
+    );
+    if joined.online_count > online.len() {
+        let more = joined.online_count - online.len();
+        text.push_str(&format!(" and {more} more (/who lists them)"));
+    }
+    lines.push(render::reply(&text));
     lines
 }
 
-/// The `/who` answer: who is online, then who is not (left out when nobody).
-fn members_line(target: &str, members: &[Member]) -> String {
-    let (online, offline): (Vec<_>, Vec<_>) = members.iter().partition(|m| m.online);
-    let names = |list: &[&Member]| {
-        list.iter()
-            .map(|m| m.user.name.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut text = format!(
-        "members of {}: {} online: {}",
-        shown(target),
-        online.len(),
-        names(&online)
-    );
-    if !offline.is_empty() {
-        text.push_str(&format!("; {} offline: {}", offline.len(), names(&offline)));
+fn names(list: &[&Member]) -> String {
+    list.iter()
+        .map(|m| m.user.name.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `/who` (or `/more`) answer for one page, `shown` members after the start. A room
+/// that fits one page gets one line: who is online, then who is not (left out when
+/// nobody). A longer list says which members these are of how many, and how to go on.
+fn members_lines(target: &str, page: &MembersPage, shown: usize) -> Vec<String> {
+    let (online, offline): (Vec<_>, Vec<_>) = page.members.iter().partition(|m| m.online);
+    if shown == 0 && page.next.is_none() {
+        let mut text = format!(
+            "members of {}: {} online: {}",
+            self::shown(target),
+            online.len(),
+            names(&online)
+        );
+        if !offline.is_empty() {
+            text.push_str(&format!("; {} offline: {}", offline.len(), names(&offline)));
+        }
+        return vec![render::reply(&text)];
     }
-    render::reply(&text)
+    let mut text = format!(
+        "members of {} {}-{} of {} ({} online):",
+        self::shown(target),
+        shown + 1,
+        shown + page.members.len(),
+        page.member_count,
+        page.online_count
+    );
+    if !online.is_empty() {
+        text.push_str(&format!(" online: {}", names(&online)));
+    }
+    if !offline.is_empty() {
+        let sep = if online.is_empty() { "" } else { ";" };
+        text.push_str(&format!("{sep} offline: {}", names(&offline)));
+    }
+    let mut lines = vec![render::reply(&text)];
+    if page.next.is_some() {
+        lines.push(render::reply(&format!(
+            "/more shows the next {MEMBER_PAGE}"
+        )));
+    }
+    lines
 }
 
 /// A room as the client typed it, shown with its sigil: `#general`, `@bob`.
@@ -430,6 +488,57 @@ mod tests {
         let mut alice = logged_in(&engine, "alice").await;
         let refused = answer(&mut alice, "NICK dave").await;
         assert!(refused[0].starts_with("! error not_joined"), "{refused:?}");
+        engine.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn who_shows_a_page_and_more_the_next_until_the_end() {
+        let engine = engine().await;
+        let mut alice = logged_in(&engine, "alice").await;
+        answer(&mut alice, "/create big").await;
+        answer(&mut alice, "/join big").await;
+        let mut others = Vec::new();
+        for i in 0..150 {
+            let s = engine
+                .connect(Login::Name(format!("m{i:03}")))
+                .await
+                .expect("connects");
+            s.join("big", None).await.expect("joins");
+            others.push(s);
+        }
+        let first = answer(&mut alice, "/who").await;
+        assert_eq!(first.len(), 2, "{first:?}");
+        assert!(
+            first[0]
+                .starts_with("= members of #big 1-100 of 151 (151 online): online: alice, m000, "),
+            "{first:?}"
+        );
+        assert_eq!(first[1], "= /more shows the next 100");
+        let next = answer(&mut alice, "/more").await;
+        assert_eq!(next.len(), 1, "the end: {next:?}");
+        assert!(
+            next[0].starts_with("= members of #big 101-151 of 151 (151 online): online: m099, "),
+            "{next:?}"
+        );
+        assert!(next[0].ends_with(", m149"), "{next:?}");
+        let done = answer(&mut alice, "/more").await;
+        assert_eq!(
+            done,
+            ["= no more members to show; /who [NAME] lists a room's"]
+        );
+
+        // The join summary names the first page's online members and counts the rest.
+        let mut late = logged_in(&engine, "zed").await;
+        let joined = answer(&mut late, "/join big").await;
+        let summary = joined.last().expect("a summary");
+        assert!(
+            summary.starts_with("= joined #big: 0 earlier messages above; 152 online: alice, m000"),
+            "{summary}"
+        );
+        assert!(
+            summary.ends_with(" and 52 more (/who lists them)"),
+            "{summary}"
+        );
         engine.shutdown().await;
     }
 

@@ -7,7 +7,7 @@
 //! | `[HH:MM:SS] #`| a channel message: `[14:03:22] #general <alice> hello (id 42)` |
 //! | `[HH:MM:SS] @`| a private message, labelled with the other user       |
 //! | `- `          | a deletion: `- #general message 42 deleted`            |
-//! | `* `          | presence: `* #general alice joined`                   |
+//! | `* `          | presence: `* #general alice joined` (one line per change of a batch); a large room's counts: `* #general 15000 members, 9876 online` |
 //! | `+ `          | a channel was created: `+ #rust created`              |
 //! | `= `          | a reply to the client's own command                   |
 //! | `! error `    | an error: `! error <code>: <message>`                 |
@@ -17,7 +17,7 @@
 //! has gone through [`sanitize`]: no control character, escape sequence or line break from
 //! anyone's text ever reaches the client's terminal raw. Lines carry no terminator; the writer adds `\r\n`.
 
-use chat_core::{ChatMessage, Event, PresenceChange, Room, UserId};
+use chat_core::{ChatMessage, Event, PresenceBatch, PresenceChange, Room, UserId};
 
 use crate::error::TcpError;
 
@@ -70,31 +70,47 @@ pub fn message(message: &ChatMessage, me: UserId) -> String {
     ))
 }
 
+/// The lines of a presence batch, one per change, oldest first. In a private
+/// conversation only the peer coming and going is shown: the room has no join or part of
+/// its own.
+pub fn presence(batch: &PresenceBatch, me: UserId) -> Vec<String> {
+    let room = &batch.room;
+    let direct = matches!(room, Room::Direct(_));
+    batch
+        .changes
+        .iter()
+        .filter(|(user, change)| {
+            !direct
+                || (user.id != me
+                    && matches!(change, PresenceChange::Online | PresenceChange::Offline))
+        })
+        .map(|(user, change)| {
+            sanitize(&format!(
+                "* {} {} {}",
+                room_label(room, me),
+                user.name,
+                change.as_str()
+            ))
+        })
+        .collect()
+}
+
 /// The line for an event, or `None` for events the TCP protocol does not show: typing
-/// notices, and in private conversations everything but the peer going online or offline.
+/// notices, and presence batches (their lines come from [`presence`]).
 pub fn event(event: &Event, me: UserId) -> Option<String> {
     let line = match event {
         Event::Posted(m) => return Some(message(m, me)),
         Event::Deleted { room, id } => format!("- {} message {id} deleted", room_label(room, me)),
         Event::ChannelCreated(info) => format!("+ #{} created", info.name),
-        Event::Presence { room, user, change } => {
-            // In a private conversation only the peer coming and going matters: the
-            // room has no join or part of its own.
-            let direct = matches!(room, Room::Direct(_));
-            if direct
-                && (user.id == me
-                    || !matches!(change, PresenceChange::Online | PresenceChange::Offline))
-            {
-                return None;
-            }
-            format!(
-                "* {} {} {}",
-                room_label(room, me),
-                user.name,
-                change.as_str()
-            )
-        }
-        Event::Typing { .. } => return None,
+        Event::RoomCounts {
+            room,
+            members,
+            online,
+        } => format!(
+            "* {} {members} members, {online} online",
+            room_label(room, me)
+        ),
+        Event::Typing { .. } | Event::PresenceBatch(_) => return None,
         Event::Gap { room } => format!(
             "! gap {}: some messages could not be delivered; /join {} shows the latest",
             room_label(room, me),
@@ -158,7 +174,8 @@ pub fn help() -> Vec<String> {
         "=   /create NAME        create a channel",
         "=   /join NAME          show a channel's history and follow it (/join @USER: a private conversation)",
         "=   /part [NAME]        leave a channel (default: the current one)",
-        "=   /who [NAME]         members of a channel (default: the current one)",
+        "=   /who [NAME]         members of a channel, a page at a time (default: the current one; /members too)",
+        "=   /more               the next page of members after /who",
         "=   /msg USER TEXT      send a private message",
         "=   /delete [ROOM] ID   delete one of your messages (default room: the current one)",
         "=   /quit               disconnect",
@@ -220,21 +237,43 @@ mod tests {
     #[test]
     fn private_rooms_show_only_the_peer_online_offline_and_typing_is_hidden() {
         let room = Room::Direct([user(1, "alice"), user(2, "bob")]);
-        let own = Event::Presence {
-            room: room.clone(),
-            user: user(1, "alice"),
-            change: PresenceChange::Online,
-        };
-        assert_eq!(event(&own, UserId(1)), None);
-        assert_eq!(
-            event(&own, UserId(2)).as_deref(),
-            Some("* @alice alice online")
-        );
+        let changes = vec![
+            (user(1, "alice"), PresenceChange::Joined),
+            (user(1, "alice"), PresenceChange::Online),
+        ];
+        let own = PresenceBatch::new(room.clone(), changes, 2, 2);
+        assert!(presence(&own, UserId(1)).is_empty());
+        assert_eq!(presence(&own, UserId(2)), ["* @alice alice online"]);
         let typing = Event::Typing {
             room,
             user: user(2, "bob"),
         };
         assert_eq!(event(&typing, UserId(1)), None);
+    }
+
+    #[test]
+    fn a_batch_is_a_line_per_change_and_counts_one_line() {
+        let general = Room::Channel(
+            chat_core::validate::channel_name("general", &chat_core::Limits::default()).unwrap(),
+        );
+        let changes = vec![
+            (user(2, "bob"), PresenceChange::Joined),
+            (user(3, "c\u{1b}[31m"), PresenceChange::Offline),
+        ];
+        let batch = PresenceBatch::new(general.clone(), changes, 3, 2);
+        assert_eq!(
+            presence(&batch, UserId(1)),
+            ["* #general bob joined", "* #general c^[[31m offline"]
+        );
+        let counts = Event::RoomCounts {
+            room: general,
+            members: 15_000,
+            online: 9_876,
+        };
+        assert_eq!(
+            event(&counts, UserId(1)).as_deref(),
+            Some("* #general 15000 members, 9876 online")
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ use crate::close::{linger, End};
 use crate::config::WsConfig;
 use crate::dispatch::{self, Dispatched};
 use crate::protocol::{RequestId, ServerFrame};
-use crate::shared_frame::SharedMessageFrame;
+use crate::shared_frame::{SharedMessageFrame, SharedPresenceFrame};
 use crate::wire::{Incoming, ReadError, Reader, Writer, FLUSH_AT};
 
 /// Most rounds of [`Connection::take_ready`] in one turn, so the client is read again
@@ -272,14 +272,24 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// Queues the frame for `event`; a channel message is serialized once for all
-    /// recipients (its room label is the same for everyone, unlike a private message's).
+    /// Queues the frame for `event`; a channel message or presence batch is serialized
+    /// once for all recipients (its room label is the same for everyone, unlike a private
+    /// room's).
     fn queue_event(&mut self, event: &Event) {
-        if let Event::Posted(message) = event {
-            if let Some(shared) = SharedMessageFrame::of(message) {
-                self.out.text(shared.event());
-                return;
+        match event {
+            Event::Posted(message) => {
+                if let Some(shared) = SharedMessageFrame::of(message) {
+                    self.out.text(shared.event());
+                    return;
+                }
             }
+            Event::PresenceBatch(batch) => {
+                if let Some(shared) = SharedPresenceFrame::of(batch) {
+                    self.out.text(shared.event());
+                    return;
+                }
+            }
+            _ => {}
         }
         let me = self.user_id();
         if let Some(frame) = ServerFrame::from_event(event, me) {

@@ -10,7 +10,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use chat_core::{ChatError, ChatMessage, Engine, Login, PendingPost, Session, UserId};
+use chat_core::{
+    ChatError, ChatMessage, Engine, Login, MemberCursor, PendingPost, Session, UserId,
+    MAX_MEMBER_PAGE, MEMBER_PAGE,
+};
 
 use crate::protocol::{
     parse_request, ClientFrame, MessageView, Reply, RequestId, ServerFrame, TransportError,
@@ -151,7 +154,24 @@ async fn call(
         ClientFrame::Typing { room } => Reply::Typing {
             sent: session.typing(room.as_str()).await?,
         },
-        ClientFrame::Members { room } => Reply::members(&session.members(room.as_str()).await?),
+        ClientFrame::Members { room, after, limit } => {
+            let after = match after {
+                None => None,
+                Some(text) => Some(MemberCursor::parse(&text).ok_or_else(|| {
+                    TransportError::BadRequest(
+                        "`after` must be a `next` or `members_next` the server gave".to_owned(),
+                    )
+                })?),
+            };
+            let limit = limit.unwrap_or(MEMBER_PAGE);
+            if !(1..=MAX_MEMBER_PAGE).contains(&limit) {
+                return Err(TransportError::BadRequest(format!(
+                    "`limit` must be 1 to {MAX_MEMBER_PAGE}"
+                ))
+                .into());
+            }
+            Reply::members(&session.members_page(room.as_str(), after, limit).await?)
+        }
     };
     Ok(Called::Done(reply))
 }

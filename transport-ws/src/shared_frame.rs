@@ -1,5 +1,7 @@
 //! A channel message encoded once for everyone: the `message` event frame every follower
 //! gets, and inside it the message object the author's `ok` reply to the post repeats.
+//! Likewise a channel's `presence` batch ([`SharedPresenceFrame`]): every follower of a
+//! room of up to `Limits::large_room` members gets it each tick.
 //!
 //! A channel message reads the same for every user (its room label does not depend on
 //! who reads it, unlike a private message's `@peer`), so it is serialized once and kept
@@ -13,10 +15,30 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use chat_core::{ChatMessage, MessageId, Room};
+use chat_core::{ChatMessage, MessageId, PresenceBatch, Room, UserId};
 use serde::Serialize;
 
-use crate::protocol::{RequestId, FRAME_CAPACITY};
+use crate::protocol::{RequestId, ServerFrame, FRAME_CAPACITY};
+
+/// The shared encoding of one channel's presence batch: the `presence` frame.
+pub(crate) struct SharedPresenceFrame(String);
+
+impl SharedPresenceFrame {
+    /// The shared `presence` frame of `batch`, made by whichever connection needs it
+    /// first; `None` in a private room, which each reader labels differently.
+    pub(crate) fn of(batch: &PresenceBatch) -> Option<Arc<Self>> {
+        if !matches!(batch.room, Room::Channel(_)) {
+            return None;
+        }
+        // A channel's label is the same for every reader: any user id renders it.
+        Some(batch.encoded(|| Self(ServerFrame::presence(batch, UserId(0)).to_json())))
+    }
+
+    /// The frame's payload.
+    pub(crate) fn event(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
 
 /// The shared encoding of one channel message.
 pub(crate) struct SharedMessageFrame {
@@ -115,10 +137,12 @@ impl SharedMessageFrame {
 
 #[cfg(test)]
 mod tests {
-    use super::SharedMessageFrame;
+    use super::{SharedMessageFrame, SharedPresenceFrame};
     use crate::protocol::{MessageView, Reply, ServerFrame};
     use chat_core::validate::channel_name;
-    use chat_core::{ChatMessage, Event, Limits, Room, UserId, UserRef};
+    use chat_core::{
+        ChatMessage, Event, Limits, PresenceBatch, PresenceChange, Room, UserId, UserRef,
+    };
     use chrono::{TimeZone, Utc};
     use serde_json::json;
     use std::sync::Arc;
@@ -192,6 +216,21 @@ mod tests {
                 name: Arc::from("b"),
             },
         ];
-        assert!(SharedMessageFrame::of(&self::message(Room::Direct(pair), "hi")).is_none());
+        assert!(SharedMessageFrame::of(&self::message(Room::Direct(pair.clone()), "hi")).is_none());
+
+        let changes = vec![(pair[0].clone(), PresenceChange::Joined)];
+        let batch = PresenceBatch::new(channel(), changes.clone(), 3, 2);
+        let shared = SharedPresenceFrame::of(&batch).expect("a channel's batch");
+        assert!(Arc::ptr_eq(
+            &shared,
+            &SharedPresenceFrame::of(&batch).unwrap()
+        ));
+        let frame = ServerFrame::from_event(&Event::PresenceBatch(Arc::new(batch)), UserId(8));
+        assert_eq!(
+            shared.event(),
+            frame.expect("a presence frame").to_json().as_bytes()
+        );
+        let direct = PresenceBatch::new(Room::Direct(pair), changes, 2, 2);
+        assert!(SharedPresenceFrame::of(&direct).is_none());
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{is_message, test_limits, TestServer};
+use common::{is_message, is_presence, test_limits, TestServer};
 use serde_json::json;
 
 #[tokio::test]
@@ -21,11 +21,16 @@ async fn two_users_chat_live() {
     alice.ok(json!({"type": "join", "room": "general"})).await;
     let joined = bob.ok(json!({"type": "join", "room": "general"})).await;
     assert_eq!(joined["members"].as_array().map(Vec::len), Some(2));
-    let presence = alice
-        .event(|f| f["type"] == "presence" && f["user"]["name"] == "bob")
-        .await;
+    assert_eq!(
+        (&joined["member_count"], &joined["online_count"]),
+        (&json!(2), &json!(2))
+    );
+    let presence = alice.event(is_presence("joined", "bob")).await;
     assert_eq!(presence["room"], "general");
-    assert_eq!(presence["change"], "joined");
+    assert_eq!(
+        (&presence["members"], &presence["online"]),
+        (&json!(2), &json!(2))
+    );
 
     let sent = alice
         .ok(json!({"type": "post", "room": "general", "text": "hi bob"}))
@@ -51,17 +56,16 @@ async fn two_users_chat_live() {
     assert_eq!(deleted["message_id"], id);
 
     bob.ok(json!({"type": "leave", "room": "general"})).await;
-    let left = alice
-        .event(|f| f["type"] == "presence" && f["change"] == "left")
-        .await;
-    assert_eq!(left["user"]["name"], "bob");
+    let left = alice.event(is_presence("left", "bob")).await;
+    assert_eq!(left["members"], 1);
 
     // Closing the socket makes the user go offline for the others.
     let mut carol = server.user("carol").await;
     carol.ok(json!({"type": "join", "room": "general"})).await;
     drop(carol);
-    let offline = alice
-        .event(|f| f["type"] == "presence" && f["change"] == "offline")
-        .await;
-    assert_eq!(offline["user"]["name"], "carol");
+    let offline = alice.event(is_presence("offline", "carol")).await;
+    assert_eq!(
+        (&offline["members"], &offline["online"]),
+        (&json!(2), &json!(1))
+    );
 }

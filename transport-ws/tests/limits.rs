@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use chat_core::{Limits, Rate};
-use common::{is_message, test_limits, TestServer, WAIT};
+use common::{is_message, is_presence, test_limits, TestServer, WAIT};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -123,11 +123,7 @@ async fn a_silent_client_is_closed_after_the_idle_timeout() {
     // From here the client sends nothing, not even a pong: it reads nothing (a client
     // library answers pings while it reads) until its session is gone, which the
     // observer sees.
-    observer
-        .event(|f| {
-            f["type"] == "presence" && f["change"] == "offline" && f["user"]["name"] == "silent"
-        })
-        .await;
+    observer.event(is_presence("offline", "silent")).await;
     let (_, close) = silent.close_frame().await;
     assert_eq!(close.expect("close frame").code, CloseCode::Policy);
 }

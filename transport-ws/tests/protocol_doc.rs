@@ -5,7 +5,8 @@
 //! a line starting with `> ` is a frame a client sends and a line starting with `< ` a frame
 //! the server sends. Each block with `> ` lines is a script for one connection to a fresh
 //! server; the test sets up what the script refers to (channels it uses but does not
-//! create, users it addresses as `@name`, a login and joins when the script has none) and
+//! create, with a member in them, users it addresses as `@name`, a login and joins when
+//! the script has none) and
 //! asserts that every `> ` frame is answered `ok`, with a `result` of the same shape as the
 //! documented reply when the block shows one.
 
@@ -17,7 +18,7 @@ use common::{test_limits, Client, TestServer};
 use serde_json::Value;
 use transport_ws::protocol::ClientFrame;
 
-const SERVER_TYPES: [&str; 10] = [
+const SERVER_TYPES: [&str; 11] = [
     "hello",
     "ok",
     "error",
@@ -25,6 +26,7 @@ const SERVER_TYPES: [&str; 10] = [
     "deleted",
     "channel_created",
     "presence",
+    "counts",
     "typing",
     "gap",
     "disconnected",
@@ -252,6 +254,10 @@ async fn run_script(block: &Block) {
             setup
                 .ok(serde_json::json!({"type": "create_channel", "name": channel}))
                 .await;
+            // A member besides the script's user, so a page of one has a next.
+            setup
+                .ok(serde_json::json!({"type": "join", "room": channel}))
+                .await;
         }
         others.push(setup);
     }
@@ -266,6 +272,8 @@ async fn run_script(block: &Block) {
         }
     }
 
+    // The cursor the last reply gave, for a `members` request's `after`.
+    let mut cursor: Option<Value> = None;
     for (at, line) in block.lines.iter().enumerate() {
         if line.direction != Direction::Sent {
             continue;
@@ -273,6 +281,10 @@ async fn run_script(block: &Block) {
         let mut frame = line.frame.clone();
         if let (Some(token), Some(field)) = (&token, frame.get_mut("token")) {
             *field = Value::String(token.clone());
+        }
+        let is_members = line.frame["type"] == "members";
+        if let (Some(real), Some(field), true) = (&cursor, frame.get_mut("after"), is_members) {
+            *field = real.clone();
         }
         client.send_json(&frame).await;
         let reply = match frame.get("id") {
@@ -284,6 +296,11 @@ async fn run_script(block: &Block) {
             "docs/protocol.md:{} (script from line {first}): {} was answered {reply}",
             line.number, line.frame
         );
+        let result = &reply["result"];
+        cursor = [&result["next"], &result["members_next"]]
+            .into_iter()
+            .find(|c| c.is_string())
+            .cloned();
         if let Some(doc) = documented_reply(block, at) {
             assert_eq!(doc.frame["type"], "ok", "docs/protocol.md:{}", doc.number);
             if let Err(e) = same_shape(&doc.frame, &reply, "reply") {

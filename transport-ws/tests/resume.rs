@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{test_limits, TestServer};
+use common::{is_presence, test_limits, TestServer};
 use serde_json::{json, Value};
 
 fn ids(messages: &Value) -> Vec<u64> {
@@ -37,8 +37,7 @@ async fn reconnecting_with_after_returns_exactly_the_missed_messages() {
     assert_eq!(last, 1);
     let token = alice.token();
     drop(alice);
-    bob.event(|f| f["type"] == "presence" && f["change"] == "offline")
-        .await;
+    bob.event(is_presence("offline", "alice")).await;
 
     let mut missed = Vec::new();
     for n in 0..3 {
@@ -66,8 +65,7 @@ async fn reconnecting_with_after_returns_exactly_the_missed_messages() {
     let last = live["message"]["id"].as_u64().expect("id");
     let token = alice.token();
     drop(alice);
-    bob.event(|f| f["type"] == "presence" && f["change"] == "offline")
-        .await;
+    bob.event(is_presence("offline", "alice")).await;
     for n in 0..7 {
         bob.ok(json!({"type": "post", "room": "general", "text": format!("lost {n}")}))
             .await;

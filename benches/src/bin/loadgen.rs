@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use benches::client::Protocol;
 use benches::run::{self, Config};
+use benches::storm::{self, StormConfig};
 use clap::Parser;
 
 /// Simulates chat users on loopback and measures a chat server: deliveries per second,
 /// end-to-end latency percentiles, connection setup rate, loss, duplication and the
-/// server's memory.
+/// server's memory; or, with `--join-storm`, how fast a crowd fills one channel (and,
+/// with `--reconnect-storm`, comes back into it).
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version, about)]
 struct Args {
@@ -83,11 +85,71 @@ struct Args {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// A join storm instead of the message run: N clients connect, log in and join one
+    /// channel as fast as `--connect-concurrency` allows; reports joins per second and
+    /// the server's CPU time per join (with `--server-pid`). Our WebSocket protocol only.
+    #[arg(long, value_name = "N")]
+    join_storm: Option<usize>,
+    /// After the join storm, every client's socket is reset at once and every client
+    /// comes straight back (its token, `after` = its last id) while `--storm-posts`
+    /// messages are posted: reports the time until all are back and any message lost or
+    /// repeated.
+    #[arg(long, requires = "join_storm")]
+    reconnect_storm: bool,
+    /// Messages posted while the reconnect storm's clients are away (0 for a server
+    /// that keeps no history, such as raw-ws).
+    #[arg(long, default_value_t = 10)]
+    storm_posts: u64,
     /// Also report when deliveries reached their sockets, by the kernel's receive stamp
     /// (without the loadgen's own wait to read them; WebSocket protocols only), for every
     /// N-th client (0: none).
     #[arg(long, value_name = "N", default_value_t = 0)]
     arrival_every: usize,
+}
+
+/// The storms: `--join-storm N` and `--reconnect-storm`.
+fn storm_main(args: Args, clients: usize) -> Result<ExitCode, Box<dyn Error>> {
+    if args.protocol != Protocol::Ws {
+        return Err("the storms speak our WebSocket protocol only (--protocol ws)".into());
+    }
+    let config = StormConfig {
+        label: args.label,
+        addr: args.addr,
+        clients,
+        connect_concurrency: args.connect_concurrency,
+        connect_timeout: secs(args.connect_timeout)?,
+        setup_budget: secs(args.setup_budget)?,
+        reconnect: args.reconnect_storm,
+        posts: args.storm_posts,
+        drain: secs(args.drain)?,
+        server_pid: args.server_pid,
+        run_id: args.run_id.unwrap_or_else(run::default_run_id),
+    };
+    // The watchdog: joins, reconnects and the drain are each bounded; so is the process.
+    let hard = config.setup_budget * 2 + config.drain + Duration::from_secs(30);
+    std::thread::spawn(move || {
+        std::thread::sleep(hard);
+        eprintln!("loadgen: hard deadline of {hard:?} reached, exiting");
+        std::process::exit(3);
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    let report = runtime
+        .block_on(storm::run(config))
+        .map_err(|e| -> Box<dyn Error> { e })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(if report.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn secs(s: f64) -> Result<Duration, Box<dyn Error>> {
@@ -106,6 +168,9 @@ fn main() -> ExitCode {
 
 fn real_main() -> Result<ExitCode, Box<dyn Error>> {
     let args = Args::parse();
+    if let Some(clients) = args.join_storm {
+        return storm_main(args, clients);
+    }
     let config = Config {
         label: args.label,
         protocol: args.protocol,

@@ -8,6 +8,9 @@
 //! It never waits on a subscriber. A room nobody has followed for `Limits::room_idle`
 //! stops and tells the directory, which starts it again (from the broker's stored history)
 //! when someone asks for it.
+//!
+//! Presence is coalesced (`coalesce.rs`): one batch per follower per tick, or in a room
+//! above `Limits::large_room` members only its counts.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -17,6 +20,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
+use super::coalesce::Coalescer;
 use super::commit::{Commit, PostReply};
 use super::history::History;
 use super::presence::Roster;
@@ -25,7 +29,7 @@ use crate::delivery::Subscriber;
 use crate::error::ChatError;
 use crate::event::Event;
 use crate::limits::Limits;
-use crate::model::{ChatMessage, Member, MessageId, Room, RoomKey, SessionId, UserId};
+use crate::model::{ChatMessage, MessageId, Room, RoomKey, SessionId, UserId};
 
 /// The room mailbox's nominal capacity. Posts are not held back by it (they are sent with
 /// `do_send`, so none is ever dropped or reordered): what bounds them is the user's
@@ -62,9 +66,11 @@ pub(crate) struct RoomActor {
     pub(super) subscribers: HashMap<SessionId, Arc<Subscriber>>,
     pub(super) roster: Roster,
     pub(super) last_typing: HashMap<UserId, Instant>,
+    /// Presence changes waiting for the tick, and whether the room is large.
+    pub(super) presence: Coalescer,
     pub(super) broker: Arc<dyn Broker>,
     pub(super) limits: Arc<Limits>,
-    stats: Arc<RoomStats>,
+    pub(super) stats: Arc<RoomStats>,
     directory: Recipient<RoomStopped>,
     /// Events of the feed batch being applied, with the user whose sessions skip each one,
     /// waiting for [`RoomActor::flush`]. Empty between handlers.
@@ -95,6 +101,7 @@ impl RoomActor {
             subscribers: HashMap::new(),
             roster: Roster::default(),
             last_typing: HashMap::new(),
+            presence: Coalescer::default(),
             broker,
             limits,
             stats,
@@ -114,12 +121,8 @@ impl RoomActor {
             return;
         }
         self.idle_since = None;
-        let change = self.roster.session_added(&user);
-        self.stats
-            .members
-            .store(self.roster.len(), Ordering::Relaxed);
-        if let Some(change) = change {
-            self.signal(Signal::Presence(user, change), ctx);
+        if let Some(change) = self.roster.session_added(&user) {
+            self.presence_changed(user, change, ctx);
         }
     }
 
@@ -135,24 +138,20 @@ impl RoomActor {
         if self.subscribers.is_empty() {
             self.idle_since = Some(Instant::now());
         }
-        let changed = self.roster.session_removed(sub.user.id, parting);
-        self.stats
-            .members
-            .store(self.roster.len(), Ordering::Relaxed);
-        if let Some((who, change)) = changed {
-            self.signal(Signal::Presence(who, change), ctx);
+        if let Some((who, change)) = self.roster.session_removed(sub.user.id, parting) {
+            self.presence_changed(who, change, ctx);
         }
     }
 
     /// Queues `event` for every subscriber (but the sessions of `except`); `flush` sends it.
-    fn fan_out(&mut self, event: Event, except: Option<UserId>) {
+    pub(super) fn fan_out(&mut self, event: Event, except: Option<UserId>) {
         self.pending.push((event, except));
     }
 
     /// Sends the pending events, subscriber by subscriber, and drops the subscribers that
     /// could not take them. Giving one subscriber the whole batch at once costs it one lock
     /// and wakes its task (on another thread) once per batch instead of once per event.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
+    pub(super) fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.pending.is_empty() {
             return;
         }
@@ -195,11 +194,11 @@ impl RoomActor {
         }
     }
 
-    pub(super) fn members_list(&self) -> Vec<Member> {
-        self.roster.list()
-    }
-
     fn apply(&mut self, change: Change) {
+        if !matches!(change, Change::Signal(Signal::Presence(..))) {
+            // Presence that happened before this change goes out before it.
+            self.release_presence();
+        }
         match change {
             Change::Posted(message) => {
                 if self.history.push(message.clone()) {
@@ -215,8 +214,7 @@ impl RoomActor {
                 self.fan_out(Event::Deleted { room, id }, None);
             }
             Change::Signal(Signal::Presence(user, change)) => {
-                let room = self.room.clone();
-                self.fan_out(Event::Presence { room, user, change }, None);
+                self.presence.keep(user, change);
             }
             Change::Resync(stored) => self.resync(stored),
             Change::Signal(Signal::Typing(user)) => {
@@ -291,6 +289,9 @@ impl RoomActor {
         }
         self.flush(ctx);
         self.answer_due();
+        if self.presence.has_changes() {
+            self.arm_tick(ctx);
+        }
     }
 
     /// Reads the store and applies what it has of the hole, holding every other change
@@ -317,6 +318,9 @@ impl RoomActor {
             }
             act.flush(ctx);
             act.answer_due();
+            if act.presence.has_changes() {
+                act.arm_tick(ctx);
+            }
         }));
     }
 

@@ -2,17 +2,20 @@
 //!
 //! - `actor`: [`RoomActor`], which owns the room's history, subscribers and members, and
 //!   fans every committed change out in one order.
+//! - `coalesce`: presence fanned out once per tick as one batch, or as counts in a large
+//!   room; typing bounded there.
 //! - `commit`: how a room hands a proposal to the broker (settled at once when the
 //!   broker answers at once), and where a post's outcome goes.
 //! - `requests`: what sessions and the directory ask a room (subscribe, post, delete, ...),
 //!   each message next to its handler.
-//! - `presence`: the members and their online state.
+//! - `presence`: the members and their online state, in the order pages are read.
 //! - `history`: the bounded ring of the room's messages and resume bookkeeping.
 //!
 //! A room knows its subscribers ([`crate::delivery`]) and the broker; it does not know the
 //! directory, which tells it when a session closes.
 
 mod actor;
+mod coalesce;
 mod commit;
 pub(crate) mod history;
 mod presence;

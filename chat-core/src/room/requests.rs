@@ -15,7 +15,10 @@ use crate::broker::{Proposal, Receipt, Signal};
 use crate::delivery::Subscriber;
 use crate::error::ChatError;
 use crate::event::Event;
-use crate::model::{Joined, Member, MessageId, SessionId, UserId, UserRef};
+use crate::model::{
+    Joined, MemberCursor, MembersPage, MessageId, SessionId, UserId, UserRef, MAX_MEMBER_PAGE,
+    MEMBER_PAGE,
+};
 
 /// Subscribe a session and get the room's snapshot, atomically.
 #[derive(Message)]
@@ -47,13 +50,19 @@ impl Handler<Subscribe> for RoomActor {
             }
         }
         self.add_subscriber(sub, ctx);
+        // One page, whatever the room's size: the rest is fetched on demand.
+        let (members, members_next) = self.roster.page(None, MEMBER_PAGE);
         Ok(Joined {
             room: self.room.clone(),
             messages: replay.messages,
             gap: replay.gap,
             deleted: replay.deleted,
             last_id: self.history.last_id(),
-            members: self.members_list(),
+            members,
+            members_next,
+            member_count: self.roster.len(),
+            online_count: self.roster.online(),
+            large: self.presence.is_large(),
         })
     }
 }
@@ -188,21 +197,38 @@ impl Handler<Typing> for RoomActor {
         if throttled || self.failed.is_some() {
             return false;
         }
+        // Each notice goes to every follower: a large room relays a few per interval.
+        let (interval, most) = (self.limits.typing_interval, self.limits.large_room_typing);
+        if !self.presence.typing_allowed(now, interval, most) {
+            return false;
+        }
         self.last_typing.insert(msg.user.id, now);
         self.signal(Signal::Typing(msg.user), ctx);
         true
     }
 }
 
-/// List the members with their online state.
+/// One page of the members with their online state, online ones first.
 #[derive(Message)]
-#[rtype(result = "Vec<Member>")]
-pub(crate) struct Members;
+#[rtype(result = "MembersPage")]
+pub(crate) struct Members {
+    /// Where the page starts (after this place); from the start without it.
+    pub(crate) after: Option<MemberCursor>,
+    /// Members at most, served within 1..=[`MAX_MEMBER_PAGE`].
+    pub(crate) limit: usize,
+}
 
 impl Handler<Members> for RoomActor {
     type Result = MessageResult<Members>;
 
-    fn handle(&mut self, _: Members, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.members_list())
+    fn handle(&mut self, msg: Members, _: &mut Context<Self>) -> Self::Result {
+        let limit = msg.limit.clamp(1, MAX_MEMBER_PAGE);
+        let (members, next) = self.roster.page(msg.after.as_ref(), limit);
+        MessageResult(MembersPage {
+            members,
+            next,
+            member_count: self.roster.len(),
+            online_count: self.roster.online(),
+        })
     }
 }

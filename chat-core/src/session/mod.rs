@@ -24,7 +24,8 @@ use crate::event::Event;
 use crate::identity::ResumeToken;
 use crate::limits::Limits;
 use crate::model::{
-    ChannelInfo, ChatMessage, Joined, Member, MessageId, Room, RoomKey, SessionId, UserRef,
+    ChannelInfo, ChatMessage, Joined, MemberCursor, MembersPage, MessageId, Room, RoomKey,
+    SessionId, UserRef,
 };
 use crate::room::{Delete, Members, Post, RoomActor, Typing, Unsubscribe};
 use crate::validate;
@@ -336,11 +337,21 @@ impl Session {
         .map_err(room_gone)
     }
 
-    /// The members of a joined room, online ones first.
-    pub async fn members(&self, target: impl Into<Target>) -> Result<Vec<Member>, ChatError> {
+    /// One page of a joined room's members: at most `limit` (served within
+    /// 1..=[`MAX_MEMBER_PAGE`](crate::MAX_MEMBER_PAGE)) after the cursor `after`, or from
+    /// the start without it, online ones first, then by name. Follow
+    /// [`MembersPage::next`] until it is `None` for every member: each one who stays
+    /// where they are in that order meanwhile comes exactly once (a member who goes
+    /// online or offline between two pages moves, and may be seen twice or not at all).
+    pub async fn members_page(
+        &self,
+        target: impl Into<Target>,
+        after: Option<MemberCursor>,
+        limit: usize,
+    ) -> Result<MembersPage, ChatError> {
         self.ensure_open()?;
         let addr = self.room_addr(target.into()).await?;
-        addr.send(Members).await.map_err(room_gone)
+        addr.send(Members { after, limit }).await.map_err(room_gone)
     }
 
     /// Disconnects the session now (dropping it does the same).

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::{ChatMessage, Engine, Event, Limits, Login, Session};
+use chat_core::{ChatMessage, Engine, Event, Limits, Login, PresenceChange, Session};
 
 /// Long enough for a loaded CI machine, short enough to fail fast.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -53,6 +53,20 @@ pub async fn wait_for<T>(session: &mut Session, mut pick: impl FnMut(&Event) -> 
         if let Some(found) = pick(&event) {
             return found;
         }
+    }
+}
+
+/// The changes of `name`'s presence an event carries, in order: a presence batch may
+/// carry several, and other events none.
+pub fn presence_of(event: &Event, name: &str) -> Vec<PresenceChange> {
+    match event {
+        Event::PresenceBatch(batch) => batch
+            .changes
+            .iter()
+            .filter(|(user, _)| &*user.name == name)
+            .map(|(_, change)| *change)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

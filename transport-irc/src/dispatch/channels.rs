@@ -108,7 +108,7 @@ impl Dispatcher {
         for name in channels.split(',').filter(|c| !c.is_empty()) {
             let shown = self.joined(name).unwrap_or(name).to_owned();
             let members = match self.me() {
-                Ok(session) => session.members(name).await.ok(),
+                Ok(session) => super::all_members(session, name).await.ok(),
                 Err(_) => None,
             };
             match members {

@@ -394,3 +394,23 @@ fn cause(e: &irc_proto::error::ProtocolError) -> String {
         other => other.to_string(),
     }
 }
+
+/// Every member of a joined room, page after page: IRC's NAMES, WHO and WHOIS answer with
+/// the whole list, so they pay for it only when a client asks.
+pub(super) async fn all_members(
+    session: &Session,
+    room: &str,
+) -> Result<Vec<chat_core::Member>, chat_core::ChatError> {
+    let mut members = Vec::new();
+    let mut after = None;
+    loop {
+        let page = session
+            .members_page(room, after, chat_core::MAX_MEMBER_PAGE)
+            .await?;
+        members.extend(page.members);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(members),
+        }
+    }
+}

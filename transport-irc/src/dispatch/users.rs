@@ -21,7 +21,7 @@ impl Dispatcher {
         let key = validate::name_key(&nick::decode(nick).ok()?);
         let mut found: Option<(Member, Vec<String>)> = None;
         for channel in &self.channels {
-            let Ok(members) = session.members(channel.as_str()).await else {
+            let Ok(members) = super::all_members(session, channel.as_str()).await else {
                 continue;
             };
             if let Some(m) = members
@@ -64,7 +64,7 @@ impl Dispatcher {
         let me = session.user().id;
         if mask.starts_with('#') {
             let shown = self.joined(mask).unwrap_or(mask).to_owned();
-            if let Ok(members) = session.members(mask).await {
+            if let Ok(members) = super::all_members(session, mask).await {
                 for m in members.iter().filter(|m| m.online) {
                     let here = m.user.id != me || self.away.is_none();
                     lines.push(self.who_line(&shown, &m.user, here));

@@ -68,10 +68,17 @@ pub enum ClientFrame {
         /// `general` or `@bob`.
         room: String,
     },
-    /// The members of a joined room.
+    /// One page of a joined room's members, online ones first.
     Members {
         /// `general` or `@bob`.
         room: String,
+        /// Where the page starts: the `next` (or a join's `members_next`) of the page
+        /// before; from the start without it.
+        #[serde(default)]
+        after: Option<String>,
+        /// Members at most (1 to 1,000; default 100).
+        #[serde(default)]
+        limit: Option<usize>,
     },
 }
 
@@ -297,7 +304,10 @@ mod tests {
                 "delete",
             ),
             (r#"{"type":"typing","room":"general"}"#, "typing"),
-            (r#"{"type":"members","room":"general"}"#, "members"),
+            (
+                r#"{"type":"members","room":"general","after":"0:2:bob","limit":50}"#,
+                "members",
+            ),
         ];
         assert_eq!(cases.len(), ClientFrame::TYPES.len());
         for (text, t) in cases {

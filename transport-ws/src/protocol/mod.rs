@@ -13,5 +13,6 @@ mod server;
 pub use client::{parse_request, ClientFrame, RequestId, TransportError};
 pub(crate) use server::FRAME_CAPACITY;
 pub use server::{
-    ChannelView, MemberView, MessageView, Reply, ServerFrame, UserView, PROTOCOL_VERSION,
+    ChangeView, ChannelView, MemberView, MessageView, Reply, ServerFrame, UserView,
+    PROTOCOL_VERSION,
 };

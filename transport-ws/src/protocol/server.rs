@@ -7,15 +7,15 @@
 //! engine values into JSON. `docs/protocol.md` documents each frame; change both together.
 
 use chat_core::{
-    ChannelInfo, ChatError, ChatMessage, DisconnectReason, Event, Joined, Member, MessageId,
-    UserId, UserRef,
+    ChannelInfo, ChatError, ChatMessage, DisconnectReason, Event, Joined, Member, MembersPage,
+    MessageId, PresenceBatch, PresenceChange, UserId, UserRef,
 };
 use serde::Serialize;
 
 use super::{RequestId, TransportError};
 
 /// The protocol version announced in the `hello` frame. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Bytes reserved for a serialized frame: a message event with a short text fits.
 pub(crate) const FRAME_CAPACITY: usize = 256;
@@ -112,6 +112,24 @@ fn members_view(members: &[Member]) -> Vec<MemberView> {
     members.iter().map(MemberView::from).collect()
 }
 
+/// One presence change: who, and `joined`, `left`, `online` or `offline`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeView {
+    /// Who.
+    pub user: UserView,
+    /// What changed.
+    pub change: &'static str,
+}
+
+impl From<&(UserRef, PresenceChange)> for ChangeView {
+    fn from((user, change): &(UserRef, PresenceChange)) -> Self {
+        ChangeView {
+            user: UserView::from(user),
+            change: change.as_str(),
+        }
+    }
+}
+
 /// The `result` of an `ok` reply, one shape per request type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -148,8 +166,17 @@ pub enum Reply {
         deleted: Vec<MessageId>,
         /// The room's highest message id (0 if none), to resume from later.
         last_id: MessageId,
-        /// The room's members.
+        /// The first page of the room's members (at most 100), online ones first.
         members: Vec<MemberView>,
+        /// The `after` of a `members` request for the next page; `null` when `members`
+        /// holds them all.
+        members_next: Option<String>,
+        /// Members in all, online or not.
+        member_count: usize,
+        /// Of those, how many are online.
+        online_count: usize,
+        /// True when the room sends `counts` instead of each member's `presence`.
+        large: bool,
     },
     /// `post`.
     Posted {
@@ -163,8 +190,14 @@ pub enum Reply {
     },
     /// `members`.
     Members {
-        /// The room's members, online ones first.
+        /// One page of the room's members, online ones first.
         members: Vec<MemberView>,
+        /// The `after` of the next page; `null` at the end.
+        next: Option<String>,
+        /// Members in all, online or not.
+        member_count: usize,
+        /// Of those, how many are online.
+        online_count: usize,
     },
     /// `leave`, `delete`: an empty object.
     Done {},
@@ -184,13 +217,20 @@ impl Reply {
             deleted: joined.deleted.clone(),
             last_id: joined.last_id,
             members: members_view(&joined.members),
+            members_next: joined.members_next.as_ref().map(ToString::to_string),
+            member_count: joined.member_count,
+            online_count: joined.online_count,
+            large: joined.large,
         }
     }
 
     /// The reply to `members`.
-    pub fn members(members: &[Member]) -> Self {
+    pub fn members(page: &MembersPage) -> Self {
         Reply::Members {
-            members: members_view(members),
+            members: members_view(&page.members),
+            next: page.next.as_ref().map(ToString::to_string),
+            member_count: page.member_count,
+            online_count: page.online_count,
         }
     }
 }
@@ -247,14 +287,25 @@ pub enum ServerFrame {
         /// The new channel.
         channel: ChannelView,
     },
-    /// A member's presence in a room changed.
+    /// Members' presence in a room changed: every change of one tick, in order.
     Presence {
         /// The room, as this user names it.
         room: String,
-        /// Who.
-        user: UserView,
-        /// `joined`, `left`, `online` or `offline`.
-        change: &'static str,
+        /// Who changed and how, oldest first.
+        changes: Vec<ChangeView>,
+        /// Members in all after these changes.
+        members: usize,
+        /// Of those, how many are online.
+        online: usize,
+    },
+    /// A large room's counts changed (sent instead of `presence`, at most once a second).
+    Counts {
+        /// The room, as this user names it.
+        room: String,
+        /// Members in all, online or not.
+        members: usize,
+        /// Of those, how many are online.
+        online: usize,
     },
     /// A member is typing.
     Typing {
@@ -315,6 +366,16 @@ impl ServerFrame {
         }
     }
 
+    /// The `presence` frame for a batch, rendered for user `me`.
+    pub fn presence(batch: &PresenceBatch, me: UserId) -> Self {
+        ServerFrame::Presence {
+            room: batch.room.label_for(me),
+            changes: batch.changes.iter().map(ChangeView::from).collect(),
+            members: batch.member_count,
+            online: batch.online_count,
+        }
+    }
+
     /// Renders an engine event for user `me`; `None` for an event this protocol version
     /// does not carry.
     pub fn from_event(event: &Event, me: UserId) -> Option<Self> {
@@ -330,10 +391,15 @@ impl ServerFrame {
             Event::ChannelCreated(info) => ServerFrame::ChannelCreated {
                 channel: ChannelView::from(info),
             },
-            Event::Presence { room, user, change } => ServerFrame::Presence {
+            Event::PresenceBatch(batch) => ServerFrame::presence(batch, me),
+            Event::RoomCounts {
+                room,
+                members,
+                online,
+            } => ServerFrame::Counts {
                 room: room.label_for(me),
-                user: UserView::from(user),
-                change: change.as_str(),
+                members: *members,
+                online: *online,
             },
             Event::Typing { room, user } => ServerFrame::Typing {
                 room: room.label_for(me),
@@ -388,7 +454,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_value(ServerFrame::hello(65536, "5f0c")).expect("serializes"),
-            json!({"type":"hello","protocol":1,"max_frame_bytes":65536,"epoch":"5f0c"})
+            json!({"type":"hello","protocol":2,"max_frame_bytes":65536,"epoch":"5f0c"})
         );
     }
 }

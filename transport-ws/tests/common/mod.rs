@@ -240,7 +240,7 @@ impl Client {
         };
         let hello = client.frame().await;
         assert_eq!(hello["type"], "hello", "first frame: {hello}");
-        assert_eq!(hello["protocol"], 1);
+        assert_eq!(hello["protocol"], transport_ws::protocol::PROTOCOL_VERSION);
         client
     }
 
@@ -430,6 +430,35 @@ impl Client {
 pub fn is_message(room: &str, text: &str) -> impl Fn(&Value) -> bool {
     let (room, text) = (room.to_owned(), text.to_owned());
     move |f| f["type"] == "message" && f["room"] == room && f["message"]["text"] == text
+}
+
+/// A `presence` frame whose batch holds `name`'s `change` (`joined`, `left`, ...).
+pub fn is_presence(change: &str, name: &str) -> impl Fn(&Value) -> bool {
+    let (change, name) = (change.to_owned(), name.to_owned());
+    move |f| {
+        f["type"] == "presence"
+            && presence_changes(f)
+                .iter()
+                .any(|(c, n)| *c == change && *n == name)
+    }
+}
+
+/// The `(change, name)` pairs of a `presence` frame, in order; none for other frames.
+pub fn presence_changes(frame: &Value) -> Vec<(String, String)> {
+    if frame["type"] != "presence" {
+        return Vec::new();
+    }
+    frame["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c["change"].as_str()?.to_owned(),
+                c["user"]["name"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
 }
 
 /// Starts an engine with `limits` from any context, async or not.
