@@ -231,6 +231,10 @@ impl RoomActor {
     /// in the feed): deletions first (local messages in the stored range that are gone),
     /// then new messages, each fanned out like a live change. Messages already applied
     /// are ignored by id; ids the store no longer has are reported lost, never deleted.
+    ///
+    /// The stored range ends at the snapshot's `last_id`: a broker may read the store
+    /// before a change is stored and deliver the snapshot after it, so a local message
+    /// above that id is newer than the snapshot, not deleted.
     fn resync(&mut self, stored: Stored) {
         if let Some(first) = stored.messages.first().map(|m| m.id) {
             let kept: HashSet<MessageId> = stored.messages.iter().map(|m| m.id).collect();
@@ -239,7 +243,7 @@ impl RoomActor {
                 .all()
                 .iter()
                 .map(|m| m.id)
-                .filter(|id| *id >= first && !kept.contains(id))
+                .filter(|id| (first..=stored.last_id).contains(id) && !kept.contains(id))
                 .collect();
             for id in gone {
                 self.apply(Change::Deleted(id));
