@@ -1,7 +1,8 @@
-//! A room catching up from a `Change::Resync` that is older than what its feed already
-//! delivered: a broker may read the store before some change is stored and deliver the
-//! snapshot after that change (its resynchronisation runs beside its feed). Ids above the
-//! snapshot's last id were unknown to the store when it was read: they are not deleted.
+//! A room catching up from a `Change::Resync` (the store's history after its feed lost
+//! changes), against a feed the test writes itself. The store vouches for the ids from its
+//! first kept message to its last id: one missing there was deleted, not lost. A snapshot
+//! may be older than what the feed already delivered (a broker may read the store before
+//! some change is stored and deliver it after): ids above its last id are not deleted.
 
 mod common;
 
@@ -136,4 +137,58 @@ async fn a_resync_older_than_the_feed_deletes_nothing_newer() {
         .unwrap();
     let ids: Vec<u64> = back.messages.iter().map(|m| m.id).collect();
     assert_eq!((ids, back.deleted, back.gap), (vec![2, 3], vec![], false));
+}
+
+#[tokio::test]
+async fn ids_missing_within_the_stored_range_are_deleted_not_lost() {
+    let broker = Arc::new(ScriptedFeed {
+        inner: MemoryBroker::new(&Limits::default()),
+        feed: Mutex::new(None),
+    });
+    let engine = Engine::builder()
+        .broker(broker.clone())
+        .start()
+        .await
+        .unwrap();
+    engine.create_channel("c").await.unwrap();
+    let mut alice = user(&engine, "alice").await;
+    let room = alice.join("c", None).await.unwrap().room;
+    let feed = broker
+        .feed
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the room follows");
+    let author = alice.user().clone();
+    let message = |id| {
+        let text = format!("m{id}");
+        Arc::new(ChatMessage::new(
+            id,
+            room.clone(),
+            author.clone(),
+            text,
+            Utc::now(),
+        ))
+    };
+
+    feed.send(Change::Posted(message(1))).unwrap();
+    // The feed lost 2, 3, 4 and 5 (posted; 2 and 4 deleted since): the store keeps 1, 3
+    // and 5 of ids up to 6, so 2, 4 and 6 were deleted, and nothing was lost.
+    let kept = vec![message(1), message(3), message(5)];
+    feed.send(Change::Resync(Stored::new(kept, 6))).unwrap();
+    feed.send(Change::Posted(message(7))).unwrap();
+
+    let mut seen = Vec::new();
+    while seen.last() != Some(&"posted 7".to_owned()) {
+        match wait_for(&mut alice, |e| Some(e.clone())).await {
+            Event::Posted(m) => seen.push(format!("posted {}", m.id)),
+            Event::Gap { .. } => seen.push("gap".into()),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["posted 1", "posted 3", "posted 5", "posted 7"]);
+    // Someone who saw 2 and 4 before they were deleted, and 5, is told so.
+    let back = alice.join("c", Some(5)).await.unwrap();
+    let ids: Vec<u64> = back.messages.iter().map(|m| m.id).collect();
+    assert_eq!((ids, back.deleted, back.gap), (vec![7], vec![2, 4], false));
 }
