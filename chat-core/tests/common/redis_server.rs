@@ -107,6 +107,27 @@ impl RedisServer {
             .unwrap()
     }
 
+    /// The ids of the pub/sub connections (`CLIENT LIST TYPE pubsub`).
+    pub fn pubsub_clients(&self) -> Vec<u64> {
+        let list: String = redis::cmd("CLIENT")
+            .arg(&["LIST", "TYPE", "pubsub"])
+            .query(&mut self.raw())
+            .unwrap();
+        list.lines()
+            .filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+            .collect()
+    }
+
+    /// Cuts one connection by id; false if it was already gone.
+    pub fn kill_client(&self, id: u64) -> bool {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query::<i64>(&mut self.raw())
+            .is_ok_and(|killed| killed == 1)
+    }
+
     /// Cuts every pub/sub connection (`CLIENT KILL TYPE pubsub`); Redis itself stays up.
     /// Returns how many were cut.
     pub fn kill_pubsub(&self) -> i64 {
