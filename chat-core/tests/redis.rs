@@ -10,105 +10,11 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chat_core::{Engine, Event, Limits, Login, Rate, RedisBroker, Session};
+use common::redis_server::RedisServer;
 use common::*;
-
-/// A `redis-server` child process, killed on drop.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-    persistent: bool,
-}
-
-impl RedisServer {
-    /// Starts one, or returns `None` (after saying so) when the program is missing.
-    fn start(persistent: bool) -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "redis-server is not installed, and CI=true: failing instead of skipping"
-            );
-            eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server)");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let dir = std::env::temp_dir().join(format!("flack-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).ok()?;
-        let mut server = RedisServer {
-            child: None,
-            port,
-            dir,
-            persistent,
-        };
-        server.spawn();
-        Some(server)
-    }
-
-    fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &self.port.to_string(),
-            "--save",
-            "",
-        ])
-        .arg("--dir")
-        .arg(&self.dir)
-        .args(["--appendonly", if self.persistent { "yes" } else { "no" }])
-        .args(["--appendfsync", "always"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        self.child = Some(cmd.spawn().expect("redis-server starts"));
-        let deadline = std::time::Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn limits() -> Limits {
     let mut limits = Limits::default();
@@ -407,10 +313,7 @@ async fn a_node_that_loses_its_subscription_catches_up_exactly_once() {
 
     // Cut every node's pub/sub connection; Redis itself stays up, so posts succeed while
     // the nodes are still resubscribing and their live copies are lost.
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg(&["KILL", "TYPE", "pubsub"])
-        .query(&mut redis.raw())
-        .unwrap();
+    let killed = redis.kill_pubsub();
     assert!(killed >= 2, "both nodes had a subscription");
     let mut ids = Vec::new();
     for i in 0..5 {

@@ -95,7 +95,8 @@ pub enum Change {
     Signal(Signal),
     /// The room's whole stored history, after the broker lost and regained its
     /// connection: apply what is new, drop what was deleted meanwhile, and report as lost
-    /// what the store no longer has.
+    /// what the store no longer has. It may have been read before changes the feed has
+    /// already delivered: ids above its `last_id` are newer than it, and left alone.
     Resync(Stored),
 }
 

@@ -228,31 +228,36 @@ impl RoomActor {
     /// Catches up with the store's history (after the broker's outage, or to fill a hole
     /// in the feed): deletions first (local messages in the stored range that are gone),
     /// then new messages, each fanned out like a live change. Messages already applied
-    /// are ignored by id; ids the store no longer has are reported lost, never deleted.
+    /// are ignored by id.
+    ///
+    /// The store vouches for every id from its first kept message to its last id: one
+    /// missing there was deleted, so a client is told so when it resumes, and nothing was
+    /// lost. Ids below that range that this room never saw are unknown: lost, never
+    /// deleted. The range ends at the snapshot's `last_id`: a broker may read the store
+    /// before a change is stored and deliver the snapshot after it, so a local message
+    /// above that id is newer than the snapshot, not deleted.
     fn resync(&mut self, stored: Stored) {
-        if let Some(first) = stored.messages.first().map(|m| m.id) {
-            let kept: HashSet<MessageId> = stored.messages.iter().map(|m| m.id).collect();
-            let gone: Vec<MessageId> = self
-                .history
-                .all()
-                .iter()
-                .map(|m| m.id)
-                .filter(|id| *id >= first && !kept.contains(id))
-                .collect();
-            for id in gone {
-                self.apply(Change::Deleted(id));
-            }
+        let first = stored.messages.first().map_or(stored.last_id + 1, |m| m.id);
+        let kept: HashSet<MessageId> = stored.messages.iter().map(|m| m.id).collect();
+        let gone: Vec<MessageId> = self
+            .history
+            .all()
+            .iter()
+            .map(|m| m.id)
+            .filter(|id| (first..=stored.last_id).contains(id) && !kept.contains(id))
+            .collect();
+        for id in gone {
+            self.apply(Change::Deleted(id));
+        }
+        if first > self.history.last_id() + 1 {
+            // Given and gone from the store (deleted or evicted) before this room saw them.
+            self.lose_through(first - 1);
         }
         for message in stored.messages {
-            if message.id > self.history.last_id() + 1 {
-                self.lose_through(message.id - 1);
-            }
             self.apply(Change::Posted(message));
         }
-        if stored.last_id > self.history.last_id() {
-            // Given and gone from the store (deleted or evicted) before this room saw them.
-            self.lose_through(stored.last_id);
-        }
+        // The newest ids, when deleted before this room saw them.
+        self.history.advance_to(stored.last_id);
     }
 
     /// Ids up to `id` that this room never saw are lost: a client that missed them is

@@ -1,7 +1,11 @@
 //! Helpers shared by the engine's integration tests: connecting users and waiting for
-//! events with a deadline (never a fixed sleep).
+//! events with a deadline (never a fixed sleep); `redis_server` (feature `redis`) runs a
+//! real `redis-server` for a test.
 
 #![allow(dead_code)]
+
+#[cfg(feature = "redis")]
+pub mod redis_server;
 
 use std::sync::Arc;
 use std::time::Duration;
