@@ -186,8 +186,10 @@ start_server() {
             [ "$name" = ours-tcp ] || [ "$name" = ours-irc ] && ADDR=127.0.0.1:$((PORT + 1)) ;;
         ours-defaults)
             # The storms' goal is at default settings: only the addresses, the store (memory,
-            # as the other rows) and the log level.
-            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" --data-dir none --listen "127.0.0.1:$PORT" \
+            # as the other rows) and the log level change.
+            # The loadgen's clients all come from 127.0.0.1, where real ones come from many
+            # addresses: the per-address limits are lifted, nothing else.
+            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" "${store[@]}" --listen "127.0.0.1:$PORT" \
                 --tcp off --irc off --log-level warn >"$RESULTS/server.log" 2>&1 &
             SERVER_PID=$! ;;
         ours-2nodes)

@@ -182,10 +182,17 @@ fn start_ours() -> Ours {
             let tcp_task = tokio::spawn(transport_tcp::serve(
                 tcp,
                 engine.clone(),
-                transport_tcp::TcpConfig::default(),
+                {
+                    let mut config = transport_tcp::TcpConfig::default();
+                    config.max_connections_per_address = 1 << 20;
+                    config.connect_rate_per_address = fast;
+                    config
+                },
                 token.clone(),
             ));
-            let config = transport_ws::WsConfig::default();
+            let mut config = transport_ws::WsConfig::default();
+            config.max_connections_per_address = 1 << 20;
+            config.connect_rate_per_address = fast;
             let chat =
                 transport_ws::WsChat::new(engine.clone(), config, token.clone()).expect("config");
             let builder = actix_server::Server::build().workers(1).disable_signals();
