@@ -77,6 +77,9 @@ impl Broker for ScriptedFeed {
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
         self.inner.cluster_events()
     }
+    fn epoch(&self) -> &str {
+        self.inner.epoch()
+    }
 }
 
 #[tokio::test]

@@ -125,4 +125,7 @@ impl Broker for LossyBroker {
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
         self.inner.cluster_events()
     }
+    fn epoch(&self) -> &str {
+        self.inner.epoch()
+    }
 }
