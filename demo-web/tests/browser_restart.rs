@@ -31,6 +31,8 @@ fn server(addr: &str, data: Option<&Path>) -> TestResult<Server> {
             "general",
             "--message-rate",
             "1000/1000",
+            "--login-rate-per-address",
+            "100000/100000",
         ],
     )
 }

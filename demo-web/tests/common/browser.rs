@@ -254,6 +254,13 @@ impl Env {
                 "1000/1000",
                 "--channel-create-rate",
                 "1000/1000",
+                // Every browser and bot of the stories comes from 127.0.0.1.
+                "--login-rate-per-address",
+                "100000/100000",
+                "--connect-rate-per-address",
+                "100000/100000",
+                "--max-connections-per-address",
+                "100000",
             ])?,
             driver: Driver::start(&chromedriver).await?,
             chromium,
