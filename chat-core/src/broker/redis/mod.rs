@@ -48,6 +48,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long connecting waits for the first pub/sub subscription.
+const FIRST_SUBSCRIPTION_WAIT: Duration = Duration::from_secs(5);
+
 /// A broker backed by one Redis server, shared by every node.
 #[derive(Clone)]
 pub struct RedisBroker {
@@ -92,11 +95,22 @@ impl RedisBroker {
             max_users: limits.max_users.max(1),
             scripts: Arc::new(Scripts::new()),
         };
+        let (subscribed, first_subscription) = tokio::sync::oneshot::channel();
         tokio::spawn(pubsub::run(
             client,
             Arc::downgrade(&shared),
             broker.conn.clone(),
+            subscribed,
         ));
+        // A node is ready once it hears the cluster: a channel another node creates right
+        // after this one started must reach it. Bounded: a pub/sub connection that is slow
+        // to come up is retried by its task, and the node serves meanwhile.
+        if tokio::time::timeout(FIRST_SUBSCRIPTION_WAIT, first_subscription)
+            .await
+            .is_err()
+        {
+            tracing::warn!("redis pub/sub not subscribed yet; serving while it connects");
+        }
         tracing::info!(url = %redact(url), "redis broker connected");
         Ok(broker)
     }

@@ -88,7 +88,13 @@ impl Shared {
 
 /// The pub/sub task: connect, subscribe to everything followed, route messages; on loss,
 /// back off, reconnect, and resynchronise. Ends when the broker is dropped.
-pub(super) async fn run(client: redis::Client, shared: Weak<Shared>, mut conn: ConnectionManager) {
+pub(super) async fn run(
+    client: redis::Client,
+    shared: Weak<Shared>,
+    mut conn: ConnectionManager,
+    subscribed: tokio::sync::oneshot::Sender<()>,
+) {
+    let mut subscribed = Some(subscribed);
     let mut delay = BACKOFF_FIRST;
     let mut reconnecting = false;
     loop {
@@ -97,6 +103,9 @@ pub(super) async fn run(client: redis::Client, shared: Weak<Shared>, mut conn: C
         };
         match subscribe_all(&client, &state).await {
             Ok(mut stream) => {
+                if let Some(subscribed) = subscribed.take() {
+                    let _ = subscribed.send(());
+                }
                 // What the rooms missed is only recovered by the catch-up: if it fails,
                 // the whole reconnection is tried again rather than going on without it.
                 let caught_up = !reconnecting
