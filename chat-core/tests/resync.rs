@@ -18,10 +18,22 @@ use chrono::{DateTime, Utc};
 use common::{assert_none, user, wait_for};
 use tokio::sync::mpsc;
 
-/// A `MemoryBroker` whose room feeds the test writes itself.
+/// A `MemoryBroker` whose room feeds, and whose rooms' stored history, the test writes
+/// itself.
 struct ScriptedFeed {
     inner: MemoryBroker,
     feed: Mutex<Option<mpsc::UnboundedSender<Change>>>,
+    store: Mutex<Stored>,
+}
+
+impl ScriptedFeed {
+    fn new() -> Arc<ScriptedFeed> {
+        Arc::new(ScriptedFeed {
+            inner: MemoryBroker::new(&Limits::default()),
+            feed: Mutex::new(None),
+            store: Mutex::new(Stored::default()),
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -68,8 +80,8 @@ impl Broker for ScriptedFeed {
             changes,
         })
     }
-    async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
-        self.inner.stored(room).await
+    async fn stored(&self, _room: &Room) -> Result<Stored, ChatError> {
+        Ok(self.store.lock().unwrap().clone())
     }
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
         self.inner.commit(room, proposal).await
@@ -84,10 +96,7 @@ impl Broker for ScriptedFeed {
 
 #[tokio::test]
 async fn a_resync_older_than_the_feed_deletes_nothing_newer() {
-    let broker = Arc::new(ScriptedFeed {
-        inner: MemoryBroker::new(&Limits::default()),
-        feed: Mutex::new(None),
-    });
+    let broker = ScriptedFeed::new();
     let engine = Engine::builder()
         .broker(broker.clone())
         .start()
@@ -144,10 +153,7 @@ async fn a_resync_older_than_the_feed_deletes_nothing_newer() {
 
 #[tokio::test]
 async fn ids_missing_within_the_stored_range_are_deleted_not_lost() {
-    let broker = Arc::new(ScriptedFeed {
-        inner: MemoryBroker::new(&Limits::default()),
-        feed: Mutex::new(None),
-    });
+    let broker = ScriptedFeed::new();
     let engine = Engine::builder()
         .broker(broker.clone())
         .start()
@@ -194,4 +200,61 @@ async fn ids_missing_within_the_stored_range_are_deleted_not_lost() {
     let back = alice.join("c", Some(5)).await.unwrap();
     let ids: Vec<u64> = back.messages.iter().map(|m| m.id).collect();
     assert_eq!((ids, back.deleted, back.gap), (vec![7], vec![2, 4], false));
+}
+
+#[tokio::test]
+async fn a_deletion_of_a_message_the_room_missed_is_not_undone_by_an_older_snapshot() {
+    let broker = ScriptedFeed::new();
+    let engine = Engine::builder()
+        .broker(broker.clone())
+        .start()
+        .await
+        .unwrap();
+    engine.create_channel("c").await.unwrap();
+    let mut alice = user(&engine, "alice").await;
+    let room = alice.join("c", None).await.unwrap().room;
+    let feed = broker
+        .feed
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the room follows");
+    let author = alice.user().clone();
+    let message = |id| {
+        let text = format!("m{id}");
+        Arc::new(ChatMessage::new(
+            id,
+            room.clone(),
+            author.clone(),
+            text,
+            Utc::now(),
+        ))
+    };
+
+    feed.send(Change::Posted(message(1))).unwrap();
+    // The feed lost 2 and 3, then 3 was deleted: the room hears of the deletion first,
+    // and only later of a snapshot read before it.
+    *broker.store.lock().unwrap() = Stored::new(vec![message(1), message(2)], 3);
+    feed.send(Change::Deleted(3)).unwrap();
+    feed.send(Change::Resync(Stored::new(
+        vec![message(1), message(2), message(3)],
+        3,
+    )))
+    .unwrap();
+    feed.send(Change::Posted(message(4))).unwrap();
+
+    let mut seen = Vec::new();
+    while seen.last() != Some(&"posted 4".to_owned()) {
+        match wait_for(&mut alice, |e| Some(e.clone())).await {
+            Event::Posted(m) => seen.push(format!("posted {}", m.id)),
+            Event::Deleted { id, .. } => seen.push(format!("deleted {id}")),
+            Event::Gap { .. } => seen.push("gap".into()),
+            _ => {}
+        }
+    }
+    let shown: Vec<&String> = seen.iter().filter(|e| e.starts_with("posted")).collect();
+    assert_eq!(shown, ["posted 1", "posted 2", "posted 4"], "{seen:?}");
+    let back = alice.join("c", Some(1)).await.unwrap();
+    let ids: Vec<u64> = back.messages.iter().map(|m| m.id).collect();
+    assert_eq!((ids, back.gap), (vec![2, 4], false));
 }

@@ -272,10 +272,17 @@ impl RoomActor {
         self.fan_out(Event::Gap { room }, None);
     }
 
-    /// Whether `change` is a message that would leave a hole: ids between the last one
-    /// applied and it that this room never got.
+    /// Whether `change` shows a hole: a message with ids between the last one applied and
+    /// it that this room never got, or the deletion of a message it never got (applied
+    /// as is, it would be forgotten, and a snapshot read before it would bring the
+    /// message back).
     fn leaves_hole(&self, change: &Change) -> bool {
-        matches!(change, Change::Posted(m) if m.id > self.history.last_id() + 1)
+        let last = self.history.last_id();
+        match change {
+            Change::Posted(m) => m.id > last + 1,
+            Change::Deleted(id) => *id > last,
+            _ => false,
+        }
     }
 
     /// Applies a batch from the feed. At a hole it holds that change and the rest back,

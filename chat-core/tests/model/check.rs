@@ -7,11 +7,15 @@
 //!    model knows by that id (text and author);
 //! 2. a live message that skips ids the model did not delete must follow an `Event::Gap`
 //!    for the room (a room that missed changes tells its followers of what the store can
-//!    no longer give); a join without `gap` leaves out only ids the model deleted;
+//!    no longer give), and a gap is needless before ids that were all deleted within the
+//!    store's window (the store vouches for them); a join without `gap` leaves out only
+//!    ids the model deleted;
 //! 3. every id reported deleted (live, or in a join's `deleted`) was deleted; every join's
 //!    messages are increasing, consistent with the model and within its `last_id`;
-//! 4. after `settle`, every client has each of its rooms up to the store's last id, and
-//!    shows no message the store's window says is deleted.
+//! 4. after `settle`, every client has each of its rooms up to the store's last id (but
+//!    for the newest ids when deleted, which a room that missed them cannot tell); and
+//!    at each checkpoint (a `settle` during the run, and the one at the end) it shows no
+//!    message within the store's window whose deletion was acknowledged before.
 //!
 //! On the lossless `MemoryBroker` it is stricter: no `Event::Gap` at all, and a join's
 //! `gap` only when the store no longer keeps something after `after`.
@@ -30,6 +34,8 @@ struct View {
     subscribed: bool,
     vouched: MessageId,
     gap: bool,
+    /// The lowest first id the store kept when the pending gaps were taken.
+    gap_first: Option<MessageId>,
     shown: BTreeSet<MessageId>,
 }
 
@@ -96,6 +102,7 @@ impl Checker<'_> {
                     }
                     v.vouched = reply.last_id;
                     v.gap = false;
+                    v.gap_first = None;
                     v.subscribed = true;
                 }
                 Entry::Posted(m) => {
@@ -111,16 +118,24 @@ impl Checker<'_> {
                         self.problems
                             .push(format!("{at}: not joined in this session"));
                     }
+                    let skipped = v.vouched + 1..m.id;
+                    let all_deleted = skipped.clone().all(|id| self.truth.is_deleted(room, id));
+                    if let (true, false, Some(first)) = (v.gap, skipped.is_empty(), v.gap_first) {
+                        if all_deleted && skipped.start >= first {
+                            let skipped = self.describe(room, skipped.clone());
+                            self.problems.push(format!(
+                                "{at}: a gap before {skipped}, all deleted within the store's \
+                                 window (from {first}): they are deleted, not lost"
+                            ));
+                        }
+                    }
                     if m.id <= v.vouched {
                         let vouched = v.vouched;
                         self.problems.push(format!(
                             "{at}: seen again or out of order (had everything up to {vouched})"
                         ));
-                    } else if m.id > v.vouched + 1
-                        && !v.gap
-                        && (v.vouched + 1..m.id).any(|id| !self.truth.is_deleted(room, id))
-                    {
-                        let skipped = self.describe(room, v.vouched + 1..m.id);
+                    } else if !skipped.is_empty() && !v.gap && !all_deleted {
+                        let skipped = self.describe(room, skipped);
                         self.problems
                             .push(format!("{at}: skips {skipped} without a gap"));
                     }
@@ -128,6 +143,7 @@ impl Checker<'_> {
                         v.vouched = m.id;
                     }
                     v.gap = false;
+                    v.gap_first = None;
                     v.shown.insert(m.id);
                 }
                 Entry::Deleted { room, id } => {
@@ -137,13 +153,32 @@ impl Checker<'_> {
                     }
                     views.entry(*room).or_default().shown.remove(id);
                 }
-                Entry::Gap { room } => {
+                Entry::Checkpoint { clock, first } => {
+                    for (room, v) in views.iter().filter(|(_, v)| v.subscribed) {
+                        let stale: Vec<&MessageId> = v
+                            .shown
+                            .range(first[*room]..)
+                            .filter(|id| self.truth.deleted_by(*room, **id, *clock))
+                            .collect();
+                        if !stale.is_empty() {
+                            self.problems.push(format!(
+                                "{at} (checkpoint): still shows deleted {stale:?} in c{room}"
+                            ));
+                        }
+                    }
+                }
+                Entry::Gap { room, store_first } => {
                     if self.exact_gaps {
                         self.problems.push(format!(
                             "{at}: Event::Gap in c{room}, but this broker loses nothing"
                         ));
                     }
-                    views.entry(*room).or_default().gap = true;
+                    let v = views.entry(*room).or_default();
+                    v.gap = true;
+                    v.gap_first = match (v.gap_first, *store_first) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
                 }
             }
         }
@@ -213,25 +248,14 @@ impl Checker<'_> {
     }
 
     /// Check 4: a client online at the end has every room it follows up to the store's
-    /// last id, and shows nothing deleted that the store's window covers.
+    /// last id (but for the newest ids, when deleted).
     fn converged(&mut self, name: &str, views: &BTreeMap<usize, View>, finals: &[Stored]) {
         for (room, v) in views.iter().filter(|(_, v)| v.subscribed) {
-            let stored = &finals[*room];
-            if v.vouched < stored.last_id {
-                let (vouched, last) = (v.vouched, stored.last_id);
+            let last = finals[*room].last_id;
+            if !self.truth.caught_up(*room, v.vouched, last) {
+                let vouched = v.vouched;
                 self.problems.push(format!(
                     "{name}: c{room} only up to {vouched} at the end; the store is at {last}"
-                ));
-            }
-            let first = stored.messages.first().map_or(stored.last_id + 1, |m| m.id);
-            let stale: Vec<&MessageId> = v
-                .shown
-                .range(first..)
-                .filter(|id| self.truth.is_deleted(*room, **id))
-                .collect();
-            if !stale.is_empty() {
-                self.problems.push(format!(
-                    "{name}: still shows deleted {stale:?} in c{room} at the end"
                 ));
             }
         }

@@ -37,9 +37,19 @@ pub enum Entry {
     },
     Gap {
         room: usize,
+        /// The first id the store kept when the client took the event (filled in by
+        /// `World::drain_all`; `None` when the store could not be read).
+        store_first: Option<MessageId>,
     },
     /// The session ended: dropped by the client, or disconnected by the engine.
     Ended,
+    /// Everything was healed and every client caught up (`World::checkpoint`): the
+    /// deletions acknowledged by `clock` must have reached the client, for every id from
+    /// the store's first kept one in each room (`first`, by room).
+    Checkpoint {
+        clock: u64,
+        first: Vec<MessageId>,
+    },
 }
 
 pub struct Client {
@@ -114,7 +124,8 @@ impl Client {
                 Some(Event::Gap { room }) => {
                     if let Some(room) = room_index(&room, rooms) {
                         self.gapped.insert(room);
-                        self.log.push(Entry::Gap { room });
+                        let store_first = None;
+                        self.log.push(Entry::Gap { room, store_first });
                     }
                 }
                 Some(Event::Disconnected(reason)) => self.end(reason.code()),
@@ -185,5 +196,30 @@ pub fn room_index(room: &Room, rooms: &[String]) -> Option<usize> {
     match room {
         Room::Channel(name) => rooms.iter().position(|r| r == name.key()),
         _ => None,
+    }
+}
+
+impl Entry {
+    /// A short form for traces: `+7` a message, `-7` a deletion, `gap`, `end`, and a join
+    /// with what it gave.
+    pub fn short(&self) -> String {
+        match self {
+            Entry::Joined {
+                room,
+                after,
+                reply,
+                node,
+                ..
+            } => {
+                let ids: Vec<MessageId> = reply.messages.iter().map(|m| m.id).collect();
+                let (gap, deleted, last) = (reply.gap, &reply.deleted, reply.last_id);
+                format!("[join c{room}@{node} after {after:?}: {ids:?} gap {gap} deleted {deleted:?} last {last}]")
+            }
+            Entry::Posted(m) => format!("+{}", m.id),
+            Entry::Deleted { id, .. } => format!("-{id}"),
+            Entry::Gap { room, store_first } => format!("gap(c{room}, store from {store_first:?})"),
+            Entry::Ended => "end".into(),
+            Entry::Checkpoint { .. } => "checkpoint".into(),
+        }
     }
 }

@@ -61,39 +61,52 @@ impl World {
         }
     }
 
-    /// The node in `slot` gets its feed back (and its rooms their stored history, at once
-    /// or after a few more operations).
+    /// The node in `slot` gets its feed back, and its rooms their stored history: at once,
+    /// or a few operations later, read then or read now (older than what the feed
+    /// delivers meanwhile).
     async fn reconnect_feed(&mut self, slot: usize) {
         let Some(lossy) = self.nodes[slot].as_ref().and_then(|n| n.lossy.clone()) else {
             return;
         };
         lossy.reconnect();
         let later = self.rng.below(4);
+        let read_now = later > 0 && self.rng.chance(50);
+        let when = if read_now { "read now" } else { "read then" };
         self.note(format!(
-            "node {slot}'s feed back; resync in {later} operations"
+            "node {slot}'s feed back; resync in {later} operations, {when}"
         ));
         match later {
             0 => lossy.resync().await,
-            _ => self.resyncs.push((slot, later - 1)),
+            _ => {
+                let snapshot = match read_now {
+                    true => Some(lossy.snapshot().await),
+                    false => None,
+                };
+                self.resyncs.push((slot, later - 1, snapshot));
+            }
         }
     }
 
     /// Every cut feed comes back and every room is resynchronised now.
     pub async fn heal_all(&mut self) {
-        let pending: Vec<usize> = self
-            .cuts
-            .iter()
-            .chain(&self.resyncs)
-            .map(|(s, _)| *s)
-            .collect();
-        self.cuts.clear();
-        self.resyncs.clear();
-        for slot in pending {
-            if let Some(lossy) = self.nodes[slot].as_ref().and_then(|n| n.lossy.clone()) {
-                lossy.reconnect();
-                lossy.resync().await;
-                self.note(format!("node {slot}'s feed healed"));
+        let cut: Vec<usize> = self.cuts.drain(..).map(|(slot, _)| slot).collect();
+        let resyncs = std::mem::take(&mut self.resyncs);
+        for (slot, _, snapshot) in resyncs {
+            if let Some(snapshot) = snapshot {
+                snapshot.deliver();
             }
+            self.resync_now(slot).await;
+        }
+        for slot in cut {
+            self.resync_now(slot).await;
+        }
+    }
+
+    async fn resync_now(&mut self, slot: usize) {
+        if let Some(lossy) = self.nodes[slot].as_ref().and_then(|n| n.lossy.clone()) {
+            lossy.reconnect();
+            lossy.resync().await;
+            self.note(format!("node {slot}'s feed healed"));
         }
     }
 
@@ -117,12 +130,13 @@ impl World {
                 _ => self.cuts.push((slot, left - 1)),
             }
         }
-        for (slot, left) in std::mem::take(&mut self.resyncs) {
+        for (slot, left, snapshot) in std::mem::take(&mut self.resyncs) {
             let lossy = self.nodes[slot].as_ref().and_then(|n| n.lossy.clone());
-            match (left, lossy) {
-                (0, Some(lossy)) => lossy.resync().await,
-                (0, None) => {}
-                _ => self.resyncs.push((slot, left - 1)),
+            match (left, lossy, snapshot) {
+                (0, _, Some(snapshot)) => snapshot.deliver(),
+                (0, Some(lossy), None) => lossy.resync().await,
+                (0, None, None) => {}
+                (_, _, snapshot) => self.resyncs.push((slot, left - 1, snapshot)),
             }
         }
         #[cfg(feature = "redis")]

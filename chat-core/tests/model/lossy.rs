@@ -1,8 +1,10 @@
 //! `LossyBroker`: one node's view of a shared `MemoryBroker` whose feed can be cut, the
 //! way a Redis node loses its pub/sub connection. While cut, every change meant for this
 //! node's rooms is lost. Reconnecting lets changes flow again, and the resynchronisation
-//! (at once, or a little later, as when the Redis broker's first read after resubscribing
-//! fails and is retried) sends each followed room its stored history (`Change::Resync`).
+//! sends each followed room its stored history (`Change::Resync`): at once, a little
+//! later (as when the Redis broker's first read after resubscribing fails and is
+//! retried), or read now and delivered later, after changes stored meanwhile (a slow read:
+//! the broker contract allows a snapshot older than what the feed already delivered).
 //! Everything else goes straight to the shared broker.
 //!
 //! It lets the fast in-memory variant exercise what a real outage does to the rooms: holes
@@ -35,7 +37,7 @@ impl LossyBroker {
         })
     }
 
-    /// Loses every change for this node until [`LossyBroker::heal`].
+    /// Loses every change for this node until [`LossyBroker::reconnect`].
     pub fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
     }
@@ -47,15 +49,34 @@ impl LossyBroker {
 
     /// Catches up after a reconnection: every followed room gets its stored history.
     pub async fn resync(&self) {
+        self.snapshot().await.deliver();
+    }
+
+    /// Reads the stored history of every followed room now, to deliver later (a slow
+    /// resynchronisation: changes stored meanwhile reach the rooms before it).
+    pub async fn snapshot(&self) -> Snapshot {
         let feeds: Vec<_> = {
             let mut feeds = self.feeds.lock().unwrap();
             feeds.retain(|(_, tx)| !tx.is_closed());
             feeds.clone()
         };
+        let mut read = Vec::new();
         for (room, tx) in feeds {
             if let Ok(stored) = self.inner.stored(&room).await {
-                let _ = tx.send(Change::Resync(stored));
+                read.push((tx, stored));
             }
+        }
+        Snapshot(read)
+    }
+}
+
+/// Stored histories read for a resynchronisation, with the feeds they are for.
+pub struct Snapshot(Vec<(mpsc::UnboundedSender<Change>, Stored)>);
+
+impl Snapshot {
+    pub fn deliver(self) {
+        for (tx, stored) in self.0 {
+            let _ = tx.send(Change::Resync(stored));
         }
     }
 }

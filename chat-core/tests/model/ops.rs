@@ -18,8 +18,9 @@ impl World {
     pub async fn step(&mut self) {
         let cut = if self.kind == Kind::Memory { 0 } else { 5 };
         let restart = if self.kind == Kind::Redis { 2 } else { 0 };
-        // post, burst, delete, come back, rejoin, follow, pause, stop, start, cut, restart
-        let weights = [40, 8, 12, 8, 6, 2, 4, 3, 4, cut, restart];
+        // post, burst, delete, come back, rejoin, follow, pause, stop, start, cut, restart,
+        // go away
+        let weights = [40, 8, 12, 8, 6, 2, 4, 3, 4, cut, restart, 4];
         let op = match self.running().is_empty() {
             // With every node down nobody can do anything: one comes back.
             true => 8,
@@ -36,7 +37,8 @@ impl World {
             7 => self.stop_random_node().await,
             8 => self.start_random_node().await,
             9 => self.cut_feed().await,
-            _ => self.restart_store(),
+            10 => self.restart_store(),
+            _ => self.go_away(),
         }
         self.after_op().await;
     }
@@ -47,7 +49,7 @@ impl World {
     pub async fn after_op(&mut self) {
         self.advance_faults().await;
         self.answered_in_flight();
-        self.drain_all();
+        self.drain_all().await;
         for ci in 0..self.clients.len() {
             let gapped: Vec<usize> = self.clients[ci].gapped.iter().copied().collect();
             for room in gapped {
@@ -227,13 +229,33 @@ impl World {
         }
     }
 
-    /// A client drops its session (if it has one) and comes back on any running node.
+    /// A client (one that is away, more often than not) drops its session if it has one
+    /// and comes back on any running node.
     async fn come_back(&mut self) {
-        let ci = self.rng.below(self.clients.len());
+        let away: Vec<usize> = (0..self.clients.len())
+            .filter(|ci| !self.clients[*ci].online())
+            .collect();
+        let ci = match self.rng.pick(&away) {
+            Some(ci) if self.rng.chance(70) => ci,
+            _ => self.rng.below(self.clients.len()),
+        };
         let Some(slot) = self.rng.pick(&self.running()) else {
             return;
         };
         self.reconnect(ci, slot).await;
+    }
+
+    /// A client drops its session and stays away until it comes back (an operation, or
+    /// the next checkpoint).
+    fn go_away(&mut self) {
+        let online: Vec<usize> = (0..self.clients.len())
+            .filter(|ci| self.clients[*ci].online())
+            .collect();
+        if let Some(ci) = self.rng.pick(&online) {
+            self.clients[ci].end("went away");
+            let name = &self.clients[ci].name;
+            self.note(format!("{name} goes away"));
+        }
     }
 
     /// A client joins one of its rooms again on the same session, resuming after the last

@@ -1,9 +1,11 @@
-//! The end of a run: every fault healed, every client back and joined, and the wait
-//! (bounded) until each has caught up with the store; then one more message per room,
-//! which every client must get live, and the wait again.
+//! The end of a run, and its checkpoints: every fault healed, every client back and
+//! joined, and the wait (bounded) until each has caught up with the store; then one more
+//! message per room, which every client must get live (after every deletion before it),
+//! and the wait again.
 
 use std::time::{Duration, Instant};
 
+use crate::client::Entry;
 use crate::world::{patient, Kind, World};
 
 impl World {
@@ -25,12 +27,31 @@ impl World {
             .await;
     }
 
+    /// Settles, and marks in every online client's log what it must show by now.
+    pub async fn checkpoint(&mut self) {
+        self.settle().await;
+        let mut first = Vec::new();
+        for room in 0..self.rooms.len() {
+            match self.stored(room).await {
+                Ok(s) => first.push(s.messages.first().map_or(s.last_id + 1, |m| m.id)),
+                Err(e) => return self.problem(format!("the store cannot be read: {e}")),
+            }
+        }
+        self.drain_all().await;
+        let clock = self.truth.clock;
+        for c in self.clients.iter_mut().filter(|c| c.online()) {
+            let first = first.clone();
+            c.log.push(Entry::Checkpoint { clock, first });
+        }
+        self.note(format!("checkpoint at deletion {clock}"));
+    }
+
     /// Brings every client back (reconnecting, joining, rejoining after a gap) until each
     /// has every room it follows up to the store's last id, or `patience` runs out.
     async fn converge(&mut self, patience: Duration, when: &str) {
         let deadline = Instant::now() + patience;
         loop {
-            self.drain_all();
+            self.drain_all().await;
             if self.running().is_empty() {
                 self.start_node(0).await;
             }
@@ -68,7 +89,9 @@ impl World {
         }
     }
 
-    /// Who has not caught up yet, and where.
+    /// Who has not caught up yet, and where: a client has caught up with a room when it
+    /// has everything up to the store's last id, but for the newest ids deleted meanwhile
+    /// (a room that missed them has nothing to tell).
     async fn lagging(&mut self) -> Vec<String> {
         let mut lasts = Vec::new();
         for room in 0..self.rooms.len() {
@@ -87,7 +110,7 @@ impl World {
                 let vouched = c.vouched.get(room).copied().unwrap_or(0);
                 if !c.joined.contains(room) {
                     lagging.push(format!("{} not in c{room}", c.name));
-                } else if vouched < lasts[*room] {
+                } else if !self.truth.caught_up(*room, vouched, lasts[*room]) {
                     let node = c.node;
                     let last = lasts[*room];
                     lagging.push(format!(

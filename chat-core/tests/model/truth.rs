@@ -16,6 +16,8 @@ pub struct RoomTruth {
     pub messages: BTreeMap<MessageId, Post>,
     /// Ids whose deletion was acknowledged (or unsure and since seen).
     pub deleted: BTreeSet<MessageId>,
+    /// When each acknowledged deletion happened, by the model's clock.
+    acked_at: BTreeMap<MessageId, u64>,
     /// Posts that failed as `unavailable`: text -> author.
     unsure_posts: HashMap<String, UserId>,
     /// Deletions that failed as `unavailable`.
@@ -31,12 +33,16 @@ pub struct Post {
 #[derive(Debug, Default)]
 pub struct Truth {
     pub rooms: Vec<RoomTruth>,
+    /// Counts acknowledged deletions: a checkpoint notes it, to tell the deletions every
+    /// client must have heard of by then.
+    pub clock: u64,
 }
 
 impl Truth {
     pub fn new(rooms: usize) -> Truth {
         Truth {
             rooms: (0..rooms).map(|_| RoomTruth::default()).collect(),
+            clock: 0,
         }
     }
 
@@ -82,7 +88,23 @@ impl Truth {
     }
 
     pub fn acked_delete(&mut self, room: usize, id: MessageId) {
+        self.clock += 1;
         self.rooms[room].deleted.insert(id);
+        self.rooms[room].acked_at.insert(id, self.clock);
+    }
+
+    /// Whether a client that has everything of `room` up to `vouched` lacks nothing up
+    /// to `last`: every id in between was deleted.
+    pub fn caught_up(&self, room: usize, vouched: MessageId, last: MessageId) -> bool {
+        (vouched + 1..=last).all(|id| self.is_deleted(room, id))
+    }
+
+    /// Whether the deletion of `id` was acknowledged by the time the clock read `clock`.
+    pub fn deleted_by(&self, room: usize, id: MessageId, clock: u64) -> bool {
+        self.rooms[room]
+            .acked_at
+            .get(&id)
+            .is_some_and(|at| *at <= clock)
     }
 
     pub fn unsure_delete(&mut self, room: usize, id: MessageId) {

@@ -7,9 +7,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::client::{Client, Entry};
 #[cfg(feature = "redis")]
 use crate::common::redis_server::RedisServer;
-use crate::{client::Client, lossy::LossyBroker, rng::Rng, truth::Truth};
+use crate::lossy::{LossyBroker, Snapshot};
+use crate::{rng::Rng, truth::Truth};
 use chat_core::broker::Stored;
 use chat_core::{
     Broker, ChatError, Engine, Limits, Login, MemoryBroker, MessageId, PendingPost, Rate, Room,
@@ -85,7 +87,7 @@ pub struct World {
     /// Nodes whose feed is cut (lossy variant), with the operations left until it comes
     /// back; then nodes whose rooms wait for their resynchronisation.
     pub cuts: Vec<(usize, usize)>,
-    pub resyncs: Vec<(usize, usize)>,
+    pub resyncs: Vec<(usize, usize, Option<Snapshot>)>,
     texts: u64,
     born: std::time::Instant,
 }
@@ -102,7 +104,13 @@ impl World {
     pub async fn new(kind: Kind, seed: u64, nodes: usize) -> Option<World> {
         let mut rng = Rng::new(seed);
         let mut limits = Limits::default();
-        limits.history = rng.between(3, 6) as usize;
+        // A short history half the time, so that eviction, trimming and gaps happen; a
+        // longer one otherwise, so that a deletion a client missed is still in the window
+        // at the next checkpoint.
+        limits.history = match rng.chance(50) {
+            true => rng.between(3, 6),
+            false => rng.between(10, 30),
+        } as usize;
         limits.message_rate = Rate::new(10_000, 10_000.0);
         limits.room_idle = Duration::from_millis(rng.between(20, 200));
         let store = match kind {
@@ -249,8 +257,8 @@ impl World {
             return;
         };
         self.cuts.retain(|(s, _)| *s != slot);
-        self.resyncs.retain(|(s, _)| *s != slot);
-        self.drain_all();
+        self.resyncs.retain(|(s, _, _)| *s != slot);
+        self.drain_all().await;
         if patient(node.engine.shutdown()).await.is_none() {
             self.problem(format!("node {slot} shutdown hung"));
         }
@@ -265,15 +273,29 @@ impl World {
         self.note(format!("node {slot} stopped"));
     }
 
-    pub fn drain_all(&mut self) {
-        for c in &mut self.clients {
+    /// Every client takes its events; each gap is noted with where the store's window
+    /// starts now, to tell a gap the store could not fill from a needless one.
+    pub async fn drain_all(&mut self) {
+        let mut gaps = Vec::new();
+        for (ci, c) in self.clients.iter_mut().enumerate() {
+            let from = c.log.len();
             c.drain(&self.rooms);
+            for (i, entry) in c.log.iter().enumerate().skip(from) {
+                if let Entry::Gap { room, .. } = entry {
+                    gaps.push((ci, i, *room));
+                }
+            }
+        }
+        for (ci, i, room) in gaps {
+            let first = self.store_first(room).await;
+            if let Entry::Gap { store_first, .. } = &mut self.clients[ci].log[i] {
+                *store_first = first;
+            }
         }
     }
 
     /// Counts what the clients' logs show.
     pub fn tally(&mut self) {
-        use crate::client::Entry;
         let logs = self.clients.iter().flat_map(|c| &c.log);
         self.stats.gaps = logs.filter(|e| matches!(e, Entry::Gap { .. })).count();
         let ends = self.clients.iter().flat_map(|c| &c.ended);
