@@ -68,6 +68,90 @@ async fn a_stalled_subscriber_is_disconnected_and_others_get_everything() {
     assert_eq!(joined.last_id, TOTAL as u64);
 }
 
+/// At the default byte limits a burst (2,000 messages posted without waiting for anyone,
+/// to a room of 100 readers) reaches every reader whole, while a member that never reads
+/// is cut once what it pins passes `session_queue_hard_bytes`, not earlier and not much
+/// later: its cost to the server is bounded by the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_byte_limits_spare_a_burst_and_cut_a_stalled_reader() {
+    const READERS: usize = 100;
+    const BURST: usize = 2_000;
+    let limits = {
+        let mut limits = Limits::default();
+        limits.message_rate = Rate::new(1_000_000, 1_000_000.0);
+        limits
+    };
+    let hard_bytes = limits.session_queue_hard_bytes;
+    let engine = engine_with(limits).await;
+    let poster = user(&engine, "poster").await;
+    poster.create_channel("burst").await.unwrap();
+    poster.join("burst", None).await.unwrap();
+    let mut stalled = user(&engine, "stalled").await;
+    stalled.join("burst", None).await.unwrap();
+    let mut readers = Vec::new();
+    for n in 0..READERS {
+        let mut reader = user(&engine, &format!("reader{n}")).await;
+        reader.join("burst", None).await.unwrap();
+        readers.push(tokio::spawn(async move {
+            let mut ids = Vec::with_capacity(BURST);
+            while ids.len() < BURST {
+                match reader.next_event().await {
+                    Some(Event::Posted(message)) => ids.push(message.id),
+                    Some(Event::Disconnected(reason)) => panic!("a reader was cut: {reason:?}"),
+                    Some(_) => {}
+                    None => panic!("a reader's session ended"),
+                }
+            }
+            reader.close();
+            ids
+        }));
+    }
+
+    // The burst: a short chat line each, as fast as the room commits them.
+    for n in 0..BURST {
+        poster.post("burst", &format!("burst line {n}")).await.unwrap();
+    }
+    let expected: Vec<u64> = (1..=BURST as u64).collect();
+    for reader in readers {
+        let ids = tokio::time::timeout(PATIENCE, reader)
+            .await
+            .expect("every reader gets the whole burst in time")
+            .unwrap();
+        assert_eq!(ids, expected);
+    }
+    assert!(
+        tokio::time::timeout(Duration::ZERO, stalled.closed())
+            .await
+            .is_err(),
+        "a burst alone does not cut the member that has not read it yet"
+    );
+
+    // Then big messages until the member that never reads is cut.
+    let big = "x".repeat(4_000);
+    let mut pinned = 0;
+    while tokio::time::timeout(Duration::ZERO, stalled.closed())
+        .await
+        .is_err()
+    {
+        assert!(
+            pinned <= hard_bytes + hard_bytes / 4,
+            "still connected with {pinned} bytes of messages queued"
+        );
+        poster.post("burst", &big).await.unwrap();
+        pinned += big.len();
+    }
+    assert!(
+        pinned >= hard_bytes * 3 / 4,
+        "cut after only {pinned} bytes, well under the hard limit of {hard_bytes}"
+    );
+    let reason = wait_for(&mut stalled, |e| match e {
+        Event::Disconnected(r) => Some(*r),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, DisconnectReason::SlowConsumer);
+}
+
 #[tokio::test]
 async fn flooding_is_rate_limited_not_disconnected() {
     let engine = engine_with({
