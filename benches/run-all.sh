@@ -14,9 +14,12 @@
 # msgs/s per member, S7_WINDOW [8] messages in flight per member in scenario 7 (scenario 2's
 # rooms at capacity), S4_CLIENTS [10000], S8_CLIENTS ["1000 5000 15000"] (scenario 8, the
 # join storm: N clients into one channel), S9_CLIENTS [15000] (scenario 9, the reconnect
-# storm of that many), S9_POSTS [10] (messages posted while they are away), SERVERS ["ours
-# raw flask-gevent flask-threading node"], SCENARIOS ["1 2 3 4 5 6 7 8 9"] (6, cross-node,
-# needs redis-server; 8 and 9 run ours at default settings and raw-ws only), SERVER_CPU
+# storm of that many), S9_POSTS [10] (messages posted while they are away), S10_SUBSCRIBERS
+# [1000] and S10_MESSAGES [2000] (scenario 10, the unwindowed burst), S10_STALLED [10]
+# (members that never read, in scenario 10's second shape), SERVERS ["ours
+# raw flask-gevent flask-threading node"], SCENARIOS ["1 2 3 4 5 6 7 8 9 10"] (6, cross-node,
+# needs redis-server; 8 and 9 run ours at default settings and raw-ws only; 10 runs ours at
+# default settings but flood control, raw-ws and the peers in SERVERS), SERVER_CPU
 # [0], LOADGEN_CPU [1], SKIP_BUILD,
 # DURABLE_ROWS ["1 7"]: scenarios that also get an "ours-durable" row (ours with its SQLite
 # store in a fresh data directory; the other rows of ours run in memory),
@@ -42,10 +45,13 @@ S2_RATE=${S2_RATE:-20}
 S7_WINDOW=${S7_WINDOW:-8}
 S4_CLIENTS=${S4_CLIENTS:-10000}
 SERVERS=${SERVERS:-"ours raw flask-gevent flask-threading node"}
-SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 9"}
+SCENARIOS=${SCENARIOS:-"1 2 3 4 5 6 7 8 9 10"}
 S8_CLIENTS=${S8_CLIENTS:-"1000 5000 15000"}
 S9_CLIENTS=${S9_CLIENTS:-15000}
 S9_POSTS=${S9_POSTS:-10}
+S10_SUBSCRIBERS=${S10_SUBSCRIBERS:-1000}
+S10_MESSAGES=${S10_MESSAGES:-2000}
+S10_STALLED=${S10_STALLED:-10}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 QUIET_WAIT=${QUIET_WAIT:-1200}
@@ -54,8 +60,8 @@ DOC=${DOC:-$ROOT/docs/performance.md}
 RESULTS=${RESULTS:-$(mktemp -d /tmp/flack-bench.XXXXXX)}
 PORT=${PORT:-18080}
 COMMAND="$0 $*"
-export S1_SUBSCRIBERS S2_CHANNELS S2_MEMBERS S2_RATE S4_CLIENTS S7_WINDOW S8_CLIENTS S9_CLIENTS S9_POSTS
-[ -n "${RUNS_ENV_NOTE:-}" ] || RUNS_ENV_NOTE="RUNS=$RUNS DURATION=$DURATION S1_SUBSCRIBERS=$S1_SUBSCRIBERS S2_CHANNELS=$S2_CHANNELS S2_MEMBERS=$S2_MEMBERS S2_RATE=$S2_RATE S4_CLIENTS=$S4_CLIENTS S7_WINDOW=$S7_WINDOW S8_CLIENTS=\"$S8_CLIENTS\" S9_CLIENTS=$S9_CLIENTS S9_POSTS=$S9_POSTS"
+export S1_SUBSCRIBERS S2_CHANNELS S2_MEMBERS S2_RATE S4_CLIENTS S7_WINDOW S8_CLIENTS S9_CLIENTS S9_POSTS S10_SUBSCRIBERS S10_MESSAGES S10_STALLED
+[ -n "${RUNS_ENV_NOTE:-}" ] || RUNS_ENV_NOTE="RUNS=$RUNS DURATION=$DURATION S1_SUBSCRIBERS=$S1_SUBSCRIBERS S2_CHANNELS=$S2_CHANNELS S2_MEMBERS=$S2_MEMBERS S2_RATE=$S2_RATE S4_CLIENTS=$S4_CLIENTS S7_WINDOW=$S7_WINDOW S8_CLIENTS=\"$S8_CLIENTS\" S9_CLIENTS=$S9_CLIENTS S9_POSTS=$S9_POSTS S10_SUBSCRIBERS=$S10_SUBSCRIBERS S10_MESSAGES=$S10_MESSAGES S10_STALLED=$S10_STALLED"
 
 log() { printf '[run-all %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -184,12 +190,15 @@ start_server() {
                 --idle-timeout 10m --max-sessions 200000 >"$RESULTS/server.log" 2>&1 &
             SERVER_PID=$!
             [ "$name" = ours-tcp ] || [ "$name" = ours-irc ] && ADDR=127.0.0.1:$((PORT + 1)) ;;
-        ours-defaults)
+        ours-defaults|ours-burst)
             # The storms' goal is at default settings: only the addresses, the store (memory,
             # as the other rows) and the log level change.
             # The loadgen's clients all come from 127.0.0.1, where real ones come from many
-            # addresses: the per-address limits are lifted, nothing else.
-            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" "${store[@]}" --listen "127.0.0.1:$PORT" \
+            # addresses: the per-address limits are lifted, nothing else. The burst's sender
+            # posts far faster than a person: ours-burst lifts its flood control too.
+            local flood=()
+            [ "$name" = ours-burst ] && flood=(--message-rate 1000000/1000000)
+            RUST_LOG=warn "${pin[@]}" "$bin/demo-web" "${store[@]}" "${flood[@]}" --listen "127.0.0.1:$PORT" \
                 --tcp off --irc off --log-level warn >"$RESULTS/server.log" 2>&1 &
             SERVER_PID=$! ;;
         ours-2nodes)
@@ -324,6 +333,18 @@ for scenario in $SCENARIOS; do
                ROW="${s%-defaults}:$S9_CLIENTS" measure 9 "$s" "$r" --join-storm "$S9_CLIENTS" \
                    --reconnect-storm --storm-posts "$posts" --setup-budget 120 --drain 10
            done; done ;;
+        10) # The unwindowed burst: one sender posts S10_MESSAGES at once (its window is larger
+            # than the burst: no flow control) to a channel of S10_SUBSCRIBERS; then 4 KB
+            # messages paced by 100 readers, with S10_STALLED more members that never read:
+            # who cuts them, and what they cost in memory meanwhile.
+            burst_peers=$(for s in $SERVERS; do case $s in ours*|before*|raw) ;; *) echo "$s" ;; esac; done)
+            for r in $(seq 1 "$RUNS"); do for s in ours-burst raw $burst_peers; do
+                ROW="${s%-burst}" measure 10 "$s" "$r" --clients $((S10_SUBSCRIBERS + 1)) --channels 1 \
+                    --senders 1 --rate 0 --window 4096 --max-messages "$S10_MESSAGES" --duration 30 --drain 10
+                ROW="${s%-burst}+stalled" measure 10 "$s" "$r" --clients 101 --channels 1 --senders 1 \
+                    --rate 0 --window 64 --size 4000 --max-messages 6000 --stalled "$S10_STALLED" \
+                    --duration 30 --drain 10
+            done; done ;;
         6) if ! command -v redis-server >/dev/null; then log "scenario 6 skipped: no redis-server"; continue; fi
            for r in $(seq 1 "$RUNS"); do for s in ours ours-2nodes ${BEFORE_BIN:+before before-2nodes}; do
                measure 6 "$s" "$r" "${s1_args[@]}"

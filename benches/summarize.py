@@ -45,6 +45,7 @@ TITLES = {
     6: "Scenario 6: cross-node fan-out, scenario 1 with the subscribers spread over two nodes sharing one Redis",
     7: "Scenario 7: scenario 2's rooms at capacity, {s2c} channels x {s2m} members, each sending as fast as {s7w} messages in flight allow",
     8: "Scenario 8: join storm, N clients connect, log in and join one channel (128 at a time; ours at default settings)",
+    10: "Scenario 10: unwindowed burst, {s10m} messages posted at once to 1 channel x {s10s} subscribers (ours at default settings, flood control lifted); then 6,000 x 4 KB messages paced by 100 readers with {s10st} members that never read (rows '+stalled')",
     9: "Scenario 9: reconnect storm, {s9} clients of one channel reset at once and back with token and last id ({s9p} messages posted meanwhile)",
 }
 
@@ -296,6 +297,72 @@ def traffic_table(rows, order):
     return out, notes
 
 
+def burst_table(rows, order):
+    """Scenario 10: what a burst delivers and whom it disconnects; with stalled members,
+    how many the server cut and how far its memory grew (peak over connected)."""
+    out = [
+        "| server | delivered | expected | undelivered | readers disconnected | deliveries/s | stalled cut | RSS growth MiB | clean runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    names = [s for base in order for s in (base, base + "+stalled")]
+    for server in names:
+        reports = rows.get(server)
+        if not reports:
+            continue
+        base, _, stalled = server.partition("+")
+        growth = [
+            (r.get("server_memory") or {}).get("peak_kib", 0) - (r.get("server_memory") or {}).get("connected_kib", 0)
+            for r in reports
+            if r.get("server_memory")
+        ]
+        cut = [f"{(r.get('stalled') or {}).get('cut', 0)}/{(r.get('stalled') or {}).get('connected', 0)}" for r in reports]
+        out.append(
+            "| "
+            + " | ".join(
+                [
+                    NAMES.get(base, base) + (", with stalled members" if stalled else ""),
+                    fmt(med(reports, "deliveries")),
+                    fmt(med(reports, "expected_deliveries")),
+                    fmt(total(reports, "lost")),
+                    fmt(total(reports, "dropped_connections")),
+                    fmt(med(reports, "deliveries_per_sec")),
+                    ", ".join(cut) if stalled else "",
+                    fmt(statistics.median(growth) / 1024, 1) if growth else "",
+                    clean_runs(reports),
+                ]
+            )
+            + " |"
+        )
+        for p in problems(reports):
+            notes.append(f"- {NAMES.get(base, base)}{' (stalled)' if stalled else ''}: `{p}`")
+    return out, notes
+
+
+def burst_goals(rows):
+    """Issue 22: zero slow-consumer disconnects in the burst; stalled members cut with
+    memory growth at most the hard limit (16 MiB) per stalled member."""
+    lines = []
+    burst = rows.get(10, {}).get("ours", [])
+    if burst:
+        dropped = total(burst, "dropped_connections")
+        lines.append(
+            f"- Scenario 10: the burst disconnected {fmt(dropped)} readers in {len(burst)} runs (goal 0: {'met' if dropped == 0 else 'MISSED'})."
+        )
+    stalled = rows.get(10, {}).get("ours+stalled", [])
+    for r in stalled:
+        st = r.get("stalled") or {}
+        mem = r.get("server_memory") or {}
+        growth = (mem.get("peak_kib", 0) - mem.get("connected_kib", 0)) / 1024
+        bound = 16 * st.get("connected", 0)
+        ok = st.get("cut") == st.get("connected") and growth <= bound
+        lines.append(
+            f"- Scenario 10: {st.get('cut')} of {st.get('connected')} stalled members cut, server memory grew {growth:.1f} MiB"
+            f" (goal: all cut, growth at most {bound} MiB: {'met' if ok else 'MISSED'})."
+        )
+    return lines
+
+
 def idle_table(rows, order):
     out = [
         "| server | connected | connects/s | RSS before MiB | RSS connected MiB | per connection KiB | clean runs |",
@@ -415,9 +482,9 @@ def s3_rate(results, subscribers):
 def render(args):
     rows = load(args.results)
     floor = load_floor(args.results)
-    env = {k: os.environ.get(k.upper(), "?") for k in ["s1_subscribers", "s2_channels", "s2_members", "s2_rate", "s4_clients", "s3_rate", "s7_window", "s9_clients", "s9_posts"]}
+    env = {k: os.environ.get(k.upper(), "?") for k in ["s1_subscribers", "s2_channels", "s2_members", "s2_rate", "s4_clients", "s3_rate", "s7_window", "s9_clients", "s9_posts", "s10_subscribers", "s10_messages", "s10_stalled"]}
     s3 = med(next(iter(rows.get(3, {}).values()), []), "rate_per_sender")
-    fill = dict(s1=env["s1_subscribers"], s2c=env["s2_channels"], s2m=env["s2_members"], s2r=env["s2_rate"], s3=fmt(s3), s4=env["s4_clients"], s7w=env["s7_window"], s9=env["s9_clients"], s9p=env["s9_posts"])
+    fill = dict(s1=env["s1_subscribers"], s2c=env["s2_channels"], s2m=env["s2_members"], s2r=env["s2_rate"], s3=fmt(s3), s4=env["s4_clients"], s7w=env["s7_window"], s9=env["s9_clients"], s9p=env["s9_posts"], s10s=env["s10_subscribers"], s10m=env["s10_messages"], s10st=env["s10_stalled"])
     out = [
         BEGIN,
         f"Measured {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on {args.machine}.",
@@ -440,6 +507,8 @@ def render(args):
         }.get(scenario, ["ours", "ours-durable", "before", "ours-nodelay", "raw", "flask-gevent", "flask-threading", "node"])
         if scenario in (8, 9):
             table, notes = storm_table(rows[scenario], scenario)
+        elif scenario == 10:
+            table, notes = burst_table(rows[scenario], order)
         else:
             table, notes = (idle_table if scenario == 4 else traffic_table)(rows[scenario], order)
         out += table
@@ -450,7 +519,7 @@ def render(args):
         out.append("")
     out.append("### Goals (issues 6 and 22), computed from the tables above")
     out.append("")
-    out += (goals(rows, floor) + storm_goals(rows)) or ["- (no rows for our server)"]
+    out += (goals(rows, floor) + storm_goals(rows) + burst_goals(rows)) or ["- (no rows for our server)"]
     out.append(END)
     block = "\n".join(out) + "\n"
 

@@ -35,6 +35,8 @@
 //! - [`storm`]: the join storm (N clients into one channel at once: joins per second and
 //!   the server's CPU per join) and the reconnect storm (all of them reset and back at
 //!   once, resuming by token and last id, checked for loss and repeats), with its report.
+//! - [`stalled`]: members that never read their sockets, and whether the server cut
+//!   them (a slow consumer's cost, bounded or not).
 //! - [`rss`]: the server's memory, read from `/proc/PID/status`.
 //! - [`cpu`]: how much CPU time the server and the loadgen used while sending, from
 //!   `/proc/PID/task/*/schedstat`: which side was the limit.
@@ -56,6 +58,7 @@ pub mod raw;
 pub mod report;
 pub mod rss;
 pub mod run;
+pub mod stalled;
 pub mod storm;
 pub mod track;
 pub mod ws;

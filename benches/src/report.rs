@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::client::Protocol;
+use crate::stalled::StalledReport;
 
 /// Latency percentiles of one histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
@@ -136,6 +137,8 @@ pub struct Report {
     pub server_memory: Option<Memory>,
     /// CPU used by the server and the loadgen while sending.
     pub cpu: CpuUse,
+    /// The members that never read (`--stalled`), and how many the server cut.
+    pub stalled: Option<StalledReport>,
 }
 
 impl Report {
@@ -235,6 +238,15 @@ impl Report {
                 percent(self.cpu.loadgen_busy)
             ),
         );
+        if let Some(stalled) = self.stalled {
+            row(
+                "stalled members",
+                format!(
+                    "{} of {} set up, {} cut by the server",
+                    stalled.connected, stalled.clients, stalled.cut
+                ),
+            );
+        }
         for e in &self.errors {
             row("error", e.clone());
         }

@@ -27,6 +27,7 @@ use crate::cpu;
 use crate::payload::{self, Stamp};
 use crate::report::{CpuUse, Memory, Percentiles, Report};
 use crate::rss;
+use crate::stalled::Stalled;
 use crate::track::{Samples, Seen, SenderSlot, Tracker, MAX_WINDOW};
 use crate::Error;
 
@@ -80,6 +81,9 @@ pub struct Config {
     /// client (0: none). A sample is enough, and stamping every read of every client
     /// costs the loadgen's core enough to change what it measures.
     pub arrival_every: usize,
+    /// Members of channel 0 that never read their sockets ([`crate::stalled`]); not
+    /// counted as recipients.
+    pub stalled: usize,
 }
 
 impl Config {
@@ -112,6 +116,7 @@ impl Default for Config {
             server_pid: None,
             run_id: default_run_id(),
             arrival_every: 0,
+            stalled: 0,
         }
     }
 }
@@ -215,6 +220,21 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         slot.recipients.store(recipients, Ordering::Relaxed);
     }
 
+    let stalled = match config.stalled {
+        0 => None,
+        count => Some(
+            Stalled::connect(
+                config.protocol,
+                config.addr,
+                &config.run_id,
+                &format!("{}c0", config.run_id),
+                count,
+                config.connect_timeout,
+            )
+            .await,
+        ),
+    };
+
     sleep(config.settle).await;
     let at_connected = pid.and_then(rss::read);
 
@@ -257,6 +277,10 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         None => 0,
     };
     let after = pid.and_then(rss::read);
+    let stalled = match stalled {
+        Some(stalled) => Some(stalled.verdict().await),
+        None => None,
+    };
     let stop_deadline = Instant::now() + Duration::from_secs(5);
     while tokio::time::timeout_at(stop_deadline, tasks.join_next())
         .await
@@ -327,6 +351,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         until_last_ms: Percentiles::of(&tracker.until_last()),
         server_memory: memory,
         cpu,
+        stalled,
     })
 }
 

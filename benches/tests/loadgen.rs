@@ -151,6 +151,11 @@ impl Drop for Ours {
 }
 
 fn start_ours() -> Ours {
+    start_ours_with(Limits::default())
+}
+
+/// Our engine with `limits`, flood control lifted, over WebSocket and TCP.
+fn start_ours_with(limits: Limits) -> Ours {
     let http = std::net::TcpListener::bind("127.0.0.1:0").expect("bind http");
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tcp");
     let (http_addr, tcp_addr) = (http.local_addr().unwrap(), tcp.local_addr().unwrap());
@@ -165,7 +170,7 @@ fn start_ours() -> Ours {
         rt.block_on(async move {
             let fast = Rate::new(100_000, 100_000.0);
             let limits = {
-                let mut limits = Limits::default();
+                let mut limits = limits;
                 limits.message_rate = fast;
                 limits.channel_create_rate = fast;
                 // Every loadgen client comes from 127.0.0.1.
@@ -240,6 +245,44 @@ async fn loadgen_against_our_engine_over_ws_and_tcp() {
         // Our engine echoes each message to its sender too; loadgen ignores those.
         assert_eq!(report.echoes_ignored, 300, "{protocol:?}\n{table}");
         assert!(report.is_clean(), "{protocol:?}\n{table}");
+    }
+}
+
+/// A stalled member is reported cut by a server that bounds what it queues for it, and
+/// kept by one whose bound the burst does not reach; the readers get everything either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn stalled_members_are_reported_cut_or_kept() {
+    for (hard_bytes, cut) in [
+        (Limits::default().session_queue_hard_bytes, 0),
+        (1024 * 1024, 2),
+    ] {
+        let ours = start_ours_with({
+            let mut limits = Limits::default();
+            limits.session_queue_hard_bytes = hard_bytes;
+            limits.session_queue_soft_bytes = hard_bytes.min(limits.session_queue_soft_bytes);
+            limits
+        });
+        let config = Config {
+            clients: 3,
+            channels: 1,
+            senders: 1,
+            size: 4_000,
+            // About 8 MB: past the small bound and the loopback socket buffers (a few MB),
+            // under the default hard limit.
+            max_messages: 2_000,
+            // The readers pace the sender (the stalled members do not count in the
+            // window), so only the stalled members' queues grow.
+            window: 64,
+            stalled: 2,
+            ..config(Protocol::Ws, ours.http)
+        };
+        let report = run(config).await.expect("run");
+        let table = report.table();
+        assert!(report.is_clean(), "{table}");
+        assert_eq!(report.deliveries, 2 * 2_000, "{table}");
+        let stalled = report.stalled.expect("a stalled report");
+        assert_eq!((stalled.clients, stalled.connected), (2, 2), "{table}");
+        assert_eq!(stalled.cut, cut, "hard limit {hard_bytes}:\n{table}");
     }
 }
 

@@ -109,7 +109,10 @@ async fn default_byte_limits_spare_a_burst_and_cut_a_stalled_reader() {
 
     // The burst: a short chat line each, as fast as the room commits them.
     for n in 0..BURST {
-        poster.post("burst", &format!("burst line {n}")).await.unwrap();
+        poster
+            .post("burst", &format!("burst line {n}"))
+            .await
+            .unwrap();
     }
     let expected: Vec<u64> = (1..=BURST as u64).collect();
     for reader in readers {

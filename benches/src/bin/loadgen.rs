@@ -105,6 +105,11 @@ struct Args {
     /// N-th client (0: none).
     #[arg(long, value_name = "N", default_value_t = 0)]
     arrival_every: usize,
+    /// Members of channel 0 that connect, log in and join, then never read their
+    /// sockets: reports how many the server cut (and, with `--server-pid`, what they
+    /// cost its memory meanwhile).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    stalled: usize,
 }
 
 /// The storms: `--join-storm N` and `--reconnect-storm`.
@@ -192,6 +197,7 @@ fn real_main() -> Result<ExitCode, Box<dyn Error>> {
         server_pid: args.server_pid,
         run_id: args.run_id.unwrap_or_else(run::default_run_id),
         arrival_every: args.arrival_every,
+        stalled: args.stalled,
     };
     // The watchdog: every phase is bounded, this bounds the process too.
     let hard = config.setup_budget + config.settle + config.duration + config.drain;
