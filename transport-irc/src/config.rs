@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use chat_core::InvalidLimit;
+use chat_core::{InvalidLimit, Rate};
 
 /// Longest IRC line a client may send, tags excluded, counting the final `\r\n`
 /// (RFC 1459 and the modern IRC documents).
@@ -35,6 +35,12 @@ pub struct IrcConfig {
     /// Most open connections, registered or not. A permit is taken before `accept`, so
     /// further clients wait in the listen backlog. Default 100,000.
     pub max_connections: usize,
+    /// Most open connections from one client address (an IPv6 address counts by its
+    /// /64); one more gets `ERROR :Closing link: too_many_connections`. Default 64.
+    pub max_connections_per_address: usize,
+    /// Rate of new connections from one client address; a faster one gets
+    /// `ERROR :Closing link: rate_limited`. Default 20 at once, then 5 per second.
+    pub connect_rate_per_address: Rate,
     /// The server's name: the source of every numeric and server notice. It must contain a
     /// dot, which no nick can (the name mapping escapes it), so a nick never passes for
     /// the server. Default `flack.irc`.
@@ -61,6 +67,8 @@ impl Default for IrcConfig {
     fn default() -> Self {
         IrcConfig {
             max_connections: 100_000,
+            max_connections_per_address: 64,
+            connect_rate_per_address: Rate::new(20, 5.0),
             server_name: "flack.irc".into(),
             network_name: "Flack".into(),
             motd: vec![
@@ -85,6 +93,12 @@ impl IrcConfig {
     /// one word, a MOTD line with a line break.
     pub fn validate(&self) -> Result<(), InvalidLimit> {
         InvalidLimit::nonzero("max_connections", self.max_connections)?;
+        InvalidLimit::nonzero(
+            "max_connections_per_address",
+            self.max_connections_per_address,
+        )?;
+        self.connect_rate_per_address
+            .validate("connect_rate_per_address")?;
         InvalidLimit::nonzero("ping_interval", self.ping_interval)?;
         InvalidLimit::nonzero("ping_timeout", self.ping_timeout)?;
         InvalidLimit::nonzero("registration_timeout", self.registration_timeout)?;

@@ -1,7 +1,7 @@
 //! One IRC connection: the loop that reads its lines, hands each to the [`Dispatcher`],
 //! and writes what the client should see.
 //!
-//! Started by `listener.rs`, one task per connection on the caller's runtime. A single task
+//! Started by the accept loop (`transport_tcp::accept_loop`), one task per connection on the caller's runtime. A single task
 //! selects over the client's next line, the outcome of its oldest post, its session's next
 //! events, the keep-alive deadline and shutdown, so every answer is written before the
 //! events that follow it. `PRIVMSG`s are pipelined through a [`PostPipeline`] as on the
@@ -24,9 +24,13 @@
 //! session as a slow consumer.
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use chat_core::{ChatError, ChatMessage, Engine, Event, PostOutcome, PostPipeline, Session};
+use chat_core::{
+    ChatError, ChatMessage, Engine, Event, GateRefusal, PostOutcome, PostPipeline, Session,
+};
 use futures_util::StreamExt;
 use irc_proto::{Command, Message};
 use tokio::io::AsyncWriteExt;
@@ -44,9 +48,30 @@ use crate::error::IrcError;
 /// Output capacity kept between writes; a burst's larger buffer is given back.
 const KEEP_OUT: usize = 8 * 1024;
 
+/// Tells a connection the per-address gate refused why, in one `ERROR` line, and closes
+/// it, within `write_timeout`.
+pub(crate) async fn refuse(mut stream: TcpStream, refused: GateRefusal, write_timeout: Duration) {
+    let line = Message::from(Command::ERROR(format!(
+        "Closing link: {}: {refused}",
+        refused.code()
+    )))
+    .to_string();
+    let write = async {
+        stream.write_all(line.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    if let Err(e) = timeout(write_timeout, write)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    {
+        tracing::debug!(error = %e, "could not tell a refused connection why");
+    }
+}
+
 /// Serves one client until it quits, goes away, times out, is dropped, or shutdown.
 pub(crate) async fn run(
     stream: TcpStream,
+    peer: IpAddr,
     engine: Engine,
     config: IrcConfig,
     shutdown: CancellationToken,
@@ -57,7 +82,7 @@ pub(crate) async fn run(
         lines: FramedRead::new(read, IrcCodec::new()),
         writer: write,
         out: Vec::new(),
-        dispatcher: Dispatcher::new(engine, config.clone()),
+        dispatcher: Dispatcher::new(engine, peer, config.clone()),
         posts: PostPipeline::new(),
         events: Vec::new(),
         shutdown,

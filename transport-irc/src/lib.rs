@@ -31,8 +31,10 @@
 //! - [`serve`] (here): the entry point; checks the config and runs the listener until
 //!   shutdown.
 //! - [`config`]: [`IrcConfig`], the transport's own limits and names, and IRC's line limits.
-//! - `listener`: the accept loop (backoff on errors, a connection cap, one task per
-//!   connection, waits for them on shutdown).
+//! - the accept loop is transport-tcp's (`transport_tcp::accept_loop`): IRC connections
+//!   cost and fail like line connections (backoff on errors, a connection cap, the
+//!   per-address gate answered with `ERROR`, one task per connection, waits for them on
+//!   shutdown).
 //! - `connection`: one client's loop: lines in, answers and engine events out, PING
 //!   keep-alive, bounded writes, echo-message, shutdown.
 //! - `dispatch/`: one IRC message to [`Session`](chat_core::Session) calls and the lines
@@ -56,7 +58,6 @@ pub mod config;
 mod connection;
 mod dispatch;
 mod error;
-mod listener;
 pub mod nick;
 pub mod render;
 pub mod reply;
@@ -67,6 +68,7 @@ pub use error::IrcError;
 use chat_core::{Engine, InvalidLimit};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use transport_tcp::{accept_loop, AcceptSettings};
 
 /// Serves IRC on `listener` until `shutdown` fires.
 ///
@@ -84,6 +86,23 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), InvalidLimit> {
     config.validate()?;
-    listener::run(listener, engine, config, shutdown).await;
+    let settings = AcceptSettings::new(
+        "irc",
+        config.max_connections,
+        config.max_connections_per_address,
+        config.connect_rate_per_address,
+    );
+    let write_timeout = config.write_timeout;
+    let serve = |stream, peer| {
+        connection::run(
+            stream,
+            peer,
+            engine.clone(),
+            config.clone(),
+            shutdown.clone(),
+        )
+    };
+    let refuse = |stream, refused| connection::refuse(stream, refused, write_timeout);
+    accept_loop(listener, settings, shutdown.clone(), serve, refuse).await;
     Ok(())
 }

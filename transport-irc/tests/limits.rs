@@ -151,3 +151,62 @@ async fn an_invalid_config_is_refused_at_start_up() {
     assert_eq!(refused.name, "ping_timeout");
     engine.shutdown().await;
 }
+
+/// One address holds at most `max_connections_per_address` IRC connections at once; one
+/// more is told why in an `ERROR` and closed, and the ones it has go on.
+#[tokio::test]
+async fn one_address_is_capped_in_connections() {
+    let mut config = IrcConfig::default();
+    config.max_connections_per_address = 2;
+    let s = Server::start(limits(), config).await;
+    let mut first = s.user("cap1").await;
+    let _second = s.user("cap2").await;
+    let lines = s.client().await.expect_eof().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ERROR :Closing link: too_many_connections")),
+        "{lines:?}"
+    );
+    first.send("PING :still").await;
+    first.expect_line("PONG").await;
+}
+
+/// New connections from one address come at most at `connect_rate_per_address`.
+#[tokio::test]
+async fn one_address_is_rate_limited_in_new_connections() {
+    let mut config = IrcConfig::default();
+    config.connect_rate_per_address = Rate::new(2, 0.01);
+    let s = Server::start(limits(), config).await;
+    let _first = s.user("rate1").await;
+    let _second = s.user("rate2").await;
+    let lines = s.client().await.expect_eof().await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("ERROR :Closing link: rate_limited")),
+        "{lines:?}"
+    );
+}
+
+/// New users registered over IRC count against the engine's `login_rate_per_address`,
+/// as on the other transports: a script cannot register names through IRC faster.
+#[tokio::test]
+async fn new_users_from_one_address_are_rate_limited() {
+    let mut limits = limits();
+    limits.login_rate_per_address = Rate::new(2, 0.01);
+    let s = Server::start(limits, IrcConfig::default()).await;
+    let _first = s.user("new1").await;
+    let _second = s.user("new2").await;
+    let mut third = s.client().await;
+    third.send("NICK new3\r\nUSER new3 0 * :new3").await;
+    let refused = third
+        .expect("the refusal", |l| l.contains("rate_limited"))
+        .await;
+    assert!(refused.contains("login_rate_per_address"), "{refused}");
+    // Nothing was registered: the name is free for someone else.
+    s.engine
+        .connect(chat_core::Login::Name("new3".into()))
+        .await
+        .expect("new3 was not taken by the refused registration");
+}

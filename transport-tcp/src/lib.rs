@@ -32,8 +32,9 @@
 //! - [`serve`] (here): the entry point; checks the config and runs the listener until
 //!   shutdown.
 //! - [`config`]: [`TcpConfig`], the transport's own limits and timeouts, and their check.
-//! - `listener`: the accept loop (backoff on errors, a connection cap, the per-address
-//!   gate, one task per connection, waits for them on shutdown).
+//! - [`accept`]: the accept loop of both line-based listeners, this one and IRC's
+//!   (backoff on errors, a connection cap, the per-address gate, one task per connection,
+//!   waits for them on shutdown).
 //! - `connection`: one client's loop: lines in, answers and engine events out, idle
 //!   timeout, bounded writes, shutdown.
 //! - `dispatch`: one command to [`Session`](chat_core::Session) calls and the lines that
@@ -45,15 +46,16 @@
 
 #![warn(missing_docs)]
 
+pub mod accept;
 pub mod codec;
 pub mod command;
 pub mod config;
 mod connection;
 mod dispatch;
 mod error;
-mod listener;
 pub mod render;
 
+pub use accept::{accept_loop, AcceptSettings};
 pub use config::TcpConfig;
 pub use error::TcpError;
 
@@ -79,6 +81,23 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), InvalidLimit> {
     config.validate()?;
-    listener::run(listener, engine, config, shutdown).await;
+    let settings = AcceptSettings::new(
+        "tcp",
+        config.max_connections,
+        config.max_connections_per_address,
+        config.connect_rate_per_address,
+    );
+    let write_timeout = config.write_timeout;
+    let serve = |stream, peer| {
+        connection::run(
+            stream,
+            peer,
+            engine.clone(),
+            config.clone(),
+            shutdown.clone(),
+        )
+    };
+    let refuse = |stream, refused| connection::refuse(stream, refused, write_timeout);
+    accept_loop(listener, settings, shutdown.clone(), serve, refuse).await;
     Ok(())
 }

@@ -21,12 +21,14 @@ pub struct TransportFlags {
     pub max_connections: usize,
 
     /// Most open connections from one client address, per listener (an IPv6 address
-    /// counts by its /64); one more gets HTTP 429 or `! closed too_many_connections`.
+    /// counts by its /64); one more gets HTTP 429, `! closed too_many_connections` or IRC's
+    /// `ERROR :Closing link: too_many_connections`.
     #[arg(long, env = "FLACK_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 64)]
     pub max_connections_per_address: usize,
 
     /// Rate of new connections from one client address, per listener, as
-    /// BURST/PER_SECOND; a faster one gets HTTP 429 or `! closed rate_limited`.
+    /// BURST/PER_SECOND; a faster one gets HTTP 429, `! closed rate_limited` or IRC's
+    /// `ERROR :Closing link: rate_limited`.
     #[arg(long, env = "FLACK_CONNECT_RATE_PER_ADDRESS", default_value = "20/5", value_parser = parse_rate)]
     pub connect_rate_per_address: Rate,
 
@@ -130,6 +132,8 @@ impl TransportFlags {
     pub fn irc_config(&self) -> IrcConfig {
         let mut config = IrcConfig::default();
         config.max_connections = self.max_connections;
+        config.max_connections_per_address = self.max_connections_per_address;
+        config.connect_rate_per_address = self.connect_rate_per_address;
         config.server_name = self.irc_server_name.clone();
         config.ping_interval = self.irc_ping_interval;
         config.ping_timeout = self.irc_ping_timeout;

@@ -12,6 +12,7 @@
 //! `history`, one concern each.
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chat_core::{ChatMessage, Engine, MessageId, PendingPost, Room, Session, MAX_POSTS_IN_FLIGHT};
@@ -58,6 +59,8 @@ pub(crate) struct PostTag {
 /// One connection's side of the conversation with the engine.
 pub(crate) struct Dispatcher {
     engine: Engine,
+    /// The client's address: new users count against its login rate.
+    peer: IpAddr,
     config: Arc<IrcConfig>,
     server: Server,
     reg: register::Registration,
@@ -84,12 +87,13 @@ pub(crate) struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher for a client that has not registered yet.
-    pub(crate) fn new(engine: Engine, config: Arc<IrcConfig>) -> Dispatcher {
+    pub(crate) fn new(engine: Engine, peer: IpAddr, config: Arc<IrcConfig>) -> Dispatcher {
         let server = Server {
             name: config.server_name.clone(),
         };
         Dispatcher {
             engine,
+            peer,
             config,
             server,
             reg: register::Registration::default(),

@@ -133,7 +133,7 @@ impl Dispatcher {
                 }
             },
         };
-        let session = match self.engine.connect(login).await {
+        let session = match self.engine.connect_from(login, self.peer).await {
             Ok(session) => session,
             Err(
                 e

@@ -1,6 +1,7 @@
 //! The dispatcher without sockets: IRC lines in, the lines that answer them out, against a
 //! real engine. Integration tests over real sockets are in `transport-irc/tests/`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chat_core::{Engine, Login};
@@ -14,7 +15,11 @@ async fn engine() -> Engine {
 }
 
 fn dispatcher(engine: &Engine) -> Dispatcher {
-    Dispatcher::new(engine.clone(), Arc::new(IrcConfig::default()))
+    Dispatcher::new(
+        engine.clone(),
+        IpAddr::from([127, 0, 0, 1]),
+        Arc::new(IrcConfig::default()),
+    )
 }
 
 /// The lines answering `line`, as written on the wire (without `\r\n`).
