@@ -9,70 +9,32 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chat_core::broker::{Change, ChannelRecord, Follow, Proposal, Receipt, Stored};
-use chat_core::{
-    Broker, ChannelName, ChatError, ChatMessage, ClusterEvent, Engine, Event, Identity, Limits,
-    MemoryBroker, ResumeToken, Room, UserId, UserRef,
-};
-use chrono::{DateTime, Utc};
+use chat_core::broker::{Change, Follow, Stored};
+use chat_core::{ChatError, ChatMessage, Engine, Event, Limits, MemoryBroker, Room};
+use chrono::Utc;
+use common::hooked::{Hooked, RoomFeeds};
 use common::{assert_none, user, wait_for};
 use tokio::sync::mpsc;
 
-/// A `MemoryBroker` whose room feeds, and whose rooms' stored history, the test writes
-/// itself.
+/// Room feeds and stored history the test writes itself, over a `MemoryBroker`.
+#[derive(Default)]
 struct ScriptedFeed {
-    inner: MemoryBroker,
     feed: Mutex<Option<mpsc::UnboundedSender<Change>>>,
     store: Mutex<Stored>,
 }
 
 impl ScriptedFeed {
-    fn new() -> Arc<ScriptedFeed> {
-        Arc::new(ScriptedFeed {
-            inner: MemoryBroker::new(&Limits::default()),
-            feed: Mutex::new(None),
-            store: Mutex::new(Stored::default()),
-        })
+    fn new() -> Arc<Hooked<ScriptedFeed>> {
+        Hooked::wrap(
+            Arc::new(MemoryBroker::new(&Limits::default())),
+            ScriptedFeed::default(),
+        )
     }
 }
 
 #[async_trait::async_trait]
-impl Broker for ScriptedFeed {
-    async fn register(&self, name: String) -> Result<Identity, ChatError> {
-        self.inner.register(name).await
-    }
-    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
-        self.inner.resume(token).await
-    }
-    fn session_ended(&self, user: UserId) {
-        self.inner.session_ended(user)
-    }
-    async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError> {
-        self.inner.keep_alive(online).await
-    }
-    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError> {
-        self.inner.find_user(name).await
-    }
-    async fn claim_channel(
-        &self,
-        name: &ChannelName,
-        created_at: DateTime<Utc>,
-    ) -> Result<bool, ChatError> {
-        self.inner.claim_channel(name, created_at).await
-    }
-    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError> {
-        self.inner.lookup_channel(key).await
-    }
-    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError> {
-        self.inner.channels().await
-    }
-    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError> {
-        self.inner.open_direct(pair).await
-    }
-    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError> {
-        self.inner.directs_of(user).await
-    }
-    async fn follow(&self, _room: &Room) -> Result<Follow, ChatError> {
+impl RoomFeeds for ScriptedFeed {
+    async fn follow(&self, _inner: &MemoryBroker, _room: &Room) -> Result<Follow, ChatError> {
         let (tx, changes) = mpsc::unbounded_channel();
         *self.feed.lock().unwrap() = Some(tx);
         Ok(Follow {
@@ -80,17 +42,8 @@ impl Broker for ScriptedFeed {
             changes,
         })
     }
-    async fn stored(&self, _room: &Room) -> Result<Stored, ChatError> {
+    async fn stored(&self, _inner: &MemoryBroker, _room: &Room) -> Result<Stored, ChatError> {
         Ok(self.store.lock().unwrap().clone())
-    }
-    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
-        self.inner.commit(room, proposal).await
-    }
-    fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
-        self.inner.cluster_events()
-    }
-    fn epoch(&self) -> &str {
-        self.inner.epoch()
     }
 }
 
@@ -106,6 +59,7 @@ async fn a_resync_older_than_the_feed_deletes_nothing_newer() {
     let mut alice = user(&engine, "alice").await;
     let room = alice.join("c", None).await.unwrap().room;
     let feed = broker
+        .feeds
         .feed
         .lock()
         .unwrap()
@@ -163,6 +117,7 @@ async fn ids_missing_within_the_stored_range_are_deleted_not_lost() {
     let mut alice = user(&engine, "alice").await;
     let room = alice.join("c", None).await.unwrap().room;
     let feed = broker
+        .feeds
         .feed
         .lock()
         .unwrap()
@@ -214,6 +169,7 @@ async fn a_deletion_of_a_message_the_room_missed_is_not_undone_by_an_older_snaps
     let mut alice = user(&engine, "alice").await;
     let room = alice.join("c", None).await.unwrap().room;
     let feed = broker
+        .feeds
         .feed
         .lock()
         .unwrap()
@@ -234,7 +190,7 @@ async fn a_deletion_of_a_message_the_room_missed_is_not_undone_by_an_older_snaps
     feed.send(Change::Posted(message(1))).unwrap();
     // The feed lost 2 and 3, then 3 was deleted: the room hears of the deletion first,
     // and only later of a snapshot read before it.
-    *broker.store.lock().unwrap() = Stored::new(vec![message(1), message(2)], 3);
+    *broker.feeds.store.lock().unwrap() = Stored::new(vec![message(1), message(2)], 3);
     feed.send(Change::Deleted(3)).unwrap();
     feed.send(Change::Resync(Stored::new(
         vec![message(1), message(2), message(3)],

@@ -8,14 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::broker::{ChannelRecord, Follow, Proposal, Receipt, Stored};
-use chat_core::{
-    Broker, ChannelName, ChatError, ClusterEvent, Engine, Identity, Limits, Login, MemoryBroker,
-    ResumeToken, Room, UserId, UserRef,
-};
-use chrono::{DateTime, Utc};
+use chat_core::broker::Follow;
+use chat_core::{Broker, ChatError, Engine, Limits, Login, MemoryBroker, Room};
+use common::hooked::{Hooked, RoomFeeds};
 use common::{engine_with, next_message, user};
-use tokio::sync::mpsc;
 
 /// Limits under which a room stops 100 ms after its last follower left.
 fn quick_idle() -> Limits {
@@ -113,49 +109,14 @@ async fn memory_returns_to_its_baseline_once_the_users_are_gone() {
     assert_eq!(after.channels, 20, "channels themselves are kept");
 }
 
-/// The in-memory broker, except that following a room fails while `failures` is above 0.
+/// Following a room fails while `failures` is above 0.
 struct FailingFollow {
-    inner: MemoryBroker,
     failures: AtomicUsize,
 }
 
 #[async_trait::async_trait]
-impl Broker for FailingFollow {
-    async fn register(&self, name: String) -> Result<Identity, ChatError> {
-        self.inner.register(name).await
-    }
-    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
-        self.inner.resume(token).await
-    }
-    fn session_ended(&self, user: UserId) {
-        self.inner.session_ended(user)
-    }
-    async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError> {
-        self.inner.keep_alive(online).await
-    }
-    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError> {
-        self.inner.find_user(name).await
-    }
-    async fn claim_channel(
-        &self,
-        name: &ChannelName,
-        at: DateTime<Utc>,
-    ) -> Result<bool, ChatError> {
-        self.inner.claim_channel(name, at).await
-    }
-    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError> {
-        self.inner.lookup_channel(key).await
-    }
-    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError> {
-        self.inner.channels().await
-    }
-    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError> {
-        self.inner.open_direct(pair).await
-    }
-    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError> {
-        self.inner.directs_of(user).await
-    }
-    async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
+impl RoomFeeds for FailingFollow {
+    async fn follow(&self, inner: &MemoryBroker, room: &Room) -> Result<Follow, ChatError> {
         let failing = self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -163,28 +124,18 @@ impl Broker for FailingFollow {
         if failing {
             return Err(ChatError::Unavailable("the store is down".into()));
         }
-        self.inner.follow(room).await
-    }
-    async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
-        self.inner.stored(room).await
-    }
-    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
-        self.inner.commit(room, proposal).await
-    }
-    fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
-        self.inner.cluster_events()
-    }
-    fn epoch(&self) -> &str {
-        self.inner.epoch()
+        inner.follow(room).await
     }
 }
 
 #[tokio::test]
 async fn a_room_that_cannot_load_its_history_says_why_and_starts_again() {
-    let broker = Arc::new(FailingFollow {
-        inner: MemoryBroker::new(&Limits::default()),
-        failures: AtomicUsize::new(0),
-    });
+    let broker = Hooked::wrap(
+        Arc::new(MemoryBroker::new(&Limits::default())),
+        FailingFollow {
+            failures: AtomicUsize::new(0),
+        },
+    );
     let engine = Engine::builder()
         .broker(broker.clone())
         .start()
@@ -192,7 +143,7 @@ async fn a_room_that_cannot_load_its_history_says_why_and_starts_again() {
         .unwrap();
     engine.create_channel("c").await.unwrap();
     let alice = user(&engine, "alice").await;
-    broker.failures.store(2, Ordering::SeqCst);
+    broker.feeds.failures.store(2, Ordering::SeqCst);
     let refused = alice.join("c", None).await.unwrap_err();
     assert_eq!(refused.code(), "unavailable", "{refused}");
     assert!(

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod hooked;
 #[cfg(feature = "redis")]
 pub mod redis_server;
 

@@ -1,4 +1,4 @@
-//! `LossyBroker`: one node's view of a shared `MemoryBroker` whose feed can be cut, the
+//! `LossyBroker` (a [`Hooked`] broker with [`Lossy`] feeds): one node's view of a shared `MemoryBroker` whose feed can be cut, the
 //! way a Redis node loses its pub/sub connection. While cut, every change meant for this
 //! node's rooms is lost. Reconnecting lets changes flow again, and the resynchronisation
 //! sends each followed room its stored history (`Change::Resync`): at once, a little
@@ -13,38 +13,36 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chat_core::broker::{Change, ChannelRecord, Follow, Proposal, Receipt, Stored};
-use chat_core::{
-    Broker, ChannelName, ChatError, ClusterEvent, Identity, MemoryBroker, ResumeToken, Room,
-    UserId, UserRef,
-};
-use chrono::{DateTime, Utc};
+use chat_core::broker::{Change, Follow, Stored};
+use chat_core::{Broker, ChatError, MemoryBroker, Room};
 use tokio::sync::mpsc;
 
-pub struct LossyBroker {
-    inner: Arc<MemoryBroker>,
+use crate::common::hooked::{Hooked, RoomFeeds};
+
+/// One node's feeds: cut or flowing, and every room followed with the sending half of
+/// its feed.
+#[derive(Default)]
+pub struct Lossy {
     cut: Arc<AtomicBool>,
-    /// Every room this node follows, with the sending half of its feed.
     feeds: Mutex<Vec<(Room, mpsc::UnboundedSender<Change>)>>,
 }
 
-impl LossyBroker {
+/// A shared `MemoryBroker` seen through one node's [`Lossy`] feeds.
+pub type LossyBroker = Hooked<Lossy>;
+
+impl Hooked<Lossy> {
     pub fn new(inner: Arc<MemoryBroker>) -> Arc<LossyBroker> {
-        Arc::new(LossyBroker {
-            inner,
-            cut: Arc::new(AtomicBool::new(false)),
-            feeds: Mutex::new(Vec::new()),
-        })
+        Hooked::wrap(inner, Lossy::default())
     }
 
     /// Loses every change for this node until [`LossyBroker::reconnect`].
     pub fn cut(&self) {
-        self.cut.store(true, Ordering::SeqCst);
+        self.feeds.cut.store(true, Ordering::SeqCst);
     }
 
     /// Reconnects: changes flow again (a room may now see a change with a hole before it).
     pub fn reconnect(&self) {
-        self.cut.store(false, Ordering::SeqCst);
+        self.feeds.cut.store(false, Ordering::SeqCst);
     }
 
     /// Catches up after a reconnection: every followed room gets its stored history.
@@ -56,7 +54,7 @@ impl LossyBroker {
     /// resynchronisation: changes stored meanwhile reach the rooms before it).
     pub async fn snapshot(&self) -> Snapshot {
         let feeds: Vec<_> = {
-            let mut feeds = self.feeds.lock().unwrap();
+            let mut feeds = self.feeds.feeds.lock().unwrap();
             feeds.retain(|(_, tx)| !tx.is_closed());
             feeds.clone()
         };
@@ -82,48 +80,13 @@ impl Snapshot {
 }
 
 #[async_trait::async_trait]
-impl Broker for LossyBroker {
-    async fn register(&self, name: String) -> Result<Identity, ChatError> {
-        self.inner.register(name).await
-    }
-    async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
-        self.inner.resume(token).await
-    }
-    fn session_ended(&self, user: UserId) {
-        self.inner.session_ended(user)
-    }
-    async fn keep_alive(&self, online: Vec<UserId>) -> Result<(), ChatError> {
-        self.inner.keep_alive(online).await
-    }
-    async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError> {
-        self.inner.find_user(name).await
-    }
-    async fn claim_channel(
-        &self,
-        name: &ChannelName,
-        created_at: DateTime<Utc>,
-    ) -> Result<bool, ChatError> {
-        self.inner.claim_channel(name, created_at).await
-    }
-    async fn lookup_channel(&self, key: &str) -> Result<Option<ChannelRecord>, ChatError> {
-        self.inner.lookup_channel(key).await
-    }
-    async fn channels(&self) -> Result<Vec<ChannelRecord>, ChatError> {
-        self.inner.channels().await
-    }
-    async fn open_direct(&self, pair: [UserRef; 2]) -> Result<(), ChatError> {
-        self.inner.open_direct(pair).await
-    }
-    async fn directs_of(&self, user: UserId) -> Result<Vec<[UserRef; 2]>, ChatError> {
-        self.inner.directs_of(user).await
-    }
-
+impl RoomFeeds for Lossy {
     /// The shared broker's feed, passed on through a task that drops what comes while cut.
-    async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
+    async fn follow(&self, inner: &MemoryBroker, room: &Room) -> Result<Follow, ChatError> {
         let Follow {
             stored,
             changes: mut from_store,
-        } = self.inner.follow(room).await?;
+        } = inner.follow(room).await?;
         let (tx, changes) = mpsc::unbounded_channel();
         let (cut, to_room) = (self.cut.clone(), tx.clone());
         tokio::spawn(async move {
@@ -135,18 +98,5 @@ impl Broker for LossyBroker {
         });
         self.feeds.lock().unwrap().push((room.clone(), tx));
         Ok(Follow { stored, changes })
-    }
-
-    async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
-        self.inner.stored(room).await
-    }
-    async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
-        self.inner.commit(room, proposal).await
-    }
-    fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
-        self.inner.cluster_events()
-    }
-    fn epoch(&self) -> &str {
-        self.inner.epoch()
     }
 }
