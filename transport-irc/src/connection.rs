@@ -50,22 +50,13 @@ const KEEP_OUT: usize = 8 * 1024;
 
 /// Tells a connection the per-address gate refused why, in one `ERROR` line, and closes
 /// it, within `write_timeout`.
-pub(crate) async fn refuse(mut stream: TcpStream, refused: GateRefusal, write_timeout: Duration) {
+pub(crate) async fn refuse(stream: TcpStream, refused: GateRefusal, write_timeout: Duration) {
     let line = Message::from(Command::ERROR(format!(
         "Closing link: {}: {refused}",
         refused.code()
     )))
     .to_string();
-    let write = async {
-        stream.write_all(line.as_bytes()).await?;
-        stream.shutdown().await
-    };
-    if let Err(e) = timeout(write_timeout, write)
-        .await
-        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-    {
-        tracing::debug!(error = %e, "could not tell a refused connection why");
-    }
+    transport_tcp::accept::refuse_with(stream, line, write_timeout).await
 }
 
 /// Serves one client until it quits, goes away, times out, is dropped, or shutdown.

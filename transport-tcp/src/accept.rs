@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::{ConnectionGate, GateRefusal, Rate};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +61,21 @@ impl AcceptSettings {
             max_connections_per_address,
             connect_rate_per_address,
         }
+    }
+}
+
+/// Writes `line` (the refusal, with its line ending) to a refused connection within
+/// `write_timeout`, and closes it. Nothing is read: the client's first line may be on its
+/// way, and is dropped with the connection.
+pub async fn refuse_with(mut stream: TcpStream, line: String, write_timeout: Duration) {
+    let write = async {
+        stream.write_all(line.as_bytes()).await?;
+        stream.shutdown().await
+    };
+    match tokio::time::timeout(write_timeout, write).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "could not tell a refused connection why"),
+        Err(_) => tracing::debug!("could not tell a refused connection why: write timed out"),
     }
 }
 

@@ -80,20 +80,10 @@ pub(crate) async fn run(
 }
 
 /// Tells a connection the per-address gate refused why (`! closed <code>: <why>`), within
-/// `write_timeout`, and closes it. Nothing is read: the client's first line may be on its
-/// way, and is dropped with the connection.
-pub(crate) async fn refuse(mut stream: TcpStream, refused: GateRefusal, write_timeout: Duration) {
+/// `write_timeout`, and closes it.
+pub(crate) async fn refuse(stream: TcpStream, refused: GateRefusal, write_timeout: Duration) {
     let line = render::closed(refused.code(), &refused.to_string()) + "\r\n";
-    let write = async {
-        stream.write_all(line.as_bytes()).await?;
-        stream.shutdown().await
-    };
-    if let Err(e) = timeout(write_timeout, write)
-        .await
-        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-    {
-        tracing::debug!(error = %e, "could not tell a refused connection why");
-    }
+    crate::accept::refuse_with(stream, line, write_timeout).await
 }
 
 /// Why a connection ended.
