@@ -9,6 +9,8 @@
 
 use std::fs;
 
+use crate::report::CpuUse;
+
 /// CPU time used so far by every thread of `pid`, in nanoseconds.
 pub fn used_ns(pid: u32) -> Option<u64> {
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
@@ -41,6 +43,39 @@ pub fn thread_used_ns() -> Option<u64> {
 
 fn first_field(schedstat: &str) -> Option<u64> {
     schedstat.split_whitespace().next()?.parse().ok()
+}
+
+/// CPU time of both sides and deliveries so far, at one instant of the run.
+pub struct CpuReading {
+    server_ns: Option<u64>,
+    loadgen_ns: Option<u64>,
+    deliveries: u64,
+}
+
+impl CpuReading {
+    /// Reads both sides' CPU time now, with the deliveries counted so far.
+    pub fn take(server: Option<u32>, deliveries: u64) -> Self {
+        CpuReading {
+            server_ns: server.and_then(used_ns),
+            loadgen_ns: used_ns(std::process::id()),
+            deliveries,
+        }
+    }
+
+    /// What was used between `start` and this reading, `wall_ns` apart.
+    pub fn since(&self, start: &CpuReading, wall_ns: u64) -> CpuUse {
+        let used = |end: Option<u64>, begin: Option<u64>| Some(end?.checked_sub(begin?)? as f64);
+        let server = used(self.server_ns, start.server_ns);
+        let deliveries = self.deliveries.saturating_sub(start.deliveries);
+        let busy = |ns: Option<f64>| ns.filter(|_| wall_ns > 0).map(|ns| ns / wall_ns as f64);
+        CpuUse {
+            server_busy: busy(server),
+            server_us_per_delivery: server
+                .filter(|_| deliveries > 0)
+                .map(|ns| ns / 1e3 / deliveries as f64),
+            loadgen_busy: busy(used(self.loadgen_ns, start.loadgen_ns)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@
 //!   and classifying what arrives.
 //! - [`ws`]: the WebSocket client under [`client`]'s two WebSocket protocols: handshake,
 //!   frames read in place, masked writes.
+//! - [`receive`]: what one simulated client does with what it receives (deliveries,
+//!   echoes, duplicates, pings, the end of its session).
 //! - [`run`]: a whole load run, from the connect phase to the [`report`]; the testable
 //!   entry point behind `loadgen`.
 //! - [`report`]: the result of a run, as a human table and as JSON.
@@ -39,7 +41,7 @@
 //!   them (a slow consumer's cost, bounded or not).
 //! - [`rss`]: the server's memory, read from `/proc/PID/status`.
 //! - [`cpu`]: how much CPU time the server and the loadgen used while sending, from
-//!   `/proc/PID/task/*/schedstat`: which side was the limit.
+//!   `/proc/PID/task/*/schedstat` (`CpuReading`): which side was the limit.
 //! - [`raw`]: the raw-limit broadcast server behind `raw-ws`.
 //! - [`floor`]: the machine's floor for a fan-out (a bare writer and reader on loopback
 //!   sockets, no server), behind `loopback-floor`.
@@ -55,6 +57,7 @@ pub mod cpu;
 pub mod floor;
 pub mod payload;
 pub mod raw;
+pub mod receive;
 pub mod report;
 pub mod rss;
 pub mod run;

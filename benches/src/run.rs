@@ -22,13 +22,14 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
-use crate::client::{Conn, Incoming, Protocol};
-use crate::cpu;
+use crate::client::{Conn, Protocol};
+use crate::cpu::CpuReading;
 use crate::payload::{self, Stamp};
-use crate::report::{CpuUse, Memory, Percentiles, Report};
+use crate::receive::{Received, TAKE_AT_ONCE};
+use crate::report::{Memory, Percentiles, Report};
 use crate::rss;
 use crate::stalled::Stalled;
-use crate::track::{Samples, Seen, SenderSlot, Tracker, MAX_WINDOW};
+use crate::track::{SenderSlot, Tracker, MAX_WINDOW};
 use crate::Error;
 
 /// What to run. Durations bound each phase; see `loadgen --help` for the meaning of each.
@@ -241,7 +242,7 @@ pub async fn run(config: Config) -> Result<Report, Error> {
     // Send.
     let tracker = &shared.tracker;
     let send_start_ns = tracker.now_ns();
-    let cpu_start = CpuReading::take(pid, tracker);
+    let cpu_start = CpuReading::take(pid, tracker.unique.load(Ordering::Relaxed));
     // An error means every client has ended already; the run still finishes.
     let _ = phase_tx.send(Phase::Sending);
     let send_deadline = Instant::now() + config.duration;
@@ -257,7 +258,8 @@ pub async fn run(config: Config) -> Result<Report, Error> {
         sleep(Duration::from_millis(5).min(config.duration)).await;
     }
     let send_end_ns = tracker.now_ns();
-    let cpu = CpuReading::take(pid, tracker).since(&cpu_start, send_end_ns - send_start_ns);
+    let cpu = CpuReading::take(pid, tracker.unique.load(Ordering::Relaxed))
+        .since(&cpu_start, send_end_ns - send_start_ns);
     let _ = phase_tx.send(Phase::Draining);
 
     // Drain: wait for what is in flight.
@@ -526,13 +528,7 @@ async fn client(
     let _ = ready.send((plan.index, true)).await;
     drop(ready);
 
-    let mut received = Received {
-        tracker,
-        me: plan.sender,
-        name: &name,
-        seen: Seen::default(),
-        latencies: Samples::default(),
-    };
+    let mut received = Received::new(tracker, plan.sender, &name);
     let mut seq: u64 = 0;
     let mut send_start: Option<Instant> = None;
     let slot = plan.sender.map(|s| &tracker.senders[s as usize]);
@@ -565,7 +561,8 @@ async fn client(
                 let mut next = Some(incoming);
                 let mut taken = 0;
                 while let Some(incoming) = next.take() {
-                    if !received.take(incoming, &mut conn, &phase).await {
+                    let run_done = *phase.borrow() == Phase::Done;
+                    if !received.take(incoming, &mut conn, run_done).await {
                         break 'client;
                     }
                     taken += 1;
@@ -584,98 +581,6 @@ async fn client(
             }
         }
     }
-    tracker.flush(&mut received.latencies);
+    received.flush();
     let _ = timeout(Duration::from_secs(1), conn.close()).await;
-}
-
-/// What one client keeps of what it receives.
-struct Received<'a> {
-    tracker: &'a Tracker,
-    /// The client's own sender index: its echoes are not deliveries.
-    me: Option<u32>,
-    name: &'a str,
-    seen: Seen,
-    latencies: Samples,
-}
-
-impl Received<'_> {
-    /// Accounts for one thing the client received; whether the client goes on.
-    async fn take(
-        &mut self,
-        incoming: Result<Incoming, Error>,
-        conn: &mut Conn,
-        phase: &watch::Receiver<Phase>,
-    ) -> bool {
-        let (tracker, name) = (self.tracker, self.name);
-        match incoming {
-            Ok(Incoming::Delivery(stamp)) => {
-                if Some(stamp.sender) == self.me {
-                    tracker.echoes.fetch_add(1, Ordering::Relaxed);
-                } else if self.seen.insert(stamp.sender, stamp.seq) {
-                    let now = conn
-                        .read_at()
-                        .map_or_else(|| tracker.now_ns(), |at| tracker.ns_at(at));
-                    let arrived = conn.arrived_unix_ns();
-                    tracker.delivered(stamp, now, arrived, &mut self.latencies);
-                } else {
-                    tracker.duplicates.fetch_add(1, Ordering::Relaxed);
-                }
-                true
-            }
-            Ok(Incoming::Ping(token)) => match conn.pong(token).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracker.record_drop(format!("{name}: {e}"));
-                    false
-                }
-            },
-            Ok(Incoming::Closed(why)) => {
-                tracker.record_drop(format!("{name}: {why}"));
-                false
-            }
-            Ok(Incoming::Other) => true,
-            Err(e) => {
-                if *phase.borrow() != Phase::Done {
-                    tracker.record_drop(format!("{name}: {e}"));
-                }
-                false
-            }
-        }
-    }
-}
-
-/// Most frames a client takes from what it has read before it looks at the phase (and,
-/// for a sender, at its send timer) again.
-const TAKE_AT_ONCE: usize = 64;
-
-/// CPU time of both sides and deliveries so far, at one instant of the run.
-struct CpuReading {
-    server_ns: Option<u64>,
-    loadgen_ns: Option<u64>,
-    deliveries: u64,
-}
-
-impl CpuReading {
-    fn take(server: Option<u32>, tracker: &Tracker) -> Self {
-        CpuReading {
-            server_ns: server.and_then(cpu::used_ns),
-            loadgen_ns: cpu::used_ns(std::process::id()),
-            deliveries: tracker.unique.load(Ordering::Relaxed),
-        }
-    }
-
-    /// What was used between `start` and this reading, `wall_ns` apart.
-    fn since(&self, start: &CpuReading, wall_ns: u64) -> CpuUse {
-        let used = |end: Option<u64>, begin: Option<u64>| Some(end?.checked_sub(begin?)? as f64);
-        let server = used(self.server_ns, start.server_ns);
-        let deliveries = self.deliveries.saturating_sub(start.deliveries);
-        let busy = |ns: Option<f64>| ns.filter(|_| wall_ns > 0).map(|ns| ns / wall_ns as f64);
-        CpuUse {
-            server_busy: busy(server),
-            server_us_per_delivery: server
-                .filter(|_| deliveries > 0)
-                .map(|ns| ns / 1e3 / deliveries as f64),
-            loadgen_busy: busy(used(self.loadgen_ns, start.loadgen_ns)),
-        }
-    }
 }
