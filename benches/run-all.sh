@@ -340,7 +340,7 @@ for scenario in $SCENARIOS; do
             burst_peers=$(for s in $SERVERS; do case $s in ours*|before*|raw) ;; *) echo "$s" ;; esac; done)
             for r in $(seq 1 "$RUNS"); do for s in ours-burst raw $burst_peers; do
                 ROW="${s%-burst}" measure 10 "$s" "$r" --clients $((S10_SUBSCRIBERS + 1)) --channels 1 \
-                    --senders 1 --rate 0 --window 4096 --max-messages "$S10_MESSAGES" --duration 30 --drain 10
+                    --senders 1 --rate 0 --window 4096 --max-messages "$S10_MESSAGES" --duration 30 --drain 60
                 ROW="${s%-burst}+stalled" measure 10 "$s" "$r" --clients 101 --channels 1 --senders 1 \
                     --rate 0 --window 64 --size 4000 --max-messages 6000 --stalled "$S10_STALLED" \
                     --duration 30 --drain 10
