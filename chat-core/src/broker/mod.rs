@@ -35,13 +35,14 @@ pub(crate) mod redis;
 pub(crate) mod sqlite;
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::error::ChatError;
-use crate::event::PresenceChange;
 use crate::identity::{Identity, ResumeToken};
+use crate::limits::Rate;
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, UserId, UserRef};
 
 pub use memory::MemoryBroker;
@@ -77,10 +78,61 @@ pub enum Proposal {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Signal {
-    /// A member's presence changed.
-    Presence(UserRef, PresenceChange),
+    /// What changed in one node's share of the room's members over one presence tick (or
+    /// its whole share): every node's room merges the shares into one member list.
+    Presence(NodePresence),
     /// A member is typing.
     Typing(UserRef),
+}
+
+/// The id of one node of a cluster (one engine): random, made when the engine starts.
+pub type NodeId = Arc<str>;
+
+/// Where a member stands in a room *on one node* (the node's share of the room).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HereState {
+    /// At least one of the member's sessions on that node follows the room.
+    Online,
+    /// A member through that node, with no session there now.
+    Offline,
+    /// The member left the room on that node (on purpose): no longer a member there.
+    Left,
+}
+
+/// One node's presence in a room, as one signal per presence tick: the cost of presence
+/// between nodes is one publish per room per node per tick, whatever the number of
+/// changes, and nothing on a message's path.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodePresence {
+    /// The node whose share this is.
+    pub node: NodeId,
+    /// Whether `members` is the node's whole share (it replaces what the others knew of
+    /// that node), or only what changed since its last signal.
+    pub full: bool,
+    /// Whether the node asks every other node for its whole share: its room has just
+    /// started, or caught up after an outage, and knows nothing of the others.
+    pub ask: bool,
+    /// The members whose state on that node is new (or all of them, when `full`).
+    pub members: Vec<(UserRef, HereState)>,
+}
+
+impl NodePresence {
+    /// A share of `node`'s presence in a room.
+    pub fn new(
+        node: NodeId,
+        full: bool,
+        ask: bool,
+        members: Vec<(UserRef, HereState)>,
+    ) -> NodePresence {
+        NodePresence {
+            node,
+            full,
+            ask,
+            members,
+        }
+    }
 }
 
 /// A committed change, as delivered on a room's feed.
@@ -172,6 +224,20 @@ pub enum ClusterEvent {
     },
     /// Two users' private room was used for the first time (on any node).
     DirectOpened([UserRef; 2]),
+    /// A node stopped beating ([`Broker::heartbeat`]): its members' presence is gone from
+    /// every room.
+    NodeGone(NodeId),
+}
+
+/// What a node's heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Beat {
+    /// The cluster knew this node: nothing to do.
+    Known,
+    /// The cluster did not know this node (its first beat, or it had been taken for dead
+    /// after missing beats): every room here announces its whole share again.
+    Rejoined,
 }
 
 /// The seam between the engine's actors and the rest of the cluster: users, channel
@@ -226,6 +292,29 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Events from every node (this one included) that registries act on.
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent>;
+
+    /// Says that `node` is alive for `expiry` more; a node that has not beaten within its
+    /// expiry is taken for dead and every node gets [`ClusterEvent::NodeGone`] (within
+    /// one heartbeat interval of another node). The default does nothing: the nodes of an
+    /// in-process broker live and die with it.
+    async fn heartbeat(&self, node: &NodeId, expiry: Duration) -> Result<Beat, ChatError> {
+        let _ = (node, expiry);
+        Ok(Beat::Known)
+    }
+
+    /// Takes one token from `user`'s cluster-wide bucket of `limit` (`message_rate` or
+    /// `channel_create_rate`), refilled at `rate`: so a user spread over several nodes
+    /// gets one rate, not one per node. The default allows everything: a single node's
+    /// own buckets already hold every session of the user.
+    async fn take_token(
+        &self,
+        user: UserId,
+        limit: &'static str,
+        rate: Rate,
+    ) -> Result<(), ChatError> {
+        let _ = (user, limit, rate);
+        Ok(())
+    }
 
     /// The store's epoch: a random id made when the store was created (a new SQLite file,
     /// an empty Redis keyspace, a new in-memory broker). Clients compare it with the one

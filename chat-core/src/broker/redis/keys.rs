@@ -25,6 +25,16 @@ pub(super) const CHANNELS: &str = "flack:channels";
 /// The keyspace's epoch: a random id set (`SET NX`) by the first node that connects to it.
 pub(super) const EPOCH: &str = "flack:epoch";
 
+/// The sorted set of live nodes, scored by when each one's heartbeat expires (Unix
+/// milliseconds from Redis's `TIME`).
+pub(super) const NODES: &str = "flack:nodes";
+
+/// A user's cluster-wide flood bucket for `limit` (`message_rate`,
+/// `channel_create_rate`).
+pub(super) fn bucket(limit: &str, user: UserId) -> String {
+    format!("{PREFIX}:rate:{limit}:{}", user.0)
+}
+
 /// Who holds display name `name` (case-insensitively): the user's id.
 pub(super) fn name(name: &str) -> String {
     format!("{PREFIX}:name:{}", validate::name_key(name))

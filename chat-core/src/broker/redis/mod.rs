@@ -36,11 +36,11 @@ use self::keys::PREFIX;
 use self::pubsub::Shared;
 use self::scripts::Scripts;
 use crate::broker::{
-    new_epoch, Broker, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored,
+    new_epoch, Beat, Broker, ChannelRecord, ClusterEvent, Follow, NodeId, Proposal, Receipt, Stored,
 };
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
-use crate::limits::Limits;
+use crate::limits::{Limits, Rate};
 use crate::model::{ChannelName, Room, UserId, UserRef};
 
 /// How long one Redis command may take before the caller gets `unavailable`.
@@ -60,6 +60,8 @@ pub struct RedisBroker {
     history_limit: usize,
     hold_secs: u64,
     max_users: usize,
+    /// Each user's posts, counted over every node (`Limits::message_rate`).
+    message_rate: Rate,
     scripts: Arc<Scripts>,
 }
 
@@ -93,6 +95,7 @@ impl RedisBroker {
             history_limit: limits.history.max(1),
             hold_secs: limits.name_hold.as_secs().max(1),
             max_users: limits.max_users.max(1),
+            message_rate: limits.message_rate,
             scripts: Arc::new(Scripts::new()),
         };
         let (subscribed, first_subscription) = tokio::sync::oneshot::channel();
@@ -332,19 +335,27 @@ impl Broker for RedisBroker {
                     Room::Channel(_) => 0,
                     Room::Direct(_) => self.hold_secs,
                 };
+                let bucket = keys::bucket("message_rate", author.id);
                 let draft = wire::draft(&author, text).map_err(unavailable)?;
-                let stored: String = self
+                let rate = self.message_rate;
+                let (wait_ms, stored): (u64, String) = self
                     .scripts
                     .post
                     .key(keys::room_seq(&channel))
                     .key(keys::room_log(&channel))
+                    .key(bucket)
                     .arg(self.history_limit)
                     .arg(draft)
                     .arg(&channel)
                     .arg(expiry)
+                    .arg(rate.burst)
+                    .arg(per_ms(rate))
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
+                if wait_ms > 0 {
+                    return Err(rate_limited("message_rate", wait_ms));
+                }
                 let message = wire::message(&stored, room).ok_or_else(|| {
                     ChatError::Unavailable("redis returned a malformed message".into())
                 })?;
@@ -381,6 +392,58 @@ impl Broker for RedisBroker {
 
     fn epoch(&self) -> &str {
         &self.epoch
+    }
+
+    async fn heartbeat(&self, node: &NodeId, expiry: Duration) -> Result<Beat, ChatError> {
+        let added: i64 = self
+            .scripts
+            .heartbeat
+            .key(keys::NODES)
+            .arg(&**node)
+            .arg(u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX))
+            .arg(keys::CLUSTER_CHANNEL)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(if added == 1 {
+            Beat::Rejoined
+        } else {
+            Beat::Known
+        })
+    }
+
+    async fn take_token(
+        &self,
+        user: UserId,
+        limit: &'static str,
+        rate: Rate,
+    ) -> Result<(), ChatError> {
+        let wait_ms: u64 = self
+            .scripts
+            .take
+            .key(keys::bucket(limit, user))
+            .arg(rate.burst)
+            .arg(per_ms(rate))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        match wait_ms {
+            0 => Ok(()),
+            ms => Err(rate_limited(limit, ms)),
+        }
+    }
+}
+
+/// A bucket's refill in tokens per millisecond, as the scripts take it.
+fn per_ms(rate: Rate) -> f64 {
+    rate.per_second / 1000.0
+}
+
+/// The refusal of a cluster-wide bucket that is empty for `wait_ms` more.
+fn rate_limited(limit: &'static str, wait_ms: u64) -> ChatError {
+    ChatError::RateLimited {
+        limit,
+        retry_after: Duration::from_millis(wait_ms),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Lua scripts of the Redis broker: each decision that must be the same on every node,
 //! run by Redis as one atomic step (allocate a message id, store, trim and publish; check
 //! and apply a deletion; claim a display name within the user cap; resume a token;
-//! restart name holds).
+//! restart name holds; take a token from a user's cluster-wide flood bucket; beat a
+//! node's heart and declare the silent ones gone).
 //!
 //! Users are counted in the sorted set `flack:users`, scored by when each one's hold ends
 //! (Unix milliseconds from Redis's own `TIME`, so every node agrees): every script that
@@ -15,13 +16,37 @@
 
 use redis::Script;
 
-/// Post: allocate the id, store, trim, publish. The message arrives as JSON whose first
-/// field is `"id":0`; the script puts the real id there. A private room's keys get
-/// `ARGV[4]` seconds to live (0: a channel's, which never expire).
+/// A token bucket shared by every node (a hash of `tokens` and `at`, Redis's `TIME` in
+/// milliseconds): refilled at `per_ms` tokens a millisecond up to `burst`. Takes a token
+/// and returns 0, or returns how many milliseconds until one is there. The key expires
+/// once the bucket would be full again, so an idle user costs nothing.
+const BUCKET: &str = r#"
+local function take_token(key, burst, per_ms)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local b = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(b[1]) or burst
+  local at = tonumber(b[2]) or now
+  if now > at then tokens = math.min(burst, tokens + (now - at) * per_ms) end
+  if tokens < 1 then return math.max(1, math.ceil((1 - tokens) / per_ms)) end
+  redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'at', now)
+  redis.call('PEXPIRE', key, math.ceil(burst / per_ms) + 1000)
+  return 0
+end
+"#;
+
+/// Post: take a token from the author's cluster-wide `message_rate` bucket, then allocate
+/// the id, store, trim, publish. The message arrives as JSON whose first field is
+/// `"id":0`; the script puts the real id there. A private room's keys get `ARGV[4]`
+/// seconds to live (0: a channel's, which never expire).
 ///
-/// KEYS: the room's seq, its log. ARGV: the history limit, the message, the room's
-/// pub/sub channel, the expiry. Returns the stored message.
-const POST_SCRIPT: &str = r#"
+/// KEYS: the room's seq, its log, the author's bucket. ARGV: the history limit, the
+/// message, the room's pub/sub channel, the expiry, the bucket's burst and its refill per
+/// millisecond. Returns `{0, stored message}`, or `{milliseconds to wait, ''}` when the
+/// bucket is empty.
+const POST_BODY: &str = r#"
+local wait = take_token(KEYS[3], tonumber(ARGV[5]), tonumber(ARGV[6]))
+if wait > 0 then return {wait, ''} end
 local id = redis.call('INCR', KEYS[1])
 local message = string.gsub(ARGV[2], '^{"id":0,', '{"id":' .. id .. ',', 1)
 redis.call('RPUSH', KEYS[2], message)
@@ -31,7 +56,32 @@ if tonumber(ARGV[4]) > 0 then
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 redis.call('PUBLISH', ARGV[3], '{"posted":' .. message .. '}')
-return message
+return {0, message}
+"#;
+
+/// Take a token: KEYS: the bucket. ARGV: its burst, its refill per millisecond. Returns 0,
+/// or the milliseconds to wait.
+const TAKE_BODY: &str = r#"
+return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+"#;
+
+/// Heartbeat: this node is alive until now + `ARGV[2]` ms; every other node whose time
+/// ran out is removed from the set and announced gone on the cluster channel (once: the
+/// removal and the announcement are one step, whichever node finds it first).
+///
+/// KEYS: the nodes' sorted set. ARGV: this node's id, its expiry in milliseconds, the
+/// cluster channel. Returns 1 when the set did not hold this node (its first beat, or it
+/// had been declared gone), 0 otherwise.
+const HEARTBEAT_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  if node ~= ARGV[1] then
+    redis.call('ZREM', KEYS[1], node)
+    redis.call('PUBLISH', ARGV[3], cjson.encode({node_gone = node}))
+  end
+end
+return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 "#;
 
 /// Delete: only the author, only a stored message.
@@ -146,16 +196,20 @@ pub(super) struct Scripts {
     pub(super) register: Script,
     pub(super) resume: Script,
     pub(super) touch: Script,
+    pub(super) take: Script,
+    pub(super) heartbeat: Script,
 }
 
 impl Scripts {
     pub(super) fn new() -> Scripts {
         Scripts {
-            post: Script::new(POST_SCRIPT),
+            post: Script::new(&format!("{BUCKET}{POST_BODY}")),
             delete: Script::new(DELETE_SCRIPT),
             register: Script::new(REGISTER_SCRIPT),
             resume: Script::new(RESUME_SCRIPT),
             touch: Script::new(TOUCH_SCRIPT),
+            take: Script::new(&format!("{BUCKET}{TAKE_BODY}")),
+            heartbeat: Script::new(HEARTBEAT_SCRIPT),
         }
     }
 }
