@@ -75,10 +75,7 @@ impl Broker for ScriptedFeed {
     async fn follow(&self, _room: &Room) -> Result<Follow, ChatError> {
         let (tx, changes) = mpsc::unbounded_channel();
         *self.feed.lock().unwrap() = Some(tx);
-        Ok(Follow {
-            stored: Stored::default(),
-            changes,
-        })
+        Ok(Follow::new(Stored::default(), changes))
     }
     async fn stored(&self, _room: &Room) -> Result<Stored, ChatError> {
         Ok(self.store.lock().unwrap().clone())

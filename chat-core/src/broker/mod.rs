@@ -202,6 +202,7 @@ impl Stored {
 
 /// A room's stored history at the moment of following it, and every change after it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Follow {
     /// The stored history.
     pub stored: Stored,
@@ -209,6 +210,27 @@ pub struct Follow {
     /// Unbounded because its consumer is an in-process actor that only moves pointers; the
     /// bounded queues are the sessions' own.
     pub changes: mpsc::UnboundedReceiver<Change>,
+    /// Every node's whole share of the room's presence when it was followed, for a broker
+    /// that keeps them (Redis); `None` when it does not (then the room asks the other
+    /// nodes, which answer within a presence tick).
+    pub presence: Option<Vec<NodePresence>>,
+}
+
+impl Follow {
+    /// A room's stored history and its feed, with no presence kept.
+    pub fn new(stored: Stored, changes: mpsc::UnboundedReceiver<Change>) -> Follow {
+        Follow {
+            stored,
+            changes,
+            presence: None,
+        }
+    }
+
+    /// The same, with the nodes' shares of the room's presence as the broker keeps them.
+    pub fn with_presence(mut self, shares: Vec<NodePresence>) -> Follow {
+        self.presence = Some(shares);
+        self
+    }
 }
 
 /// Something that happened on one node that every node's registry must know.

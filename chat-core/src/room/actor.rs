@@ -400,7 +400,7 @@ impl Actor for RoomActor {
                     Ok(follow) => {
                         act.history.load(&follow.stored);
                         ctx.add_stream(feed_stream(follow.changes));
-                        act.ask_shares(ctx);
+                        act.load_shares(follow.presence, ctx);
                     }
                     Err(e) => act.fail(e, ctx),
                 }),

@@ -88,6 +88,12 @@ impl Coalescer {
         }
     }
 
+    /// Drops the changes waiting for the tick: what a room learnt before anyone followed
+    /// it is in the first join's member list already.
+    pub(crate) fn forget_changes(&mut self) {
+        self.changes.clear();
+    }
+
     /// Whether changes wait for a tick.
     pub(crate) fn has_changes(&self) -> bool {
         !self.changes.is_empty()

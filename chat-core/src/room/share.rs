@@ -77,10 +77,25 @@ impl RoomActor {
         self.arm_publish(ctx);
     }
 
-    /// The room has just loaded (or caught up with the store): it knows nothing of the
-    /// other nodes' shares, so it asks for them, and tells its own, at once.
-    pub(super) fn ask_shares(&mut self, ctx: &mut Context<Self>) {
-        self.outbox_ask();
+    /// The room has just loaded: it takes the other nodes' shares from the broker's
+    /// snapshot, or asks the nodes for them when the broker keeps none; and tells its own
+    /// whole share at once (which also clears what a previous room here left behind).
+    pub(super) fn load_shares(
+        &mut self,
+        shares: Option<Vec<NodePresence>>,
+        ctx: &mut Context<Self>,
+    ) {
+        match shares {
+            Some(shares) => {
+                for share in shares {
+                    self.merge_share(share);
+                }
+                // Nobody follows the room yet: the first join's member list shows them.
+                self.presence.forget_changes();
+                self.outbox.whole = true;
+            }
+            None => self.outbox_ask(),
+        }
         self.publish_share(ctx);
     }
 

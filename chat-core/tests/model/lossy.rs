@@ -120,10 +120,8 @@ impl Broker for LossyBroker {
 
     /// The shared broker's feed, passed on through a task that drops what comes while cut.
     async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
-        let Follow {
-            stored,
-            changes: mut from_store,
-        } = self.inner.follow(room).await?;
+        let follow = self.inner.follow(room).await?;
+        let (stored, mut from_store) = (follow.stored, follow.changes);
         let (tx, changes) = mpsc::unbounded_channel();
         let (cut, to_room) = (self.cut.clone(), tx.clone());
         tokio::spawn(async move {
@@ -134,7 +132,7 @@ impl Broker for LossyBroker {
             }
         });
         self.feeds.lock().unwrap().push((room.clone(), tx));
-        Ok(Follow { stored, changes })
+        Ok(Follow::new(stored, changes))
     }
 
     async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {

@@ -64,6 +64,22 @@ pub(super) fn room_channel(room: &Room) -> String {
     }
 }
 
+/// `node`'s share of the presence of the room whose pub/sub channel is `channel`: a hash
+/// of user id -> `[user, state]`.
+pub(super) fn room_share(channel: &str, node: &str) -> String {
+    format!("{channel}:here:{node}")
+}
+
+/// The nodes with a share of the presence of the room whose pub/sub channel is `channel`.
+pub(super) fn room_nodes(channel: &str) -> String {
+    format!("{channel}:nodes")
+}
+
+/// The rooms (pub/sub channels) `node` has a share of: what goes when the node is gone.
+pub(super) fn node_rooms(node: &str) -> String {
+    format!("{PREFIX}:node:{node}:rooms")
+}
+
 /// The last message id of the room whose pub/sub channel is `channel`.
 pub(super) fn room_seq(channel: &str) -> String {
     format!("{channel}:seq")

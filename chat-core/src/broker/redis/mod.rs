@@ -36,7 +36,8 @@ use self::keys::PREFIX;
 use self::pubsub::Shared;
 use self::scripts::Scripts;
 use crate::broker::{
-    new_epoch, Beat, Broker, ChannelRecord, ClusterEvent, Follow, NodeId, Proposal, Receipt, Stored,
+    new_epoch, Beat, Broker, ChannelRecord, ClusterEvent, Follow, HereState, NodeId, NodePresence,
+    Proposal, Receipt, Signal, Stored,
 };
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
@@ -116,6 +117,36 @@ impl RedisBroker {
         }
         tracing::info!(url = %redact(url), "redis broker connected");
         Ok(broker)
+    }
+
+    /// Stores `share` of the room whose pub/sub channel is `channel` (so that a room
+    /// starting on another node reads it) and publishes it, in one step.
+    async fn store_share(&self, channel: &str, share: NodePresence) -> Result<(), ChatError> {
+        let mut invocation = self
+            .scripts
+            .presence
+            .key(keys::room_share(channel, &share.node));
+        invocation
+            .key(keys::room_nodes(channel))
+            .key(keys::node_rooms(&share.node))
+            .arg(&*share.node)
+            .arg(channel)
+            .arg(if share.full { "1" } else { "0" });
+        let members = share.members.clone();
+        let payload = wire::signal(Signal::Presence(share)).map_err(unavailable)?;
+        invocation.arg(payload);
+        for (user, state) in &members {
+            let value = match state {
+                HereState::Left => String::new(),
+                _ => wire::share_value(user, *state).map_err(unavailable)?,
+            };
+            invocation.arg(user.id.0).arg(value);
+        }
+        let _: i64 = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// Tells every node's registry (`payload` is a cluster event encoded by `wire`).
@@ -317,7 +348,9 @@ impl Broker for RedisBroker {
     }
 
     async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
-        self.shared.follow(&mut self.conn.clone(), room).await
+        self.shared
+            .follow(&mut self.conn.clone(), &self.scripts, room)
+            .await
     }
 
     async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
@@ -378,6 +411,10 @@ impl Broker for RedisBroker {
                     _ => Err(ChatError::NoSuchMessage(id)),
                 }
             }
+            Proposal::Signal(Signal::Presence(share)) => {
+                self.store_share(&channel, share).await?;
+                Ok(Receipt::Done)
+            }
             Proposal::Signal(signal) => {
                 let payload = wire::signal(signal).map_err(unavailable)?;
                 let _: i64 = conn.publish(&channel, payload).await.map_err(unavailable)?;
@@ -402,6 +439,7 @@ impl Broker for RedisBroker {
             .arg(&**node)
             .arg(u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX))
             .arg(keys::CLUSTER_CHANNEL)
+            .arg(PREFIX)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;

@@ -66,22 +66,70 @@ return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 "#;
 
 /// Heartbeat: this node is alive until now + `ARGV[2]` ms; every other node whose time
-/// ran out is removed from the set and announced gone on the cluster channel (once: the
-/// removal and the announcement are one step, whichever node finds it first).
+/// ran out is removed from the set, its shares of every room's presence are deleted, and
+/// it is announced gone on the cluster channel (once: removal and announcement are one
+/// step, whichever node finds it first).
 ///
 /// KEYS: the nodes' sorted set. ARGV: this node's id, its expiry in milliseconds, the
-/// cluster channel. Returns 1 when the set did not hold this node (its first beat, or it
-/// had been declared gone), 0 otherwise.
+/// cluster channel, the prefix. Returns 1 when the set did not hold this node (its first
+/// beat, or it had been declared gone), 0 otherwise.
 const HEARTBEAT_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   if node ~= ARGV[1] then
     redis.call('ZREM', KEYS[1], node)
+    local rooms = ARGV[4] .. ':node:' .. node .. ':rooms'
+    for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
+      redis.call('DEL', room .. ':here:' .. node)
+      redis.call('SREM', room .. ':nodes', node)
+    end
+    redis.call('DEL', rooms)
     redis.call('PUBLISH', ARGV[3], cjson.encode({node_gone = node}))
   end
 end
 return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+"#;
+
+/// Presence: store one node's share of a room (its changes, or the whole of it) and
+/// publish it, in one step, so that a room that starts on another node reads every
+/// node's share and then gets each later change on its feed.
+///
+/// KEYS: the node's share of the room (a hash: user id -> `[user, state]`), the room's set
+/// of nodes with a share, the node's set of rooms it has a share in. ARGV: the node's id,
+/// the room's pub/sub channel, `1` for a whole share (replaces the hash), the payload to
+/// publish, then pairs of a user id and the member's value (empty: left). Returns 1.
+const PRESENCE_SCRIPT: &str = r#"
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+for i = 5, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('SADD', KEYS[3], ARGV[2])
+else
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+redis.call('PUBLISH', ARGV[2], ARGV[4])
+return 1
+"#;
+
+/// Read every node's share of a room's presence.
+///
+/// KEYS: the room's set of nodes with a share. ARGV: the room's pub/sub channel. Returns
+/// one `node value` string per member of each share.
+const SHARES_SCRIPT: &str = r#"
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  for _, value in ipairs(redis.call('HVALS', ARGV[1] .. ':here:' .. node)) do
+    table.insert(out, node .. ' ' .. value)
+  end
+end
+return out
 "#;
 
 /// Delete: only the author, only a stored message.
@@ -198,6 +246,8 @@ pub(super) struct Scripts {
     pub(super) touch: Script,
     pub(super) take: Script,
     pub(super) heartbeat: Script,
+    pub(super) presence: Script,
+    pub(super) shares: Script,
 }
 
 impl Scripts {
@@ -210,6 +260,8 @@ impl Scripts {
             touch: Script::new(TOUCH_SCRIPT),
             take: Script::new(&format!("{BUCKET}{TAKE_BODY}")),
             heartbeat: Script::new(HEARTBEAT_SCRIPT),
+            presence: Script::new(PRESENCE_SCRIPT),
+            shares: Script::new(SHARES_SCRIPT),
         }
     }
 }

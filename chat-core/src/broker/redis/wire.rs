@@ -100,6 +100,36 @@ pub(super) fn signal(signal: Signal) -> serde_json::Result<String> {
     serde_json::to_string(&wire)
 }
 
+/// A member's value in a node's stored share of a room: `[user, state]`.
+pub(super) fn share_value(user: &UserRef, state: HereState) -> serde_json::Result<String> {
+    serde_json::to_string(&(wire_user(user), here_name(state)))
+}
+
+/// Every node's stored share, from the shares script's `node value` lines; lines that do
+/// not parse are skipped.
+pub(super) fn stored_shares(lines: &[String]) -> Vec<NodePresence> {
+    let mut by_node: std::collections::HashMap<&str, Vec<(UserRef, HereState)>> =
+        std::collections::HashMap::new();
+    for line in lines {
+        let Some((node, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok((user, state)) = serde_json::from_str::<(WireUser, String)>(value) else {
+            continue;
+        };
+        if let Some(state) = here_state(&state) {
+            by_node
+                .entry(node)
+                .or_default()
+                .push((user_ref(user), state));
+        }
+    }
+    by_node
+        .into_iter()
+        .map(|(node, members)| NodePresence::new(Arc::from(node), true, false, members))
+        .collect()
+}
+
 /// A change published on `room`'s channel; a member's state this node does not know is
 /// skipped.
 pub(super) fn change(payload: &[u8], room: &Room) -> serde_json::Result<Option<Change>> {
