@@ -252,14 +252,23 @@ pub enum ClusterEvent {
 }
 
 /// What a node's heartbeat found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Beat {
-    /// The cluster knew this node: nothing to do.
-    Known,
+pub struct Beat {
     /// The cluster did not know this node (its first beat, or it had been taken for dead
     /// after missing beats): every room here announces its whole share again.
-    Rejoined,
+    pub rejoined: bool,
+    /// Every node alive now, this one included (empty for a broker without nodes): a node
+    /// that was alive at the previous beat and is missing now is gone, even when its
+    /// [`ClusterEvent::NodeGone`] was lost (this node's pub/sub was down at the time).
+    pub live: Vec<NodeId>,
+}
+
+impl Beat {
+    /// A beat that found this node `rejoined` or not, with the nodes `live` now.
+    pub fn new(rejoined: bool, live: Vec<NodeId>) -> Beat {
+        Beat { rejoined, live }
+    }
 }
 
 /// The seam between the engine's actors and the rest of the cluster: users, channel
@@ -321,7 +330,7 @@ pub trait Broker: Send + Sync + 'static {
     /// in-process broker live and die with it.
     async fn heartbeat(&self, node: &NodeId, expiry: Duration) -> Result<Beat, ChatError> {
         let _ = (node, expiry);
-        Ok(Beat::Known)
+        Ok(Beat::default())
     }
 
     /// Takes one token from `user`'s cluster-wide bucket of `limit` (`message_rate` or

@@ -11,7 +11,7 @@
 //! (`AtomicResponse`): no other request runs in between, so checks and updates cannot
 //! interleave.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,14 +22,14 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::rate::UserBuckets;
-use crate::broker::{new_epoch, Beat, Broker, ClusterEvent, NodeId};
+use crate::broker::{new_epoch, Broker, ClusterEvent, NodeId};
 use crate::delivery::queue::{self, QueueReceiver};
 use crate::delivery::{SessionClosed, Subscriber};
 use crate::event::Event;
 use crate::identity::Identity;
 use crate::limits::Limits;
 use crate::model::{ChannelInfo, ChannelName, Room, RoomKey, SessionId, UserId, UserRef};
-use crate::room::{Announce, NodeGone, RoomActor, RoomStats, RoomStopped, Subscribe, Unsubscribe};
+use crate::room::{RoomActor, RoomStats, RoomStopped, Subscribe, Unsubscribe};
 
 /// How often connected users are reported to the broker (which keeps their names held
 /// and forgets expired users), and idle flood buckets are dropped: every minute, or twice
@@ -85,13 +85,15 @@ pub(crate) struct Connected {
 /// The directory actor; one per engine.
 pub(crate) struct RegistryActor {
     /// This node's id in the cluster: random, new each time the engine starts.
-    node: NodeId,
+    pub(super) node: NodeId,
+    /// The nodes alive at the last heartbeat.
+    pub(super) live: HashSet<NodeId>,
     pub(super) limits: Arc<Limits>,
     pub(super) broker: Arc<dyn Broker>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
     pub(super) channels: HashMap<Arc<str>, ChannelEntry>,
-    directs: HashMap<(UserId, UserId), (Room, Addr<RoomActor>)>,
+    pub(super) directs: HashMap<(UserId, UserId), (Room, Addr<RoomActor>)>,
     pub(super) sessions: HashMap<SessionId, SessionEntry>,
     pub(super) users: HashMap<UserId, UserEntry>,
     next_session: u64,
@@ -106,6 +108,7 @@ impl RegistryActor {
     ) -> Self {
         RegistryActor {
             node: Arc::from(new_epoch()),
+            live: HashSet::new(),
             limits,
             broker,
             arbiters,
@@ -339,39 +342,13 @@ impl RegistryActor {
             }
             ClusterEvent::NodeGone(node) if node != self.node => {
                 tracing::warn!(%node, "a node stopped beating: its members go offline");
-                for addr in self.running_rooms() {
-                    addr.do_send(NodeGone(node.clone()));
-                }
+                self.node_gone(node);
             }
             ClusterEvent::NodeGone(_) => {
                 // This node was taken for dead: its next beat finds it unknown and
                 // announces its shares again.
             }
         }
-    }
-
-    /// The room actors running on this node.
-    fn running_rooms(&self) -> Vec<Addr<RoomActor>> {
-        let channels = self.channels.values().filter_map(|c| c.addr.clone());
-        let directs = self.directs.values().map(|(_, addr)| addr.clone());
-        channels.chain(directs).filter(Addr::connected).collect()
-    }
-
-    /// Tells the cluster this node is alive; when the cluster did not know it (taken for
-    /// dead after missed beats), every room here announces its whole share again.
-    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
-        let (broker, node) = (self.broker.clone(), self.node.clone());
-        let expiry = self.limits.node_expiry;
-        let beat = async move { broker.heartbeat(&node, expiry).await };
-        ctx.spawn(beat.into_actor(self).map(|result, act, _| match result {
-            Ok(Beat::Rejoined) => {
-                for addr in act.running_rooms() {
-                    addr.do_send(Announce);
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "heartbeat not recorded"),
-        }));
     }
 
     fn keep_alive(&mut self, ctx: &mut Context<Self>) {

@@ -15,10 +15,13 @@
 //!   `docs/architecture.md`);
 //! - `wire`: the JSON stored and published, to and from the engine's types;
 //! - `scripts`: the Lua scripts, each one atomic decision;
+//! - `cluster`: nodes' heartbeats, their shares of rooms' presence, and users' flood
+//!   buckets counted over every node;
 //! - `pubsub`: the local followers of each room, and the task that owns the pub/sub
 //!   connection: it routes changes and cluster events, reconnects with backoff and
 //!   resynchronises the followed rooms.
 
+mod cluster;
 mod keys;
 mod pubsub;
 mod scripts;
@@ -36,8 +39,8 @@ use self::keys::PREFIX;
 use self::pubsub::Shared;
 use self::scripts::Scripts;
 use crate::broker::{
-    new_epoch, Beat, Broker, ChannelRecord, ClusterEvent, Follow, HereState, NodeId, NodePresence,
-    Proposal, Receipt, Signal, Stored,
+    new_epoch, Beat, Broker, ChannelRecord, ClusterEvent, Follow, NodeId, Proposal, Receipt,
+    Signal, Stored,
 };
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
@@ -117,36 +120,6 @@ impl RedisBroker {
         }
         tracing::info!(url = %redact(url), "redis broker connected");
         Ok(broker)
-    }
-
-    /// Stores `share` of the room whose pub/sub channel is `channel` (so that a room
-    /// starting on another node reads it) and publishes it, in one step.
-    async fn store_share(&self, channel: &str, share: NodePresence) -> Result<(), ChatError> {
-        let mut invocation = self
-            .scripts
-            .presence
-            .key(keys::room_share(channel, &share.node));
-        invocation
-            .key(keys::room_nodes(channel))
-            .key(keys::node_rooms(&share.node))
-            .arg(&*share.node)
-            .arg(channel)
-            .arg(if share.full { "1" } else { "0" });
-        let members = share.members.clone();
-        let payload = wire::signal(Signal::Presence(share)).map_err(unavailable)?;
-        invocation.arg(payload);
-        for (user, state) in &members {
-            let value = match state {
-                HereState::Left => String::new(),
-                _ => wire::share_value(user, *state).map_err(unavailable)?,
-            };
-            invocation.arg(user.id.0).arg(value);
-        }
-        let _: i64 = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
     }
 
     /// Tells every node's registry (`payload` is a cluster event encoded by `wire`).
@@ -382,12 +355,12 @@ impl Broker for RedisBroker {
                     .arg(&channel)
                     .arg(expiry)
                     .arg(rate.burst)
-                    .arg(per_ms(rate))
+                    .arg(cluster::per_ms(rate))
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
                 if wait_ms > 0 {
-                    return Err(rate_limited("message_rate", wait_ms));
+                    return Err(cluster::rate_limited("message_rate", wait_ms));
                 }
                 let message = wire::message(&stored, room).ok_or_else(|| {
                     ChatError::Unavailable("redis returned a malformed message".into())
@@ -432,22 +405,7 @@ impl Broker for RedisBroker {
     }
 
     async fn heartbeat(&self, node: &NodeId, expiry: Duration) -> Result<Beat, ChatError> {
-        let added: i64 = self
-            .scripts
-            .heartbeat
-            .key(keys::NODES)
-            .arg(&**node)
-            .arg(u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX))
-            .arg(keys::CLUSTER_CHANNEL)
-            .arg(PREFIX)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(if added == 1 {
-            Beat::Rejoined
-        } else {
-            Beat::Known
-        })
+        self.beat(node, expiry).await
     }
 
     async fn take_token(
@@ -456,32 +414,7 @@ impl Broker for RedisBroker {
         limit: &'static str,
         rate: Rate,
     ) -> Result<(), ChatError> {
-        let wait_ms: u64 = self
-            .scripts
-            .take
-            .key(keys::bucket(limit, user))
-            .arg(rate.burst)
-            .arg(per_ms(rate))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        match wait_ms {
-            0 => Ok(()),
-            ms => Err(rate_limited(limit, ms)),
-        }
-    }
-}
-
-/// A bucket's refill in tokens per millisecond, as the scripts take it.
-fn per_ms(rate: Rate) -> f64 {
-    rate.per_second / 1000.0
-}
-
-/// The refusal of a cluster-wide bucket that is empty for `wait_ms` more.
-fn rate_limited(limit: &'static str, wait_ms: u64) -> ChatError {
-    ChatError::RateLimited {
-        limit,
-        retry_after: Duration::from_millis(wait_ms),
+        self.take(keys::bucket(limit, user), limit, rate).await
     }
 }
 

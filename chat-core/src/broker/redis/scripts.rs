@@ -72,7 +72,7 @@ return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 ///
 /// KEYS: the nodes' sorted set. ARGV: this node's id, its expiry in milliseconds, the
 /// cluster channel, the prefix. Returns 1 when the set did not hold this node (its first
-/// beat, or it had been declared gone), 0 otherwise.
+/// beat, or it had been declared gone), 0 otherwise, and every node alive now.
 const HEARTBEAT_SCRIPT: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -88,7 +88,8 @@ for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
     redis.call('PUBLISH', ARGV[3], cjson.encode({node_gone = node}))
   end
 end
-return redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return {added, redis.call('ZRANGE', KEYS[1], 0, -1)}
 "#;
 
 /// Presence: store one node's share of a room (its changes, or the whole of it) and
