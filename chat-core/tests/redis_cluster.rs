@@ -263,3 +263,44 @@ async fn a_node_that_stops_beating_takes_its_users_offline_everywhere() {
         .unwrap();
     assert!(!kept, "its share is deleted");
 }
+
+#[tokio::test]
+async fn a_node_that_shuts_down_takes_its_users_offline_at_once() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    // An expiry far longer than the test's patience: only the clean stop can do it.
+    let mut patient = limits();
+    patient.node_heartbeat = Duration::from_secs(30);
+    patient.node_expiry = Duration::from_secs(120);
+    let (a, b) = (
+        node(&redis, patient.clone()).await,
+        node(&redis, patient).await,
+    );
+    let mut alice = user(&a, "alice").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    let bob = user(&b, "bob").await;
+    bob.join("c", None).await.unwrap();
+    wait_for(&mut alice, |e| {
+        presence_of(e, "bob")
+            .contains(&PresenceChange::Joined)
+            .then_some(())
+    })
+    .await;
+    b.shutdown().await;
+    wait_for(&mut alice, |e| {
+        presence_of(e, "bob")
+            .contains(&PresenceChange::Offline)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(listed(&alice, "bob").await, Some(false));
+    // Nothing of b's is left in redis for a later node to read.
+    let mut raw = redis.raw();
+    let nodes: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("flack:room:c:c:nodes")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(nodes.len(), 1, "only a's share: {nodes:?}");
+}

@@ -333,6 +333,13 @@ pub trait Broker: Send + Sync + 'static {
         Ok(Beat::default())
     }
 
+    /// `node` stops cleanly (its engine shuts down): the other nodes show its users
+    /// offline now, rather than once its heartbeat expires. The default does nothing.
+    async fn node_stopped(&self, node: &NodeId) -> Result<(), ChatError> {
+        let _ = node;
+        Ok(())
+    }
+
     /// Takes one token from `user`'s cluster-wide bucket of `limit` (`message_rate` or
     /// `channel_create_rate`), refilled at `rate`: so a user spread over several nodes
     /// gets one rate, not one per node. The default allows everything: a single node's

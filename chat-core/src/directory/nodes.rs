@@ -33,6 +33,10 @@ impl RegistryActor {
     /// dead after missed beats), every room here announces its whole share again; a node
     /// alive at the last beat and missing now is gone, even if its announcement was lost.
     pub(super) fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            // It has told the others it stops.
+            return;
+        }
         let (broker, node) = (self.broker.clone(), self.node.clone());
         let expiry = self.limits.node_expiry;
         let beat = async move { broker.heartbeat(&node, expiry).await };

@@ -186,20 +186,27 @@ impl Handler<Stats> for RegistryActor {
     }
 }
 
-/// Closes every session (they see `Disconnected(ShuttingDown)`) and refuses new ones.
+/// Closes every session (they see `Disconnected(ShuttingDown)`), refuses new ones, and
+/// tells the other nodes this one is gone (so its users go offline there at once).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Shutdown;
 
 impl Handler<Shutdown> for RegistryActor {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
         self.shutting_down = true;
         for entry in self.sessions.values() {
             entry
                 .subscriber
                 .close(CloseCause::Engine(DisconnectReason::ShuttingDown));
         }
+        let (broker, node) = (self.broker.clone(), self.node.clone());
+        Box::pin(async move {
+            if let Err(e) = broker.node_stopped(&node).await {
+                tracing::warn!(error = %e, "could not tell the other nodes this one stops");
+            }
+        })
     }
 }

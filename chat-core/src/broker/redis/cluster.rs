@@ -34,6 +34,21 @@ impl RedisBroker {
         Ok(Beat::new(added == 1, live))
     }
 
+    /// `node` stops cleanly: forgotten now, and announced gone.
+    pub(super) async fn leave(&self, node: &NodeId) -> Result<(), ChatError> {
+        let _: i64 = self
+            .scripts
+            .leave
+            .key(keys::NODES)
+            .arg(&**node)
+            .arg(keys::CLUSTER_CHANNEL)
+            .arg(PREFIX)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     /// Takes a token from the cluster-wide bucket at `key` (`limit` names it in the
     /// refusal).
     pub(super) async fn take(
@@ -71,6 +86,7 @@ impl RedisBroker {
         invocation
             .key(keys::room_nodes(channel))
             .key(keys::node_rooms(&share.node))
+            .key(keys::NODES)
             .arg(&*share.node)
             .arg(channel)
             .arg(if share.full { "1" } else { "0" });

@@ -408,6 +408,10 @@ impl Broker for RedisBroker {
         self.beat(node, expiry).await
     }
 
+    async fn node_stopped(&self, node: &NodeId) -> Result<(), ChatError> {
+        self.leave(node).await
+    }
+
     async fn take_token(
         &self,
         user: UserId,

@@ -65,55 +65,74 @@ const TAKE_BODY: &str = r#"
 return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 "#;
 
+/// Forget a node: remove it from the live set, delete its shares of every room's
+/// presence, and announce it gone on the cluster channel (`{"node_gone":ID}`), in one step.
+const FORGET_NODE: &str = r#"
+local function forget_node(nodes, node, channel, prefix)
+  redis.call('ZREM', nodes, node)
+  local rooms = prefix .. ':node:' .. node .. ':rooms'
+  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
+    redis.call('DEL', room .. ':here:' .. node)
+    redis.call('SREM', room .. ':nodes', node)
+  end
+  redis.call('DEL', rooms)
+  redis.call('PUBLISH', channel, cjson.encode({node_gone = node}))
+end
+"#;
+
 /// Heartbeat: this node is alive until now + `ARGV[2]` ms; every other node whose time
-/// ran out is removed from the set, its shares of every room's presence are deleted, and
-/// it is announced gone on the cluster channel (once: removal and announcement are one
-/// step, whichever node finds it first).
+/// ran out is forgotten (once: whichever node finds it first).
 ///
 /// KEYS: the nodes' sorted set. ARGV: this node's id, its expiry in milliseconds, the
 /// cluster channel, the prefix. Returns 1 when the set did not hold this node (its first
 /// beat, or it had been declared gone), 0 otherwise, and every node alive now.
-const HEARTBEAT_SCRIPT: &str = r#"
+const HEARTBEAT_BODY: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
-  if node ~= ARGV[1] then
-    redis.call('ZREM', KEYS[1], node)
-    local rooms = ARGV[4] .. ':node:' .. node .. ':rooms'
-    for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
-      redis.call('DEL', room .. ':here:' .. node)
-      redis.call('SREM', room .. ':nodes', node)
-    end
-    redis.call('DEL', rooms)
-    redis.call('PUBLISH', ARGV[3], cjson.encode({node_gone = node}))
-  end
+  if node ~= ARGV[1] then forget_node(KEYS[1], node, ARGV[3], ARGV[4]) end
 end
 local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return {added, redis.call('ZRANGE', KEYS[1], 0, -1)}
 "#;
 
+/// Leave: a node that stops cleanly forgets itself, so its users go offline everywhere
+/// at once rather than after its expiry.
+///
+/// KEYS: the nodes' sorted set. ARGV: the node's id, the cluster channel, the prefix.
+/// Returns 1.
+const LEAVE_BODY: &str = r#"
+forget_node(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+return 1
+"#;
+
 /// Presence: store one node's share of a room (its changes, or the whole of it) and
 /// publish it, in one step, so that a room that starts on another node reads every
-/// node's share and then gets each later change on its feed.
+/// node's share and then gets each later change on its feed. A node that is not in the
+/// live set (it stopped, or was declared gone) only publishes: nothing would ever delete
+/// what it stored. Its heartbeat adds it again, and its rooms announce their whole shares.
 ///
 /// KEYS: the node's share of the room (a hash: user id -> `[user, state]`), the room's set
-/// of nodes with a share, the node's set of rooms it has a share in. ARGV: the node's id,
-/// the room's pub/sub channel, `1` for a whole share (replaces the hash), the payload to
-/// publish, then pairs of a user id and the member's value (empty: left). Returns 1.
+/// of nodes with a share, the node's set of rooms it has a share in, the nodes' sorted
+/// set. ARGV: the node's id, the room's pub/sub channel, `1` for a whole share (replaces
+/// the hash), the payload to publish, then pairs of a user id and the member's value
+/// (empty: left). Returns 1.
 const PRESENCE_SCRIPT: &str = r#"
-if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
-for i = 5, #ARGV, 2 do
-  if ARGV[i + 1] == '' then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-  else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+if redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+  for i = 5, #ARGV, 2 do
+    if ARGV[i + 1] == '' then
+      redis.call('HDEL', KEYS[1], ARGV[i])
+    else
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    end
   end
-end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('SADD', KEYS[2], ARGV[1])
-  redis.call('SADD', KEYS[3], ARGV[2])
-else
-  redis.call('SREM', KEYS[2], ARGV[1])
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('SADD', KEYS[2], ARGV[1])
+    redis.call('SADD', KEYS[3], ARGV[2])
+  else
+    redis.call('SREM', KEYS[2], ARGV[1])
+  end
 end
 redis.call('PUBLISH', ARGV[2], ARGV[4])
 return 1
@@ -247,6 +266,7 @@ pub(super) struct Scripts {
     pub(super) touch: Script,
     pub(super) take: Script,
     pub(super) heartbeat: Script,
+    pub(super) leave: Script,
     pub(super) presence: Script,
     pub(super) shares: Script,
 }
@@ -260,7 +280,8 @@ impl Scripts {
             resume: Script::new(RESUME_SCRIPT),
             touch: Script::new(TOUCH_SCRIPT),
             take: Script::new(&format!("{BUCKET}{TAKE_BODY}")),
-            heartbeat: Script::new(HEARTBEAT_SCRIPT),
+            heartbeat: Script::new(&format!("{FORGET_NODE}{HEARTBEAT_BODY}")),
+            leave: Script::new(&format!("{FORGET_NODE}{LEAVE_BODY}")),
             presence: Script::new(PRESENCE_SCRIPT),
             shares: Script::new(SHARES_SCRIPT),
         }
