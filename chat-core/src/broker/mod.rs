@@ -24,9 +24,15 @@
 //! - `redis/` (feature `redis`): `RedisBroker`, the same trait over one shared Redis,
 //!   where an atomic script allocates ids, trims the stored history and publishes, so
 //!   nothing above this seam changes. Its `mod.rs` is the broker's commands, `keys` the
-//!   key layout, `wire` the stored and published JSON, `scripts` the Lua scripts, and
+//!   key layout, `wire` the stored and published JSON, `scripts` the Lua scripts,
+//!   `cluster` the nodes' heartbeats, presence shares and cluster-wide flood buckets, and
 //!   `pubsub` the task that feeds the local rooms and resynchronises them after an
 //!   outage.
+//!
+//! Besides rooms, the seam carries what makes nodes one cluster: each node's share of a
+//! room's presence (a [`NodePresence`] signal per room per node per presence tick), the
+//! nodes' heartbeats ([`Broker::heartbeat`], [`ClusterEvent::NodeGone`]) and users' flood
+//! buckets counted over every node ([`Broker::take_token`]).
 
 mod memory;
 #[cfg(feature = "redis")]
@@ -340,10 +346,12 @@ pub trait Broker: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Takes one token from `user`'s cluster-wide bucket of `limit` (`message_rate` or
-    /// `channel_create_rate`), refilled at `rate`: so a user spread over several nodes
-    /// gets one rate, not one per node. The default allows everything: a single node's
-    /// own buckets already hold every session of the user.
+    /// Takes one token from `user`'s cluster-wide bucket of `limit` (the registry asks it
+    /// for `channel_create_rate`), refilled at `rate`: so a user spread over several
+    /// nodes gets one rate, not one per node; `rate_limited` when it is empty. A broker
+    /// counts posts (`message_rate`) where it commits them: Redis in its post script, with
+    /// no extra round trip. The default allows everything: a single node's own buckets
+    /// already hold every session of the user.
     async fn take_token(
         &self,
         user: UserId,
