@@ -131,6 +131,10 @@ impl RoomActor {
         for (user, change) in shown {
             self.presence.keep(user, change);
         }
+        for user in self.roster.take_left_here() {
+            // Published by the next publish, which `apply_batch` arms.
+            self.outbox.changes.push((user, HereState::Left));
+        }
         self.roster_resized();
     }
 

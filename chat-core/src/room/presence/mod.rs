@@ -61,6 +61,9 @@ pub(super) struct Roster {
     /// The members each other node has a share of, so a node's share is replaced or
     /// dropped without a walk over the room.
     by_node: HashMap<NodeId, HashSet<UserId>>,
+    /// Members through this node (offline here) who left on another node and are no
+    /// longer members anywhere: this node's share must say so too.
+    left_here: Vec<UserRef>,
 }
 
 impl Roster {
@@ -192,6 +195,12 @@ impl Roster {
             .collect()
     }
 
+    /// Members through this node who are no longer members since another node's `Left`:
+    /// this node's share drops them too.
+    pub(super) fn take_left_here(&mut self) -> Vec<UserRef> {
+        std::mem::take(&mut self.left_here)
+    }
+
     /// This node's share: every member through this node, online here or not.
     pub(super) fn local_share(&self) -> Vec<(UserRef, HereState)> {
         self.members
@@ -279,6 +288,9 @@ impl Roster {
         }
         let member = self.members.remove(&user)?;
         self.order.remove(&member.place);
+        if member.local.is_some() {
+            self.left_here.push(member.user.clone());
+        }
         if was_online {
             self.online -= 1;
         }

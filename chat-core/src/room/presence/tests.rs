@@ -189,6 +189,12 @@ fn this_node_tells_its_share_and_shows_only_what_the_cluster_sees() {
     );
     assert_eq!((roster.len(), roster.online()), (0, 0));
     assert!(roster.local_share().is_empty());
+    assert_eq!(
+        roster.take_left_here(),
+        vec![alice],
+        "this node's share says so too"
+    );
+    assert!(roster.take_left_here().is_empty());
 }
 
 #[test]
