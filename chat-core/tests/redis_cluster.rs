@@ -304,3 +304,53 @@ async fn a_node_that_shuts_down_takes_its_users_offline_at_once() {
         .unwrap();
     assert_eq!(nodes.len(), 1, "only a's share: {nodes:?}");
 }
+
+#[tokio::test]
+async fn a_room_is_large_on_every_node_when_its_members_together_are_many() {
+    let Some(redis) = RedisServer::start(false) else {
+        return;
+    };
+    let mut small = limits();
+    small.large_room = 4;
+    let (a, b) = (node(&redis, small.clone()).await, node(&redis, small).await);
+    let mut alice = user(&a, "alice").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    // Three members on each node: six together, above the limit of four, though neither
+    // node alone has more than three.
+    let mut kept = Vec::new();
+    for name in ["bob", "carol"] {
+        let s = user(&a, name).await;
+        s.join("c", None).await.unwrap();
+        kept.push(s);
+    }
+    for name in ["dan", "erin", "fay"] {
+        let s = user(&b, name).await;
+        s.join("c", None).await.unwrap();
+        kept.push(s);
+    }
+    // Alice's node counts b's members: the room is large there, and sends counts.
+    let (members, online) = wait_for(&mut alice, |e| match e {
+        Event::RoomCounts {
+            members, online, ..
+        } if *members == 6 => Some((*members, *online)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((members, online), (6, 6));
+    // A join on b is a count on a, never a member's presence.
+    let gus = user(&b, "gus").await;
+    let joined = gus.join("c", None).await.unwrap();
+    assert!(joined.large, "large on b as well");
+    wait_for(&mut alice, |e| match e {
+        Event::RoomCounts { members: 7, .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    assert_none(&mut alice, "a presence batch in a large room", |e| {
+        matches!(e, Event::PresenceBatch(_))
+    })
+    .await;
+    let page = alice.members_page("c", None, 100).await.unwrap();
+    assert_eq!((page.member_count, page.online_count), (7, 7));
+}
