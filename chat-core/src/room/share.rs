@@ -5,9 +5,10 @@
 //! and publishes them as one [`NodePresence`] signal per [`PRESENCE_TICK`]: presence
 //! costs the broker one publish per room per node per tick, and nothing on a message's
 //! path (the waiting share goes out before a post, so the other nodes see bob arrive
-//! before bob's first message). A room that starts (or catches up after an outage) asks
-//! the others for their whole shares, and answers such a question with its own at the
-//! next tick. The members of the other nodes' shares are merged into the roster; what the
+//! before bob's first message). A room that starts reads the other nodes' shares from the
+//! broker's snapshot (Redis keeps them), or asks the nodes for their whole shares when the
+//! broker keeps none; a room that catches up after the broker's outage asks too. A node
+//! answers such a question with its whole share at its next publish. The members of the other nodes' shares are merged into the roster; what the
 //! followers see of them goes through the coalescer like this node's own changes.
 //!
 //! Owned by the room's actor; the directory tells it when a node is gone (its heartbeat
@@ -106,8 +107,10 @@ impl RoomActor {
         self.outbox.whole = true;
     }
 
-    /// Another node's share (or its changes), from the feed. Returns nothing: what the
-    /// followers are shown waits in the coalescer for the tick.
+    /// Another node's share (or its changes), from the feed: merged into the roster; what
+    /// the followers are shown waits in the coalescer for the tick, and what this node
+    /// must answer or drop from its own share waits in the outbox for the next publish
+    /// (which `apply_batch` arms).
     pub(super) fn merge_share(&mut self, share: NodePresence) {
         if share.node == self.node {
             return;
