@@ -30,7 +30,8 @@ local function take_token(key, burst, per_ms)
   if now > at then tokens = math.min(burst, tokens + (now - at) * per_ms) end
   if tokens < 1 then return math.max(1, math.ceil((1 - tokens) / per_ms)) end
   redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'at', now)
-  redis.call('PEXPIRE', key, math.ceil(burst / per_ms) + 1000)
+  -- At most a year: a bucket that refills slower than that is as good as empty anyway.
+  redis.call('PEXPIRE', key, math.min(math.ceil(burst / per_ms) + 1000, 31536000000))
   return 0
 end
 "#;
