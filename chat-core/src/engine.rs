@@ -304,7 +304,7 @@ impl Engine {
         let name = validate::channel_name(name, &self.inner.limits)?;
         self.inner
             .registry
-            .send(CreateChannel(name))
+            .send(CreateChannel(name, None))
             .await
             .map_err(registry_gone)?
     }

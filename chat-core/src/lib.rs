@@ -57,10 +57,12 @@
 //! - `session`: [`Session`], the per-client handle transports hold, [`Target`], and
 //!   [`PostPipeline`], the ordered post pipeline both transports use.
 //! - `room/`: the room actor (a channel or private conversation), its requests, its
-//!   members in page order (`presence`), how their presence reaches the followers (one
-//!   batch per tick, or counts in a large room: `coalesce`) and its bounded `history`.
+//!   members on every node in page order (`presence`), how their presence reaches the
+//!   followers (one batch per tick, or counts in a large room: `coalesce`), this node's
+//!   share of it for the other nodes (`share`) and its bounded `history`.
 //! - `directory/`: the registry actor (channels, private rooms, sessions, rooms started
-//!   and stopped) and `rate` (flood buckets).
+//!   and stopped), `nodes` (the heartbeat, and nodes that are gone) and `rate` (flood
+//!   buckets).
 //! - `identity`: users, resume tokens and display-name holds; the in-memory broker keeps
 //!   its users in a `Directory` of them.
 //! - `delivery/`: a session as the actors see it (`Subscriber`) and its bounded `queue`.
@@ -71,8 +73,9 @@
 //!   tables and the checks on opening (`schema`), reading the file back at start
 //!   (`load`), and the write-behind thread (`writer`); `redis/` (feature `redis`) shares
 //!   one Redis: `RedisBroker`'s commands in its `mod.rs`, the key layout (`keys`), the
-//!   stored and published JSON (`wire`), the Lua scripts (`scripts`), and the pub/sub
-//!   reader that feeds the rooms and resynchronises them after an outage (`pubsub`).
+//!   stored and published JSON (`wire`), the Lua scripts (`scripts`), nodes' heartbeats,
+//!   presence shares and cluster-wide flood buckets (`cluster`), and the pub/sub reader
+//!   that feeds the rooms and resynchronises them after an outage (`pubsub`).
 //! - [`validate`]: the rules for names and texts; its `names` decides which display
 //!   names are valid and which look alike (NFKC, the TR39 skeleton).
 //! - [`address`]: limits per client address: the key an address counts under, keyed

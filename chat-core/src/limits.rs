@@ -128,6 +128,15 @@ pub struct Limits {
     /// `server_full` (returning users can still resume). Default 1,000,000: about 750 MB
     /// at most, ten times `max_sessions`.
     pub max_users: usize,
+    /// How often a node tells the cluster it is alive (with a shared broker such as
+    /// Redis; a single node's broker ignores it). Default 2 seconds.
+    pub node_heartbeat: Duration,
+    /// A node that has not beaten for this long is taken for dead: the other nodes show
+    /// its users offline (those with no session elsewhere). So a node that dies takes its
+    /// users offline everywhere within `node_expiry` plus one `node_heartbeat`. Must be
+    /// at least twice `node_heartbeat`, so one late beat does not take a live node for
+    /// dead. Default 10 seconds.
+    pub node_expiry: Duration,
 }
 
 impl Default for Limits {
@@ -160,6 +169,8 @@ impl Default for Limits {
                 per_second: 0.2,
             },
             max_users: 1_000_000,
+            node_heartbeat: Duration::from_secs(2),
+            node_expiry: Duration::from_secs(10),
         }
     }
 }
@@ -189,6 +200,13 @@ impl Limits {
         InvalidLimit::nonzero("room_idle", self.room_idle)?;
         InvalidLimit::nonzero("large_room", self.large_room)?;
         InvalidLimit::nonzero("large_room_typing", self.large_room_typing)?;
+        InvalidLimit::nonzero("node_heartbeat", self.node_heartbeat)?;
+        if self.node_expiry < self.node_heartbeat * 2 {
+            return Err(InvalidLimit::new(
+                "node_expiry",
+                "must be at least twice node_heartbeat",
+            ));
+        }
         self.message_rate.validate("message_rate")?;
         self.channel_create_rate.validate("channel_create_rate")?;
         self.login_rate_per_address

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use chat_core::{Engine, Event, Limits, Login, MemoryBroker};
+use chat_core::{Engine, Event, Limits, Login, MemoryBroker, PresenceChange};
 use common::*;
 
 #[tokio::test]
@@ -70,4 +70,54 @@ async fn two_engines_sharing_a_broker_behave_as_one_chat() {
     );
     let dm = alice_on_b.join("@bob", None).await.unwrap();
     assert_eq!(dm.messages.len(), 1);
+}
+
+#[tokio::test]
+async fn members_and_presence_cross_engines_sharing_a_broker_that_keeps_no_presence() {
+    // The in-memory broker keeps no shares of presence: a room that starts asks the other
+    // nodes, which answer with their whole share within a presence tick.
+    let broker = Arc::new(MemoryBroker::new(&Limits::default()));
+    let a = Engine::builder()
+        .broker(broker.clone())
+        .start()
+        .await
+        .unwrap();
+    let b = Engine::builder().broker(broker).start().await.unwrap();
+    let mut alice = user(&a, "alice").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    let mut bob = user(&b, "bob").await;
+    let joined = bob.join("c", None).await.unwrap();
+    // Bob's room on b started after alice's on a: a answers its question.
+    if !joined.members.iter().any(|m| &*m.user.name == "alice") {
+        wait_for(&mut bob, |e| {
+            presence_of(e, "alice")
+                .contains(&PresenceChange::Joined)
+                .then_some(())
+        })
+        .await;
+    }
+    wait_for(&mut alice, |e| {
+        presence_of(e, "bob")
+            .contains(&PresenceChange::Joined)
+            .then_some(())
+    })
+    .await;
+    for (session, other) in [(&alice, "bob"), (&bob, "alice")] {
+        let page = session.members_page("c", None, 10).await.unwrap();
+        let listed = page.members.iter().find(|m| &*m.user.name == other);
+        assert!(
+            listed.is_some_and(|m| m.online),
+            "{other}: {:?}",
+            page.members
+        );
+        assert_eq!((page.member_count, page.online_count), (2, 2));
+    }
+    bob.close();
+    wait_for(&mut alice, |e| {
+        presence_of(e, "bob")
+            .contains(&PresenceChange::Offline)
+            .then_some(())
+    })
+    .await;
 }

@@ -37,10 +37,7 @@ impl RoomFeeds for ScriptedFeed {
     async fn follow(&self, _inner: &MemoryBroker, _room: &Room) -> Result<Follow, ChatError> {
         let (tx, changes) = mpsc::unbounded_channel();
         *self.feed.lock().unwrap() = Some(tx);
-        Ok(Follow {
-            stored: Stored::default(),
-            changes,
-        })
+        Ok(Follow::new(Stored::default(), changes))
     }
     async fn stored(&self, _inner: &MemoryBroker, _room: &Room) -> Result<Stored, ChatError> {
         Ok(self.store.lock().unwrap().clone())

@@ -297,10 +297,7 @@ impl Broker for MemoryBroker {
         // Rooms that stopped following leave their closed feeds behind.
         log.followers.retain(|f| !f.is_closed());
         log.followers.push(tx);
-        Ok(Follow {
-            stored: stored_of(&log.history),
-            changes,
-        })
+        Ok(Follow::new(stored_of(&log.history), changes))
     }
 
     async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {

@@ -24,9 +24,15 @@
 //! - `redis/` (feature `redis`): `RedisBroker`, the same trait over one shared Redis,
 //!   where an atomic script allocates ids, trims the stored history and publishes, so
 //!   nothing above this seam changes. Its `mod.rs` is the broker's commands, `keys` the
-//!   key layout, `wire` the stored and published JSON, `scripts` the Lua scripts, and
+//!   key layout, `wire` the stored and published JSON, `scripts` the Lua scripts,
+//!   `cluster` the nodes' heartbeats, presence shares and cluster-wide flood buckets, and
 //!   `pubsub` the task that feeds the local rooms and resynchronises them after an
 //!   outage.
+//!
+//! Besides rooms, the seam carries what makes nodes one cluster: each node's share of a
+//! room's presence (a [`NodePresence`] signal per room per node per presence tick), the
+//! nodes' heartbeats ([`Broker::heartbeat`], [`ClusterEvent::NodeGone`]) and users' flood
+//! buckets counted over every node ([`Broker::take_token`]).
 
 mod memory;
 #[cfg(feature = "redis")]
@@ -35,13 +41,14 @@ pub(crate) mod redis;
 pub(crate) mod sqlite;
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::error::ChatError;
-use crate::event::PresenceChange;
 use crate::identity::{Identity, ResumeToken};
+use crate::limits::Rate;
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, UserId, UserRef};
 
 pub use memory::MemoryBroker;
@@ -77,10 +84,61 @@ pub enum Proposal {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Signal {
-    /// A member's presence changed.
-    Presence(UserRef, PresenceChange),
+    /// What changed in one node's share of the room's members over one presence tick (or
+    /// its whole share): every node's room merges the shares into one member list.
+    Presence(NodePresence),
     /// A member is typing.
     Typing(UserRef),
+}
+
+/// The id of one node of a cluster (one engine): random, made when the engine starts.
+pub type NodeId = Arc<str>;
+
+/// Where a member stands in a room *on one node* (the node's share of the room).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HereState {
+    /// At least one of the member's sessions on that node follows the room.
+    Online,
+    /// A member through that node, with no session there now.
+    Offline,
+    /// The member left the room on that node (on purpose): no longer a member there.
+    Left,
+}
+
+/// One node's presence in a room, as one signal per presence tick: the cost of presence
+/// between nodes is one publish per room per node per tick, whatever the number of
+/// changes, and nothing on a message's path.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodePresence {
+    /// The node whose share this is.
+    pub node: NodeId,
+    /// Whether `members` is the node's whole share (it replaces what the others knew of
+    /// that node), or only what changed since its last signal.
+    pub full: bool,
+    /// Whether the node asks every other node for its whole share: its room has just
+    /// started, or caught up after an outage, and knows nothing of the others.
+    pub ask: bool,
+    /// The members whose state on that node is new (or all of them, when `full`).
+    pub members: Vec<(UserRef, HereState)>,
+}
+
+impl NodePresence {
+    /// A share of `node`'s presence in a room.
+    pub fn new(
+        node: NodeId,
+        full: bool,
+        ask: bool,
+        members: Vec<(UserRef, HereState)>,
+    ) -> NodePresence {
+        NodePresence {
+            node,
+            full,
+            ask,
+            members,
+        }
+    }
 }
 
 /// A committed change, as delivered on a room's feed.
@@ -150,6 +208,7 @@ impl Stored {
 
 /// A room's stored history at the moment of following it, and every change after it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Follow {
     /// The stored history.
     pub stored: Stored,
@@ -157,6 +216,27 @@ pub struct Follow {
     /// Unbounded because its consumer is an in-process actor that only moves pointers; the
     /// bounded queues are the sessions' own.
     pub changes: mpsc::UnboundedReceiver<Change>,
+    /// Every node's whole share of the room's presence when it was followed, for a broker
+    /// that keeps them (Redis); `None` when it does not (then the room asks the other
+    /// nodes, which answer within a presence tick).
+    pub presence: Option<Vec<NodePresence>>,
+}
+
+impl Follow {
+    /// A room's stored history and its feed, with no presence kept.
+    pub fn new(stored: Stored, changes: mpsc::UnboundedReceiver<Change>) -> Follow {
+        Follow {
+            stored,
+            changes,
+            presence: None,
+        }
+    }
+
+    /// The same, with the nodes' shares of the room's presence as the broker keeps them.
+    pub fn with_presence(mut self, shares: Vec<NodePresence>) -> Follow {
+        self.presence = Some(shares);
+        self
+    }
 }
 
 /// Something that happened on one node that every node's registry must know.
@@ -172,6 +252,29 @@ pub enum ClusterEvent {
     },
     /// Two users' private room was used for the first time (on any node).
     DirectOpened([UserRef; 2]),
+    /// A node stopped beating ([`Broker::heartbeat`]): its members' presence is gone from
+    /// every room.
+    NodeGone(NodeId),
+}
+
+/// What a node's heartbeat found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Beat {
+    /// The cluster did not know this node (its first beat, or it had been taken for dead
+    /// after missing beats): every room here announces its whole share again.
+    pub rejoined: bool,
+    /// Every node alive now, this one included (empty for a broker without nodes): a node
+    /// that was alive at the previous beat and is missing now is gone, even when its
+    /// [`ClusterEvent::NodeGone`] was lost (this node's pub/sub was down at the time).
+    pub live: Vec<NodeId>,
+}
+
+impl Beat {
+    /// A beat that found this node `rejoined` or not, with the nodes `live` now.
+    pub fn new(rejoined: bool, live: Vec<NodeId>) -> Beat {
+        Beat { rejoined, live }
+    }
 }
 
 /// The seam between the engine's actors and the rest of the cluster: users, channel
@@ -226,6 +329,38 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Events from every node (this one included) that registries act on.
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent>;
+
+    /// Says that `node` is alive for `expiry` more; a node that has not beaten within its
+    /// expiry is taken for dead and every node gets [`ClusterEvent::NodeGone`] (within
+    /// one heartbeat interval of another node). The default does nothing: the nodes of an
+    /// in-process broker live and die with it.
+    async fn heartbeat(&self, node: &NodeId, expiry: Duration) -> Result<Beat, ChatError> {
+        let _ = (node, expiry);
+        Ok(Beat::default())
+    }
+
+    /// `node` stops cleanly (its engine shuts down): the other nodes show its users
+    /// offline now, rather than once its heartbeat expires. The default does nothing.
+    async fn node_stopped(&self, node: &NodeId) -> Result<(), ChatError> {
+        let _ = node;
+        Ok(())
+    }
+
+    /// Takes one token from `user`'s cluster-wide bucket of `limit` (the registry asks it
+    /// for `channel_create_rate`), refilled at `rate`: so a user spread over several
+    /// nodes gets one rate, not one per node; `rate_limited` when it is empty. A broker
+    /// counts posts (`message_rate`) where it commits them: Redis in its post script, with
+    /// no extra round trip. The default allows everything: a single node's own buckets
+    /// already hold every session of the user.
+    async fn take_token(
+        &self,
+        user: UserId,
+        limit: &'static str,
+        rate: Rate,
+    ) -> Result<(), ChatError> {
+        let _ = (user, limit, rate);
+        Ok(())
+    }
 
     /// The store's epoch: a random id made when the store was created (a new SQLite file,
     /// an empty Redis keyspace, a new in-memory broker). Clients compare it with the one

@@ -11,7 +11,7 @@
 //! (`AtomicResponse`): no other request runs in between, so checks and updates cannot
 //! interleave.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::rate::UserBuckets;
-use crate::broker::{Broker, ClusterEvent};
+use crate::broker::{new_epoch, Broker, ClusterEvent, NodeId};
 use crate::delivery::queue::{self, QueueReceiver};
 use crate::delivery::{SessionClosed, Subscriber};
 use crate::event::Event;
@@ -84,12 +84,16 @@ pub(crate) struct Connected {
 
 /// The directory actor; one per engine.
 pub(crate) struct RegistryActor {
+    /// This node's id in the cluster: random, new each time the engine starts.
+    pub(super) node: NodeId,
+    /// The nodes alive at the last heartbeat.
+    pub(super) live: HashSet<NodeId>,
     pub(super) limits: Arc<Limits>,
     pub(super) broker: Arc<dyn Broker>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
     pub(super) channels: HashMap<Arc<str>, ChannelEntry>,
-    directs: HashMap<(UserId, UserId), (Room, Addr<RoomActor>)>,
+    pub(super) directs: HashMap<(UserId, UserId), (Room, Addr<RoomActor>)>,
     pub(super) sessions: HashMap<SessionId, SessionEntry>,
     pub(super) users: HashMap<UserId, UserEntry>,
     next_session: u64,
@@ -103,6 +107,8 @@ impl RegistryActor {
         arbiters: Vec<ArbiterHandle>,
     ) -> Self {
         RegistryActor {
+            node: Arc::from(new_epoch()),
+            live: HashSet::new(),
             limits,
             broker,
             arbiters,
@@ -123,7 +129,14 @@ impl RegistryActor {
         stats: Arc<RoomStats>,
         me: Recipient<RoomStopped>,
     ) -> Addr<RoomActor> {
-        let actor = RoomActor::new(room, self.broker.clone(), self.limits.clone(), stats, me);
+        let actor = RoomActor::new(
+            room,
+            self.node.clone(),
+            self.broker.clone(),
+            self.limits.clone(),
+            stats,
+            me,
+        );
         if self.arbiters.is_empty() {
             return actor.start();
         }
@@ -327,6 +340,14 @@ impl RegistryActor {
                     self.direct_room(pair, true, ctx.address().recipient());
                 }
             }
+            ClusterEvent::NodeGone(node) if node != self.node => {
+                tracing::warn!(%node, "a node stopped beating: its members go offline");
+                self.node_gone(node);
+            }
+            ClusterEvent::NodeGone(_) => {
+                // This node was taken for dead: its next beat finds it unknown and
+                // announces its shares again.
+            }
         }
     }
 
@@ -387,6 +408,8 @@ impl Actor for RegistryActor {
         ctx.run_interval(every.max(Duration::from_millis(100)), |act, ctx| {
             act.keep_alive(ctx)
         });
+        self.heartbeat(ctx);
+        ctx.run_interval(self.limits.node_heartbeat, |act, ctx| act.heartbeat(ctx));
     }
 }
 

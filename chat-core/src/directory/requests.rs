@@ -8,7 +8,7 @@ use crate::delivery::CloseCause;
 use crate::error::ChatError;
 use crate::event::DisconnectReason;
 use crate::identity::ResumeToken;
-use crate::model::{now_millis, ChannelInfo, ChannelName, Room, SessionId, UserRef};
+use crate::model::{now_millis, ChannelInfo, ChannelName, Room, SessionId, UserId, UserRef};
 use crate::room::RoomActor;
 
 /// A request whose answer waits on the broker.
@@ -60,9 +60,11 @@ impl Handler<Connect> for RegistryActor {
     }
 }
 
+/// Create a channel; by a user (whose cluster-wide `channel_create_rate` bucket it costs
+/// a token), or by the embedder (`None`).
 #[derive(Message)]
 #[rtype(result = "Result<ChannelInfo, ChatError>")]
-pub(crate) struct CreateChannel(pub(crate) ChannelName);
+pub(crate) struct CreateChannel(pub(crate) ChannelName, pub(crate) Option<UserId>);
 
 impl Handler<CreateChannel> for RegistryActor {
     type Result = Atomic<ChannelInfo>;
@@ -77,7 +79,13 @@ impl Handler<CreateChannel> for RegistryActor {
         }
         let created_at = now_millis();
         let (broker, claimed) = (self.broker.clone(), name.clone());
-        let claim = async move { broker.claim_channel(&claimed, created_at).await };
+        let (by, rate) = (msg.1, self.limits.channel_create_rate);
+        let claim = async move {
+            if let Some(user) = by {
+                broker.take_token(user, "channel_create_rate", rate).await?;
+            }
+            broker.claim_channel(&claimed, created_at).await
+        };
         AtomicResponse::new(Box::pin(claim.into_actor(self).map(
             move |claimed, act, _| match claimed? {
                 true => Ok(act.add_channel(name, created_at, true)),
@@ -178,20 +186,27 @@ impl Handler<Stats> for RegistryActor {
     }
 }
 
-/// Closes every session (they see `Disconnected(ShuttingDown)`) and refuses new ones.
+/// Closes every session (they see `Disconnected(ShuttingDown)`), refuses new ones, and
+/// tells the other nodes this one is gone (so its users go offline there at once).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) struct Shutdown;
 
 impl Handler<Shutdown> for RegistryActor {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) -> Self::Result {
         self.shutting_down = true;
         for entry in self.sessions.values() {
             entry
                 .subscriber
                 .close(CloseCause::Engine(DisconnectReason::ShuttingDown));
         }
+        let (broker, node) = (self.broker.clone(), self.node.clone());
+        Box::pin(async move {
+            if let Err(e) = broker.node_stopped(&node).await {
+                tracing::warn!(error = %e, "could not tell the other nodes this one stops");
+            }
+        })
     }
 }

@@ -24,7 +24,8 @@ use super::coalesce::Coalescer;
 use super::commit::{Commit, PostReply};
 use super::history::History;
 use super::presence::Roster;
-use crate::broker::{Broker, Change, Proposal, Receipt, Signal, Stored};
+use super::share::Outbox;
+use crate::broker::{Broker, Change, NodeId, Proposal, Receipt, Signal, Stored};
 use crate::delivery::Subscriber;
 use crate::error::ChatError;
 use crate::event::Event;
@@ -68,6 +69,9 @@ pub(crate) struct RoomActor {
     pub(super) last_typing: HashMap<UserId, Instant>,
     /// Presence changes waiting for the tick, and whether the room is large.
     pub(super) presence: Coalescer,
+    /// This node, and what it has to tell the other nodes about its share of the room.
+    pub(super) node: NodeId,
+    pub(super) outbox: Outbox,
     pub(super) broker: Arc<dyn Broker>,
     pub(super) limits: Arc<Limits>,
     pub(super) stats: Arc<RoomStats>,
@@ -90,6 +94,7 @@ pub(crate) struct RoomActor {
 impl RoomActor {
     pub(crate) fn new(
         room: Room,
+        node: NodeId,
         broker: Arc<dyn Broker>,
         limits: Arc<Limits>,
         stats: Arc<RoomStats>,
@@ -102,6 +107,8 @@ impl RoomActor {
             roster: Roster::default(),
             last_typing: HashMap::new(),
             presence: Coalescer::default(),
+            node,
+            outbox: Outbox::default(),
             broker,
             limits,
             stats,
@@ -121,9 +128,8 @@ impl RoomActor {
             return;
         }
         self.idle_since = None;
-        if let Some(change) = self.roster.session_added(&user) {
-            self.presence_changed(user, change, ctx);
-        }
+        let moved = self.roster.session_added(&user);
+        self.presence_moved(moved, ctx);
     }
 
     pub(super) fn remove_subscriber(
@@ -138,9 +144,8 @@ impl RoomActor {
         if self.subscribers.is_empty() {
             self.idle_since = Some(Instant::now());
         }
-        if let Some((who, change)) = self.roster.session_removed(sub.user.id, parting) {
-            self.presence_changed(who, change, ctx);
-        }
+        let moved = self.roster.session_removed(sub.user.id, parting);
+        self.presence_moved(moved, ctx);
     }
 
     /// Queues `event` for every subscriber (but the sessions of `except`); `flush` sends it.
@@ -213,10 +218,13 @@ impl RoomActor {
                 let room = self.room.clone();
                 self.fan_out(Event::Deleted { room, id }, None);
             }
-            Change::Signal(Signal::Presence(user, change)) => {
-                self.presence.keep(user, change);
+            Change::Signal(Signal::Presence(share)) => self.merge_share(share),
+            Change::Resync(stored) => {
+                // Presence published while the broker was away is lost too: the room
+                // asks every node for its whole share again (at the next publish).
+                self.outbox_ask();
+                self.resync(stored);
             }
-            Change::Resync(stored) => self.resync(stored),
             Change::Signal(Signal::Typing(user)) => {
                 let except = Some(user.id);
                 let room = self.room.clone();
@@ -299,10 +307,17 @@ impl RoomActor {
             }
             self.apply(change);
         }
+        self.after_feed(ctx);
+    }
+
+    /// What follows a batch from the feed: send what it queued, answer the posts it
+    /// applied, and arm the presence tick and publish when they have something to send.
+    fn after_feed(&mut self, ctx: &mut Context<Self>) {
         self.flush(ctx);
         self.answer_due();
-        if self.presence.has_changes() {
-            self.arm_tick(ctx);
+        self.arm_tick_if_due(ctx);
+        if self.share_waiting() {
+            self.arm_publish(ctx);
         }
     }
 
@@ -328,11 +343,7 @@ impl RoomActor {
                 }
                 act.apply(change);
             }
-            act.flush(ctx);
-            act.answer_due();
-            if act.presence.has_changes() {
-                act.arm_tick(ctx);
-            }
+            act.after_feed(ctx);
         }));
     }
 
@@ -389,6 +400,7 @@ impl Actor for RoomActor {
                     Ok(follow) => {
                         act.history.load(&follow.stored);
                         ctx.add_stream(feed_stream(follow.changes));
+                        act.load_shares(follow.presence, ctx);
                     }
                     Err(e) => act.fail(e, ctx),
                 }),

@@ -1,11 +1,14 @@
 //! How a room tells its followers about presence without costing every join a delivery
 //! to every member: changes are coalesced into one [`PresenceBatch`] per follower per
 //! [`PRESENCE_TICK`] (sooner when something else is fanned out, which keeps every
-//! follower's events in the order they happened), and a room above `Limits::large_room` members (on this node) sends no
+//! follower's events in the order they happened), and a room above `Limits::large_room` members (on every node together) sends no
 //! member's change at all, only its counts, at most once per [`COUNTS_TICK`] (less often
 //! above [`COUNTS_PER_SECOND`] followers). Typing
 //! notices in such a room are bounded too (`Limits::large_room_typing` per
 //! `typing_interval`). `docs/architecture.md` ("Presence in big rooms") says why.
+//!
+//! Members on other nodes count here like this node's own (`share.rs` merges their
+//! shares), so the large/small rule and the counts are the cluster's.
 //!
 //! [`Coalescer`] is the state, owned by the room's actor; the `RoomActor` methods here are
 //! what the actor calls when its roster changes and what its tick runs. Nothing here is
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::actor::RoomActor;
-use crate::broker::Signal;
+use super::presence::Moved;
 use crate::event::{Event, PresenceBatch, PresenceChange};
 use crate::model::UserRef;
 
@@ -85,6 +88,12 @@ impl Coalescer {
         }
     }
 
+    /// Drops the changes waiting for the tick: what a room learnt before anyone followed
+    /// it is in the first join's member list already.
+    pub(crate) fn forget_changes(&mut self) {
+        self.changes.clear();
+    }
+
     /// Whether changes wait for a tick.
     pub(crate) fn has_changes(&self) -> bool {
         !self.changes.is_empty()
@@ -119,22 +128,39 @@ impl Coalescer {
 }
 
 impl RoomActor {
-    /// A member of this room (on this node) changed: a small room relays the change to
-    /// every node's followers (through the broker, so it reaches them in the feed's
-    /// order); a large room only has new counts to send at its next tick.
-    pub(super) fn presence_changed(
-        &mut self,
-        who: UserRef,
-        change: PresenceChange,
-        ctx: &mut Context<Self>,
-    ) {
+    /// One of this node's sessions changed the roster: the followers are shown what
+    /// the cluster sees at the next tick (a large room: only its counts), and this node's
+    /// new share goes to the other nodes at the next publish.
+    pub(super) fn presence_moved(&mut self, moved: Moved, ctx: &mut Context<Self>) {
+        if let Some((user, change)) = moved.shown {
+            self.presence.keep(user, change);
+        }
+        self.roster_resized();
+        self.arm_tick_if_due(ctx);
+        if let Some(here) = moved.here {
+            self.share_changed(here, ctx);
+        }
+    }
+
+    /// The roster's size may have changed: the directory's count, and whether the room is
+    /// large now.
+    pub(super) fn roster_resized(&mut self) {
         let members = self.roster.len();
         self.stats.members.store(members, Ordering::Relaxed);
         self.presence.resize(members, self.limits.large_room);
-        if self.presence.large {
-            self.arm_tick(ctx);
+    }
+
+    /// Arms the tick when it has something to send: changes waiting (a small room), or
+    /// counts the followers were not sent yet (a large one).
+    pub(super) fn arm_tick_if_due(&mut self, ctx: &mut Context<Self>) {
+        let counts = (self.roster.len(), self.roster.online());
+        let due = if self.presence.large {
+            counts != self.presence.counts_sent
         } else {
-            self.signal(Signal::Presence(who, change), ctx);
+            self.presence.has_changes()
+        };
+        if due {
+            self.arm_tick(ctx);
         }
     }
 

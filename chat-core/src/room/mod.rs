@@ -8,7 +8,10 @@
 //!   broker answers at once), and where a post's outcome goes.
 //! - `requests`: what sessions and the directory ask a room (subscribe, post, delete, ...),
 //!   each message next to its handler.
-//! - `presence`: the members and their online state, in the order pages are read.
+//! - `presence`: the members and their online state across the nodes, in the order pages
+//!   are read.
+//! - `share`: this node's share of the room's presence, published to the other nodes
+//!   once per tick, and theirs merged here; a node that is gone loses its share.
 //! - `history`: the bounded ring of the room's messages and resume bookkeeping.
 //!
 //! A room knows its subscribers ([`crate::delivery`]) and the broker; it does not know the
@@ -20,6 +23,8 @@ mod commit;
 pub(crate) mod history;
 mod presence;
 mod requests;
+mod share;
 
 pub(crate) use actor::{RoomActor, RoomStats, RoomStopped};
 pub(crate) use requests::{Delete, Members, Post, Subscribe, Typing, Unsubscribe};
+pub(crate) use share::{Announce, NodeGone};

@@ -102,6 +102,8 @@ impl Handler<Post> for RoomActor {
             let _ = msg.reply.send(Err(error.clone()));
             return;
         }
+        // The other nodes hear of a member's arrival before their first message.
+        self.publish_share(ctx);
         let proposal = Proposal::Post {
             author: msg.author,
             text: msg.text,

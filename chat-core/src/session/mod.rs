@@ -206,7 +206,7 @@ impl Session {
         let name = validate::channel_name(name, &self.limits)?;
         self.buckets.take_channel_creation()?;
         self.registry
-            .send(CreateChannel(name))
+            .send(CreateChannel(name, Some(self.subscriber.user.id)))
             .await
             .map_err(registry_gone)?
     }

@@ -5,10 +5,11 @@
 //! [`RoomFeeds`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use chat_core::broker::{ChannelRecord, Follow, Proposal, Receipt, Stored};
+use chat_core::broker::{Beat, ChannelRecord, Follow, NodeId, Proposal, Receipt, Stored};
 use chat_core::{
-    Broker, ChannelName, ChatError, ClusterEvent, Identity, MemoryBroker, ResumeToken, Room,
+    Broker, ChannelName, ChatError, ClusterEvent, Identity, MemoryBroker, Rate, ResumeToken, Room,
     UserId, UserRef,
 };
 use chrono::{DateTime, Utc};
@@ -90,7 +91,24 @@ impl<F: RoomFeeds> Broker for Hooked<F> {
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
         self.inner.cluster_events()
     }
+    async fn heartbeat(&self, node: &NodeId, expiry: Duration) -> Result<Beat, ChatError> {
+        self.inner.heartbeat(node, expiry).await
+    }
+    async fn node_stopped(&self, node: &NodeId) -> Result<(), ChatError> {
+        self.inner.node_stopped(node).await
+    }
+    async fn take_token(
+        &self,
+        user: UserId,
+        limit: &'static str,
+        rate: Rate,
+    ) -> Result<(), ChatError> {
+        self.inner.take_token(user, limit, rate).await
+    }
     fn epoch(&self) -> &str {
         self.inner.epoch()
+    }
+    async fn flush(&self) -> Result<(), ChatError> {
+        self.inner.flush().await
     }
 }

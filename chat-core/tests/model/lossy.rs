@@ -83,10 +83,8 @@ impl Snapshot {
 impl RoomFeeds for Lossy {
     /// The shared broker's feed, passed on through a task that drops what comes while cut.
     async fn follow(&self, inner: &MemoryBroker, room: &Room) -> Result<Follow, ChatError> {
-        let Follow {
-            stored,
-            changes: mut from_store,
-        } = inner.follow(room).await?;
+        let follow = inner.follow(room).await?;
+        let (stored, mut from_store) = (follow.stored, follow.changes);
         let (tx, changes) = mpsc::unbounded_channel();
         let (cut, to_room) = (self.cut.clone(), tx.clone());
         tokio::spawn(async move {
@@ -97,6 +95,6 @@ impl RoomFeeds for Lossy {
             }
         });
         self.feeds.lock().unwrap().push((room.clone(), tx));
-        Ok(Follow { stored, changes })
+        Ok(Follow::new(stored, changes))
     }
 }

@@ -96,6 +96,16 @@ pub struct LimitFlags {
     /// `server_full` when every hold is live.
     #[arg(long, env = "FLACK_MAX_USERS", default_value_t = 1_000_000)]
     pub max_users: usize,
+
+    /// With `--redis`: how often this node tells the others it is alive.
+    #[arg(long, env = "FLACK_NODE_HEARTBEAT", default_value = "2s", value_parser = parse_duration)]
+    pub node_heartbeat: Duration,
+
+    /// With `--redis`: a node silent for this long is taken for dead, and its users go
+    /// offline on every other node (within this plus one `--node-heartbeat`). At least
+    /// twice `--node-heartbeat`.
+    #[arg(long, env = "FLACK_NODE_EXPIRY", default_value = "10s", value_parser = parse_duration)]
+    pub node_expiry: Duration,
 }
 
 impl LimitFlags {
@@ -120,6 +130,8 @@ impl LimitFlags {
         limits.name_hold = self.name_hold;
         limits.login_rate_per_address = self.login_rate_per_address;
         limits.max_users = self.max_users;
+        limits.node_heartbeat = self.node_heartbeat;
+        limits.node_expiry = self.node_expiry;
         limits
     }
 }

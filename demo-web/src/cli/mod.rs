@@ -291,6 +291,10 @@ mod tests {
             "3/0.5",
             "--max-users",
             "5000",
+            "--node-heartbeat",
+            "1s",
+            "--node-expiry",
+            "4s",
             "--max-connections-per-address",
             "8",
             "--connect-rate-per-address",
@@ -323,6 +327,8 @@ mod tests {
         );
         assert_eq!(checked.limits.login_rate_per_address, Rate::new(3, 0.5));
         assert_eq!(checked.limits.max_users, 5000);
+        assert_eq!(checked.limits.node_heartbeat, Duration::from_secs(1));
+        assert_eq!(checked.limits.node_expiry, Duration::from_secs(4));
         assert_eq!(checked.ws.max_connections_per_address, 8);
         assert_eq!(checked.tcp.max_connections_per_address, 8);
         assert_eq!(checked.ws.connect_rate_per_address, Rate::new(4, 2.0));
@@ -344,6 +350,8 @@ mod tests {
             ("--session-queue-hard-bytes", "0"),
             ("--room-idle", "0s"),
             ("--max-users", "0"),
+            ("--node-heartbeat", "0s"),
+            ("--node-expiry", "1s"),
             ("--max-connections-per-address", "0"),
             ("--trusted-proxy", "proxy.internal"),
             ("--forwarded-header", "X Forwarded For"),

@@ -25,6 +25,16 @@ pub(super) const CHANNELS: &str = "flack:channels";
 /// The keyspace's epoch: a random id set (`SET NX`) by the first node that connects to it.
 pub(super) const EPOCH: &str = "flack:epoch";
 
+/// The sorted set of live nodes, scored by when each one's heartbeat expires (Unix
+/// milliseconds from Redis's `TIME`).
+pub(super) const NODES: &str = "flack:nodes";
+
+/// A user's cluster-wide flood bucket for `limit` (`message_rate`,
+/// `channel_create_rate`).
+pub(super) fn bucket(limit: &str, user: UserId) -> String {
+    format!("{PREFIX}:rate:{limit}:{}", user.0)
+}
+
 /// Who holds display name `name` (case-insensitively): the user's id.
 pub(super) fn name(name: &str) -> String {
     format!("{PREFIX}:name:{}", validate::name_key(name))
@@ -52,6 +62,22 @@ pub(super) fn room_channel(room: &Room) -> String {
         RoomKey::Channel(key) => format!("{PREFIX}:room:c:{key}"),
         RoomKey::Direct(a, b) => format!("{PREFIX}:room:d:{}:{}", a.0, b.0),
     }
+}
+
+/// `node`'s share of the presence of the room whose pub/sub channel is `channel`: a hash
+/// of user id -> `[user, state]`.
+pub(super) fn room_share(channel: &str, node: &str) -> String {
+    format!("{channel}:here:{node}")
+}
+
+/// The nodes with a share of the presence of the room whose pub/sub channel is `channel`.
+pub(super) fn room_nodes(channel: &str) -> String {
+    format!("{channel}:nodes")
+}
+
+/// The rooms (pub/sub channels) `node` has a share of: what goes when the node is gone.
+pub(super) fn node_rooms(node: &str) -> String {
+    format!("{PREFIX}:node:{node}:rooms")
 }
 
 /// The last message id of the room whose pub/sub channel is `channel`.

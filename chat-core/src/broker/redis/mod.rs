@@ -15,10 +15,13 @@
 //!   `docs/architecture.md`);
 //! - `wire`: the JSON stored and published, to and from the engine's types;
 //! - `scripts`: the Lua scripts, each one atomic decision;
+//! - `cluster`: nodes' heartbeats, their shares of rooms' presence, and users' flood
+//!   buckets counted over every node;
 //! - `pubsub`: the local followers of each room, and the task that owns the pub/sub
 //!   connection: it routes changes and cluster events, reconnects with backoff and
 //!   resynchronises the followed rooms.
 
+mod cluster;
 mod keys;
 mod pubsub;
 mod scripts;
@@ -36,11 +39,12 @@ use self::keys::PREFIX;
 use self::pubsub::Shared;
 use self::scripts::Scripts;
 use crate::broker::{
-    new_epoch, Broker, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored,
+    new_epoch, Beat, Broker, ChannelRecord, ClusterEvent, Follow, NodeId, Proposal, Receipt,
+    Signal, Stored,
 };
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
-use crate::limits::Limits;
+use crate::limits::{Limits, Rate};
 use crate::model::{ChannelName, Room, UserId, UserRef};
 
 /// How long one Redis command may take before the caller gets `unavailable`.
@@ -60,6 +64,8 @@ pub struct RedisBroker {
     history_limit: usize,
     hold_secs: u64,
     max_users: usize,
+    /// Each user's posts, counted over every node (`Limits::message_rate`).
+    message_rate: Rate,
     scripts: Arc<Scripts>,
 }
 
@@ -93,6 +99,7 @@ impl RedisBroker {
             history_limit: limits.history.max(1),
             hold_secs: limits.name_hold.as_secs().max(1),
             max_users: limits.max_users.max(1),
+            message_rate: limits.message_rate,
             scripts: Arc::new(Scripts::new()),
         };
         let (subscribed, first_subscription) = tokio::sync::oneshot::channel();
@@ -314,7 +321,9 @@ impl Broker for RedisBroker {
     }
 
     async fn follow(&self, room: &Room) -> Result<Follow, ChatError> {
-        self.shared.follow(&mut self.conn.clone(), room).await
+        self.shared
+            .follow(&mut self.conn.clone(), &self.scripts, room)
+            .await
     }
 
     async fn stored(&self, room: &Room) -> Result<Stored, ChatError> {
@@ -332,19 +341,27 @@ impl Broker for RedisBroker {
                     Room::Channel(_) => 0,
                     Room::Direct(_) => self.hold_secs,
                 };
+                let bucket = keys::bucket("message_rate", author.id);
                 let draft = wire::draft(&author, text).map_err(unavailable)?;
-                let stored: String = self
+                let rate = self.message_rate;
+                let (wait_ms, stored): (u64, String) = self
                     .scripts
                     .post
                     .key(keys::room_seq(&channel))
                     .key(keys::room_log(&channel))
+                    .key(bucket)
                     .arg(self.history_limit)
                     .arg(draft)
                     .arg(&channel)
                     .arg(expiry)
+                    .arg(rate.burst)
+                    .arg(cluster::per_ms(rate))
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
+                if wait_ms > 0 {
+                    return Err(cluster::rate_limited("message_rate", wait_ms));
+                }
                 let message = wire::message(&stored, room).ok_or_else(|| {
                     ChatError::Unavailable("redis returned a malformed message".into())
                 })?;
@@ -367,6 +384,10 @@ impl Broker for RedisBroker {
                     _ => Err(ChatError::NoSuchMessage(id)),
                 }
             }
+            Proposal::Signal(Signal::Presence(share)) => {
+                self.store_share(&channel, share).await?;
+                Ok(Receipt::Done)
+            }
             Proposal::Signal(signal) => {
                 let payload = wire::signal(signal).map_err(unavailable)?;
                 let _: i64 = conn.publish(&channel, payload).await.map_err(unavailable)?;
@@ -381,6 +402,23 @@ impl Broker for RedisBroker {
 
     fn epoch(&self) -> &str {
         &self.epoch
+    }
+
+    async fn heartbeat(&self, node: &NodeId, expiry: Duration) -> Result<Beat, ChatError> {
+        self.beat(node, expiry).await
+    }
+
+    async fn node_stopped(&self, node: &NodeId) -> Result<(), ChatError> {
+        self.leave(node).await
+    }
+
+    async fn take_token(
+        &self,
+        user: UserId,
+        limit: &'static str,
+        rate: Rate,
+    ) -> Result<(), ChatError> {
+        self.take(keys::bucket(limit, user), limit, rate).await
     }
 }
 

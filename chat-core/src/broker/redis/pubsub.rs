@@ -19,6 +19,7 @@ use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
 use redis::AsyncCommands;
 use tokio::sync::mpsc;
 
+use super::scripts::Scripts;
 use super::{keys, unavailable, wire};
 use crate::broker::{lock, Change, ClusterEvent, Follow, Stored};
 use crate::error::ChatError;
@@ -49,6 +50,7 @@ impl Shared {
     pub(super) async fn follow(
         &self,
         conn: &mut ConnectionManager,
+        scripts: &Scripts,
         room: &Room,
     ) -> Result<Follow, ChatError> {
         let channel = keys::room_channel(room);
@@ -73,9 +75,17 @@ impl Shared {
             }
         }
         // A room that cannot read its history must not start as if it had none: it
-        // fails, and the next request starts it again.
+        // fails, and the next request starts it again. The presence shares are read after
+        // subscribing too: a change in both is applied twice, which changes nothing.
         let stored = read_stored(conn, room).await?;
-        Ok(Follow { stored, changes })
+        let lines: Vec<String> = scripts
+            .shares
+            .key(keys::room_nodes(&channel))
+            .arg(&channel)
+            .invoke_async(conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(Follow::new(stored, changes).with_presence(wire::stored_shares(&lines)))
     }
 
     /// A registry's receiver of the cluster events of every node.

@@ -1,7 +1,8 @@
 //! The Lua scripts of the Redis broker: each decision that must be the same on every node,
 //! run by Redis as one atomic step (allocate a message id, store, trim and publish; check
 //! and apply a deletion; claim a display name within the user cap; resume a token;
-//! restart name holds).
+//! restart name holds; take a token from a user's cluster-wide flood bucket; beat a
+//! node's heart and declare the silent ones gone).
 //!
 //! Users are counted in the sorted set `flack:users`, scored by when each one's hold ends
 //! (Unix milliseconds from Redis's own `TIME`, so every node agrees): every script that
@@ -15,13 +16,38 @@
 
 use redis::Script;
 
-/// Post: allocate the id, store, trim, publish. The message arrives as JSON whose first
-/// field is `"id":0`; the script puts the real id there. A private room's keys get
-/// `ARGV[4]` seconds to live (0: a channel's, which never expire).
+/// A token bucket shared by every node (a hash of `tokens` and `at`, Redis's `TIME` in
+/// milliseconds): refilled at `per_ms` tokens a millisecond up to `burst`. Takes a token
+/// and returns 0, or returns how many milliseconds until one is there. The key expires
+/// once the bucket would be full again, so an idle user costs nothing.
+const BUCKET: &str = r#"
+local function take_token(key, burst, per_ms)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local b = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(b[1]) or burst
+  local at = tonumber(b[2]) or now
+  if now > at then tokens = math.min(burst, tokens + (now - at) * per_ms) end
+  if tokens < 1 then return math.max(1, math.ceil((1 - tokens) / per_ms)) end
+  redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'at', now)
+  -- At most a year: a bucket that refills slower than that is as good as empty anyway.
+  redis.call('PEXPIRE', key, math.min(math.ceil(burst / per_ms) + 1000, 31536000000))
+  return 0
+end
+"#;
+
+/// Post: take a token from the author's cluster-wide `message_rate` bucket, then allocate
+/// the id, store, trim, publish. The message arrives as JSON whose first field is
+/// `"id":0`; the script puts the real id there. A private room's keys get `ARGV[4]`
+/// seconds to live (0: a channel's, which never expire).
 ///
-/// KEYS: the room's seq, its log. ARGV: the history limit, the message, the room's
-/// pub/sub channel, the expiry. Returns the stored message.
-const POST_SCRIPT: &str = r#"
+/// KEYS: the room's seq, its log, the author's bucket. ARGV: the history limit, the
+/// message, the room's pub/sub channel, the expiry, the bucket's burst and its refill per
+/// millisecond. Returns `{0, stored message}`, or `{milliseconds to wait, ''}` when the
+/// bucket is empty.
+const POST_BODY: &str = r#"
+local wait = take_token(KEYS[3], tonumber(ARGV[5]), tonumber(ARGV[6]))
+if wait > 0 then return {wait, ''} end
 local id = redis.call('INCR', KEYS[1])
 local message = string.gsub(ARGV[2], '^{"id":0,', '{"id":' .. id .. ',', 1)
 redis.call('RPUSH', KEYS[2], message)
@@ -31,7 +57,100 @@ if tonumber(ARGV[4]) > 0 then
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 redis.call('PUBLISH', ARGV[3], '{"posted":' .. message .. '}')
-return message
+return {0, message}
+"#;
+
+/// Take a token: KEYS: the bucket. ARGV: its burst, its refill per millisecond. Returns 0,
+/// or the milliseconds to wait.
+const TAKE_BODY: &str = r#"
+return take_token(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+"#;
+
+/// Forget a node: remove it from the live set, delete its shares of every room's
+/// presence, and announce it gone on the cluster channel (`{"node_gone":ID}`), in one step.
+const FORGET_NODE: &str = r#"
+local function forget_node(nodes, node, channel, prefix)
+  redis.call('ZREM', nodes, node)
+  local rooms = prefix .. ':node:' .. node .. ':rooms'
+  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
+    redis.call('DEL', room .. ':here:' .. node)
+    redis.call('SREM', room .. ':nodes', node)
+  end
+  redis.call('DEL', rooms)
+  redis.call('PUBLISH', channel, cjson.encode({node_gone = node}))
+end
+"#;
+
+/// Heartbeat: this node is alive until now + `ARGV[2]` ms; every other node whose time
+/// ran out is forgotten (once: whichever node finds it first).
+///
+/// KEYS: the nodes' sorted set. ARGV: this node's id, its expiry in milliseconds, the
+/// cluster channel, the prefix. Returns 1 when the set did not hold this node (its first
+/// beat, or it had been declared gone), 0 otherwise, and every node alive now.
+const HEARTBEAT_BODY: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  if node ~= ARGV[1] then forget_node(KEYS[1], node, ARGV[3], ARGV[4]) end
+end
+local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return {added, redis.call('ZRANGE', KEYS[1], 0, -1)}
+"#;
+
+/// Leave: a node that stops cleanly forgets itself, so its users go offline everywhere
+/// at once rather than after its expiry.
+///
+/// KEYS: the nodes' sorted set. ARGV: the node's id, the cluster channel, the prefix.
+/// Returns 1.
+const LEAVE_BODY: &str = r#"
+forget_node(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+return 1
+"#;
+
+/// Presence: store one node's share of a room (its changes, or the whole of it) and
+/// publish it, in one step, so that a room that starts on another node reads every
+/// node's share and then gets each later change on its feed. A node that is not in the
+/// live set (it stopped, or was declared gone) only publishes: nothing would ever delete
+/// what it stored. Its heartbeat adds it again, and its rooms announce their whole shares.
+///
+/// KEYS: the node's share of the room (a hash: user id -> `[user, state]`), the room's set
+/// of nodes with a share, the node's set of rooms it has a share in, the nodes' sorted
+/// set. ARGV: the node's id, the room's pub/sub channel, `1` for a whole share (replaces
+/// the hash), the payload to publish, then pairs of a user id and the member's value
+/// (empty: left). Returns 1.
+const PRESENCE_SCRIPT: &str = r#"
+if redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+  for i = 5, #ARGV, 2 do
+    if ARGV[i + 1] == '' then
+      redis.call('HDEL', KEYS[1], ARGV[i])
+    else
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    end
+  end
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('SADD', KEYS[2], ARGV[1])
+    redis.call('SADD', KEYS[3], ARGV[2])
+  else
+    redis.call('SREM', KEYS[2], ARGV[1])
+  end
+end
+redis.call('PUBLISH', ARGV[2], ARGV[4])
+return 1
+"#;
+
+/// Read every node's share of a room's presence.
+///
+/// KEYS: the room's set of nodes with a share. ARGV: the room's pub/sub channel. Returns
+/// one `node value` string per member of each share.
+const SHARES_SCRIPT: &str = r#"
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  for _, value in ipairs(redis.call('HVALS', ARGV[1] .. ':here:' .. node)) do
+    table.insert(out, node .. ' ' .. value)
+  end
+end
+return out
 "#;
 
 /// Delete: only the author, only a stored message.
@@ -146,16 +265,26 @@ pub(super) struct Scripts {
     pub(super) register: Script,
     pub(super) resume: Script,
     pub(super) touch: Script,
+    pub(super) take: Script,
+    pub(super) heartbeat: Script,
+    pub(super) leave: Script,
+    pub(super) presence: Script,
+    pub(super) shares: Script,
 }
 
 impl Scripts {
     pub(super) fn new() -> Scripts {
         Scripts {
-            post: Script::new(POST_SCRIPT),
+            post: Script::new(&format!("{BUCKET}{POST_BODY}")),
             delete: Script::new(DELETE_SCRIPT),
             register: Script::new(REGISTER_SCRIPT),
             resume: Script::new(RESUME_SCRIPT),
             touch: Script::new(TOUCH_SCRIPT),
+            take: Script::new(&format!("{BUCKET}{TAKE_BODY}")),
+            heartbeat: Script::new(&format!("{FORGET_NODE}{HEARTBEAT_BODY}")),
+            leave: Script::new(&format!("{FORGET_NODE}{LEAVE_BODY}")),
+            presence: Script::new(PRESENCE_SCRIPT),
+            shares: Script::new(SHARES_SCRIPT),
         }
     }
 }

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::broker::{Change, ChannelRecord, ClusterEvent, Signal};
-use crate::event::PresenceChange;
+use crate::broker::{Change, ChannelRecord, ClusterEvent, HereState, NodePresence, Signal};
 use crate::limits::Limits;
 use crate::model::{now_millis, ChannelName, ChatMessage, Room, UserId, UserRef};
 use crate::validate;
@@ -38,8 +37,18 @@ struct WireMessage {
 enum WireChange {
     Posted(WireMessage),
     Deleted(u64),
-    Presence { user: WireUser, change: String },
+    Presence(WirePresence),
     Typing(WireUser),
+}
+
+/// One node's share of a room's presence (`NodePresence`); a member's state is
+/// `online`, `offline` or `left`.
+#[derive(Serialize, Deserialize)]
+struct WirePresence {
+    node: String,
+    full: bool,
+    ask: bool,
+    members: Vec<(WireUser, String)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -53,6 +62,8 @@ struct WireChannel {
 enum WireCluster {
     ChannelCreated(WireChannel),
     DirectOpened([WireUser; 2]),
+    /// Published by the heartbeat script (`scripts.rs`) as `{"node_gone":ID}`.
+    NodeGone(String),
 }
 
 /// A new message by `author`, with id 0 for the post script to replace, sent now.
@@ -74,24 +85,66 @@ pub(super) fn message(json: &str, room: &Room) -> Option<Arc<ChatMessage>> {
 /// A signal as published on its room's channel.
 pub(super) fn signal(signal: Signal) -> serde_json::Result<String> {
     let wire = match signal {
-        Signal::Presence(user, change) => WireChange::Presence {
-            user: wire_user(&user),
-            change: change.as_str().to_owned(),
-        },
+        Signal::Presence(share) => WireChange::Presence(WirePresence {
+            node: share.node.to_string(),
+            full: share.full,
+            ask: share.ask,
+            members: share
+                .members
+                .iter()
+                .map(|(user, state)| (wire_user(user), here_name(*state).to_owned()))
+                .collect(),
+        }),
         Signal::Typing(user) => WireChange::Typing(wire_user(&user)),
     };
     serde_json::to_string(&wire)
 }
 
-/// A change published on `room`'s channel; `Ok(None)` for a presence change this node
-/// does not know.
+/// A member's value in a node's stored share of a room: `[user, state]`.
+pub(super) fn share_value(user: &UserRef, state: HereState) -> serde_json::Result<String> {
+    serde_json::to_string(&(wire_user(user), here_name(state)))
+}
+
+/// Every node's stored share, from the shares script's `node value` lines; lines that do
+/// not parse are skipped.
+pub(super) fn stored_shares(lines: &[String]) -> Vec<NodePresence> {
+    let mut by_node: std::collections::HashMap<&str, Vec<(UserRef, HereState)>> =
+        std::collections::HashMap::new();
+    for line in lines {
+        let Some((node, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let Ok((user, state)) = serde_json::from_str::<(WireUser, String)>(value) else {
+            continue;
+        };
+        if let Some(state) = here_state(&state) {
+            by_node
+                .entry(node)
+                .or_default()
+                .push((user_ref(user), state));
+        }
+    }
+    by_node
+        .into_iter()
+        .map(|(node, members)| NodePresence::new(Arc::from(node), true, false, members))
+        .collect()
+}
+
+/// A change published on `room`'s channel; a member's state this node does not know is
+/// skipped.
 pub(super) fn change(payload: &[u8], room: &Room) -> serde_json::Result<Option<Change>> {
     Ok(match serde_json::from_slice::<WireChange>(payload)? {
         WireChange::Posted(m) => Some(Change::Posted(Arc::new(chat_message(m, room)))),
         WireChange::Deleted(id) => Some(Change::Deleted(id)),
         WireChange::Typing(u) => Some(Change::Signal(Signal::Typing(user_ref(u)))),
-        WireChange::Presence { user, change } => {
-            presence(&change).map(|change| Change::Signal(Signal::Presence(user_ref(user), change)))
+        WireChange::Presence(p) => {
+            let members = p
+                .members
+                .into_iter()
+                .filter_map(|(user, state)| Some((user_ref(user), here_state(&state)?)))
+                .collect();
+            let share = NodePresence::new(Arc::from(p.node), p.full, p.ask, members);
+            Some(Change::Signal(Signal::Presence(share)))
         }
     })
 }
@@ -139,6 +192,7 @@ pub(super) fn cluster_event(payload: &[u8]) -> serde_json::Result<Option<Cluster
         WireCluster::DirectOpened([a, b]) => {
             Some(ClusterEvent::DirectOpened([user_ref(a), user_ref(b)]))
         }
+        WireCluster::NodeGone(node) => Some(ClusterEvent::NodeGone(Arc::from(node))),
     })
 }
 
@@ -173,15 +227,18 @@ fn record(c: WireChannel) -> Option<ChannelRecord> {
     Some((name, DateTime::from_timestamp_millis(c.created_at)?))
 }
 
-fn presence(change: &str) -> Option<PresenceChange> {
-    [
-        PresenceChange::Joined,
-        PresenceChange::Left,
-        PresenceChange::Online,
-        PresenceChange::Offline,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == change)
+fn here_name(state: HereState) -> &'static str {
+    match state {
+        HereState::Online => "online",
+        HereState::Offline => "offline",
+        HereState::Left => "left",
+    }
+}
+
+fn here_state(name: &str) -> Option<HereState> {
+    [HereState::Online, HereState::Offline, HereState::Left]
+        .into_iter()
+        .find(|s| here_name(*s) == name)
 }
 
 fn wire_user(u: &UserRef) -> WireUser {
@@ -237,16 +294,27 @@ mod tests {
         assert_eq!(stored_pair(&pair_json), Some([alice(), bob.clone()]));
 
         let room = Room::Channel(name);
-        let typing = signal(Signal::Typing(bob)).unwrap();
+        let typing = signal(Signal::Typing(bob.clone())).unwrap();
         assert!(matches!(
             change(typing.as_bytes(), &room),
             Ok(Some(Change::Signal(Signal::Typing(u)))) if u.id == UserId(9)
         ));
-        let presence = signal(Signal::Presence(alice(), PresenceChange::Online)).unwrap();
+        let share = NodePresence::new(
+            Arc::from("n1"),
+            false,
+            true,
+            vec![(alice(), HereState::Online), (bob, HereState::Left)],
+        );
+        let presence = signal(Signal::Presence(share)).unwrap();
         assert!(matches!(
             change(presence.as_bytes(), &room),
-            Ok(Some(Change::Signal(Signal::Presence(u, PresenceChange::Online))))
-                if u.id == UserId(7)
+            Ok(Some(Change::Signal(Signal::Presence(p))))
+                if &*p.node == "n1" && !p.full && p.ask
+                    && p.members == [(alice(), HereState::Online), (UserRef { id: UserId(9), name: Arc::from("bob") }, HereState::Left)]
+        ));
+        assert!(matches!(
+            cluster_event(br#"{"node_gone":"n2"}"#),
+            Ok(Some(ClusterEvent::NodeGone(n))) if &*n == "n2"
         ));
         let posted = format!(r#"{{"posted":{}}}"#, draft(&alice(), "hi".into()).unwrap());
         assert!(matches!(
