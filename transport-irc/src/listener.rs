@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_core::telemetry::{self, Transport};
 use chat_core::Engine;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -72,9 +73,10 @@ pub(crate) async fn run(
                 let task =
                     connection::run(stream, engine.clone(), config.clone(), shutdown.clone());
                 // The permit moves into the task: the slot is free once the connection ends.
+                let counted = telemetry::connection_opened(Transport::Irc);
                 let task = async move {
                     task.await;
-                    drop(permit);
+                    drop((permit, counted));
                 };
                 tokio::spawn(tracker.track_future(task.instrument(span)));
             }

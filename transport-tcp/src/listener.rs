@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_core::telemetry::{self, Transport};
 use chat_core::{ConnectionGate, Engine};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -102,9 +103,10 @@ pub(crate) async fn run(
                 );
                 // The permit and the address's slot move into the task: both are free once
                 // the connection ends.
+                let counted = telemetry::connection_opened(Transport::Tcp);
                 let task = async move {
                     task.await;
-                    drop((permit, slot));
+                    drop((permit, slot, counted));
                 };
                 tokio::spawn(tracker.track_future(task.instrument(span)));
             }

@@ -26,9 +26,14 @@
 //!   nothing above this seam changes. Its `mod.rs` is the broker's commands, `keys` the
 //!   key layout, `wire` the stored and published JSON, `scripts` the Lua scripts, and
 //!   `pubsub` the task that feeds the local rooms and resynchronises them after an
-//!   outage.
+//!   outage;
+//! - `metered` (feature `redis`): `Metered`, a broker in front of another that times each
+//!   operation and counts those that could not reach the store (the Redis command
+//!   metrics of `telemetry`).
 
 mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod metered;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "sqlite")]
@@ -239,6 +244,13 @@ pub trait Broker: Send + Sync + 'static {
     /// (Redis) has nothing left to write.
     async fn flush(&self) -> Result<(), ChatError> {
         Ok(())
+    }
+
+    /// Whether the store answers now, for a readiness probe (`Engine::health`): quick
+    /// (bounded by about a second) and changing nothing. The default says yes: an
+    /// in-memory broker has nothing to lose touch with.
+    async fn reachable(&self) -> bool {
+        true
     }
 }
 

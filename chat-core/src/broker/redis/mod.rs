@@ -48,6 +48,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long `reachable` waits for Redis to answer a `PING`.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long connecting waits for the first pub/sub subscription.
 const FIRST_SUBSCRIPTION_WAIT: Duration = Duration::from_secs(5);
 
@@ -381,6 +384,18 @@ impl Broker for RedisBroker {
 
     fn epoch(&self) -> &str {
         &self.epoch
+    }
+
+    /// Both connections must work: the pub/sub one (changes from other nodes) is up, and
+    /// the command one answers a `PING` within [`HEALTH_TIMEOUT`].
+    async fn reachable(&self) -> bool {
+        if !self.shared.subscribed() {
+            return false;
+        }
+        let mut conn = self.conn.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut conn);
+        matches!(tokio::time::timeout(HEALTH_TIMEOUT, ping).await, Ok(Ok(_)))
     }
 }
 
