@@ -57,10 +57,28 @@ pub const REDIS_COMMAND_FAILURES: &str = "flack_redis_command_failures_total";
 /// Whether the Redis pub/sub connection is up: 1 or 0 (gauge).
 pub const REDIS_CONNECTED: &str = "flack_redis_connected";
 
-/// Gives every metric its help text and unit in the recorder. An embedder calls it once,
-/// after installing its recorder (before that it does nothing).
+/// Gives every metric its help text and unit in the recorder, and makes the counters and
+/// gauges without a label (and the connections of each transport) appear at 0 before
+/// anything happened, so that a dashboard's rates start from the first scrape. An
+/// embedder calls it once, after installing its recorder (before that it does nothing).
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
+    for transport in [Transport::Ws, Transport::Tcp, Transport::Irc] {
+        gauge!(CONNECTIONS_OPEN, "transport" => transport.label()).increment(0.0);
+    }
+    for gauge in [SESSIONS, ROOMS_LIVE] {
+        gauge!(gauge).increment(0.0);
+    }
+    for counter in [
+        MESSAGES_POSTED,
+        MESSAGES_DELIVERED,
+        SLOW_CONSUMER_DISCONNECTS,
+    ] {
+        counter!(counter).increment(0);
+    }
+    for kind in ["new", "resume"] {
+        counter!(LOGINS, "kind" => kind).increment(0);
+    }
     describe_gauge!(CONNECTIONS_OPEN, "Connections open now, by transport.");
     describe_counter!(LOGINS, "Successful logins, new users and resumes.");
     describe_gauge!(SESSIONS, "Sessions connected to this node.");
