@@ -11,6 +11,8 @@ use common::http::{get, get_as, Scrape};
 use common::redis::Redis;
 use common::{eventually, Server, Terminal, TestResult, WsClient};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// How long a test waits for a gauge or a probe to change.
 const SETTLE: Duration = Duration::from_secs(10);
@@ -213,6 +215,74 @@ async fn readyz_follows_redis_going_away_and_coming_back() -> TestResult {
         1.0
     );
     Ok(())
+}
+
+/// Once shutdown begins, `/readyz` says 503 `shutting_down` to a connection still open
+/// (a load balancer's kept-alive one), while a WebSocket client that does not answer its
+/// close keeps the server in its shutdown (`--close-linger`).
+#[tokio::test]
+async fn readyz_is_503_during_shutdown() -> TestResult {
+    let mut server = Server::start(&["--close-linger", "5s"])?;
+    let mut kept = TcpStream::connect(server.http).await?;
+    let host = server.http.to_string();
+    let (status, body) = get_on(&mut kept, &host).await?;
+    assert_eq!(
+        (status, serde_json::from_str::<Value>(&body)?),
+        (200, ready())
+    );
+    // Logged in and never reading again: it holds the shutdown for the linger.
+    let _silent = WsClient::login(server.http, "silent").await?;
+    server.terminate()?;
+    // The server hears the signal a moment later: until then the probe says 200.
+    let deadline = std::time::Instant::now() + SETTLE;
+    let body = loop {
+        let (status, body) = get_on(&mut kept, &host).await?;
+        if status == 503 {
+            break body;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("/readyz still says {status} after SIGTERM: {body}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(&body)?,
+        json!({"ready": false, "store": "ok", "shutting_down": true})
+    );
+    server.wait_exit(Duration::from_secs(30))?;
+    Ok(())
+}
+
+/// `GET /readyz` on a kept-alive connection: the status and the body (read to its
+/// `content-length`).
+async fn get_on(stream: &mut TcpStream, host: &str) -> TestResult<(u16, String)> {
+    let request = format!("GET /readyz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut received = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_owned())
+                })
+                .ok_or("no content-length")?
+                .parse()?;
+            if body.len() >= length {
+                let status = head.split(' ').nth(1).ok_or("no status")?.parse()?;
+                return Ok((status, body[..length].to_owned()));
+            }
+        }
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(SETTLE, stream.read(&mut chunk)).await??;
+        if n == 0 {
+            return Err("the kept-alive connection was closed".into());
+        }
+        received.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// `--metrics ADDR` serves them there and not on the web listener; `--metrics off`
