@@ -387,7 +387,7 @@ impl Broker for RedisBroker {
     }
 
     /// Both connections must work: the pub/sub one (changes from other nodes) is up, and
-    /// the command one answers a `PING` within [`HEALTH_TIMEOUT`].
+    /// the command one answers a `PING` within a second (`HEALTH_TIMEOUT`).
     async fn reachable(&self) -> bool {
         if !self.shared.subscribed() {
             return false;
