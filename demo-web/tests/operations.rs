@@ -69,6 +69,10 @@ async fn metrics_count_what_the_test_did() -> TestResult {
         .await?
         .ok_or("the terminal was dropped")?;
 
+    // Counted from the accept, before it registers.
+    let irc = Terminal::connect(server.irc.ok_or("no IRC listener")?).await?;
+
+    metric_reaches(&server, r#"flack_connections_open{transport="irc"}"#, 1.0).await?;
     let after = metric_reaches(&server, r#"flack_connections_open{transport="tcp"}"#, 1.0).await?;
     let grew = |series: &str| after.since(&before, series);
     assert_eq!(
@@ -98,13 +102,12 @@ async fn metrics_count_what_the_test_did() -> TestResult {
     assert_eq!(grew("flack_slow_consumer_disconnects_total"), 0.0);
 
     // Closing gives the gauges back.
-    drop((alice, bob, terminal));
+    drop((alice, bob, terminal, irc));
     metric_reaches(&server, "flack_sessions", 0.0).await?;
-    let closed = metric_reaches(&server, r#"flack_connections_open{transport="ws"}"#, 0.0).await?;
-    assert_eq!(
-        closed.value(r#"flack_connections_open{transport="tcp"}"#),
-        0.0
-    );
+    for transport in ["ws", "tcp", "irc"] {
+        let series = format!(r#"flack_connections_open{{transport="{transport}"}}"#);
+        metric_reaches(&server, &series, 0.0).await?;
+    }
     Ok(())
 }
 

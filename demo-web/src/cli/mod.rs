@@ -381,6 +381,28 @@ mod tests {
     }
 
     #[test]
+    fn metrics_and_log_format() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("demo-web").chain(args.iter().copied()))
+        };
+        let cli = parse(&[]).expect("defaults parse");
+        assert_eq!(cli.metrics, MetricsAt::Main);
+        assert_eq!(cli.log_format, LogFormat::Text);
+        let cli = parse(&["--metrics", "127.0.0.1:9464", "--log-format", "json"]).expect("parses");
+        assert_eq!(
+            cli.metrics,
+            MetricsAt::Own("127.0.0.1:9464".parse().expect("address"))
+        );
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(
+            parse(&["--metrics", "OFF"]).expect("parses").metrics,
+            MetricsAt::Off
+        );
+        assert!(parse(&["--metrics", "prometheus"]).is_err());
+        assert!(parse(&["--log-format", "yaml"]).is_err());
+    }
+
+    #[test]
     fn durations_and_rates() {
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
