@@ -1,5 +1,6 @@
 //! `run`: the demo server once its sockets are bound. Starts the engine, serves the web
-//! front end and `/ws` (transport-ws) on one listener, the line protocol (transport-tcp)
+//! front end, `/ws` (transport-ws), the probes `/healthz` and `/readyz` and (unless it has
+//! a listener of its own, or none) `/metrics` on one listener, the line protocol (transport-tcp)
 //! on another and IRC (transport-irc) on a third, and shuts all of it down when the token
 //! is cancelled.
 //!
@@ -25,7 +26,8 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use actix_web::App;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App};
 use chat_core::{ChatError, Engine, InvalidLimit, Limits};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
@@ -189,36 +191,22 @@ async fn serve(
     let builder = actix_server::Server::build()
         .disable_signals()
         .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
-    let (probed, stopping) = (engine.clone(), shutdown.clone());
     // `/metrics` is on the web listener unless it has a listener of its own.
     let (metrics_here, metrics_own) = match (&config.metrics, metrics) {
         (Some(handle), Some(listener)) => (None, Some((handle.clone(), listener))),
         (handle, _) => (handle.clone(), None),
     };
+    let (probed, stopping) = (engine.clone(), shutdown.clone());
     let app = move || {
-        let (probed, stopping, metrics) = (probed.clone(), stopping.clone(), metrics_here.clone());
-        App::new()
-            .configure(assets::configure)
-            .configure(|cfg| probes::configure(cfg, probed, stopping))
-            .configure(|cfg| {
-                if let Some(handle) = metrics {
-                    exporter::configure(cfg, handle);
-                }
-            })
+        let (engine, shutdown, metrics) = (probed.clone(), stopping.clone(), metrics_here.clone());
+        App::new().configure(|cfg| routes(cfg, engine, shutdown, metrics))
     };
     let server = chat
         .listen(builder, http, app)
         .map_err(ServerError::io("cannot use the HTTP listener"))?
         .run();
     let metrics_server = match metrics_own {
-        Some((handle, listener)) => {
-            let public_hosts = config.ws.public_hosts.clone();
-            let server = exporter::serve_own(listener, handle, public_hosts)
-                .map_err(ServerError::io("cannot use the metrics listener"))?;
-            let stop = server.handle();
-            tokio::spawn(server);
-            Some(stop)
-        }
+        Some((handle, listener)) => Some(own_metrics(listener, handle, config)?),
         None => None,
     };
     let handle = server.handle();
@@ -271,6 +259,34 @@ async fn serve(
             Ok(())
         }
     }
+}
+
+/// The web listener's routes besides `/ws`: the front end and `/healthz`, `/readyz`, and
+/// `/metrics` when `metrics` is given.
+fn routes(
+    cfg: &mut web::ServiceConfig,
+    engine: Engine,
+    shutdown: CancellationToken,
+    metrics: Option<PrometheusHandle>,
+) {
+    assets::configure(cfg);
+    probes::configure(cfg, engine, shutdown);
+    if let Some(handle) = metrics {
+        exporter::configure(cfg, handle);
+    }
+}
+
+/// Starts `/metrics` on its own listener; the handle stops it.
+fn own_metrics(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    config: &Config,
+) -> Result<ServerHandle, ServerError> {
+    let server = exporter::serve_own(listener, handle, config.ws.public_hosts.clone())
+        .map_err(ServerError::io("cannot use the metrics listener"))?;
+    let stop = server.handle();
+    tokio::spawn(server);
+    Ok(stop)
 }
 
 /// A bound std listener as tokio's, for a transport.
