@@ -111,6 +111,56 @@ async fn metrics_count_what_the_test_did() -> TestResult {
     Ok(())
 }
 
+/// A client that stops reading fills its session queue and is disconnected as a slow
+/// consumer: counted once. The write timeout is long, so the queue overflows first.
+#[tokio::test]
+async fn a_slow_consumer_is_counted() -> TestResult {
+    let server = Server::start(&[
+        "--session-queue-hard-bytes",
+        "256KiB",
+        "--session-queue-soft-bytes",
+        "256KiB",
+        "--write-timeout",
+        "60s",
+        "--max-message-bytes",
+        "60000",
+        "--message-rate",
+        "100000/100000",
+    ])?;
+    let mut poster = WsClient::login(server.http, "poster").await?;
+    let mut stalled = WsClient::login(server.http, "stalled").await?;
+    poster
+        .ok(json!({"type": "create_channel", "name": "firehose"}))
+        .await?;
+    for client in [&mut poster, &mut stalled] {
+        client
+            .ok(json!({"type": "join", "room": "firehose"}))
+            .await?;
+    }
+    // `stalled` reads nothing from here on. About 30 MB at most: far more than the socket
+    // buffers and the queue hold.
+    let big = "z".repeat(59_000);
+    let mut counted = 0.0;
+    for n in 0..500 {
+        poster
+            .ok(json!({"type": "post", "room": "firehose", "text": format!("{n} {big}")}))
+            .await?;
+        poster.events.clear();
+        if n % 10 == 9 {
+            counted = Scrape::take(server.http)
+                .await?
+                .value("flack_slow_consumer_disconnects_total");
+            if counted > 0.0 {
+                break;
+            }
+        }
+    }
+    assert_eq!(counted, 1.0, "the stalled client was never disconnected");
+    metric_reaches(&server, "flack_sessions", 1.0).await?;
+    drop(stalled);
+    Ok(())
+}
+
 /// `/metrics` and `/readyz` are behind the same `Host` check as the page.
 #[tokio::test]
 async fn probes_and_metrics_answer_only_for_the_servers_names() -> TestResult {
