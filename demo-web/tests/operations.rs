@@ -41,7 +41,14 @@ async fn metrics_count_what_the_test_did() -> TestResult {
     );
 
     let mut alice = WsClient::login(server.http, "alice").await?;
-    let mut bob = WsClient::login(server.http, "bob").await?;
+    let mut bob = WsClient::connect(server.http).await?;
+    let login = bob.ok(json!({"type": "login", "name": "bob"})).await?;
+    let token = login["token"].as_str().ok_or("no token")?;
+    // A second connection of bob's comes back with the token: a resume.
+    let mut bob_again = WsClient::connect(server.http).await?;
+    bob_again
+        .ok(json!({"type": "login", "token": token}))
+        .await?;
     alice
         .ok(json!({"type": "create_channel", "name": "ops"}))
         .await?;
@@ -77,12 +84,12 @@ async fn metrics_count_what_the_test_did() -> TestResult {
     let grew = |series: &str| after.since(&before, series);
     assert_eq!(
         after.value(r#"flack_connections_open{transport="ws"}"#),
-        2.0
+        3.0
     );
-    assert_eq!(after.value("flack_sessions"), 3.0);
+    assert_eq!(after.value("flack_sessions"), 4.0);
     assert_eq!(after.value("flack_rooms_live"), 1.0);
     assert_eq!(grew(r#"flack_logins_total{kind="new"}"#), 3.0);
-    assert_eq!(grew(r#"flack_logins_total{kind="resume"}"#), 0.0);
+    assert_eq!(grew(r#"flack_logins_total{kind="resume"}"#), 1.0);
     assert_eq!(grew("flack_messages_posted_total"), 4.0);
     // Four messages, each to both followers (alice gets her own).
     assert_eq!(grew("flack_messages_delivered_total"), 8.0);
@@ -102,7 +109,7 @@ async fn metrics_count_what_the_test_did() -> TestResult {
     assert_eq!(grew("flack_slow_consumer_disconnects_total"), 0.0);
 
     // Closing gives the gauges back.
-    drop((alice, bob, terminal, irc));
+    drop((alice, bob, bob_again, terminal, irc));
     metric_reaches(&server, "flack_sessions", 0.0).await?;
     for transport in ["ws", "tcp", "irc"] {
         let series = format!(r#"flack_connections_open{{transport="{transport}"}}"#);
