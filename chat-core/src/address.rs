@@ -27,6 +27,7 @@ use governor::state::keyed::HashMapStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::limits::Rate;
+use crate::telemetry;
 
 /// How often a keyed limiter drops the buckets that have refilled (and so hold nothing a
 /// fresh one would not). A check does it when this long has passed since the last time.
@@ -207,6 +208,7 @@ impl ConnectionGate {
             let mut open = lock(&self.open);
             let count = open.entry(key).or_insert(0);
             if *count >= self.max_per_address {
+                telemetry::rate_limited("max_connections_per_address");
                 return Err(GateRefusal::TooMany {
                     max: self.max_per_address,
                 });
@@ -218,9 +220,10 @@ impl ConnectionGate {
             open: self.open.clone(),
             key,
         };
-        self.rate
-            .check(key)
-            .map_err(|retry_after| GateRefusal::TooFast { retry_after })?;
+        self.rate.check(key).map_err(|retry_after| {
+            telemetry::rate_limited("connect_rate_per_address");
+            GateRefusal::TooFast { retry_after }
+        })?;
         Ok(slot)
     }
 

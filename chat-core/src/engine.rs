@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -19,11 +20,13 @@ use crate::directory::{
     Connect, CreateChannel, ListChannels, LoginRequest, RegistryActor, Shutdown, Stats,
 };
 use crate::error::{registry_gone, ChatError};
+use crate::health::Health;
 use crate::identity::ResumeToken;
 use crate::limits::Limits;
 use crate::model::ChannelInfo;
 use crate::runtime::{self, BrokerSource, Started};
 use crate::session::Session;
+use crate::telemetry;
 use crate::validate;
 
 /// How a client identifies itself when it connects.
@@ -139,7 +142,7 @@ fn redis_source(url: String, limits: Arc<Limits>) -> Result<BrokerSource, ChatEr
     Ok(BrokerSource::OnWorker(Box::new(move || {
         Box::pin(async move {
             let broker = crate::broker::redis::RedisBroker::connect(&url, &limits).await?;
-            Ok(Arc::new(broker) as Arc<dyn Broker>)
+            Ok(crate::broker::metered::Metered::wrap(Arc::new(broker)))
         })
     })))
 }
@@ -200,6 +203,8 @@ struct Inner {
     new_users: AddressRate,
     system: System,
     broker: Arc<dyn Broker>,
+    /// Set when `shutdown` begins, for `health`.
+    stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -229,6 +234,7 @@ impl Engine {
                 limits,
                 system: started.system,
                 broker: started.broker,
+                stopping: AtomicBool::new(false),
             }),
         }
     }
@@ -269,6 +275,12 @@ impl Engine {
     }
 
     async fn login(&self, login: Login, from: Option<IpAddr>) -> Result<Session, ChatError> {
+        let session = telemetry::tally(self.login_once(login, from).await)?;
+        telemetry::logged_in(session.is_new_user());
+        Ok(session)
+    }
+
+    async fn login_once(&self, login: Login, from: Option<IpAddr>) -> Result<Session, ChatError> {
         let request = match login {
             Login::Name(name) => {
                 let name = validate::display_name(&name, &self.inner.limits)?;
@@ -324,12 +336,23 @@ impl Engine {
         self.inner.registry.send(Stats).await.map_err(registry_gone)
     }
 
+    /// Whether this node can take traffic now, for a readiness probe: the store answers
+    /// (the SQLite writer is not failing, Redis answers a `PING` within a second) and
+    /// shutdown has not begun. Cheap enough to be asked every few seconds.
+    pub async fn health(&self) -> Health {
+        Health {
+            store_reachable: self.inner.broker.reachable().await,
+            shutting_down: self.inner.stopping.load(Ordering::Relaxed),
+        }
+    }
+
     /// Disconnects every session (each sees `Disconnected(ShuttingDown)`), refuses new
     /// ones, stops the engine's threads, and last waits until the store has made durable
     /// everything committed ([`Broker::flush`]). Calls on sessions fail with
     /// `session_closed` or `shutting_down` afterwards. A transport tells its clients
     /// first, from its own tasks: the events were queued before the threads stop.
     pub async fn shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
         // An error here means the registry is already gone, which is the goal.
         let _ = self.inner.registry.send(Shutdown).await;
         self.inner.system.stop();

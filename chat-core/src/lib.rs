@@ -81,11 +81,15 @@
 //! - [`address`]: limits per client address: the key an address counts under, keyed
 //!   token buckets (`Limits::login_rate_per_address`) and the [`ConnectionGate`] both
 //!   transports put in front of their listeners.
+//! - [`telemetry`]: every metric the engine reports through the `metrics` facade (a
+//!   no-op until the embedder installs a recorder), and the calls that report them;
+//!   `health`: [`Health`], what [`Engine::health`] tells a readiness probe.
 //! - [`Limits`] (engine limits only), [`ChatError`], [`Event`] and the data types in `model`.
 //!
 //! Imports go one way: `engine` -> `directory` -> `room` -> `delivery`, all of them ->
 //! `broker` and the data types; `session` uses `directory` and `room`; `engine` uses
-//! `address`, which uses only `limits`.
+//! `address`, which uses only `limits`; every module may call `telemetry`, which uses
+//! only the error type.
 //!
 //! `docs/architecture.md` in the repository describes how a message flows.
 
@@ -98,12 +102,14 @@ mod directory;
 mod engine;
 mod error;
 mod event;
+mod health;
 mod identity;
 mod limits;
 mod model;
 mod room;
 mod runtime;
 mod session;
+pub mod telemetry;
 pub mod validate;
 
 pub use address::{AddressSlot, ConnectionGate, GateRefusal};
@@ -115,6 +121,7 @@ pub use broker::{Broker, ClusterEvent, MemoryBroker};
 pub use engine::{Engine, EngineBuilder, EngineStats, Login};
 pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceBatch, PresenceChange};
+pub use health::Health;
 pub use identity::{Identity, ResumeToken};
 pub use limits::{InvalidLimit, Limits, Rate};
 pub use model::{

@@ -11,6 +11,9 @@
 //!   a served chat out; owns the shutdown order.
 //! - [`assets`]: the embedded front end (`static/`) and `/healthz`, with their security
 //!   headers.
+//! - [`probes`]: `/readyz`, the readiness probe (the store answers, not shutting down).
+//! - [`exporter`]: the Prometheus recorder, `/metrics`, and its own listener
+//!   (`--metrics ADDR`).
 //! - `static/`: `index.html`, `app.css`, `app.js` (the UI) and `protocol.js` (the only
 //!   file that speaks the WebSocket protocol of `docs/protocol.md`).
 
@@ -18,4 +21,6 @@
 
 pub mod assets;
 pub mod cli;
+pub mod exporter;
+pub mod probes;
 pub mod server;

@@ -3,8 +3,9 @@
 //! over to [`demo_web::server::run`]. It must not hold any chat logic.
 //!
 //! Standard output carries exactly where the data is (`data in PATH`) and the address
-//! lines (`tcp listening on ADDR`, `irc listening on ADDR`, then `listening on
-//! http://ADDR` once everything is bound), so scripts and tests can start the server on
+//! lines (`tcp listening on ADDR`, `irc listening on ADDR`, `metrics listening on
+//! http://ADDR` with `--metrics ADDR`, then `listening on http://ADDR` once everything
+//! is bound), so scripts and tests can start the server on
 //! port 0 and read the ports; logs go to standard error, and so does the one line that
 //! says why the server could not start.
 
@@ -14,8 +15,9 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::Parser;
-use demo_web::cli::{Cli, StoreChoice};
-use demo_web::server::{self, Config, Store};
+use demo_web::cli::{Cli, LogFormat, MetricsAt, StoreChoice};
+use demo_web::exporter;
+use demo_web::server::{self, Config, Listeners, Store};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -83,6 +85,17 @@ async fn serve(cli: Cli, mut checked: demo_web::cli::Checked) -> Result<(), Box<
         }
         None => None,
     };
+    let metrics_listener = match cli.metrics {
+        MetricsAt::Own(addr) => {
+            Some(TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?)
+        }
+        MetricsAt::Main | MetricsAt::Off => None,
+    };
+    // `off` installs no recorder: every metrics call in the engine is then a no-op.
+    let metrics = match cli.metrics {
+        MetricsAt::Off => None,
+        MetricsAt::Main | MetricsAt::Own(_) => Some(exporter::install()?),
+    };
     // The line port tells an IRC client that knocks on it where to go instead.
     checked.tcp.irc_address = match &irc {
         Some(listener) => Some(listener.local_addr()?.to_string()),
@@ -97,6 +110,13 @@ async fn serve(cli: Cli, mut checked: demo_web::cli::Checked) -> Result<(), Box<
         match &irc {
             Some(listener) => writeln!(out, "irc listening on {}", listener.local_addr()?)?,
             None => writeln!(out, "irc listener off")?,
+        }
+        if let Some(listener) = &metrics_listener {
+            writeln!(
+                out,
+                "metrics listening on http://{}",
+                listener.local_addr()?
+            )?;
         }
         writeln!(out, "listening on http://{}", http.local_addr()?)?;
         out.flush()?;
@@ -118,13 +138,20 @@ async fn serve(cli: Cli, mut checked: demo_web::cli::Checked) -> Result<(), Box<
         shutdown_timeout: cli.shutdown_timeout,
         store,
         channels: cli.channels,
+        metrics,
     };
-    server::run(config, http, tcp, irc, shutdown).await?;
+    let listeners = Listeners {
+        http,
+        tcp,
+        irc,
+        metrics: metrics_listener,
+    };
+    server::run(config, listeners, shutdown).await?;
     Ok(())
 }
 
-/// Logs to standard error: `RUST_LOG` if set, else `--log-level` for our crates and
-/// warnings for the rest.
+/// Logs to standard error in `--log-format`: `RUST_LOG` if set, else `--log-level` for
+/// our crates and warnings for the rest.
 fn init_tracing(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         let level = cli.log_level.as_str().to_ascii_lowercase();
@@ -133,11 +160,14 @@ fn init_tracing(cli: &Cli) {
             .collect();
         EnvFilter::new(directives.join(","))
     });
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One JSON object a line, the span's fields (`session_id`, `peer`) included.
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
 }
 
 /// Cancels `shutdown` on the first SIGINT or SIGTERM.

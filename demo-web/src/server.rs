@@ -1,5 +1,6 @@
 //! `run`: the demo server once its sockets are bound. Starts the engine, serves the web
-//! front end and `/ws` (transport-ws) on one listener, the line protocol (transport-tcp)
+//! front end, `/ws` (transport-ws), the probes `/healthz` and `/readyz` and (unless it has
+//! a listener of its own, or none) `/metrics` on one listener, the line protocol (transport-tcp)
 //! on another and IRC (transport-irc) on a third, and shuts all of it down when the token
 //! is cancelled.
 //!
@@ -25,14 +26,16 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use actix_web::App;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App};
 use chat_core::{ChatError, Engine, InvalidLimit, Limits};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use transport_irc::IrcConfig;
 use transport_tcp::TcpConfig;
 use transport_ws::{WsChat, WsConfig};
 
-use crate::assets;
+use crate::{assets, exporter, probes};
 
 /// What `run` needs besides its listeners.
 #[derive(Debug, Clone)]
@@ -51,6 +54,9 @@ pub struct Config {
     pub store: Store,
     /// Channels to create at start-up unless they exist.
     pub channels: Vec<String>,
+    /// The installed metrics recorder's handle, served at `/metrics` (on the web listener,
+    /// or on the metrics listener `run` is given); `None` serves no metrics.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 /// Where the engine keeps users, channels and messages.
@@ -90,14 +96,27 @@ impl ServerError {
     }
 }
 
-/// Runs the demo server on listeners that are already bound (`tcp` and `irc` are `None`
-/// when that listener is disabled) until `shutdown` is cancelled, then shuts down in order
-/// and returns. Must be called from inside a multi-threaded tokio runtime.
+/// The listeners `run` serves, already bound; each optional one is `None` when it is
+/// disabled.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The web front end, `/ws`, `/healthz`, `/readyz` and, without `metrics`,
+    /// `/metrics`.
+    pub http: TcpListener,
+    /// The line protocol.
+    pub tcp: Option<TcpListener>,
+    /// IRC.
+    pub irc: Option<TcpListener>,
+    /// `/metrics` on an address of its own (used only with `Config::metrics`).
+    pub metrics: Option<TcpListener>,
+}
+
+/// Runs the demo server on listeners that are already bound until `shutdown` is
+/// cancelled, then shuts down in order and returns. Must be called from inside a
+/// multi-threaded tokio runtime.
 pub async fn run(
     config: Config,
-    http: TcpListener,
-    tcp: Option<TcpListener>,
-    irc: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
     // Checked before anything starts: a bad value is refused, never a failure later.
@@ -118,7 +137,10 @@ pub async fn run(
             Err(e) => return Err(ServerError::Engine(e)),
         }
     }
-    let result = serve(&config, &engine, http, tcp, irc, shutdown.clone()).await;
+    if let Some(handle) = &config.metrics {
+        tokio::spawn(exporter::upkeep(handle.clone(), shutdown.clone()));
+    }
+    let result = serve(&config, &engine, listeners, shutdown.clone()).await;
     // Whatever happened, the engine stops last, once no transport uses it any more.
     shutdown.cancel();
     if tokio::time::timeout(config.shutdown_timeout, engine.shutdown())
@@ -136,11 +158,15 @@ pub async fn run(
 async fn serve(
     config: &Config,
     engine: &Engine,
-    http: TcpListener,
-    tcp: Option<TcpListener>,
-    irc: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    let Listeners {
+        http,
+        tcp,
+        irc,
+        metrics,
+    } = listeners;
     let tcp_task = match tcp {
         Some(listener) => Some(tokio::spawn(transport_tcp::serve(
             tokio_listener(listener, "cannot use the TCP listener")?,
@@ -165,10 +191,24 @@ async fn serve(
     let builder = actix_server::Server::build()
         .disable_signals()
         .shutdown_timeout(config.shutdown_timeout.as_secs().max(1));
+    // `/metrics` is on the web listener unless it has a listener of its own.
+    let (metrics_here, metrics_own) = match (&config.metrics, metrics) {
+        (Some(handle), Some(listener)) => (None, Some((handle.clone(), listener))),
+        (handle, _) => (handle.clone(), None),
+    };
+    let (probed, stopping) = (engine.clone(), shutdown.clone());
+    let app = move || {
+        let (engine, shutdown, metrics) = (probed.clone(), stopping.clone(), metrics_here.clone());
+        App::new().configure(|cfg| routes(cfg, engine, shutdown, metrics))
+    };
     let server = chat
-        .listen(builder, http, || App::new().configure(assets::configure))
+        .listen(builder, http, app)
         .map_err(ServerError::io("cannot use the HTTP listener"))?
         .run();
+    let metrics_server = match metrics_own {
+        Some((handle, listener)) => Some(own_metrics(listener, handle, config)?),
+        None => None,
+    };
     let handle = server.handle();
     let mut http_task = tokio::spawn(server);
 
@@ -188,6 +228,9 @@ async fn serve(
         ws_tasks.close();
         ws_tasks.wait().await;
         handle.stop(true).await;
+        if let Some(metrics) = metrics_server {
+            metrics.stop(true).await;
+        }
         let http = match http_result {
             Some(ended) => ended,
             None => http_task.await,
@@ -216,6 +259,34 @@ async fn serve(
             Ok(())
         }
     }
+}
+
+/// The web listener's routes besides `/ws`: the front end and `/healthz`, `/readyz`, and
+/// `/metrics` when `metrics` is given.
+fn routes(
+    cfg: &mut web::ServiceConfig,
+    engine: Engine,
+    shutdown: CancellationToken,
+    metrics: Option<PrometheusHandle>,
+) {
+    assets::configure(cfg);
+    probes::configure(cfg, engine, shutdown);
+    if let Some(handle) = metrics {
+        exporter::configure(cfg, handle);
+    }
+}
+
+/// Starts `/metrics` on its own listener; the handle stops it.
+fn own_metrics(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    config: &Config,
+) -> Result<ServerHandle, ServerError> {
+    let server = exporter::serve_own(listener, handle, config.ws.public_hosts.clone())
+        .map_err(ServerError::io("cannot use the metrics listener"))?;
+    let stop = server.handle();
+    tokio::spawn(server);
+    Ok(stop)
 }
 
 /// A bound std listener as tokio's, for a transport.

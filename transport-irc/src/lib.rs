@@ -65,6 +65,7 @@ pub mod reply;
 pub use config::IrcConfig;
 pub use error::IrcError;
 
+use chat_core::telemetry::{self, Transport};
 use chat_core::{Engine, InvalidLimit};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -94,13 +95,19 @@ pub async fn serve(
     );
     let write_timeout = config.write_timeout;
     let serve = |stream, peer| {
-        connection::run(
+        // Counted from here until the connection's task ends.
+        let counted = telemetry::connection_opened(Transport::Irc);
+        let run = connection::run(
             stream,
             peer,
             engine.clone(),
             config.clone(),
             shutdown.clone(),
-        )
+        );
+        async move {
+            run.await;
+            drop(counted);
+        }
     };
     let refuse = |stream, refused| connection::refuse(stream, refused, write_timeout);
     accept_loop(listener, settings, shutdown.clone(), serve, refuse).await;

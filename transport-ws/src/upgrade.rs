@@ -19,6 +19,7 @@ use actix_http::body::{BodySize, BoxBody};
 use actix_http::header::{self, HeaderValue};
 use actix_http::{h1, ws, ConnectionType, HttpMessage, Request, Response, StatusCode};
 use bytes::Bytes;
+use chat_core::telemetry::Transport;
 use chat_core::{AddressSlot, ConnectionGate, Engine, GateRefusal};
 use futures_util::SinkExt;
 use tokio::net::TcpStream;
@@ -163,9 +164,10 @@ impl Upgrades {
         // `run` is created inside the task, not moved into it: a future moved into an
         // async block and awaited there is stored twice, and this one is an idle
         // connection's cost.
+        let counted = chat_core::telemetry::connection_opened(Transport::Ws);
         let task = async move {
             connection::run(engine, config, shutdown, stream, read_ahead, client).await;
-            drop((slot, address_slot));
+            drop((slot, address_slot, counted));
         };
         // The task stays on this worker, whose reactor already has the socket: the worker
         // runs its tasks one at a time on its own thread, so nothing here needs `Send`,

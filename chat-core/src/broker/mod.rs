@@ -27,7 +27,10 @@
 //!   key layout, `wire` the stored and published JSON, `scripts` the Lua scripts,
 //!   `cluster` the nodes' heartbeats, presence shares and cluster-wide flood buckets, and
 //!   `pubsub` the task that feeds the local rooms and resynchronises them after an
-//!   outage.
+//!   outage;
+//! - `metered` (feature `redis`): `Metered`, a broker in front of another that times each
+//!   operation and counts those that could not reach the store (the Redis command
+//!   metrics of `telemetry`).
 //!
 //! Besides rooms, the seam carries what makes nodes one cluster: each node's share of a
 //! room's presence (a [`NodePresence`] signal per room per node per presence tick), the
@@ -35,6 +38,8 @@
 //! buckets counted over every node ([`Broker::take_token`]).
 
 mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod metered;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "sqlite")]
@@ -374,6 +379,13 @@ pub trait Broker: Send + Sync + 'static {
     /// (Redis) has nothing left to write.
     async fn flush(&self) -> Result<(), ChatError> {
         Ok(())
+    }
+
+    /// Whether the store answers now, for a readiness probe (`Engine::health`): quick
+    /// (bounded by about a second) and changing nothing. The default says yes: an
+    /// in-memory broker has nothing to lose touch with.
+    async fn reachable(&self) -> bool {
+        true
     }
 }
 

@@ -74,6 +74,7 @@ impl Subscriber {
         match self.queue.push_all(events) {
             Ok(()) => true,
             Err(Refused::Full) => {
+                crate::telemetry::slow_consumer();
                 tracing::warn!(session = self.id.0, user = %self.user.name, "slow consumer: disconnecting");
                 self.close(CloseCause::Engine(DisconnectReason::SlowConsumer));
                 false

@@ -30,6 +30,7 @@ use crate::identity::Identity;
 use crate::limits::Limits;
 use crate::model::{ChannelInfo, ChannelName, Room, RoomKey, SessionId, UserId, UserRef};
 use crate::room::{RoomActor, RoomStats, RoomStopped, Subscribe, Unsubscribe};
+use crate::telemetry;
 
 /// How often connected users are reported to the broker (which keeps their names held
 /// and forgets expired users), and idle flood buckets are dropped: every minute, or twice
@@ -288,6 +289,7 @@ impl RegistryActor {
             rooms: HashMap::new(),
         };
         self.sessions.insert(id, entry);
+        telemetry::session_opened();
         for pair in directs {
             let running = self
                 .directs
@@ -431,6 +433,7 @@ impl Handler<SessionClosed> for RegistryActor {
         let Some(entry) = self.sessions.remove(&msg.session) else {
             return;
         };
+        telemetry::session_closed();
         for addr in entry.rooms.into_values() {
             addr.do_send(Unsubscribe {
                 session: msg.session,

@@ -31,6 +31,7 @@ use crate::error::ChatError;
 use crate::event::Event;
 use crate::limits::Limits;
 use crate::model::{ChatMessage, MessageId, Room, RoomKey, SessionId, UserId};
+use crate::telemetry;
 
 /// The room mailbox's nominal capacity. Posts are not held back by it (they are sent with
 /// `do_send`, so none is ever dropped or reordered): what bounds them is the user's
@@ -161,6 +162,11 @@ impl RoomActor {
             return;
         }
         let mut pending = std::mem::take(&mut self.pending);
+        let posted = pending
+            .iter()
+            .filter(|(event, _)| matches!(event, Event::Posted(_)))
+            .count();
+        telemetry::delivered(posted, self.subscribers.len());
         let mut dropped = Vec::new();
         for (id, sub) in &self.subscribers {
             let wanted = pending
@@ -388,6 +394,7 @@ impl Actor for RoomActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        telemetry::room_started();
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
         // Nothing else is handled until the room's stored history is loaded and its feed
         // attached: `wait` holds the mailbox.
@@ -410,6 +417,7 @@ impl Actor for RoomActor {
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
+        telemetry::room_stopped();
         self.directory.do_send(RoomStopped {
             room: self.room.key(),
             addr: ctx.address(),

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use actix::Addr;
 use tokio::sync::oneshot;
@@ -28,6 +29,7 @@ use crate::model::{
     SessionId, UserRef,
 };
 use crate::room::{Delete, Members, Post, RoomActor, Typing, Unsubscribe};
+use crate::telemetry;
 use crate::validate;
 
 mod pipeline;
@@ -192,6 +194,10 @@ impl Session {
 
     /// Lists every channel with its member count and last activity, by name.
     pub async fn list_channels(&self) -> Result<Vec<ChannelInfo>, ChatError> {
+        telemetry::tally(self.list_channels_uncounted().await)
+    }
+
+    async fn list_channels_uncounted(&self) -> Result<Vec<ChannelInfo>, ChatError> {
         self.registry
             .send(ListChannels)
             .await
@@ -202,6 +208,10 @@ impl Session {
     /// Every connected session gets [`Event::ChannelCreated`]. The creator does not join it
     /// by creating it.
     pub async fn create_channel(&self, name: &str) -> Result<ChannelInfo, ChatError> {
+        telemetry::tally(self.create_channel_uncounted(name).await)
+    }
+
+    async fn create_channel_uncounted(&self, name: &str) -> Result<ChannelInfo, ChatError> {
         self.ensure_open()?;
         let name = validate::channel_name(name, &self.limits)?;
         self.buckets.take_channel_creation()?;
@@ -216,6 +226,17 @@ impl Session {
     /// only what was missed, or the whole history with `gap` set when that is no longer
     /// kept. Joining a room again is how a reconnected client catches up.
     pub async fn join(
+        &self,
+        target: impl Into<Target>,
+        after: Option<MessageId>,
+    ) -> Result<Joined, ChatError> {
+        let started = Instant::now();
+        let joined = telemetry::tally(self.join_uncounted(target, after).await)?;
+        telemetry::joined(started);
+        Ok(joined)
+    }
+
+    async fn join_uncounted(
         &self,
         target: impl Into<Target>,
         after: Option<MessageId>,
@@ -246,6 +267,10 @@ impl Session {
     /// A private conversation cannot be left (`invalid_target`): its messages keep
     /// reaching every session of both users.
     pub async fn leave(&self, target: impl Into<Target>) -> Result<(), ChatError> {
+        telemetry::tally(self.leave_uncounted(target).await)
+    }
+
+    async fn leave_uncounted(&self, target: impl Into<Target>) -> Result<(), ChatError> {
         self.ensure_open()?;
         let Target::Channel(name) = target.into() else {
             return Err(ChatError::InvalidTarget(
@@ -293,6 +318,14 @@ impl Session {
         target: impl Into<Target>,
         text: impl Into<String>,
     ) -> Result<PendingPost, ChatError> {
+        telemetry::tally(self.start_post_uncounted(target, text).await)
+    }
+
+    async fn start_post_uncounted(
+        &self,
+        target: impl Into<Target>,
+        text: impl Into<String>,
+    ) -> Result<PendingPost, ChatError> {
         self.ensure_open()?;
         let text = text.into();
         validate::message_text(&text, &self.limits)?;
@@ -309,12 +342,20 @@ impl Session {
             Ok::<(), ChatError>(())
         })
         .await??;
-        Ok(PendingPost(stored))
+        Ok(PendingPost::new(stored))
     }
 
     /// Deletes one of this user's own messages; anyone else's is refused with
     /// `not_author`. Followers get [`Event::Deleted`].
     pub async fn delete(&self, target: impl Into<Target>, id: MessageId) -> Result<(), ChatError> {
+        telemetry::tally(self.delete_uncounted(target, id).await)
+    }
+
+    async fn delete_uncounted(
+        &self,
+        target: impl Into<Target>,
+        id: MessageId,
+    ) -> Result<(), ChatError> {
         self.ensure_open()?;
         let addr = self.room_addr(target.into()).await?;
         addr.send(Delete {
@@ -328,6 +369,10 @@ impl Session {
     /// Tells the other members that this user is typing. Returns false when the notice was
     /// dropped by the throttle (`Limits::typing_interval`).
     pub async fn typing(&self, target: impl Into<Target>) -> Result<bool, ChatError> {
+        telemetry::tally(self.typing_uncounted(target).await)
+    }
+
+    async fn typing_uncounted(&self, target: impl Into<Target>) -> Result<bool, ChatError> {
         self.ensure_open()?;
         let addr = self.room_addr(target.into()).await?;
         addr.send(Typing {
@@ -344,6 +389,15 @@ impl Session {
     /// where they are in that order meanwhile comes exactly once (a member who goes
     /// online or offline between two pages moves, and may be seen twice or not at all).
     pub async fn members_page(
+        &self,
+        target: impl Into<Target>,
+        after: Option<MemberCursor>,
+        limit: usize,
+    ) -> Result<MembersPage, ChatError> {
+        telemetry::tally(self.members_page_uncounted(target, after, limit).await)
+    }
+
+    async fn members_page_uncounted(
         &self,
         target: impl Into<Target>,
         after: Option<MemberCursor>,

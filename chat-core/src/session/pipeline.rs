@@ -13,26 +13,45 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use crate::error::ChatError;
 use crate::model::ChatMessage;
+use crate::telemetry;
 
 /// A message handed to its room by [`Session::start_post`](crate::Session::start_post), not
 /// yet stored: resolves to the stored message (with its id and timestamp), or to why it was
 /// refused.
 #[must_use = "the room has the message either way; await it for its id or its error"]
-pub struct PendingPost(pub(super) oneshot::Receiver<Result<Arc<ChatMessage>, ChatError>>);
+pub struct PendingPost {
+    stored: oneshot::Receiver<Result<Arc<ChatMessage>, ChatError>>,
+    /// When the post was handed to its room: the start of `flack_post_duration_seconds`.
+    started: Instant,
+}
+
+impl PendingPost {
+    /// A post handed to its room now, whose outcome comes through `stored`.
+    pub(super) fn new(stored: oneshot::Receiver<Result<Arc<ChatMessage>, ChatError>>) -> Self {
+        PendingPost {
+            stored,
+            started: Instant::now(),
+        }
+    }
+}
 
 impl Future for PendingPost {
     type Output = Result<Arc<ChatMessage>, ChatError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // A dropped reply means the room's actor is gone: the engine is stopping.
-        Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|stored| stored.unwrap_or(Err(ChatError::ShuttingDown)))
+        let outcome =
+            ready!(Pin::new(&mut self.stored).poll(cx)).unwrap_or(Err(ChatError::ShuttingDown));
+        if outcome.is_ok() {
+            telemetry::posted(self.started);
+        }
+        Poll::Ready(telemetry::tally(outcome))
     }
 }
 

@@ -111,4 +111,7 @@ impl<F: RoomFeeds> Broker for Hooked<F> {
     async fn flush(&self) -> Result<(), ChatError> {
         self.inner.flush().await
     }
+    async fn reachable(&self) -> bool {
+        self.inner.reachable().await
+    }
 }

@@ -24,7 +24,7 @@ mod values;
 
 pub use connections::TransportFlags;
 pub use limits::LimitFlags;
-pub use values::{parse_bytes, parse_duration, parse_rate, DataDir, Listen};
+pub use values::{parse_bytes, parse_duration, parse_rate, DataDir, Listen, LogFormat, MetricsAt};
 
 /// The Flack chat demo server: a web front end and a WebSocket endpoint on one address,
 /// the line protocol for `nc`/`telnet` on another and IRC on a third, sharing one chat
@@ -36,8 +36,9 @@ pub use values::{parse_bytes, parse_duration, parse_rate, DataDir, Listen};
 #[derive(Debug, Clone, Parser)]
 #[command(name = "demo-web", version, about, long_about)]
 pub struct Cli {
-    /// Address of the web server (front end, `/ws`, `/healthz`), as IP:PORT. Port 0 picks
-    /// a free port; the real one is printed as `listening on http://ADDR`.
+    /// Address of the web server (front end, `/ws`, `/healthz`, `/readyz`, `/metrics`),
+    /// as IP:PORT. Port 0 picks a free port; the real one is printed as `listening on
+    /// http://ADDR`.
     #[arg(long, env = "FLACK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
@@ -106,6 +107,17 @@ pub struct Cli {
     /// tracing filter and wins over this flag).
     #[arg(long, env = "FLACK_LOG_LEVEL", default_value = "info")]
     pub log_level: tracing::Level,
+
+    /// How logs are written to standard error: `text` for people, `json` (one object a
+    /// line) for log shippers.
+    #[arg(long, env = "FLACK_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Where Prometheus metrics are served: `main` at `/metrics` on the web listener, an
+    /// IP:PORT of their own (printed as `metrics listening on http://ADDR`), or `off`
+    /// (nothing is recorded at all).
+    #[arg(long, env = "FLACK_METRICS", default_value = "main")]
+    pub metrics: MetricsAt,
 
     /// Longest wait on SIGINT/SIGTERM for clients to be closed and the engine to stop
     /// before the process exits anyway.
@@ -374,6 +386,28 @@ mod tests {
         let error = cli.check().expect_err("a URL").to_string();
         assert!(error.contains("--public-host:"), "{error}");
         assert!(error.contains("https://chat.example.com"), "{error}");
+    }
+
+    #[test]
+    fn metrics_and_log_format() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("demo-web").chain(args.iter().copied()))
+        };
+        let cli = parse(&[]).expect("defaults parse");
+        assert_eq!(cli.metrics, MetricsAt::Main);
+        assert_eq!(cli.log_format, LogFormat::Text);
+        let cli = parse(&["--metrics", "127.0.0.1:9464", "--log-format", "json"]).expect("parses");
+        assert_eq!(
+            cli.metrics,
+            MetricsAt::Own("127.0.0.1:9464".parse().expect("address"))
+        );
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(
+            parse(&["--metrics", "OFF"]).expect("parses").metrics,
+            MetricsAt::Off
+        );
+        assert!(parse(&["--metrics", "prometheus"]).is_err());
+        assert!(parse(&["--log-format", "yaml"]).is_err());
     }
 
     #[test]

@@ -42,6 +42,42 @@ impl FromStr for Listen {
     }
 }
 
+/// Where `/metrics` is served: on the web listener (`main`, the default), on an address
+/// of its own (IP:PORT), or nowhere (`off`: no metrics recorder at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAt {
+    /// At `/metrics` on the web listener.
+    Main,
+    /// At `/metrics` on a listener of its own.
+    Own(SocketAddr),
+    /// Not served, and not recorded.
+    Off,
+}
+
+impl FromStr for MetricsAt {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.trim() {
+            off if off.eq_ignore_ascii_case("off") => Ok(MetricsAt::Off),
+            main if main.eq_ignore_ascii_case("main") => Ok(MetricsAt::Main),
+            addr => addr
+                .parse()
+                .map(MetricsAt::Own)
+                .map_err(|e| format!("expected `main`, `off` or IP:PORT: {e}")),
+        }
+    }
+}
+
+/// How log lines are written to standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event, fields as `key=value`.
+    Text,
+    /// For log shippers: one JSON object per line.
+    Json,
+}
+
 /// Parses `500ms`, `20s`, `5m`, `2h`, `7d`; a bare number is seconds. Fractions are
 /// allowed (`1.5s`).
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {

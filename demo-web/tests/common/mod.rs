@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod http;
 pub mod page;
 pub mod redis;
 
@@ -59,6 +60,8 @@ pub struct Server {
     pub tcp: Option<SocketAddr>,
     /// The IRC address, when enabled.
     pub irc: Option<SocketAddr>,
+    /// The metrics listener's address, with `--metrics ADDR`.
+    pub metrics: Option<SocketAddr>,
     /// Where the server's log (its standard error) goes.
     pub log: PathBuf,
     /// Where it said its data is (the rest of its `data in ...` line).
@@ -115,6 +118,7 @@ impl Server {
             http: "0.0.0.0:0".parse()?,
             tcp: None,
             irc: None,
+            metrics: None,
             log,
             data: String::new(),
         };
@@ -142,6 +146,8 @@ impl Server {
                 server.tcp = Some(addr.trim().parse()?);
             } else if let Some(addr) = line.strip_prefix("irc listening on ") {
                 server.irc = Some(addr.trim().parse()?);
+            } else if let Some(addr) = line.strip_prefix("metrics listening on http://") {
+                server.metrics = Some(addr.trim().parse()?);
             } else if let Some(addr) = line.strip_prefix("listening on http://") {
                 server.http = addr.trim().parse()?;
                 break;

@@ -52,6 +52,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long `reachable` waits for Redis to answer a `PING`.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// How long connecting waits for the first pub/sub subscription.
 const FIRST_SUBSCRIPTION_WAIT: Duration = Duration::from_secs(5);
 
@@ -419,6 +422,18 @@ impl Broker for RedisBroker {
         rate: Rate,
     ) -> Result<(), ChatError> {
         self.take(keys::bucket(limit, user), limit, rate).await
+    }
+
+    /// Both connections must work: the pub/sub one (changes from other nodes) is up, and
+    /// the command one answers a `PING` within a second (`HEALTH_TIMEOUT`).
+    async fn reachable(&self) -> bool {
+        if !self.shared.subscribed() {
+            return false;
+        }
+        let mut conn = self.conn.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut conn);
+        matches!(tokio::time::timeout(HEALTH_TIMEOUT, ping).await, Ok(Ok(_)))
     }
 }
 

@@ -24,6 +24,7 @@ use super::{keys, unavailable, wire};
 use crate::broker::{lock, Change, ClusterEvent, Follow, Stored};
 use crate::error::ChatError;
 use crate::model::{MessageId, Room};
+use crate::telemetry;
 
 /// Reconnection backoff of the pub/sub task: from the first to the last delay, doubling.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
@@ -88,6 +89,11 @@ impl Shared {
         Ok(Follow::new(stored, changes).with_presence(wire::stored_shares(&lines)))
     }
 
+    /// Whether the pub/sub connection is up (for `RedisBroker::reachable`).
+    pub(super) fn subscribed(&self) -> bool {
+        lock(&self.sink).is_some()
+    }
+
     /// A registry's receiver of the cluster events of every node.
     pub(super) fn add_registry(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -113,6 +119,7 @@ pub(super) async fn run(
         };
         match subscribe_all(&client, &state).await {
             Ok(mut stream) => {
+                telemetry::redis_connected(true);
                 if let Some(subscribed) = subscribed.take() {
                     let _ = subscribed.send(());
                 }
@@ -145,9 +152,11 @@ pub(super) async fn run(
                 if let Some(state) = shared.upgrade() {
                     *lock(&state.sink) = None;
                 }
+                telemetry::redis_connected(false);
             }
             Err(e) => {
                 drop(state);
+                telemetry::redis_connected(false);
                 tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "redis pub/sub unavailable");
             }
         }

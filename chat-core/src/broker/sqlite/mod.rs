@@ -30,6 +30,7 @@ mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -54,6 +55,8 @@ pub struct SqliteBroker {
     /// served first come, first served).
     gate: AsyncMutex<()>,
     path: PathBuf,
+    /// Whether the writer's last commit succeeded (set by the writer).
+    healthy: Arc<AtomicBool>,
 }
 
 /// A place in the writer's budget, held while a change is decided: sent with the change,
@@ -97,6 +100,8 @@ impl SqliteBroker {
         let budget = Budget::new();
         let places = budget.places.clone();
         let (ready, opened) = oneshot::channel();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let writer_healthy = healthy.clone();
         let (thread_path, thread_limits) = (path.clone(), limits.clone());
         std::thread::Builder::new()
             .name("flack-store".into())
@@ -123,6 +128,7 @@ impl SqliteBroker {
                             clean: false,
                             budget,
                             counts: Default::default(),
+                            healthy: writer_healthy,
                         };
                         if ready.send(Ok(restored)).is_ok() {
                             writer.run(queue);
@@ -141,6 +147,7 @@ impl SqliteBroker {
             places,
             gate: AsyncMutex::new(()),
             path,
+            healthy,
         })
     }
 
@@ -299,5 +306,10 @@ impl Broker for SqliteBroker {
         let (done, written) = oneshot::channel();
         self.place().await?.send(Write::Flush(done));
         written.await.map_err(|_| writer_gone(&self.path))?
+    }
+
+    /// The writer runs (its budget is open) and its last commit succeeded.
+    async fn reachable(&self) -> bool {
+        !self.places.is_closed() && self.healthy.load(Ordering::Relaxed)
     }
 }

@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,7 @@ use crate::broker::ChannelRecord;
 use crate::error::ChatError;
 use crate::identity::TokenHash;
 use crate::model::{ChatMessage, MessageId, RoomKey, UserId, UserRef};
+use crate::telemetry;
 
 /// Most changes decided and not yet committed, however fast the disk: what a restart
 /// after `kill -9` skips ids for, and what the queue may pin (this many message texts at
@@ -152,6 +154,9 @@ pub(super) struct Writer {
     /// How many messages each room has on disk, learnt on its first post here: so that
     /// evicting the oldest is one look-up, not a count.
     pub(super) counts: HashMap<String, usize>,
+    /// Whether the last commit succeeded (the broker's `reachable`): false while the
+    /// disk refuses a batch and the writer retries it.
+    pub(super) healthy: Arc<AtomicBool>,
 }
 
 impl Writer {
@@ -184,7 +189,11 @@ impl Writer {
         let mut wait = RETRY_FIRST;
         let started = Instant::now();
         loop {
-            match self.try_commit(batch) {
+            let attempt = Instant::now();
+            let result = self.try_commit(batch);
+            telemetry::store_write(attempt.elapsed(), result.is_ok());
+            self.healthy.store(result.is_ok(), Ordering::Relaxed);
+            match result {
                 Ok(()) => break,
                 Err(e) => {
                     // What the failed transaction counted is not on disk: count again.
