@@ -6,7 +6,7 @@
 
 mod common;
 
-use chat_core::{Engine, Login};
+use chat_core::Login;
 use common::*;
 
 fn external(id: &str, name: &str) -> Login {
@@ -75,7 +75,7 @@ async fn a_restart_of_the_sqlite_store_keeps_external_users() {
     let dir = std::env::temp_dir().join(format!("flack-external-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     let path = dir.join("store.sqlite3");
-    let open = || Engine::builder().sqlite(&path).start();
+    let open = || chat_core::Engine::builder().sqlite(&path).start();
 
     let engine = open().await.expect("store");
     let alice = engine.connect(external("acct-7", "Alice")).await.unwrap();
@@ -123,7 +123,7 @@ async fn redis_nodes_agree_on_external_users_and_keep_them() {
     let Some(redis) = RedisServer::start(false) else {
         return;
     };
-    let node = || Engine::builder().redis(redis.url()).start();
+    let node = || chat_core::Engine::builder().redis(redis.url()).start();
     let (a, b) = (node().await.expect("node a"), node().await.expect("node b"));
     let on_a = a.connect(external("acct-7", "Alice")).await.unwrap();
     let on_b = b.connect(external("acct-7", "Alicia")).await.unwrap();
