@@ -9,6 +9,34 @@
 //!
 //! Called by the embedder's service and by `axum.rs`. It writes no bytes itself: hyper
 //! writes the response it returns.
+//!
+//! ```no_run
+//! use std::convert::Infallible;
+//!
+//! use hyper::server::conn::http1;
+//! use hyper::service::service_fn;
+//! use hyper_util::rt::TokioIo;
+//! use transport_ws::hyper::{upgrade, ConnectionAddrs};
+//! use transport_ws::WsChat;
+//!
+//! # async fn run(chat: WsChat) -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! loop {
+//!     let (stream, peer) = listener.accept().await?;
+//!     let addrs = ConnectionAddrs::new(peer, stream.local_addr()?);
+//!     let chat = chat.clone();
+//!     // Every request is the chat's here; a real service routes `/ws` to it.
+//!     let service = service_fn(move |request| {
+//!         let response = upgrade(&chat, request, addrs);
+//!         async move { Ok::<_, Infallible>(response) }
+//!     });
+//!     let connection = http1::Builder::new()
+//!         .serve_connection(TokioIo::new(stream), service)
+//!         .with_upgrades();
+//!     tokio::spawn(connection);
+//! }
+//! # }
+//! ```
 
 use std::net::{Ipv6Addr, SocketAddr};
 
