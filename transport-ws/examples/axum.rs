@@ -9,15 +9,23 @@
 //! `ws = new WebSocket("ws://127.0.0.1:8080/ws"); ws.onmessage = e => console.log(e.data)`.
 //! Ctrl-C stops it: every socket gets its close frame before the engine stops.
 //!
-//! What it shows: `transport_ws::axum::router` is an ordinary `Router` to merge; the app
-//! is served with `ConnectInfo<ConnectionAddrs>` so the chat's per-address limits and
-//! `Host` check know the connection's two ends; shutdown is one token for both.
+//! The app has accounts of its own (here a table of cookies): a socket that comes with
+//! the cookie `account=key-ann` opens already logged in as that account's user
+//! (`Login::External`), and the client sends no `login`; try
+//! `websocat -H 'Cookie: account=key-ann' ws://127.0.0.1:8080/ws`. Without the cookie
+//! the client logs in with the protocol's `login` as usual.
+//!
+//! What it shows: `transport_ws::axum::router_with_login` is an ordinary `Router` to
+//! merge; the app is served with `ConnectInfo<ConnectionAddrs>` so the chat's
+//! per-address limits and `Host` check know the connection's two ends; shutdown is one
+//! token for both.
 
 use std::time::Duration;
 
+use axum::http::{header, HeaderMap};
 use axum::routing::get;
 use axum::Router;
-use chat_core::Engine;
+use chat_core::{Engine, Login};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use transport_ws::hyper::ConnectionAddrs;
@@ -26,6 +34,26 @@ use transport_ws::{WsChat, WsConfig};
 /// The embedder's own route.
 async fn hello() -> &'static str {
     "hello from the embedding service\n"
+}
+
+/// The app's own accounts: cookie value -> (account id, display name).
+const ACCOUNTS: &[(&str, &str, &str)] = &[
+    ("key-ann", "acct-1001", "ann"),
+    ("key-bo", "acct-1002", "bo"),
+];
+
+/// Who the upgrade request's `account` cookie says the client is, if anyone.
+fn account(headers: &HeaderMap) -> Option<Login> {
+    let cookies = headers.get_all(header::COOKIE).into_iter();
+    let key = cookies
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix("account="))?;
+    let (_, id, name) = ACCOUNTS.iter().find(|(k, _, _)| *k == key)?;
+    Some(Login::External {
+        id: (*id).to_owned(),
+        display_name: (*name).to_owned(),
+    })
 }
 
 /// Serves the app and the chat on `listener` until `shutdown` fires, then closes every
@@ -39,7 +67,7 @@ pub async fn run(
     let chat = WsChat::new(engine.clone(), WsConfig::default(), shutdown.clone())?;
     let app = Router::new()
         .route("/hello", get(hello))
-        .merge(transport_ws::axum::router(chat.clone()));
+        .merge(transport_ws::axum::router_with_login(chat.clone(), account));
     let service = app.into_make_service_with_connect_info::<ConnectionAddrs>();
     // axum stops taking requests when the token fires; the chat's sockets have left
     // hyper by then, and the same token tells each of them to close.

@@ -143,7 +143,7 @@ async fn upgrade(
     }
     // What the HTTP server read past the request is the start of the WebSocket stream.
     let parts = framed.into_parts();
-    let task = upgrades.connection(parts.io, parts.read_buf, admitted, req.peer_addr());
+    let task = upgrades.connection(parts.io, parts.read_buf, admitted, req.peer_addr(), None);
     // The task stays on this worker, whose reactor already has the socket: the worker
     // runs its tasks one at a time on its own thread, and the worker's spare buffers
     // (`buffers.rs`) serve all of its sockets.

@@ -45,6 +45,16 @@ impl End {
         }
     }
 
+    /// The embedder's login for the connection was refused: its `error` reply is the
+    /// last frame, and the client may not log in otherwise.
+    pub(crate) fn login_refused() -> End {
+        End::Close {
+            frame: None,
+            code: CloseCode::Policy,
+            reason: "login refused".to_owned(),
+        }
+    }
+
     /// The session ended without a reason the client should see.
     pub(crate) fn session_ended() -> End {
         End::Close {

@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chat_core::{
-    ChatError, ChatMessage, DisconnectReason, Engine, Event, PostOutcome, PostPipeline, Session,
-    UserId,
+    ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PostOutcome, PostPipeline,
+    Session, UserId,
 };
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -93,7 +93,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
 
 /// Runs one connection, whose client connects from `client`, until it closes.
 /// `read_ahead` holds what the HTTP server read past the upgrade request; `shutdown`
-/// fires when the server stops.
+/// fires when the server stops. With `login` (the embedder's, for a user it
+/// authenticated), the connection logs in right after `hello` and sends that login's
+/// reply; a refused one is the last frame before the close.
 pub(crate) async fn run<S: Stream>(
     engine: Engine,
     config: Arc<WsConfig>,
@@ -101,6 +103,7 @@ pub(crate) async fn run<S: Stream>(
     stream: S,
     read_ahead: BytesMut,
     client: IpAddr,
+    login: Option<Login>,
 ) {
     // The few settings this loop needs, copied out of the shared config.
     let (max_frame, heartbeat_interval, idle_timeout) = (
@@ -124,6 +127,15 @@ pub(crate) async fn run<S: Stream>(
     let end = 'conn: {
         let hello = ServerFrame::hello(max_frame, conn.engine.epoch());
         conn.send(&hello);
+        if let Some(login) = login {
+            let logging_in = dispatch::embedder_login(&conn.engine, conn.client, login);
+            let (session, reply) = Box::pin(logging_in).await;
+            conn.send(&reply);
+            conn.session = session;
+            if conn.session.is_none() {
+                break 'conn End::login_refused();
+            }
+        }
         if Box::pin(conn.flush()).await.is_err() {
             break 'conn End::Gone;
         }
@@ -432,6 +444,7 @@ mod tests {
             stream,
             BytesMut::new(),
             std::net::Ipv4Addr::LOCALHOST.into(),
+            Some(chat_core::Login::Name("alice".into())),
         );
         let size = std::mem::size_of_val(&task);
         assert!(size <= 2048, "the connection task takes {size} bytes");

@@ -45,6 +45,7 @@ use ::hyper::{Request, Response, StatusCode, Version};
 use actix_http::header::HeaderMap;
 use actix_http::RequestHead;
 use bytes::{Bytes, BytesMut};
+use chat_core::Login;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 
@@ -85,8 +86,33 @@ impl ConnectionAddrs {
 /// connection's task is spawned there, tracked by [`WsChat::tasks`].
 pub fn upgrade<B>(
     chat: &WsChat,
+    request: Request<B>,
+    addrs: ConnectionAddrs,
+) -> Response<Full<Bytes>> {
+    upgrade_with(chat, request, addrs, None)
+}
+
+/// Like [`upgrade`], for a client the embedder has authenticated itself (its cookie, its
+/// header): the connection logs in as `login` (usually `Login::External`, the
+/// embedder's account id and display name) right after `hello`, and the client gets
+/// that login's reply (an `ok` without an `id`, as `docs/protocol.md` describes under
+/// "Logged in by the embedder") instead of sending a `login` of its own. If the engine refuses the login
+/// (a display name someone else holds, say), the `error` reply is the last frame before
+/// the close (1008): the socket is that user or nothing.
+pub fn upgrade_as<B>(
+    chat: &WsChat,
+    request: Request<B>,
+    addrs: ConnectionAddrs,
+    login: Login,
+) -> Response<Full<Bytes>> {
+    upgrade_with(chat, request, addrs, Some(login))
+}
+
+fn upgrade_with<B>(
+    chat: &WsChat,
     mut request: Request<B>,
     addrs: ConnectionAddrs,
+    login: Option<Login>,
 ) -> Response<Full<Bytes>> {
     let upgrades = &chat.inner;
     let head = match to_head(&request, addrs.peer) {
@@ -106,7 +132,7 @@ pub fn upgrade<B>(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let stream = TokioIo::new(upgraded);
-                let task = task_upgrades.connection(stream, BytesMut::new(), admitted, Some(peer));
+                let task = task_upgrades.connection(stream, BytesMut::new(), admitted, Some(peer), login);
                 task.await;
             }
             Err(e) => tracing::debug!(peer = %PeerName(Some(peer)), error = %e, "the upgrade did not complete"),

@@ -189,7 +189,7 @@ async fn handshake(
             return tracing::debug!(peer = %PeerName(Some(peer)), "could not answer the upgrade in time")
         }
     }
-    tokio::spawn(upgrades.connection(stream, read_ahead, admitted, Some(peer)));
+    tokio::spawn(upgrades.connection(stream, read_ahead, admitted, Some(peer), None));
 }
 
 /// Reads the request head; returns it with whatever arrived after it (the client's

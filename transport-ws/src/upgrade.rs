@@ -21,7 +21,7 @@ use actix_http::body::BoxBody;
 use actix_http::header::{self, HeaderMap, HeaderValue};
 use actix_http::{ws, RequestHead, Response, StatusCode};
 use bytes::BytesMut;
-use chat_core::{AddressSlot, ConnectionGate, Engine, GateRefusal};
+use chat_core::{AddressSlot, ConnectionGate, Engine, GateRefusal, Login};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -145,7 +145,8 @@ impl Upgrades {
     }
 
     /// The task of an admitted connection on `stream`, once its `101` is written:
-    /// `read_ahead` is what was read past the request. The caller spawns it (actix-http
+    /// `read_ahead` is what was read past the request, `login` the embedder's login for
+    /// it, if it made one. The caller spawns it (actix-http
     /// on its worker, the others on the runtime); it is tracked by [`Upgrades::tasks`].
     pub(crate) fn connection<S: Stream>(
         &self,
@@ -153,6 +154,7 @@ impl Upgrades {
         read_ahead: BytesMut,
         admitted: Admitted,
         peer: Option<SocketAddr>,
+        login: Option<Login>,
     ) -> impl Future<Output = ()> {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let Admitted {
@@ -174,7 +176,7 @@ impl Upgrades {
         // async block and awaited there is stored twice, and this one is an idle
         // connection's cost.
         let task = async move {
-            connection::run(engine, config, shutdown, stream, read_ahead, client).await;
+            connection::run(engine, config, shutdown, stream, read_ahead, client, login).await;
             drop((slot, address_slot));
         };
         self.tasks.track_future(task.instrument(span))

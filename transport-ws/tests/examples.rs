@@ -12,6 +12,8 @@ mod axum_example;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -128,6 +130,47 @@ fn the_axum_example_serves_its_own_route_and_the_chat() {
 
         hello_answers(addr).await;
         let mut ws = chat_round_trip(addr, "hi from axum").await;
+
+        // With the app's cookie, the socket opens logged in as the account's user.
+        let mut request = format!("ws://{addr}/ws")
+            .into_client_request()
+            .expect("request");
+        let cookie = HeaderValue::from_static("theme=dark; account=key-ann");
+        request.headers_mut().insert("cookie", cookie);
+        let (mut ann, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("upgrade");
+        assert_eq!(frame(&mut ann).await["type"], "hello");
+        let logged_in = frame(&mut ann).await;
+        assert_eq!(logged_in["type"], "ok", "{logged_in}");
+        assert!(
+            logged_in.get("id").is_none(),
+            "no request, no id: {logged_in}"
+        );
+        assert_eq!(logged_in["result"]["user"]["name"], "ann", "{logged_in}");
+        let login = json!({"type": "login", "id": 1, "name": "someone"});
+        ann.send(Message::text(login.to_string()))
+            .await
+            .expect("send");
+        let refused = frame(&mut ann).await;
+        assert_eq!(refused["code"], "already_logged_in", "{refused}");
+        for request in [
+            json!({"type": "join", "id": 2, "room": "general"}),
+            json!({"type": "post", "id": 3, "room": "general", "text": "ann was here"}),
+        ] {
+            ann.send(Message::text(request.to_string()))
+                .await
+                .expect("send");
+        }
+        // alice, in the room, receives the account user's message.
+        let heard = loop {
+            let event = frame(&mut ws).await;
+            if event["type"] == "message" {
+                break event;
+            }
+        };
+        assert_eq!(heard["message"]["text"], "ann was here");
+        assert_eq!(heard["message"]["author"]["name"], "ann");
         shutdown.cancel();
         let goodbye = frame(&mut ws).await;
         assert_eq!(goodbye["type"], "disconnected", "{goodbye}");

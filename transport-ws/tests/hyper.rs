@@ -77,3 +77,79 @@ async fn a_plain_hyper_server_serves_the_chat() {
         "shutting_down"
     );
 }
+
+/// A hyper server whose every upgrade is logged in as the account `acct-1` named `ann`.
+async fn hyper_server_as_ann(chat: WsChat) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            let local = stream.local_addr().expect("local address");
+            let chat = chat.clone();
+            let service = service_fn(move |request| {
+                let ann = chat_core::Login::External {
+                    id: "acct-1".into(),
+                    display_name: "ann".into(),
+                };
+                let addrs = ConnectionAddrs::new(peer, local);
+                let response = transport_ws::hyper::upgrade_as(&chat, request, addrs, ann);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let connection = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::spawn(connection);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_embedder_login_that_the_engine_refuses_is_the_last_frame() {
+    let shutdown = CancellationToken::new();
+    let engine = start_engine(test_limits());
+    let chat = WsChat::new(engine, test_config(), shutdown.clone()).expect("config");
+    let as_ann = hyper_server_as_ann(chat).await;
+
+    // Two sockets of the account are one user.
+    let mut first = Client::connect(&format!("ws://{as_ann}/ws"), None)
+        .await
+        .expect("upgrade");
+    let mut second = Client::connect(&format!("ws://{as_ann}/ws"), None)
+        .await
+        .expect("upgrade");
+    let (a, b) = (first.next_reply().await, second.next_reply().await);
+    assert_eq!(a["result"]["user"], b["result"]["user"]);
+    assert_eq!(a["result"]["user"]["name"], "ann");
+    drop((first, second));
+
+    // Someone else holds the name when the account's user is made (another engine, where
+    // a client took "ann" first): refused, then closed.
+    let shutdown_b = CancellationToken::new();
+    let engine_b = start_engine(test_limits());
+    let chat_b = WsChat::new(engine_b, test_config(), shutdown_b.clone()).expect("config");
+    let (other_anonymous, other_as_ann) = (
+        hyper_server(chat_b.clone()).await,
+        hyper_server_as_ann(chat_b).await,
+    );
+    let mut holder = Client::connect(&format!("ws://{other_anonymous}/ws"), None)
+        .await
+        .expect("upgrade");
+    holder.login("ann").await;
+    let mut refused = Client::connect(&format!("ws://{other_as_ann}/ws"), None)
+        .await
+        .expect("upgrade");
+    let (frames, close) = refused.close_frame().await;
+    let last = frames.last().expect("the refusal");
+    assert_eq!(last["type"], "error", "{last}");
+    assert_eq!(last["code"], "name_taken", "{last}");
+    let close = close.expect("a close frame");
+    assert_eq!(
+        close.code,
+        tungstenite::protocol::frame::coding::CloseCode::Policy
+    );
+    shutdown.cancel();
+    shutdown_b.cancel();
+}
