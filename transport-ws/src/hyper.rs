@@ -38,7 +38,7 @@
 //! # }
 //! ```
 
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use ::hyper::header::{HeaderName, HeaderValue};
 use ::hyper::{Request, Response, StatusCode, Version};
@@ -119,7 +119,9 @@ fn upgrade_with<B>(
         Ok(head) => head,
         Err(refusal) => return refused(refusal),
     };
-    let arrived = Some(ArrivedAt(addrs.local.ip()));
+    // An unknown local address (the unspecified one) names nothing.
+    let local = addrs.local.ip();
+    let arrived = (!local.is_unspecified()).then_some(ArrivedAt(local));
     let admitted = match upgrades.admit(&head, anywhere(chat), arrived) {
         Ok(admitted) => admitted,
         Err(refusal) => return refused(refusal),
@@ -149,8 +151,9 @@ fn upgrade_with<B>(
 /// its own).
 fn anywhere(chat: &WsChat) -> &Served {
     chat.inner.served_anywhere.get_or_init(|| {
-        let any = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
-        Served::new(&chat.inner.config.public_hosts, any)
+        // A loopback "listen address" adds no name: loopback is served anyway.
+        let none = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        Served::new(&chat.inner.config.public_hosts, none)
     })
 }
 
