@@ -46,7 +46,7 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Serves the chat's WebSocket protocol on `listener`, a bound tokio `TcpListener`, with
 /// no web framework: each connection sends its `GET /ws` upgrade request straight to it.
-/// Everything else is what [`WsChat::listen`](crate::WsChat) does: the `Host` check, the
+/// Everything else is what every entry point does (`WsChat::listen` too): the `Host` check, the
 /// origin allow-list, the limits overall and per client address, and shutdown. Returns
 /// once `shutdown` has fired and every connection has closed (each is told
 /// `shutting_down`), or at once if `config` is invalid.
