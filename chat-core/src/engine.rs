@@ -37,6 +37,28 @@ pub enum Login {
     Name(String),
     /// A return: the resume token it was given before.
     Resume(String),
+    /// A user the embedder's own service has authenticated (its accounts, its cookie or
+    /// header): no resume token is needed. Only an embedder can say this; no transport
+    /// offers it to its clients.
+    ///
+    /// The same `id` is the same user (the same user id) on every login, across
+    /// connections and, with a durable store (SQLite, Redis), restarts. The user is made
+    /// on the first login with `display_name`, which follows the rules of a new name
+    /// ([`crate::validate::display_name`]; `name_taken` if another user holds it, or one
+    /// that looks the same: the embedder decides what to try instead). While the engine
+    /// keeps the user (online, or within `Limits::name_hold`), later logins come back
+    /// with the name they have and a different `display_name` is not taken up: other
+    /// users know them by it. A user away longer than the hold is made again, with the
+    /// same id and the `display_name` given then. Each login issues a fresh resume token,
+    /// replacing the user's previous one. Not limited by `login_rate_per_address`: the
+    /// embedder authenticated them.
+    External {
+        /// The embedder's stable id for the user (1 to [`crate::MAX_EXTERNAL_ID_BYTES`]
+        /// bytes, no control character; compared exactly).
+        id: String,
+        /// The name other users see.
+        display_name: String,
+    },
 }
 
 /// How an engine starts: its limits, its room threads, and where it keeps what the nodes
@@ -295,6 +317,11 @@ impl Engine {
                 LoginRequest::Name(name)
             }
             Login::Resume(token) => LoginRequest::Token(ResumeToken::from_client(&token)),
+            Login::External { id, display_name } => {
+                let id = validate::external_id(&id)?.to_owned();
+                let name = validate::display_name(&display_name, &self.inner.limits)?;
+                LoginRequest::External { id, name }
+            }
         };
         let connected = self
             .inner

@@ -23,6 +23,10 @@ pub enum ChatError {
     /// The resume token is unknown or has expired.
     #[error("unknown or expired resume token")]
     InvalidToken,
+    /// An embedder's external user id ([`crate::Login::External`]) is empty, longer than
+    /// [`crate::MAX_EXTERNAL_ID_BYTES`], or has a control character.
+    #[error("invalid external user id: {0}")]
+    InvalidExternalId(String),
     /// A channel name breaks the naming rules.
     #[error("invalid channel name: {0}")]
     InvalidChannelName(String),
@@ -113,6 +117,7 @@ impl ChatError {
             ChatError::InvalidName(_) => "invalid_name",
             ChatError::NameTaken(_) => "name_taken",
             ChatError::InvalidToken => "invalid_token",
+            ChatError::InvalidExternalId(_) => "invalid_external_id",
             ChatError::InvalidChannelName(_) => "invalid_channel_name",
             ChatError::ChannelExists(_) => "channel_exists",
             ChatError::NoSuchChannel(_) => "no_such_channel",

@@ -9,6 +9,12 @@
 //! sleeping. It never shows a token to anyone: only `login_*` return one, to its holder.
 //! It keeps no token either, only its SHA-256 hash ([`TokenHash`]): a store written from
 //! it (the SQLite file) or a memory dump gives nobody a way to log in as someone else.
+//!
+//! Users an embedder authenticated itself (`Login::External`) are found by their external
+//! id. That id keeps its user id for good (`by_external` is never swept: it grows with the
+//! embedder's own accounts, one small entry each), so the same person is the same user
+//! after their hold ran out too; their record (name, token, sessions) is kept and
+//! forgotten like anyone's.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -117,6 +123,8 @@ pub(crate) struct Directory {
     users: HashMap<UserId, UserRecord>,
     by_token: HashMap<TokenHash, UserId>,
     by_name: HashMap<String, UserId>,
+    /// Every external id ever logged in, and its user: kept for good.
+    by_external: HashMap<Arc<str>, UserId>,
     /// The users with no session, by when they were last seen: the first one's hold is
     /// the first to expire, so the cap and the sweep find the expired ones without
     /// looking at anyone else.
@@ -135,6 +143,7 @@ impl Directory {
             users: HashMap::new(),
             by_token: HashMap::new(),
             by_name: HashMap::new(),
+            by_external: HashMap::new(),
             offline: BTreeSet::new(),
             forgotten: Vec::new(),
             next_id: 1,
@@ -153,11 +162,16 @@ impl Directory {
         hold: Duration,
         max_users: usize,
         mut users: Vec<StoredUser>,
+        externals: Vec<(String, UserId)>,
         next_id: u64,
         now: Instant,
     ) -> Self {
         let mut directory = Directory::new(hold, max_users);
         directory.next_id = next_id.max(1);
+        for (external, id) in externals {
+            directory.next_id = directory.next_id.max(id.0 + 1);
+            directory.by_external.insert(Arc::from(external), id);
+        }
         users.sort_by_key(|u| std::cmp::Reverse(u.user.id));
         for stored in users {
             let id = stored.user.id;
@@ -199,6 +213,59 @@ impl Directory {
         name: String,
         now: Instant,
     ) -> Result<Identity, ChatError> {
+        let identity = self.create(UserId(self.next_id), name, now)?;
+        self.next_id += 1;
+        Ok(identity)
+    }
+
+    /// Logs in the user an embedder authenticated as `external` (checked by
+    /// `validate::external_id`), with a validated display `name`:
+    /// - a user the directory keeps (online, or within the hold) comes back as they are,
+    ///   with the name they have: a different `name` is not taken up while they are kept
+    ///   (their name is what other users know them by, in rooms and private
+    ///   conversations);
+    /// - otherwise the user is made (again, with the same user id if `external` logged in
+    ///   before) with `name`, under the rules of a new name: `name_taken` if someone else
+    ///   holds it, `server_full` at the cap.
+    ///
+    /// Each login gives a fresh resume token, which replaces the user's previous one.
+    pub(crate) fn login_external(
+        &mut self,
+        external: &str,
+        name: String,
+        now: Instant,
+    ) -> Result<Identity, ChatError> {
+        let known = self.by_external.get(external).copied();
+        if let Some(id) = known {
+            self.forget_if_expired(id, now);
+            if let Some(record) = self.users.get_mut(&id) {
+                let token = ResumeToken::generate()?;
+                self.by_token.remove(&record.token);
+                record.token = token.hash();
+                self.by_token.insert(record.token, id);
+                if record.sessions == 0 {
+                    self.offline.remove(&(record.last_seen, id));
+                }
+                record.sessions += 1;
+                record.last_seen = now;
+                return Ok(Identity {
+                    user: record.user.clone(),
+                    token,
+                    new_user: false,
+                });
+            }
+        }
+        let id = known.unwrap_or(UserId(self.next_id));
+        let identity = self.create(id, name, now)?;
+        if known.is_none() {
+            self.next_id += 1;
+            self.by_external.insert(Arc::from(external), id);
+        }
+        Ok(identity)
+    }
+
+    /// The user `id`, external or not, made with `name` and one session.
+    fn create(&mut self, id: UserId, name: String, now: Instant) -> Result<Identity, ChatError> {
         let key = validate::name_key(&name);
         if let Some(&holder) = self.by_name.get(&key) {
             self.forget_if_expired(holder, now);
@@ -213,8 +280,6 @@ impl Directory {
                 None => return Err(ChatError::TooManyUsers(self.max_users)),
             }
         }
-        let id = UserId(self.next_id);
-        self.next_id += 1;
         let token = ResumeToken::generate()?;
         let user = UserRef {
             id,
@@ -327,176 +392,4 @@ impl Directory {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HOLD: Duration = Duration::from_secs(60);
-
-    #[test]
-    fn tokens_are_random_128_bit_hex() {
-        let a = ResumeToken::generate().unwrap();
-        let b = ResumeToken::generate().unwrap();
-        assert_eq!(a.expose().len(), 32);
-        assert!(a.expose().chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
-        assert_eq!(format!("{a:?}"), "ResumeToken(..)");
-    }
-
-    #[test]
-    fn resume_gives_back_the_same_user_and_name() {
-        let t0 = Instant::now();
-        let mut dir = Directory::new(HOLD, 100);
-        let first = dir.login_with_name("Alice".into(), t0).unwrap();
-        dir.session_ended(first.user.id, t0);
-        let again = dir.login_with_token(&first.token, t0 + HOLD / 2).unwrap();
-        assert_eq!(again.user, first.user);
-        assert!(!again.new_user);
-        assert_eq!(
-            dir.login_with_token(&ResumeToken::from_client("nope"), t0)
-                .unwrap_err(),
-            ChatError::InvalidToken
-        );
-    }
-
-    #[test]
-    fn names_are_held_case_insensitively_while_online_and_for_the_hold() {
-        let t0 = Instant::now();
-        let mut dir = Directory::new(HOLD, 100);
-        let alice = dir.login_with_name("Alice".into(), t0).unwrap();
-        let taken = dir.login_with_name("aLICE".into(), t0).unwrap_err();
-        assert_eq!(taken.code(), "name_taken");
-        dir.session_ended(alice.user.id, t0);
-        // Still held after the holder left ...
-        assert!(dir.login_with_name("alice".into(), t0 + HOLD).is_err());
-        // ... and free once the hold ran out; the old token dies with it.
-        let bob = dir.login_with_name("alice".into(), t0 + HOLD * 2).unwrap();
-        assert_ne!(bob.user.id, alice.user.id);
-        assert!(dir.login_with_token(&alice.token, t0 + HOLD * 2).is_err());
-    }
-
-    #[test]
-    fn past_the_cap_the_oldest_expired_hold_goes_first() {
-        let t0 = Instant::now();
-        let mut dir = Directory::new(HOLD, 3);
-        let first = dir.login_with_name("first".into(), t0).unwrap();
-        let second = dir.login_with_name("second".into(), t0).unwrap();
-        let online = dir.login_with_name("online".into(), t0).unwrap();
-        dir.session_ended(first.user.id, t0);
-        dir.session_ended(second.user.id, t0 + HOLD / 2);
-        // Both held: a fourth name is refused, clearly, and nobody is forgotten.
-        let full = dir.login_with_name("fourth".into(), t0 + HOLD).unwrap_err();
-        assert_eq!(full, ChatError::TooManyUsers(3));
-        assert_eq!(full.code(), "server_full");
-        assert!(full.to_string().contains("keeps 3 users"), "{full}");
-        assert_eq!(dir.len(), 3);
-        // A returning user still gets in past the cap.
-        let back = dir.login_with_token(&second.token, t0 + HOLD).unwrap();
-        dir.session_ended(back.user.id, t0 + HOLD);
-        // Once the first hold expired, the first user goes, and only them.
-        let later = t0 + HOLD + Duration::from_secs(1);
-        let fourth = dir.login_with_name("fourth".into(), later).unwrap();
-        assert!(!dir.knows(first.user.id));
-        assert!(dir.knows(second.user.id) && dir.knows(online.user.id));
-        assert!(dir.knows(fourth.user.id));
-        assert_eq!(dir.len(), 3);
-        assert!(dir.login_with_token(&first.token, later).is_err());
-        // The sweep reports the user forgotten for the cap, so the broker drops their
-        // private rooms too.
-        assert_eq!(dir.sweep(later), vec![first.user.id]);
-    }
-
-    #[test]
-    fn with_everyone_online_the_cap_refuses_and_loses_nothing() {
-        let t0 = Instant::now();
-        let mut dir = Directory::new(HOLD, 2);
-        let a = dir.login_with_name("a".into(), t0).unwrap();
-        let b = dir.login_with_name("b".into(), t0).unwrap();
-        for later in [t0, t0 + HOLD * 10] {
-            let full = dir.login_with_name("c".into(), later).unwrap_err();
-            assert_eq!(full, ChatError::TooManyUsers(2));
-        }
-        // Nobody was forgotten: both still resume, with their names.
-        assert_eq!(
-            dir.login_with_token(&a.token, t0 + HOLD * 10).unwrap().user,
-            a.user
-        );
-        assert_eq!(
-            dir.login_with_token(&b.token, t0 + HOLD * 10).unwrap().user,
-            b.user
-        );
-        assert_eq!(dir.sweep(t0 + HOLD * 10), vec![]);
-    }
-
-    #[test]
-    fn an_online_user_is_never_expired_and_sweep_forgets_the_rest() {
-        let t0 = Instant::now();
-        let mut dir = Directory::new(HOLD, 100);
-        let online = dir.login_with_name("on".into(), t0).unwrap();
-        let gone = dir.login_with_name("gone".into(), t0).unwrap();
-        dir.session_ended(gone.user.id, t0);
-        assert_eq!(dir.sweep(t0 + HOLD * 10), vec![gone.user.id]);
-        assert!(dir.find_by_name("ON", t0 + HOLD * 10).is_some());
-        assert!(dir.find_by_name("gone", t0 + HOLD * 10).is_none());
-        assert!(dir.login_with_token(&online.token, t0 + HOLD * 10).is_ok());
-    }
-
-    #[test]
-    fn only_the_hash_of_a_token_is_kept() {
-        let t0 = Instant::now();
-        let mut dir = Directory::new(HOLD, 100);
-        let alice = dir.login_with_name("alice".into(), t0).unwrap();
-        let kept = format!("{:?}", dir.users);
-        assert!(!kept.contains(alice.token.expose()), "{kept}");
-        assert_eq!(alice.token.hash(), dir.users[&alice.user.id].token);
-        assert_ne!(alice.token.hash(), ResumeToken::generate().unwrap().hash());
-    }
-
-    #[test]
-    fn a_restored_directory_resumes_by_token_and_holds_names_by_wall_clock() {
-        let t0 = Instant::now();
-        let mut before = Directory::new(HOLD, 100);
-        let alice = before.login_with_name("alice".into(), t0).unwrap();
-        let old = before.login_with_name("bob".into(), t0).unwrap();
-        let stored = |identity: &Identity, away| StoredUser {
-            user: identity.user.clone(),
-            token: identity.token.hash(),
-            away,
-        };
-        let users = vec![
-            stored(&alice, HOLD / 2),
-            // Its hold ran out while the server was stopped.
-            stored(&old, HOLD * 2),
-        ];
-        let mut dir = Directory::restore(HOLD, 100, users, 3, t0);
-        assert_eq!(dir.next_id(), 3, "ids are never given twice");
-        let again = dir.login_with_token(&alice.token, t0).unwrap();
-        assert_eq!(again.user, alice.user);
-        assert!(dir.login_with_token(&old.token, t0).is_err());
-        assert!(dir.login_with_name("bob".into(), t0).is_ok());
-        // Alice's hold goes on from where it was: half of it is left.
-        dir.session_ended(alice.user.id, t0);
-        assert!(dir.login_with_name("ALICE".into(), t0 + HOLD / 2).is_err());
-    }
-
-    #[test]
-    fn a_name_taken_over_after_its_hold_goes_to_the_newer_user_on_restore() {
-        let t0 = Instant::now();
-        let name = |id, token: &ResumeToken, away| StoredUser {
-            user: UserRef {
-                id: UserId(id),
-                name: Arc::from("carol"),
-            },
-            token: token.hash(),
-            away,
-        };
-        let (older, newer) = (
-            ResumeToken::generate().unwrap(),
-            ResumeToken::generate().unwrap(),
-        );
-        let users = vec![name(1, &older, HOLD / 2), name(5, &newer, HOLD / 4)];
-        let mut dir = Directory::restore(HOLD, 100, users, 1, t0);
-        assert!(dir.login_with_token(&older, t0).is_err());
-        assert_eq!(dir.login_with_token(&newer, t0).unwrap().user.id, UserId(5));
-        assert_eq!(dir.next_id(), 6);
-    }
-}
+mod tests;

@@ -131,3 +131,4 @@ pub use model::{
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,
 };
+pub use validate::MAX_EXTERNAL_ID_BYTES;

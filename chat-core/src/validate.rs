@@ -15,6 +15,27 @@ mod names;
 
 pub use names::{display_name, name_key};
 
+/// Longest external user id ([`crate::Login::External`]), in bytes: room for a UUID, an
+/// email address or an OpenID `sub` with its issuer.
+pub const MAX_EXTERNAL_ID_BYTES: usize = 256;
+
+/// Checks an embedder's external user id: 1 to [`MAX_EXTERNAL_ID_BYTES`] bytes, no
+/// control character. It is compared exactly (no trimming, no case folding): it is the
+/// embedder's key, not something a person types.
+pub fn external_id(raw: &str) -> Result<&str, ChatError> {
+    let refuse = |why: &str| Err(ChatError::InvalidExternalId(why.to_owned()));
+    if raw.is_empty() {
+        return refuse("empty");
+    }
+    if raw.len() > MAX_EXTERNAL_ID_BYTES {
+        return refuse(&format!("longer than {MAX_EXTERNAL_ID_BYTES} bytes"));
+    }
+    if raw.chars().any(char::is_control) {
+        return refuse("has a control character");
+    }
+    Ok(raw)
+}
+
 /// Checks a channel name: 1 to `max_channel_name_chars` characters of ASCII letters,
 /// digits, `-` and `_`, starting with a letter or digit. A leading `#` is ignored.
 /// Uniqueness is case-insensitive; the creator's casing is kept for display. Being ASCII,
@@ -141,5 +162,19 @@ mod tests {
             message_text(&"a".repeat(4097), &l).unwrap_err().code(),
             "too_long"
         );
+    }
+}
+
+#[cfg(test)]
+mod external_id_tests {
+    use super::{external_id, MAX_EXTERNAL_ID_BYTES};
+
+    #[test]
+    fn external_ids_are_bounded_and_printable() {
+        assert_eq!(external_id("auth0|5f7c"), Ok("auth0|5f7c"));
+        assert_eq!(external_id("").unwrap_err().code(), "invalid_external_id");
+        assert!(external_id(&"x".repeat(MAX_EXTERNAL_ID_BYTES)).is_ok());
+        assert!(external_id(&"x".repeat(MAX_EXTERNAL_ID_BYTES + 1)).is_err());
+        assert!(external_id("a\nb").is_err());
     }
 }

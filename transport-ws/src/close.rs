@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use actix_http::ws::{CloseCode, CloseReason};
 use chat_core::DisconnectReason;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::protocol::ServerFrame;
@@ -43,6 +42,16 @@ impl End {
             frame: Some(ServerFrame::disconnected(reason)),
             code,
             reason: reason.to_string(),
+        }
+    }
+
+    /// The embedder's login for the connection was refused: its `error` reply is the
+    /// last frame, and the client may not log in otherwise.
+    pub(crate) fn login_refused() -> End {
+        End::Close {
+            frame: None,
+            code: CloseCode::Policy,
+            reason: "login refused".to_owned(),
         }
     }
 
@@ -113,7 +122,7 @@ impl End {
 /// After our close frame: ends our side of the stream and reads (and drops) what the
 /// client still sends until it closes its side too, at most `wait`. Dropping a socket
 /// with unread data resets it, and the client could lose our close frame to the reset.
-pub(crate) async fn linger(stream: &mut TcpStream, wait: Duration) {
+pub(crate) async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, wait: Duration) {
     let drain = async {
         if stream.shutdown().await.is_err() {
             return;

@@ -29,11 +29,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use chat_core::{
-    ChatError, ChatMessage, DisconnectReason, Engine, Event, PostOutcome, PostPipeline, Session,
-    UserId,
+    ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PostOutcome, PostPipeline,
+    Session, UserId,
 };
 use futures_util::FutureExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -66,8 +66,11 @@ enum Woke {
 /// The connection's state: the socket's writing half and, once logged in, the session.
 /// Handlers only queue frames ([`Connection::send`]); the loop writes them all at the end
 /// of each turn, so a turn's frames leave in one system call.
-struct Connection<'s> {
-    out: Writer<'s>,
+struct Connection<S> {
+    /// The upgraded stream; borrowed by the reader inside the loop's `select!`, and by
+    /// the writer between turns (the loop never reads and writes at once).
+    io: S,
+    out: Writer,
     engine: Engine,
     /// Where the client connects from (`forwarded.rs`): its login counts there.
     client: IpAddr,
@@ -81,16 +84,26 @@ struct Connection<'s> {
     events: Vec<Event>,
 }
 
+/// Any stream a connection can run on: a `TcpStream`, hyper's upgraded connection, a TLS
+/// stream. Every entry point (`WsChat::listen`, `serve`, the hyper and axum adapters)
+/// hands its upgraded stream to the one loop here.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
+
 /// Runs one connection, whose client connects from `client`, until it closes.
 /// `read_ahead` holds what the HTTP server read past the upgrade request; `shutdown`
-/// fires when the server stops.
-pub(crate) async fn run(
+/// fires when the server stops. With `login` (the embedder's, for a user it
+/// authenticated), the connection logs in right after `hello` and sends that login's
+/// reply; a refused one is the last frame before the close.
+pub(crate) async fn run<S: Stream>(
     engine: Engine,
     config: Arc<WsConfig>,
     shutdown: CancellationToken,
-    mut stream: TcpStream,
+    stream: S,
     read_ahead: BytesMut,
     client: IpAddr,
+    login: Option<Login>,
 ) {
     // The few settings this loop needs, copied out of the shared config.
     let (max_frame, heartbeat_interval, idle_timeout) = (
@@ -99,9 +112,10 @@ pub(crate) async fn run(
         config.idle_timeout,
     );
     let close_linger = config.close_linger;
-    let mut reader = Reader::new(&stream, read_ahead, max_frame);
+    let mut reader = Reader::new(read_ahead, max_frame);
     let mut conn = Connection {
-        out: Writer::new(&stream),
+        io: stream,
+        out: Writer::new(),
         engine,
         client,
         session: None,
@@ -113,6 +127,15 @@ pub(crate) async fn run(
     let end = 'conn: {
         let hello = ServerFrame::hello(max_frame, conn.engine.epoch());
         conn.send(&hello);
+        if let Some(login) = login {
+            let logging_in = dispatch::embedder_login(&conn.engine, conn.client, login);
+            let (session, reply) = Box::pin(logging_in).await;
+            conn.send(&reply);
+            conn.session = session;
+            if conn.session.is_none() {
+                break 'conn End::login_refused();
+            }
+        }
         if Box::pin(conn.flush()).await.is_err() {
             break 'conn End::Gone;
         }
@@ -135,7 +158,7 @@ pub(crate) async fn run(
             let woke = tokio::select! {
                 () = &mut shutdown => Woke::Shutdown,
                 answered = conn.posts.next(), if !conn.posts.is_empty() => Woke::Answered(answered),
-                received = reader.next(), if !conn.posts.is_full() => Woke::Received(received),
+                received = reader.next(&mut conn.io), if !conn.posts.is_full() => Woke::Received(received),
                 more = next_events(&mut conn.session, &mut conn.events) => Woke::Events(more),
                 _ = heartbeat.tick() => Woke::Heartbeat,
                 _ = &mut idle => Woke::Idle,
@@ -172,7 +195,7 @@ pub(crate) async fn run(
 
     drop(reader);
     let gone = matches!(end, End::Gone);
-    let closed = Box::pin(conn.finish(end)).await;
+    let (closed, mut stream) = Box::pin(conn.finish(end)).await;
     if !gone && closed {
         Box::pin(linger(&mut stream, close_linger)).await;
     }
@@ -187,7 +210,7 @@ async fn next_events(session: &mut Option<Session>, batch: &mut Vec<Event>) -> b
     }
 }
 
-impl Connection<'_> {
+impl<S: Stream> Connection<S> {
     /// Handles one message or control frame from the client.
     async fn on_incoming(&mut self, incoming: Incoming) -> Result<(), End> {
         match incoming {
@@ -310,7 +333,7 @@ impl Connection<'_> {
         self.take_ready().await?;
         // Usually the socket takes the whole turn at once; only a full socket buffer
         // makes the task wait (bounded by `write_timeout`), and `flush` reports errors.
-        if !matches!(self.out.write_now(), Ok(true)) && self.flush().await.is_err() {
+        if !matches!(self.out.write_now(&mut self.io), Ok(true)) && self.flush().await.is_err() {
             return Err(End::Gone);
         }
         Ok(())
@@ -353,7 +376,7 @@ impl Connection<'_> {
 
     /// Writes every queued frame within `write_timeout`.
     async fn flush(&mut self) -> Result<(), Dropped> {
-        match timeout(self.write_timeout, self.out.flush()).await {
+        match timeout(self.write_timeout, self.out.flush(&mut self.io)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "write failed");
@@ -371,8 +394,8 @@ impl Connection<'_> {
 
     /// The close handshake's first half: writes the last frames and the close frame (if
     /// the socket still takes them) and releases the session. Returns whether a close
-    /// frame was written (the caller then lingers for the client's).
-    async fn finish(mut self, end: End) -> bool {
+    /// frame was written (the caller then lingers for the client's), and the stream.
+    async fn finish(mut self, end: End) -> (bool, S) {
         let mut closed = false;
         if let Some((last, reason)) = end.farewell() {
             if let Some(frame) = last {
@@ -390,7 +413,7 @@ impl Connection<'_> {
         if let Some(session) = self.session {
             session.close();
         }
-        closed
+        (closed, self.io)
     }
 }
 
@@ -421,6 +444,7 @@ mod tests {
             stream,
             BytesMut::new(),
             std::net::Ipv4Addr::LOCALHOST.into(),
+            Some(chat_core::Login::Name("alice".into())),
         );
         let size = std::mem::size_of_val(&task);
         assert!(size <= 2048, "the connection task takes {size} bytes");

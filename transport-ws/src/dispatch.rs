@@ -194,6 +194,16 @@ async fn login(
             .into())
         }
     };
+    login_as(engine, client, login).await
+}
+
+/// Logs in from `client` as `login` says, and names the connection's span after the
+/// session.
+async fn login_as(
+    engine: &Engine,
+    client: IpAddr,
+    login: Login,
+) -> Result<(Session, Reply), Failure> {
     let session = engine.connect_from(login, client).await?;
     let user = session.user();
     let span = tracing::Span::current();
@@ -206,6 +216,20 @@ async fn login(
         new_user: session.is_new_user(),
     };
     Ok((session, reply))
+}
+
+/// The login the embedder made for the connection before it opened (an account of its
+/// own, `Login::External`): its reply, as a `login` request without an `id` gets, and
+/// the session if it succeeded.
+pub(crate) async fn embedder_login(
+    engine: &Engine,
+    client: IpAddr,
+    login: Login,
+) -> (Option<Session>, ServerFrame) {
+    match login_as(engine, client, login).await {
+        Ok((session, result)) => (Some(session), ServerFrame::Ok { id: None, result }),
+        Err(failure) => (None, refusal(None, "login", failure)),
+    }
 }
 
 /// The `error` reply for a refused request (`request` names its type, for the log).

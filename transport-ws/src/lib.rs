@@ -1,17 +1,44 @@
 //! # transport-ws: the chat engine over WebSocket
 //!
 //! Serves `chat-core` to browsers and other WebSocket clients as JSON text frames, one
-//! object per frame, tagged by `type` (the protocol is `docs/protocol.md`). An embedder
-//! serves its own actix-web `App` and the chat's `GET /ws` on one listener with one call,
-//! [`WsChat::listen`]; `demo-web` uses the same call:
+//! object per frame, tagged by `type` (the protocol is `docs/protocol.md`). A [`WsChat`]
+//! (an engine, a [`WsConfig`] and a shutdown token) is mounted wherever the embedder
+//! serves HTTP; every entry point runs the same checks and the same connection loop:
+//!
+//! | entry point | feature | for |
+//! |---|---|---|
+//! | [`serve`], [`WsChat::serve`] | (always) | a bare tokio `TcpListener`, no framework |
+//! | `WsChat::listen` | `actix` (default) | an actix-web `App` and `/ws` on one listener |
+//! | `hyper::upgrade` | `hyper` | a request in the embedder's own hyper 1 service |
+//! | `axum::router` | `axum` | an axum 0.8 app that merges our `/ws` route |
+//!
+//! Without a framework:
 //!
 //! ```no_run
+//! use chat_core::Engine;
+//! use tokio_util::sync::CancellationToken;
+//! use transport_ws::WsConfig;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let engine = Engine::builder().start().await?;
+//! let listener = tokio::net::TcpListener::bind(("127.0.0.1", 8080)).await?;
+//! let shutdown = CancellationToken::new();
+//! transport_ws::serve(listener, engine.clone(), WsConfig::default(), shutdown).await?;
+//! engine.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! In an actix-web server, one call serves the embedder's `App` and the chat's `GET /ws`
+//! on one listener (`demo-web` does this):
+//!
+//! ```no_run
+//! # #[cfg(feature = "actix")]
+//! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
 //! use actix_web::App;
 //! use chat_core::Engine;
 //! use tokio_util::sync::CancellationToken;
 //! use transport_ws::{WsChat, WsConfig};
 //!
-//! # async fn serve() -> Result<(), Box<dyn std::error::Error>> {
 //! let engine = Engine::builder().start().await?;
 //! let shutdown = CancellationToken::new();
 //! let mut config = WsConfig::default();
@@ -23,16 +50,29 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Why a listener and not an actix-web route: a route's WebSocket keeps actix-http's
-//! connection buffers (16 KiB) for its whole life and passes every frame through a channel
-//! and a copy. Upgraded here, the stream leaves the HTTP server's codec: an idle socket
-//! holds no buffer, and a batch of events is one `write` (`docs/performance.md` has the
-//! numbers).
+//! In axum, see `examples/axum.rs`; in plain hyper, `hyper::upgrade`.
 //!
-//! The listener answers only for the host names it is configured with
-//! ([`WsConfig::public_hosts`], plus `localhost`, the loopback addresses and its own
-//! address): any other `Host`, on the embedder's pages as on `/ws`, gets 421, so a page
-//! that makes its domain resolve to this server (DNS rebinding) cannot reach it.
+//! # Features
+//! - `actix` (default): `WsChat::listen`, the actix-web entry point. Off, no actix-web or
+//!   actix-server is built. actix-http itself is always a dependency: its WebSocket frame
+//!   parser and handshake are what every entry point uses.
+//! - `hyper`: the `hyper` module, an upgrade handler for a hyper 1 service.
+//! - `axum`: the `axum` module, a `Router` with our `/ws` for an axum 0.8 app (built on
+//!   the `hyper` adapter, which it turns on).
+//!
+//! # One loop for every entry point
+//! Each entry point only reads the upgrade request in its own server's terms and writes
+//! the answer: the checks are one function (`upgrade.rs`), and the admitted connection is
+//! one task running one loop (`connection.rs`), generic over the upgraded byte stream
+//! (any `AsyncRead + AsyncWrite + Unpin`: a `TcpStream` under actix and [`serve`],
+//! hyper's `Upgraded` under hyper and axum). So the protocol, the limits, the origin and
+//! host checks, the per-address limits and shutdown are the same whichever is used.
+//!
+//! Every entry point answers only for the host names it is configured with
+//! ([`WsConfig::public_hosts`], plus `localhost`, the loopback addresses and the address
+//! the connection arrived at): any other `Host` gets 421, so a page that makes its
+//! domain resolve to this server (DNS rebinding) cannot reach it. Under actix, that holds
+//! for the embedder's own pages too.
 //!
 //! The transport translates and forwards: it holds no chat state and makes no decision
 //! about rooms or users. Its own settings (host names, origins, connection limits overall
@@ -42,11 +82,15 @@
 //! peer's, or the one a trusted proxy reports.
 //!
 //! # Layout
-//! - `lib.rs`: [`WsChat`] (what the embedder builds) and [`WsChat::listen`] (the HTTP
-//!   server with the upgrade on `/ws`, and the `Host` check in front of the `App`).
+//! - `lib.rs`: [`WsChat`] (what the embedder builds).
 //! - `config`: [`WsConfig`], every setting of the transport, and its check.
-//! - `upgrade`: the checks and the handshake, then one task per socket on the HTTP worker
-//!   that accepted it.
+//! - `upgrade`: the checks every entry point shares, and the connection's task once the
+//!   handshake is answered.
+//! - `actix` (feature `actix`): `WsChat::listen`, the HTTP server with the upgrade on
+//!   `/ws`, and the `Host` check in front of the `App`.
+//! - `serve`: [`serve`], a bare `TcpListener` that reads upgrade requests itself.
+//! - `hyper` (feature `hyper`): the upgrade of a hyper request.
+//! - `axum` (feature `axum`): the `/ws` route for an axum app, on the hyper adapter.
 //! - `host`: the `Host` check against DNS rebinding: the names a listener serves.
 //! - `forwarded`: the client's address: the socket's peer, or what trusted proxies report
 //!   (`WsConfig::trusted_proxies`, `WsConfig::forwarded_header`).
@@ -61,17 +105,23 @@
 //!   frames ([`protocol::ServerFrame`]), conversions from engine types.
 //! - `shared_frame`: a channel message encoded once, for every follower's event and the
 //!   author's reply.
-//! - `wire`: WebSocket frames read from and written to the TCP stream.
+//! - `wire`: WebSocket frames read from and written to the upgraded stream.
 //! - `fragments`: reassembly of messages split into continuation frames.
 //! - `buffers`: per-thread spare I/O buffers, lent to a connection while it has data.
 //!
-//! Modules depend downwards only: `lib` -> `upgrade` -> `connection` -> `dispatch` ->
-//! `protocol`; `lib`, `upgrade`, `config` -> `host`; `upgrade`, `config` -> `forwarded`;
-//! `upgrade` -> `origin`; `connection`
-//! -> `close`, `shared_frame`, `wire` -> `fragments`, `buffers`.
+//! Modules depend downwards only: `axum` -> `hyper`; `actix`, `serve`, `hyper` ->
+//! `upgrade` -> `connection` -> `dispatch` -> `protocol`; `actix`, `serve`, `upgrade`,
+//! `config` -> `host`; `upgrade`, `config` -> `forwarded`; `upgrade` -> `origin`;
+//! `connection` -> `close`, `shared_frame`, `wire` -> `fragments`, `buffers`.
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "actix")]
+mod actix;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 mod buffers;
 mod close;
 mod config;
@@ -80,31 +130,26 @@ mod dispatch;
 mod forwarded;
 mod fragments;
 mod host;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 pub mod origin;
 pub mod protocol;
+mod serve;
 mod shared_frame;
 mod upgrade;
 mod wire;
 
 use std::sync::Arc;
 
-use actix_http::{Extensions, HttpService};
-use actix_server::ServerBuilder;
-use actix_service::{fn_service, map_config};
-use actix_web::body::MessageBody;
-use actix_web::dev::{AppConfig, Service, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::{web, App, HttpResponse};
 use chat_core::{Engine, InvalidLimit};
-use futures_util::future::{ready, Either, TryFutureExt};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::WsConfig;
+pub use serve::{serve, MAX_REQUEST_HEAD_BYTES};
 pub use upgrade::WS_PATH;
 
-use host::{ArrivedAt, Served};
 use upgrade::Upgrades;
 
 /// The WebSocket chat service: an engine, its [`WsConfig`], and the token that closes
@@ -146,103 +191,12 @@ impl WsChat {
         &self.inner.config
     }
 
-    /// The tracker of the socket tasks. Each runs on the HTTP server worker that accepted
-    /// its socket, so stopping the server ends them where they are: to close every socket
-    /// properly, fire the shutdown token, `close()` the tracker and `wait()` for it (with a
-    /// timeout, `write_timeout` + `close_linger` is enough), and only then stop the server.
+    /// The tracker of the socket tasks, from every entry point. Under actix each runs on
+    /// the HTTP server worker that accepted its socket, so stopping the server ends them
+    /// where they are: to close every socket properly, fire the shutdown token, `close()`
+    /// the tracker and `wait()` for it (with a timeout, `write_timeout` + `close_linger`
+    /// is enough), and only then stop the server.
     pub fn tasks(&self) -> TaskTracker {
         self.inner.tasks.clone()
     }
-
-    /// Adds an HTTP/1.1 listener to `builder`: WebSocket upgrades of `GET /ws` become chat
-    /// connections, every other request goes to the `App` that `app` makes (once per
-    /// worker thread). A `GET /ws` without the upgrade gets 400; an upgrade to another
-    /// path gets 404. Sockets are set to `TCP_NODELAY`: chat frames are small and
-    /// latency-bound, and Nagle's algorithm would hold each one back waiting for the
-    /// previous one's ACK.
-    ///
-    /// Every request, upgrade or not, is answered only if its `Host` is a name this
-    /// listener serves ([`WsConfig::public_hosts`], `localhost`, the loopback addresses
-    /// and `listener`'s address); any other gets 421 Misdirected Request before the `App`
-    /// sees it, and a missing or malformed `Host` on HTTP/1.1 gets 400. That includes the
-    /// `App`'s health checks: an orchestrator that probes `IP:PORT` names the listen
-    /// address, which is served.
-    ///
-    /// The HTTP server does not count chat sockets as its connections (they have left its
-    /// codec), so a graceful stop does not wait for them: fire the shutdown token and wait
-    /// for [`WsChat::tasks`] first.
-    pub fn listen<F, T, B>(
-        &self,
-        builder: ServerBuilder,
-        listener: std::net::TcpListener,
-        app: F,
-    ) -> std::io::Result<ServerBuilder>
-    where
-        F: Fn() -> App<T> + Send + Clone + 'static,
-        T: ServiceFactory<
-                ServiceRequest,
-                Config = (),
-                Response = ServiceResponse<B>,
-                Error = actix_web::Error,
-                InitError = (),
-            > + 'static,
-        B: MessageBody + 'static,
-    {
-        let upgrades = self.inner.clone();
-        let local_addr = listener.local_addr()?;
-        let served = Arc::new(Served::new(&self.inner.config.public_hosts, local_addr));
-        builder.listen("http", listener, move || {
-            let upgrades = upgrades.clone();
-            let (served, app_served) = (served.clone(), served.clone());
-            let app = app()
-                .route(WS_PATH, web::get().to(upgrade_required))
-                .wrap_fn(move |request, app| {
-                    let arrived = request.conn_data::<ArrivedAt>().copied();
-                    let (head, uri) = (request.headers(), request.uri());
-                    match app_served.check(head, uri, request.version(), arrived) {
-                        Ok(()) => Either::Left(
-                            app.call(request)
-                                .map_ok(ServiceResponse::map_into_left_body),
-                        ),
-                        Err(refused) => {
-                            let (peer, host) = (request.peer_addr(), head.get(header::HOST));
-                            let why = refused.reason();
-                            tracing::warn!(?peer, ?host, "HTTP request refused: {why}");
-                            let answer = HttpResponse::build(refused.status())
-                                .content_type("text/plain; charset=utf-8")
-                                .body(refused.reason());
-                            Either::Right(ready(Ok(request
-                                .into_response(answer)
-                                .map_into_right_body())))
-                        }
-                    }
-                });
-            let mut service = HttpService::build()
-                .tcp_nodelay(true)
-                .local_addr(local_addr);
-            if served.binds_any() {
-                // Only a connection knows which of the machine's addresses it reached.
-                service = service.on_connect_ext(record_arrival);
-            }
-            service
-                .upgrade(fn_service(move |request| {
-                    upgrades.clone().upgrade(request, served.clone())
-                }))
-                .finish(map_config(app, |_| AppConfig::default()))
-                .tcp()
-        })
-    }
-}
-
-/// Records the address a connection arrived at, for the `Host` check of a listener on
-/// every address (`host.rs`).
-fn record_arrival(stream: &TcpStream, data: &mut Extensions) {
-    if let Ok(local) = stream.local_addr() {
-        data.insert(ArrivedAt(local.ip()));
-    }
-}
-
-/// The answer to `GET /ws` without an upgrade (upgrades never reach the `App`).
-async fn upgrade_required() -> HttpResponse {
-    HttpResponse::BadRequest().body("this is a WebSocket endpoint: connect with a WebSocket client")
 }

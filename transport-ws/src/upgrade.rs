@@ -1,42 +1,40 @@
-//! The HTTP/1.1 upgrade to WebSocket: actix-http hands every request that asks for an
-//! upgrade to [`Upgrades::upgrade`], with the connection itself. It checks the host name,
-//! the path, the origin, shutdown, the client address's limits (`ConnectionGate`: open
-//! sockets and upgrade rate per address, the address read by `forwarded.rs`) and the
-//! connection limit, answers `101 Switching Protocols`, and starts the socket's task
-//! (`connection.rs`) on the HTTP worker that accepted it; the HTTP server keeps nothing
-//! of the connection after that.
+//! The HTTP/1.1 upgrade to WebSocket, the same for every entry point: [`Upgrades::admit`]
+//! checks the host name, the path, the handshake, the origin, shutdown, the client
+//! address's limits (`ConnectionGate`: open sockets and upgrade rate per address, the
+//! address read by `forwarded.rs`) and the connection limit; [`Upgrades::connection`]
+//! makes the socket's task (`connection.rs`) once the `101 Switching Protocols` is out.
 //!
-//! Called by `lib.rs` (the listener's upgrade service). It must not read or write
-//! WebSocket frames: the connection's task is the socket's only writer from the 101 on.
+//! Every entry point brings its request as an actix-http `RequestHead` and renders the
+//! answer in its own server's terms: `actix.rs` (actix-http's codec), `serve.rs` (a bare
+//! listener, which writes the bytes itself), `hyper.rs` (a hyper response). So the checks
+//! and the connection loop exist once.
+//!
+//! It must not read or write WebSocket frames: the connection's task is the socket's only
+//! writer from the 101 on.
 
-use std::convert::Infallible;
-use std::net::{IpAddr, Ipv6Addr};
+use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use actix_codec::Framed;
-use actix_http::body::{BodySize, BoxBody};
-use actix_http::header::{self, HeaderValue};
-use actix_http::{h1, ws, ConnectionType, HttpMessage, Request, Response, StatusCode};
-use bytes::Bytes;
+use actix_http::body::BoxBody;
+use actix_http::header::{self, HeaderMap, HeaderValue};
+use actix_http::{ws, RequestHead, Response, StatusCode};
+use bytes::BytesMut;
 use chat_core::telemetry::Transport;
-use chat_core::{AddressSlot, ConnectionGate, Engine, GateRefusal};
-use futures_util::SinkExt;
-use tokio::net::TcpStream;
+use chat_core::{AddressSlot, ConnectionGate, Engine, GateRefusal, Login};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::WsConfig;
+use crate::connection::{self, Stream};
 use crate::forwarded::Proxies;
 use crate::host::{ArrivedAt, Served};
-use crate::{connection, origin};
+use crate::origin;
 
 /// The path of the chat's WebSocket endpoint.
 pub const WS_PATH: &str = "/ws";
-
-/// A connection asking for an upgrade, as actix-http hands it over.
-pub(crate) type UpgradeRequest = (Request, Framed<TcpStream, h1::Codec>);
 
 /// What every upgrade of one service shares: the engine, the configuration, the shutdown
 /// token, the sockets' tasks and how many are open.
@@ -59,6 +57,10 @@ pub(crate) struct Upgrades {
     gate: ConnectionGate,
     /// Whose `forwarded_header` is believed (`trusted_proxies`).
     proxies: Proxies,
+    /// The names served on a connection whose listener the transport does not know (the
+    /// hyper and axum adapters): made on first use.
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
+    pub(crate) served_anywhere: std::sync::OnceLock<Served>,
 }
 
 /// One place among `WsConfig::max_connections`, given back when the socket's task ends.
@@ -82,17 +84,43 @@ impl Drop for ConnectionSlot {
 
 /// A refused upgrade: the HTTP status, a line of text saying why, and when to retry (in
 /// whole seconds, for `Retry-After`), if the client can know.
-struct Refusal(StatusCode, String, Option<u64>);
+pub(crate) struct Refusal(pub(crate) StatusCode, pub(crate) String, Option<u64>);
 
 impl Refusal {
-    fn new(status: StatusCode, why: impl Into<String>) -> Refusal {
+    pub(crate) fn new(status: StatusCode, why: impl Into<String>) -> Refusal {
         Refusal(status, why.into(), None)
     }
+
+    /// The headers of the answer, besides its length and `Connection: close` (which
+    /// each server writes its own way): plain text, and `Retry-After` (in seconds) when
+    /// the client can know when to retry.
+    pub(crate) fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if let Some(seconds) = self.2 {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        headers
+    }
+}
+
+/// The headers of the `101 Switching Protocols` answering `head`, a request
+/// [`Upgrades::admit`] has admitted (so its `Sec-WebSocket-Key` is valid), for a server
+/// that writes its own: actix-http's handshake answer, with its `Connection: Upgrade`
+/// (a flag of actix-http's response head) written out.
+pub(crate) fn switching_headers(head: &RequestHead) -> HeaderMap {
+    let response = ws::handshake_response(head).finish();
+    let mut headers = response.headers().clone();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers
 }
 
 /// What an admitted upgrade holds while its socket is open, and the address its client
 /// connects from.
-struct Admitted {
+pub(crate) struct Admitted {
     slot: ConnectionSlot,
     address_slot: AddressSlot,
     client: IpAddr,
@@ -112,39 +140,23 @@ impl Upgrades {
                 config.max_connections_per_address,
             ),
             proxies: Proxies::new(&config.trusted_proxies, &config.forwarded_header),
+            served_anywhere: std::sync::OnceLock::new(),
             config: Arc::new(config),
         }
     }
 
-    /// Upgrades the connection, which arrived at a listener serving the names `served`,
-    /// or answers why not. Never fails: a connection that cannot be answered is dropped
-    /// (and logged).
-    pub(crate) async fn upgrade(
-        self: Arc<Self>,
-        (req, mut framed): UpgradeRequest,
-        served: Arc<Served>,
-    ) -> Result<(), Infallible> {
-        let peer = req
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "unknown".to_owned());
-        let admitted = match self.admit(&req, &served, &peer) {
-            Ok(admitted) => admitted,
-            Err(Refusal(status, why, retry_after)) => {
-                if let Err(e) = refuse(&mut framed, status, why, retry_after).await {
-                    tracing::debug!(%peer, error = %e, "could not answer a refused upgrade");
-                }
-                return Ok(());
-            }
-        };
-        let switching = ws::handshake_response(req.head()).finish().drop_body();
-        if let Err(e) = framed.send((switching, BodySize::None).into()).await {
-            tracing::debug!(%peer, error = %e, "could not answer the upgrade");
-            return Ok(());
-        }
-        // What the HTTP server read past the request is the start of the WebSocket stream.
-        let parts = framed.into_parts();
-        let (stream, read_ahead) = (parts.io, parts.read_buf);
+    /// The task of an admitted connection on `stream`, once its `101` is written:
+    /// `read_ahead` is what was read past the request, `login` the embedder's login for
+    /// it, if it made one. The caller spawns it (actix-http
+    /// on its worker, the others on the runtime); it is tracked by [`Upgrades::tasks`].
+    pub(crate) fn connection<S: Stream>(
+        &self,
+        stream: S,
+        read_ahead: BytesMut,
+        admitted: Admitted,
+        peer: Option<SocketAddr>,
+        login: Option<Login>,
+    ) -> impl Future<Output = ()> {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let Admitted {
             slot,
@@ -154,7 +166,7 @@ impl Upgrades {
         let span = tracing::info_span!(
             "ws",
             conn,
-            %peer,
+            peer = %PeerName(peer),
             %client,
             session_id = tracing::field::Empty,
             user = tracing::field::Empty
@@ -166,31 +178,34 @@ impl Upgrades {
         // connection's cost.
         let counted = chat_core::telemetry::connection_opened(Transport::Ws);
         let task = async move {
-            connection::run(engine, config, shutdown, stream, read_ahead, client).await;
+            connection::run(engine, config, shutdown, stream, read_ahead, client, login).await;
             drop((slot, address_slot, counted));
         };
-        // The task stays on this worker, whose reactor already has the socket: the worker
-        // runs its tasks one at a time on its own thread, so nothing here needs `Send`,
-        // and the worker's spare buffers (`buffers.rs`) serve all of its sockets.
-        tokio::task::spawn_local(self.tasks.track_future(task.instrument(span)));
-        Ok(())
+        self.tasks.track_future(task.instrument(span))
     }
 
     /// Whether this request may become a chat connection: a host name the listener
     /// serves (`host.rs`: DNS rebinding), the right path, a valid WebSocket handshake, an
     /// allowed origin, a server that is not stopping, room for its client's address, and
     /// a free slot.
-    fn admit(&self, req: &Request, served: &Served, peer: &str) -> Result<Admitted, Refusal> {
-        let arrived = req.conn_data::<ArrivedAt>().copied();
-        if let Err(refused) = served.check(req.headers(), req.uri(), req.version(), arrived) {
+    /// `arrived` is the address the connection reached, when its listener binds every
+    /// address (`host.rs`); the socket's peer is `req.peer_addr`.
+    pub(crate) fn admit(
+        &self,
+        req: &RequestHead,
+        served: &Served,
+        arrived: Option<ArrivedAt>,
+    ) -> Result<Admitted, Refusal> {
+        let peer = PeerName(req.peer_addr);
+        if let Err(refused) = served.check(req.headers(), &req.uri, req.version, arrived) {
             let host = req.headers().get(header::HOST);
             tracing::warn!(%peer, ?host, "WebSocket upgrade refused: {}", refused.reason());
             return Err(Refusal::new(refused.status(), refused.reason()));
         }
-        if req.path() != WS_PATH {
+        if req.uri.path() != WS_PATH {
             return Err(Refusal::new(StatusCode::NOT_FOUND, "not found"));
         }
-        if let Err(e) = ws::verify_handshake(req.head()) {
+        if let Err(e) = ws::verify_handshake(req) {
             let status = Response::<BoxBody>::from(e).status();
             return Err(Refusal::new(status, e.to_string()));
         }
@@ -203,7 +218,7 @@ impl Upgrades {
             .headers()
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+            .or_else(|| req.uri.authority().map(|a| a.as_str()));
         if !origin::is_allowed(origin, host, &self.config.allowed_origins) {
             tracing::warn!(%peer, origin = origin.unwrap_or(""), "WebSocket origin refused");
             return Err(Refusal::new(StatusCode::FORBIDDEN, "origin not allowed"));
@@ -217,7 +232,7 @@ impl Upgrades {
         // A TCP connection always has a peer; without one, all such clients share a
         // bucket rather than escape the limits.
         let socket_peer = req
-            .peer_addr()
+            .peer_addr
             .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |a| a.ip());
         let client = self.proxies.client(socket_peer, req.headers());
         let address_slot = self.gate.admit(client).map_err(|refused| {
@@ -248,28 +263,16 @@ impl Upgrades {
     }
 }
 
-/// Answers `status` with `why` as plain text (and `Retry-After`, in seconds, when
-/// given), and closes the connection.
-async fn refuse(
-    framed: &mut Framed<TcpStream, h1::Codec>,
-    status: StatusCode,
-    why: String,
-    retry_after: Option<u64>,
-) -> std::io::Result<()> {
-    let body = Bytes::from(why);
-    let mut head = Response::with_body(status, ());
-    head.head_mut().set_connection_type(ConnectionType::Close);
-    head.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Some(seconds) = retry_after {
-        head.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+/// A socket's peer for logs: its address, or `unknown` (a Unix socket, or an adapter
+/// that was not told).
+#[derive(Clone, Copy)]
+pub(crate) struct PeerName(pub(crate) Option<SocketAddr>);
+
+impl std::fmt::Display for PeerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("unknown"),
+        }
     }
-    let size = BodySize::Sized(body.len() as u64);
-    framed.send(h1::Message::Item((head, size))).await?;
-    framed.send(h1::Message::Chunk(Some(body))).await?;
-    framed.send(h1::Message::Chunk(None)).await?;
-    Ok(())
 }

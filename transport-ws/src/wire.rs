@@ -1,5 +1,8 @@
-//! The WebSocket wire of one connection: frames read from and written to its TCP stream
-//! directly, after the upgrade (`upgrade.rs`) has taken the stream from the HTTP server.
+//! The WebSocket wire of one connection: frames read from and written to its byte stream
+//! directly, after the upgrade has taken the stream from the HTTP server. The stream is
+//! any [`AsyncRead`] + [`AsyncWrite`]: a `TcpStream` taken from actix-http or accepted by
+//! `serve`, or hyper's upgraded connection; the halves borrow it for each read or write
+//! rather than own it, so the connection's one task reads and writes without a lock.
 //!
 //! Why not actix-ws: behind an actix-web route every socket keeps actix-http's two 8 KiB
 //! connection buffers for its whole life, and every outgoing frame takes a channel hop
@@ -11,11 +14,14 @@
 //! the payload is buffered), reassembly of continuation frames, UTF-8 checks, and
 //! buffered writes.
 
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll, Waker};
 
 use actix_http::ws::{CloseCode, CloseReason, Item, OpCode, Parser, ProtocolError};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::buffers;
 use crate::fragments::{Assembled, Fragments};
@@ -51,54 +57,64 @@ const CONTROL: u8 = 0x08;
 const READ_CHUNK: usize = 4096;
 
 /// The reading half: whole messages out of the stream, at most `max_bytes` each.
-pub(crate) struct Reader<'a> {
-    stream: &'a TcpStream,
+pub(crate) struct Reader {
     /// Read and not parsed yet; empty (and unallocated) between messages.
     buf: BytesMut,
     fragments: Fragments,
     max_bytes: usize,
 }
 
-impl<'a> Reader<'a> {
-    /// A reader of `stream` that starts with `read_ahead`, bytes the HTTP server read past
-    /// the upgrade request (a client may send frames before it has our answer).
-    pub(crate) fn new(stream: &'a TcpStream, read_ahead: BytesMut, max_bytes: usize) -> Self {
+impl Reader {
+    /// A reader that starts with `read_ahead`, bytes the HTTP server read past the
+    /// upgrade request (a client may send frames before it has our answer).
+    pub(crate) fn new(read_ahead: BytesMut, max_bytes: usize) -> Self {
         Reader {
-            stream,
             buf: read_ahead,
             fragments: Fragments::new(),
             max_bytes,
         }
     }
 
-    /// The next message or control frame. Cancel-safe: what was read stays buffered.
-    pub(crate) async fn next(&mut self) -> Result<Incoming, ReadError> {
+    /// The next message or control frame from `stream`. Cancel-safe: what was read stays
+    /// buffered.
+    pub(crate) async fn next<S>(&mut self, stream: &mut S) -> Result<Incoming, ReadError>
+    where
+        S: AsyncRead + Unpin,
+    {
         loop {
             if let Some(incoming) = self.parse()? {
                 return Ok(incoming);
             }
-            self.stream.readable().await.map_err(|_| ReadError::Gone)?;
-            self.fill()?;
+            poll_fn(|cx| self.poll_fill(stream, cx)).await?;
         }
     }
 
-    /// Whatever the socket has now, appended to the buffer.
-    fn fill(&mut self) -> Result<(), ReadError> {
+    /// Whatever the stream has now, appended to the buffer. The buffer is the thread's
+    /// spare while the read runs and is given back when nothing came: a connection
+    /// waiting for its client holds no read buffer (a spare is a few instructions away).
+    fn poll_fill<S>(&mut self, stream: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), ReadError>>
+    where
+        S: AsyncRead + Unpin,
+    {
         if self.buf.capacity() == 0 {
             self.buf = buffers::take();
         }
         if self.buf.capacity() - self.buf.len() < READ_CHUNK {
             self.buf.reserve(READ_CHUNK);
         }
-        match self.stream.try_read_buf(&mut self.buf) {
-            Ok(0) => Err(ReadError::Gone),
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-            Err(e) => {
+        let read = tokio_util::io::poll_read_buf(Pin::new(stream), cx, &mut self.buf);
+        Poll::Ready(match read {
+            Poll::Pending => {
+                self.give_back_if_empty();
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(0)) => Err(ReadError::Gone),
+            Poll::Ready(Ok(_)) => Ok(()),
+            Poll::Ready(Err(e)) => {
                 tracing::debug!(error = %e, "read failed");
                 Err(ReadError::Gone)
             }
-        }
+        })
     }
 
     /// The first complete message in the buffer, if there is one.
@@ -218,16 +234,14 @@ pub(crate) const FLUSH_AT: usize = 64 * 1024;
 
 /// The writing half: frames are appended to a buffer, and [`Writer::flush`] writes them
 /// all, usually in one system call.
-pub(crate) struct Writer<'a> {
-    stream: &'a TcpStream,
+pub(crate) struct Writer {
     /// Encoded frames not written yet; empty (and unallocated) after each flush.
     buf: BytesMut,
 }
 
-impl<'a> Writer<'a> {
-    pub(crate) fn new(stream: &'a TcpStream) -> Self {
+impl Writer {
+    pub(crate) fn new() -> Self {
         Writer {
-            stream,
             buf: BytesMut::new(),
         }
     }
@@ -289,30 +303,49 @@ impl<'a> Writer<'a> {
         self.buf.len()
     }
 
-    /// Writes what the socket takes now, without waiting. Returns whether nothing is left
+    /// Writes what `stream` takes now, without waiting. Returns whether nothing is left
     /// queued.
-    pub(crate) fn write_now(&mut self) -> io::Result<bool> {
+    pub(crate) fn write_now<S>(&mut self, stream: &mut S) -> io::Result<bool>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        // Polled once with a waker that does nothing: what the stream does not take now
+        // is waited for by `flush`, with the task's own waker.
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_write_all(stream, &mut cx) {
+            Poll::Ready(Ok(())) => Ok(true),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Ok(false),
+        }
+    }
+
+    /// Writes everything queued, waiting for `stream` as needed. A cancelled flush
+    /// leaves the rest queued (callers then drop the connection).
+    pub(crate) async fn flush<S>(&mut self, stream: &mut S) -> io::Result<()>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        poll_fn(|cx| self.poll_write_all(stream, cx)).await
+    }
+
+    /// Writes the queue, then flushes the stream (a TCP stream has nothing to flush; a
+    /// TLS or buffered one does).
+    fn poll_write_all<S>(&mut self, stream: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>>
+    where
+        S: AsyncWrite + Unpin,
+    {
         while !self.buf.is_empty() {
-            match self.stream.try_write(&self.buf) {
-                Ok(n) => self.buf.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
+            let n = ready!(Pin::new(&mut *stream).poll_write(cx, &self.buf))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
+            self.buf.advance(n);
         }
         if self.buf.capacity() > 0 {
             // Give the buffer back: an idle connection keeps no write buffer.
             buffers::give(std::mem::take(&mut self.buf));
         }
-        Ok(true)
-    }
-
-    /// Writes everything queued, waiting for the socket as needed. A cancelled flush
-    /// leaves the rest queued (callers then drop the connection).
-    pub(crate) async fn flush(&mut self) -> io::Result<()> {
-        while !self.write_now()? {
-            self.stream.writable().await?;
-        }
-        Ok(())
+        Pin::new(stream).poll_flush(cx)
     }
 }
 

@@ -48,7 +48,7 @@ async fn via_proxy(server: &TestServer, client: &str) -> Result<Client, tungsten
     Client::connect_with(&server.url(), &[("X-Forwarded-For", client)]).await
 }
 
-#[tokio::test]
+on_both! {
 async fn the_per_address_cap_answers_429_and_gives_places_back() {
     let mut config = test_config();
     config.max_connections_per_address = 2;
@@ -79,8 +79,9 @@ async fn the_per_address_cap_answers_429_and_gives_places_back() {
         }
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn upgrades_faster_than_the_rate_get_429_with_retry_after() {
     let mut config = test_config();
     config.connect_rate_per_address = Rate::new(2, 0.01);
@@ -99,8 +100,9 @@ async fn upgrades_faster_than_the_rate_get_429_with_retry_after() {
         "{body}"
     );
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_buckets() {
     let mut config = test_config();
     config.trusted_proxies = vec!["127.0.0.0/8".into()];
@@ -126,8 +128,9 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_buckets() {
         .await
         .expect("an address of its own");
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn without_trust_the_forwarded_header_is_ignored() {
     let mut config = test_config();
     config.connect_rate_per_address = Rate::new(2, 0.001);
@@ -154,4 +157,5 @@ async fn without_trust_the_forwarded_header_is_ignored() {
     assert_eq!(status, 429);
     // The refused login lost nothing: the first user is still served.
     one.ok(json!({"type": "list_channels"})).await;
+}
 }

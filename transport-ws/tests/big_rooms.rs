@@ -35,7 +35,7 @@ async fn join_bytes(client: &mut Client, room: &str) -> (Value, usize) {
     (reply, bytes)
 }
 
-#[tokio::test]
+on_both! {
 async fn a_join_reply_is_as_big_in_a_room_of_3000_as_in_one_of_150() {
     let server = TestServer::start(test_limits());
     let mut client = server.user("measure").await;
@@ -65,8 +65,9 @@ async fn a_join_reply_is_as_big_in_a_room_of_3000_as_in_one_of_150() {
         "join reply bytes: {ten} (room of 11), {page} (151), {big} (3,001)"
     );
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn members_pages_through_everyone_once() {
     let server = TestServer::start(test_limits());
     let mut client = server.user("reader").await;
@@ -105,8 +106,9 @@ async fn members_pages_through_everyone_once() {
         assert_eq!(client.error(bad.clone()).await, "bad_request", "{bad}");
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_large_room_sends_counts_frames() {
     let limits = {
         let mut limits = test_limits();
@@ -133,4 +135,5 @@ async fn a_large_room_sends_counts_frames() {
         .event(|f| f["type"] == "counts" && f["online"] == 7)
         .await;
     assert_eq!(counts["members"], 8);
+}
 }

@@ -6,7 +6,7 @@ mod common;
 use common::{is_message, is_presence, test_limits, TestServer};
 use serde_json::json;
 
-#[tokio::test]
+on_both! {
 async fn two_users_chat_live() {
     let server = TestServer::start(test_limits());
     let mut alice = server.user("alice").await;
@@ -68,4 +68,5 @@ async fn two_users_chat_live() {
         (&offline["members"], &offline["online"]),
         (&json!(2), &json!(1))
     );
+}
 }

@@ -69,10 +69,10 @@ async fn assert_status(addr: SocketAddr, request: &str, status: u16) -> String {
     body
 }
 
+on_both! {
 /// The reproduction: with no allowed origins configured, `Host` and `Origin` both
 /// naming the rebinding domain (with or without the server's port) is refused with 421,
 /// not upgraded.
-#[tokio::test]
 async fn a_rebinding_page_gets_421_and_no_upgrade() {
     let server = TestServer::start(test_limits());
     let port = server.addr.port();
@@ -82,8 +82,9 @@ async fn a_rebinding_page_gets_421_and_no_upgrade() {
         assert_eq!(body, "this server does not answer for that host name");
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn the_servers_own_names_still_upgrade() {
     let server = TestServer::start(test_limits());
     let port = server.addr.port();
@@ -92,10 +93,11 @@ async fn the_servers_own_names_still_upgrade() {
         assert_status(server.addr, &upgrade(&host, &origin), 101).await;
     }
 }
+}
 
+on_both! {
 /// A name given in `public_hosts` is served, as `Host` and as the same-origin `Origin`,
 /// on any port when the entry has none; the built-in names stay (a health probe by IP).
-#[tokio::test]
 async fn a_configured_public_host_is_served() {
     let mut config = WsConfig::default();
     config.public_hosts = vec!["chat.example.com".to_owned()];
@@ -115,10 +117,11 @@ async fn a_configured_public_host_is_served() {
     let request = upgrade("chat.example.com", "http://evil.example");
     assert_status(server.addr, &request, 403).await;
 }
+}
 
+on_both! {
 /// The embedder's `App` (here an empty one, which answers 404) never sees a request for
 /// another name, nor does the plain `GET /ws` answer (400).
-#[tokio::test]
 async fn ordinary_requests_for_other_names_get_421() {
     let server = TestServer::start(test_limits());
     let own = server.addr.to_string();
@@ -129,10 +132,11 @@ async fn ordinary_requests_for_other_names_get_421() {
     assert_status(server.addr, &get("/", &own), 404).await;
     assert_status(server.addr, &get("/ws", &own), 400).await;
 }
+}
 
+on_both! {
 /// HTTP/1.1 requires exactly one `Host`; HTTP/1.0 did not, and a request without one
 /// (from a non-browser client) reaches the `App`.
-#[tokio::test]
 async fn a_missing_duplicate_or_malformed_host_is_400() {
     let server = TestServer::start(test_limits());
     let own = server.addr.to_string();
@@ -151,10 +155,11 @@ async fn a_missing_duplicate_or_malformed_host_is_400() {
         "{head}"
     );
 }
+}
 
+on_both! {
 /// A listener on `0.0.0.0` serves the loopback names (and the address a connection
 /// arrives at, which is loopback here), but not any name at all.
-#[tokio::test]
 async fn a_listener_on_every_address_still_refuses_other_names() {
     let server = TestServer::bound_to("0.0.0.0:0", test_limits(), WsConfig::default());
     let own = server.addr.to_string();
@@ -163,4 +168,5 @@ async fn a_listener_on_every_address_still_refuses_other_names() {
     assert_status(server.addr, &upgrade(&evil, &format!("http://{evil}")), 421).await;
     assert_status(server.addr, &get("/", &evil), 421).await;
     assert_status(server.addr, &get("/", &own), 404).await;
+}
 }

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use transport_ws::{WsChat, WsConfig};
 
-#[tokio::test]
+on_both! {
 async fn rate_limits_are_reported() {
     let limits = {
         let mut limits = Limits::default();
@@ -46,8 +46,9 @@ async fn rate_limits_are_reported() {
     assert_eq!(reply["code"], "rate_limited");
     assert!(reply["message"].as_str().is_some_and(|m| m.contains("ms")));
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn capacity_limits_are_reported() {
     let limits = {
         let mut limits = test_limits();
@@ -72,8 +73,9 @@ async fn capacity_limits_are_reported() {
         "server_full"
     );
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn frames_over_the_limit_close_with_1009() {
     let mut config = WsConfig::default();
     config.max_frame_bytes = 1024;
@@ -104,8 +106,9 @@ async fn frames_over_the_limit_close_with_1009() {
     // Others are not affected.
     bob.ok(json!({"type": "list_channels"})).await;
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_silent_client_is_closed_after_the_idle_timeout() {
     let mut config = WsConfig::default();
     config.idle_timeout = Duration::from_millis(300);
@@ -127,8 +130,9 @@ async fn a_silent_client_is_closed_after_the_idle_timeout() {
     let (_, close) = silent.close_frame().await;
     assert_eq!(close.expect("close frame").code, CloseCode::Policy);
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn the_heartbeat_keeps_an_answering_client_alive() {
     let mut config = WsConfig::default();
     config.idle_timeout = Duration::from_millis(500);
@@ -148,8 +152,9 @@ async fn the_heartbeat_keeps_an_answering_client_alive() {
     }
     client.ok(json!({"type": "list_channels"})).await;
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_slow_reader_does_not_stall_another_client() {
     let limits = {
         let mut limits = test_limits();
@@ -197,11 +202,12 @@ async fn a_slow_reader_does_not_stall_another_client() {
         .await;
     reader.event(is_message("firehose", "after")).await;
 }
+}
 
+on_both! {
 /// A zero heartbeat interval would panic every socket's task right after `hello` (a timer
 /// with a zero period): the service refuses to start with it, or with any other invalid
 /// setting.
-#[tokio::test]
 async fn an_invalid_config_is_refused_before_any_socket() {
     let engine = chat_core::Engine::builder().start().await.expect("engine");
     let mut zero = WsConfig::default();
@@ -223,10 +229,11 @@ async fn an_invalid_config_is_refused_before_any_socket() {
     assert_eq!(refused.name, "max_frame_bytes");
     engine.shutdown().await;
 }
+}
 
+on_both! {
 /// The settings a socket lives by come from `WsConfig`, not from the engine's limits:
 /// `hello` announces the configured frame size.
-#[tokio::test]
 async fn hello_announces_the_configured_frame_size() {
     let mut config = WsConfig::default();
     config.max_frame_bytes = 2048;
@@ -241,4 +248,5 @@ async fn hello_announces_the_configured_frame_size() {
         .expect("no error");
     let hello: Value = serde_json::from_str(hello.to_text().expect("text")).expect("json");
     assert_eq!(hello["max_frame_bytes"], 2048);
+}
 }

@@ -7,7 +7,7 @@ use common::raw::Raw;
 use common::{test_limits, TestServer};
 use serde_json::json;
 
-#[tokio::test]
+on_both! {
 async fn hello_names_the_store_s_epoch() {
     let server = TestServer::start(test_limits());
     let mut raw = Raw::upgrade(&server, &[]).await;
@@ -16,8 +16,9 @@ async fn hello_names_the_store_s_epoch() {
     assert_eq!(hello["epoch"], server.engine.epoch(), "{hello}");
     assert_eq!(server.engine.epoch().len(), 32);
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn login_rules() {
     let server = TestServer::start(test_limits());
     let mut anon = server.client().await;
@@ -71,4 +72,5 @@ async fn login_rules() {
     assert_eq!(resumed["user"], alice["user"]);
     assert_eq!(resumed["new_user"], false);
     assert_eq!(resumed["token"], alice["token"]);
+}
 }

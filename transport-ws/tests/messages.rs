@@ -10,7 +10,7 @@ use common::{is_message, presence_changes, test_limits, Client, TestServer};
 use serde_json::{json, Value};
 use transport_ws::WsConfig;
 
-#[tokio::test]
+on_both! {
 async fn back_to_back_posts_are_answered_in_order_and_before_their_echoes() {
     // The server reads the next request while earlier posts are being stored: replies
     // must still come in request order, refusals included, and each post's reply before
@@ -89,6 +89,7 @@ async fn back_to_back_posts_are_answered_in_order_and_before_their_echoes() {
         .collect();
     assert_eq!(texts, sent);
 }
+}
 
 /// Alice posts `m{from}` to `m{from + 29}` to `general`, one after another.
 async fn posts(alice: &mut Client, from: usize, expected: &mut Vec<String>) {
@@ -140,7 +141,7 @@ fn has(frame: &Value, label: &str) -> bool {
     labels(frame).iter().any(|l| l == label)
 }
 
-#[tokio::test]
+on_both! {
 async fn a_listener_gets_messages_and_other_events_in_the_order_they_happened() {
     // Bob only listens while the others post, arrive, type and write to him privately:
     // he must get it all in the order it happened, whatever batches it comes in.
@@ -177,8 +178,9 @@ async fn a_listener_gets_messages_and_other_events_in_the_order_they_happened() 
     let got = after_bob_joined(&frames);
     assert_eq!(got, expected);
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_listener_gets_channel_messages_then_the_next_other_event_then_what_follows() {
     // A presence notice between two channel messages is written between them, and what
     // follows it still comes, once.
@@ -209,8 +211,9 @@ async fn a_listener_gets_channel_messages_then_the_next_other_event_then_what_fo
     let got = after_bob_joined(&frames);
     assert_eq!(got, ["joined:carol", "general:three"]);
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_reader_behind_a_full_socket_gets_every_message_once_in_order() {
     // Far more than the socket buffers hold while the reader does not read: its
     // connection writes what the socket takes and the rest as it drains, in order.
@@ -254,4 +257,5 @@ async fn a_reader_behind_a_full_socket_gets_every_message_once_in_order() {
     let expected: Vec<&str> = texts.iter().map(String::as_str).chain(["end"]).collect();
     assert_eq!(got.len(), expected.len(), "every message once");
     assert!(got == expected, "every message in order");
+}
 }

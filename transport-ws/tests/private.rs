@@ -6,7 +6,7 @@ mod common;
 use common::{is_message, test_limits, TestServer};
 use serde_json::json;
 
-#[tokio::test]
+on_both! {
 async fn private_messages_reach_both_connections_of_a_user_and_no_one_else() {
     let server = TestServer::start(test_limits());
     let mut alice = server.user("alice").await;
@@ -68,4 +68,5 @@ async fn private_messages_reach_both_connections_of_a_user_and_no_one_else() {
         json!([]),
         "carol's conversation is her own"
     );
+}
 }

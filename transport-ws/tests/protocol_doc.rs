@@ -310,7 +310,7 @@ async fn run_script(block: &Block) {
     }
 }
 
-#[tokio::test]
+on_both! {
 async fn every_client_example_is_accepted_as_written() {
     let blocks = read_doc();
     let scripts: Vec<&Block> = blocks
@@ -325,6 +325,7 @@ async fn every_client_example_is_accepted_as_written() {
     for block in scripts {
         run_script(block).await;
     }
+}
 }
 
 #[test]

@@ -9,7 +9,7 @@ use common::{is_message, test_limits, TestServer};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
-#[tokio::test]
+on_both! {
 async fn every_request_type_answers_as_documented() {
     let server = TestServer::start(test_limits());
     let mut alice = server.client().await;
@@ -95,8 +95,9 @@ async fn every_request_type_answers_as_documented() {
         "not_joined"
     );
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn replies_echo_the_request_id_as_sent() {
     let server = TestServer::start(test_limits());
     let mut alice = server.user("alice").await;
@@ -128,8 +129,9 @@ async fn replies_echo_the_request_id_as_sent() {
     assert_eq!(reply["id"], "j");
     assert_eq!(reply["code"], "no_such_channel");
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn every_engine_error_code_reaches_the_client() {
     let server = TestServer::start(test_limits());
     let mut alice = server.user("alice").await;
@@ -225,8 +227,9 @@ async fn every_engine_error_code_reaches_the_client() {
         "invalid_target"
     );
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn bad_frames_get_errors_and_nothing_else_breaks() {
     let server = TestServer::start(test_limits());
     let mut alice = server.user("alice").await;
@@ -278,4 +281,5 @@ async fn bad_frames_get_errors_and_nothing_else_breaks() {
     bob.ok(json!({"type": "post", "room": "general", "text": "me too"}))
         .await;
     alice.event(is_message("general", "me too")).await;
+}
 }

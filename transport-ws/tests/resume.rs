@@ -15,7 +15,7 @@ fn ids(messages: &Value) -> Vec<u64> {
         .collect()
 }
 
-#[tokio::test]
+on_both! {
 async fn reconnecting_with_after_returns_exactly_the_missed_messages() {
     let limits = {
         let mut limits = test_limits();
@@ -80,8 +80,9 @@ async fn reconnecting_with_after_returns_exactly_the_missed_messages() {
     assert_eq!(got.len(), 5, "history keeps 5");
     assert_eq!(got.last().copied(), gapped["last_id"].as_u64());
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn deletions_while_away_are_reported_on_resume() {
     let server = TestServer::start(test_limits());
     let mut bob = server.user("bob").await;
@@ -105,4 +106,5 @@ async fn deletions_while_away_are_reported_on_resume() {
         .await;
     assert_eq!(resumed["messages"], json!([]));
     assert_eq!(resumed["deleted"], json!([id]));
+}
 }

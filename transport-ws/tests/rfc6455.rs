@@ -31,7 +31,7 @@ fn replied(reply: &Value) -> &str {
     reply["id"].as_str().expect("a reply with an id")
 }
 
-#[tokio::test]
+on_both! {
 async fn reserved_bits_without_a_negotiated_extension_fail_with_1002() {
     let server = TestServer::start(test_limits());
     for rsv in 1..=7u8 {
@@ -41,8 +41,9 @@ async fn reserved_bits_without_a_negotiated_extension_fail_with_1002() {
         }
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn reserved_opcodes_fail_with_1002() {
     let server = TestServer::start(test_limits());
     for opcode in (0x3..=0x7).chain(0xB..=0xF) {
@@ -52,8 +53,9 @@ async fn reserved_opcodes_fail_with_1002() {
         }
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn control_frames_over_125_bytes_fail_with_1002() {
     let server = TestServer::start(test_limits());
     let close_126 = [&1000u16.to_be_bytes()[..], &[b'*'; 124]].concat();
@@ -67,8 +69,9 @@ async fn control_frames_over_125_bytes_fail_with_1002() {
         assert_eq!(fails_at(&server, &bytes).await, Some(1002), "{opcode:#x}");
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_control_frame_over_125_bytes_fails_from_its_header_alone() {
     let server = TestServer::start(test_limits());
     // Only the headers: the server must not wait for a payload it will refuse anyway, and
@@ -84,8 +87,9 @@ async fn a_control_frame_over_125_bytes_fails_from_its_header_alone() {
         assert_eq!(raw.fails_with().await, Some(1002), "{header:x?}");
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn control_frames_without_fin_fail_with_1002() {
     let server = TestServer::start(test_limits());
     for opcode in [PING, PONG, CLOSE] {
@@ -106,8 +110,9 @@ async fn control_frames_without_fin_fail_with_1002() {
         }
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_continuation_with_no_message_started_fails_with_1002() {
     let server = TestServer::start(test_limits());
     for fin in [true, false] {
@@ -130,8 +135,9 @@ async fn a_continuation_with_no_message_started_fails_with_1002() {
     assert_eq!(replied(&raw.json().await), "whole");
     assert_eq!(raw.fails_with().await, Some(1002));
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_new_message_inside_a_fragmented_one_fails_with_1002() {
     let server = TestServer::start(test_limits());
     for (first, second, fin) in [
@@ -144,8 +150,9 @@ async fn a_new_message_inside_a_fragmented_one_fails_with_1002() {
         assert_eq!(fails_at(&server, &bytes).await, Some(1002), "{second:#x}");
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn control_frames_between_fragments_are_answered_and_the_message_reassembles() {
     let server = TestServer::start(test_limits());
     let mut raw = Raw::hello(&server).await;
@@ -171,8 +178,9 @@ async fn control_frames_between_fragments_are_answered_and_the_message_reassembl
     }
     assert_eq!(replied(&raw.json().await), "five pieces");
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_code_point_split_across_fragments_is_valid_utf8() {
     let server = TestServer::start(test_limits());
     // "€" is 3 bytes and "𝄞" 4: one byte per fragment cuts each code point everywhere.
@@ -189,8 +197,9 @@ async fn a_code_point_split_across_fragments_is_valid_utf8() {
     raw.send(&bytes).await;
     assert_eq!(replied(&raw.json().await), "€𝄞");
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn text_that_is_not_utf8_fails_with_1007_whole_or_fragmented() {
     let server = TestServer::start(test_limits());
     let invalid: [&[u8]; 7] = [
@@ -212,8 +221,9 @@ async fn text_that_is_not_utf8_fails_with_1007_whole_or_fragmented() {
         }
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn invalid_utf8_fails_as_soon_as_its_fragment_arrives() {
     let server = TestServer::start(test_limits());
     // The message never ends: the server must not wait for it to find the bad bytes.
@@ -231,8 +241,9 @@ async fn invalid_utf8_fails_as_soon_as_its_fragment_arrives() {
     raw.send(&bytes.concat()).await;
     assert_eq!(raw.fails_with().await, Some(1007));
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn unmasked_client_frames_fail_with_1002() {
     let server = TestServer::start(test_limits());
     let message = request("unmasked");
@@ -241,15 +252,17 @@ async fn unmasked_client_frames_fail_with_1002() {
         assert_eq!(fails_at(&server, &bytes).await, Some(1002), "{bytes:x?}");
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_close_with_a_one_byte_payload_fails_with_1002() {
     let server = TestServer::start(test_limits());
     let bytes = frame(CLOSE, true, &[0x03]);
     assert_eq!(fails_at(&server, &bytes).await, Some(1002));
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn invalid_close_codes_fail_with_1002() {
     let server = TestServer::start(test_limits());
     let invalid = [
@@ -263,8 +276,9 @@ async fn invalid_close_codes_fail_with_1002() {
         );
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn valid_close_codes_are_answered_with_the_same_close() {
     let server = TestServer::start(test_limits());
     let valid = (1000..=1003)
@@ -285,15 +299,17 @@ async fn valid_close_codes_are_answered_with_the_same_close() {
     raw.send(&frame(CLOSE, true, b"")).await;
     assert_eq!(raw.closing().await.payload, b"");
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_close_reason_that_is_not_utf8_fails_with_1002() {
     let server = TestServer::start(test_limits());
     let reason = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited";
     assert_eq!(fails_at(&server, &close(1000, reason)).await, Some(1002));
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn after_its_close_the_server_sends_nothing() {
     let server = TestServer::start(test_limits());
     // What came before the client's close is answered; what comes after it is not.
@@ -317,8 +333,9 @@ async fn after_its_close_the_server_sends_nothing() {
     assert_eq!((pong.opcode, &pong.payload[..]), (PONG, &b"before"[..]));
     assert_eq!(raw.fails_with().await, Some(1000));
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_ping_payload_is_echoed_in_its_pong_exactly() {
     let server = TestServer::start(test_limits());
     let mut raw = Raw::hello(&server).await;
@@ -343,8 +360,9 @@ async fn a_ping_payload_is_echoed_in_its_pong_exactly() {
     raw.send_bytewise(&frame(PING, true, &bytes)).await;
     assert_eq!(raw.next().await.payload, bytes);
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_message_over_the_limit_across_fragments_fails_with_1009() {
     let server = TestServer::start(test_limits());
     // Each fragment is within the limit; the message is not.
@@ -356,8 +374,9 @@ async fn a_message_over_the_limit_across_fragments_fails_with_1009() {
     .concat();
     assert_eq!(fails_at(&server, &bytes).await, Some(1009));
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn every_payload_length_form_is_read() {
     let server = TestServer::start(test_limits());
     let mut raw = Raw::hello(&server).await;
@@ -374,4 +393,5 @@ async fn every_payload_length_form_is_read() {
         raw.send(&frame(TEXT, true, &payload)).await;
         assert_eq!(replied(&raw.json().await), id, "{len} bytes");
     }
+}
 }

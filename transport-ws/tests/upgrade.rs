@@ -7,7 +7,7 @@ use common::{test_limits, Client, TestServer};
 use tokio_tungstenite::tungstenite::{self};
 use transport_ws::WsConfig;
 
-#[tokio::test]
+on_both! {
 async fn connections_beyond_the_limit_get_503_until_one_closes() {
     let mut config = WsConfig::default();
     config.max_connections = 2;
@@ -32,8 +32,9 @@ async fn connections_beyond_the_limit_get_503_until_one_closes() {
         }
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn origin_allow_list_refuses_other_sites() {
     let mut config = WsConfig::default();
     config.allowed_origins = vec!["http://chat.example:8080".to_owned()];
@@ -65,8 +66,9 @@ async fn origin_allow_list_refuses_other_sites() {
         other => panic!("expected HTTP 403, got {:?}", other.map(|_| ())),
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_plain_http_request_is_not_upgraded() {
     let server = TestServer::start(test_limits());
     let response = server
@@ -76,4 +78,5 @@ async fn a_plain_http_request_is_not_upgraded() {
         response.starts_with("HTTP/1.1 400"),
         "expected 400, got {response}"
     );
+}
 }

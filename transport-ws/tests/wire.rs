@@ -8,7 +8,7 @@ use common::raw::{frame, text, Raw, BINARY, CONTINUATION, MASK, PING, PONG, TEXT
 use common::{test_limits, TestServer};
 use serde_json::json;
 
-#[tokio::test]
+on_both! {
 async fn frames_sent_with_the_upgrade_request_are_not_lost() {
     let server = TestServer::start(test_limits());
     // A client may pipeline its first frames behind the request, before the 101.
@@ -27,8 +27,9 @@ async fn frames_sent_with_the_upgrade_request_are_not_lost() {
         (json!(2), json!("ok"))
     );
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn a_frame_announcing_more_than_the_limit_is_refused_before_its_payload() {
     let server = TestServer::start(test_limits());
     let mut raw = Raw::upgrade(&server, &[]).await;
@@ -47,8 +48,9 @@ async fn a_frame_announcing_more_than_the_limit_is_refused_before_its_payload() 
         .ok(json!({"type": "list_channels"}))
         .await;
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn text_that_is_not_utf8_closes_with_1007() {
     let server = TestServer::start(test_limits());
     for bytes in [
@@ -65,8 +67,9 @@ async fn text_that_is_not_utf8_closes_with_1007() {
         assert_eq!(raw.close_code().await, 1007);
     }
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn fragmented_messages_are_reassembled_and_interleaving_them_is_refused() {
     let server = TestServer::start(test_limits());
     let mut raw = Raw::upgrade(&server, &[]).await;
@@ -99,11 +102,13 @@ async fn fragmented_messages_are_reassembled_and_interleaving_them_is_refused() 
         .await;
     assert_eq!(raw.close_code().await, 1002);
 }
+}
 
-#[tokio::test]
+on_both! {
 async fn upgrades_elsewhere_than_ws_are_not_found() {
     let server = TestServer::start(test_limits());
     let request = UPGRADE.replacen("GET /ws ", "GET /chat ", 1);
     let response = server.http_exchange(&request).await;
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+}
 }

@@ -58,6 +58,8 @@ pub(crate) struct Restored {
     pub(crate) epoch: String,
     /// Every user the store keeps.
     pub(crate) users: Vec<StoredUser>,
+    /// Every external id ever logged in, with its user's id (`Login::External`).
+    pub(crate) externals: Vec<(String, UserId)>,
     /// The id the next new user gets: above every id ever given.
     pub(crate) next_user_id: u64,
     /// Every channel.
@@ -102,6 +104,7 @@ impl MemoryBroker {
             limits.name_hold,
             limits.max_users,
             restored.users,
+            restored.externals,
             restored.next_user_id,
             Instant::now(),
         );
@@ -215,6 +218,10 @@ impl Broker for MemoryBroker {
 
     async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
         lock(&self.directory).login_with_token(&token, Instant::now())
+    }
+
+    async fn login_external(&self, external: &str, name: String) -> Result<Identity, ChatError> {
+        lock(&self.directory).login_external(external, name, Instant::now())
     }
 
     fn session_ended(&self, user: UserId) {

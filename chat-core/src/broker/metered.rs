@@ -56,6 +56,10 @@ impl Broker for Metered {
         timed("resume", self.inner.resume(token)).await
     }
 
+    async fn login_external(&self, external: &str, name: String) -> Result<Identity, ChatError> {
+        timed("login_external", self.inner.login_external(external, name)).await
+    }
+
     fn session_ended(&self, user: UserId) {
         self.inner.session_ended(user)
     }

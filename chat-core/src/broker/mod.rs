@@ -298,6 +298,21 @@ pub trait Broker: Send + Sync + 'static {
     /// Logs in again the user a token was issued to (`invalid_token` if unknown or
     /// expired). The user counts one more session.
     async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError>;
+    /// Logs in the user an embedder authenticated as `external` (a checked external id),
+    /// with a validated display `name` (`Login::External`). The same external id is the
+    /// same user id for good, across restarts of a durable store. A user the store keeps
+    /// comes back with the name they have; otherwise the user is made (again) with `name`,
+    /// under the rules of [`Broker::register`] (`name_taken`, `server_full`). Each login
+    /// issues a fresh resume token, which replaces the user's previous one; the user
+    /// counts one more session.
+    ///
+    /// The default refuses (`unavailable`), for brokers written before external users.
+    async fn login_external(&self, external: &str, name: String) -> Result<Identity, ChatError> {
+        let _ = (external, name);
+        Err(ChatError::Unavailable(
+            "this broker does not support external users".to_owned(),
+        ))
+    }
     /// One session of `user` ended; when it was the last, the name hold starts.
     fn session_ended(&self, user: UserId);
     /// Called periodically with this node's connected users, so their names stay held

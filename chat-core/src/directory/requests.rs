@@ -23,6 +23,11 @@ fn fail<T: 'static>(error: ChatError) -> Atomic<T> {
 pub(crate) enum LoginRequest {
     Name(String),
     Token(ResumeToken),
+    /// `Login::External`: the embedder's id for the user, and a display name.
+    External {
+        id: String,
+        name: String,
+    },
 }
 
 #[derive(Message)]
@@ -44,6 +49,7 @@ impl Handler<Connect> for RegistryActor {
             let identity = match msg.0 {
                 LoginRequest::Name(name) => broker.register(name).await?,
                 LoginRequest::Token(token) => broker.resume(token).await?,
+                LoginRequest::External { id, name } => broker.login_external(&id, name).await?,
             };
             match broker.directs_of(identity.user.id).await {
                 Ok(directs) => Ok((identity, directs)),

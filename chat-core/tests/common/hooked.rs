@@ -51,6 +51,9 @@ impl<F: RoomFeeds> Broker for Hooked<F> {
     async fn resume(&self, token: ResumeToken) -> Result<Identity, ChatError> {
         self.inner.resume(token).await
     }
+    async fn login_external(&self, external: &str, name: String) -> Result<Identity, ChatError> {
+        self.inner.login_external(external, name).await
+    }
     fn session_ended(&self, user: UserId) {
         self.inner.session_ended(user)
     }

@@ -18,15 +18,14 @@ async fn connected() -> (TcpStream, TcpStream) {
 
 /// A frame written in parts is the frame actix-http writes for the joined payload, in
 /// each of the three length forms.
-#[tokio::test]
-async fn a_frame_in_parts_is_the_same_frame() {
-    let (_client, server) = connected().await;
+#[test]
+fn a_frame_in_parts_is_the_same_frame() {
     for len in [0, 1, 125, 126, 300, 65_535, 65_536, 70_000] {
         let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
         let (a, b) = payload.split_at(len / 3);
-        let mut whole = Writer::new(&server);
+        let mut whole = Writer::new();
         whole.text(&payload);
-        let mut parts = Writer::new(&server);
+        let mut parts = Writer::new();
         parts.text_parts(&[a, b"", b]);
         assert_eq!(parts.buf, whole.buf, "payload of {len} bytes");
     }
@@ -35,14 +34,14 @@ async fn a_frame_in_parts_is_the_same_frame() {
 /// An idle connection's cost is what this module keeps between messages: nothing.
 #[tokio::test]
 async fn buffers_are_given_back_once_emptied() {
-    let (mut client, server) = connected().await;
+    let (mut client, mut server) = connected().await;
 
-    let mut writer = Writer::new(&server);
+    let mut writer = Writer::new();
     for _ in 0..100 {
         writer.text(&[b'x'; 1000]);
     }
     assert!(writer.buf.capacity() >= 100_000);
-    writer.flush().await.expect("flush");
+    writer.flush(&mut server).await.expect("flush");
     assert_eq!(writer.buf.capacity(), 0);
 
     // A masked text frame "hi" (mask 0), then half of a second frame.
@@ -50,11 +49,11 @@ async fn buffers_are_given_back_once_emptied() {
         .write_all(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i', 0x81])
         .await
         .expect("write");
-    let mut reader = Reader::new(&server, BytesMut::new(), 1024);
-    assert!(matches!(reader.next().await, Ok(Incoming::Text(t)) if t == "hi"));
+    let mut reader = Reader::new(BytesMut::new(), 1024);
+    assert!(matches!(reader.next(&mut server).await, Ok(Incoming::Text(t)) if t == "hi"));
     assert!(reader.buf.capacity() > 0, "the partial frame is kept");
     client.write_all(&[0x80, 0, 0, 0, 0]).await.expect("write");
-    assert!(matches!(reader.next().await, Ok(Incoming::Text(t)) if t.is_empty()));
+    assert!(matches!(reader.next(&mut server).await, Ok(Incoming::Text(t)) if t.is_empty()));
     assert_eq!(reader.buf.capacity(), 0);
 }
 
@@ -64,7 +63,7 @@ async fn buffers_are_given_back_once_emptied() {
 /// allocation also makes glibc consolidate its free lists.)
 #[tokio::test]
 async fn a_read_buffer_goes_back_as_the_same_allocation() {
-    let (mut client, server) = connected().await;
+    let (mut client, mut server) = connected().await;
     let spare = buffers::take();
     let at = spare.as_ptr() as usize;
     buffers::give(spare);
@@ -74,8 +73,8 @@ async fn a_read_buffer_goes_back_as_the_same_allocation() {
         .write_all(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i'])
         .await
         .expect("write");
-    let mut reader = Reader::new(&server, BytesMut::new(), 1024);
-    assert!(matches!(reader.next().await, Ok(Incoming::Text(t)) if t == "hi"));
+    let mut reader = Reader::new(BytesMut::new(), 1024);
+    assert!(matches!(reader.next(&mut server).await, Ok(Incoming::Text(t)) if t == "hi"));
     assert_eq!(reader.buf.capacity(), 0, "given back");
     assert_eq!(buffers::take().as_ptr() as usize, at, "the same allocation");
 }

@@ -1,7 +1,10 @@
-//! Test harness shared by every test file: a real server (`WsChat::listen`) with the
-//! WebSocket endpoint on 127.0.0.1:0 in a thread of its own, and a `tokio-tungstenite` client
-//! that reads with a timeout (never a fixed sleep) and keeps the events it was not asked
-//! about for later.
+//! Test harness shared by every test file: a real server with the WebSocket endpoint on
+//! 127.0.0.1:0 in a thread of its own, and a `tokio-tungstenite` client that reads with a
+//! timeout (never a fixed sleep) and keeps the events it was not asked about for later.
+//!
+//! The server is either entry point: `WsChat::listen` in actix-web, or `transport_ws::serve`
+//! on a bare tokio listener. [`on_both!`] runs a test once on each (the thread-local
+//! [`Entry`] tells `TestServer` which to start), so the protocol suite proves both.
 //!
 //! `raw` is the byte-level client of `wire.rs` and `rfc6455.rs`. Not every test file uses
 //! every helper.
@@ -9,6 +12,7 @@
 
 pub mod raw;
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -50,6 +54,64 @@ pub fn test_config() -> WsConfig {
     config
 }
 
+/// Which entry point the servers of this thread's test use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// `WsChat::listen` in an actix-web server (with an empty `App`).
+    Actix,
+    /// `WsChat::serve` on a bare tokio `TcpListener`.
+    Serve,
+}
+
+thread_local! {
+    static ENTRY: Cell<Entry> = const { Cell::new(Entry::Actix) };
+}
+
+impl Entry {
+    /// Makes this thread's servers use this entry point.
+    pub fn set(self) {
+        ENTRY.with(|e| e.set(self));
+    }
+
+    /// The entry point this thread's servers use.
+    pub fn current() -> Entry {
+        ENTRY.with(Cell::get)
+    }
+}
+
+/// Defines each test twice, in a module named after it: `actix` (on `WsChat::listen`)
+/// and `serve` (on `transport_ws::serve`'s listener).
+#[macro_export]
+macro_rules! on_both {
+    ($($(#[$attr:meta])* async fn $name:ident() $body:block)*) => {$(
+        $(#[$attr])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn actix() {
+                $crate::common::Entry::Actix.set();
+                $body
+            }
+
+            #[tokio::test]
+            async fn serve() {
+                $crate::common::Entry::Serve.set();
+                $body
+            }
+        }
+    )*};
+}
+
+/// How the test's server runs, to stop it.
+enum Running {
+    /// The actix server, stopped through its handle.
+    Actix(ServerHandle),
+    /// The bare listener, stopped by the shutdown token (its runtime ends with it).
+    Serve,
+}
+
 /// A running server. Dropping it stops the HTTP server.
 pub struct TestServer {
     /// Where it listens.
@@ -60,7 +122,7 @@ pub struct TestServer {
     pub chat: WsChat,
     /// The engine behind it.
     pub engine: Engine,
-    handle: ServerHandle,
+    running: Running,
 }
 
 impl TestServer {
@@ -93,29 +155,16 @@ impl TestServer {
             };
             addr.set_ip(loopback);
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let app_chat = chat.clone();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let builder = actix_server::Server::build()
-                    .workers(2)
-                    .disable_signals()
-                    .shutdown_timeout(1);
-                let server = app_chat
-                    .listen(builder, listener, App::new)
-                    .expect("listen")
-                    .run();
-                tx.send(server.handle()).expect("test is waiting");
-                let _ = server.await;
-            })
-        });
-        let handle = rx.recv().expect("server thread started");
+        let running = match Entry::current() {
+            Entry::Actix => Running::Actix(run_actix(chat.clone(), listener)),
+            Entry::Serve => run_serve(chat.clone(), listener),
+        };
         TestServer {
             addr,
             shutdown,
             chat,
             engine,
-            handle,
+            running,
         }
     }
 
@@ -154,11 +203,56 @@ impl TestServer {
     }
 }
 
+/// Serves `chat` on `listener` with `WsChat::listen` and an empty `App`, in an actix
+/// system in a thread of its own (two workers).
+fn run_actix(chat: WsChat, listener: std::net::TcpListener) -> ServerHandle {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let builder = actix_server::Server::build()
+                .workers(2)
+                .disable_signals()
+                .shutdown_timeout(1);
+            let server = chat
+                .listen(builder, listener, App::new)
+                .expect("listen")
+                .run();
+            tx.send(server.handle()).expect("test is waiting");
+            let _ = server.await;
+        })
+    });
+    rx.recv().expect("server thread started")
+}
+
+/// Serves `chat` on `listener` with `WsChat::serve`, on a runtime in a thread of its own
+/// (two workers, like the actix server), until the shutdown token fires.
+fn run_serve(chat: WsChat, listener: std::net::TcpListener) -> Running {
+    listener.set_nonblocking(true).expect("nonblocking");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            chat.serve(listener).await;
+            // Like the actix server's stop: the sockets get their close, within a bound.
+            let tasks = chat.tasks();
+            tasks.close();
+            let _ = tokio::time::timeout(Duration::from_secs(3), tasks.wait()).await;
+        });
+    });
+    Running::Serve
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        // `stop` sends its command at once; its future only reports completion.
-        drop(self.handle.stop(false));
+        if let Running::Actix(handle) = &self.running {
+            // `stop` sends its command at once; its future only reports completion.
+            drop(handle.stop(false));
+        }
     }
 }
 

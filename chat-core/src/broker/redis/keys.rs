@@ -50,6 +50,11 @@ pub(super) fn token(token: &str) -> String {
     format!("{PREFIX}:token:{token}")
 }
 
+/// The user an embedder's external id (`Login::External`) is: kept for good.
+pub(super) fn external(id: &str) -> String {
+    format!("{PREFIX}:external:{id}")
+}
+
 /// The set of a user's private pairs.
 pub(super) fn directs(user: UserId) -> String {
     format!("{PREFIX}:dms:{}", user.0)

@@ -205,6 +205,53 @@ impl Broker for RedisBroker {
         })
     }
 
+    async fn login_external(&self, external: &str, name: String) -> Result<Identity, ChatError> {
+        let token = ResumeToken::generate()?;
+        let name_key = keys::name(&name);
+        let mut conn = self.conn.clone();
+        let (id, kept_name, made): (i64, String, i64) = self
+            .scripts
+            .external
+            .key(keys::external(external))
+            .key(keys::USER_SEQ)
+            .key(keys::USERS)
+            .key(&name_key)
+            .arg(self.hold_secs)
+            .arg(&name)
+            .arg(token.expose())
+            .arg(&name_key)
+            .arg(PREFIX)
+            .arg(self.max_users)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let id = match id {
+            0 => return Err(ChatError::NameTaken(name)),
+            -1 => return Err(ChatError::TooManyUsers(self.max_users)),
+            id => u64::try_from(id).map_err(unavailable)?,
+        };
+        if made == 0 {
+            // Back within the hold: their private conversations are held again too.
+            let _: i64 = self
+                .scripts
+                .touch
+                .key(PREFIX)
+                .arg(self.hold_secs)
+                .arg(id)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(Identity {
+            user: UserRef {
+                id: UserId(id),
+                name: Arc::from(kept_name),
+            },
+            token,
+            new_user: made == 1,
+        })
+    }
+
     fn session_ended(&self, user: UserId) {
         let broker = self.clone();
         tokio::spawn(async move {

@@ -1,8 +1,8 @@
 //! The Lua scripts of the Redis broker: each decision that must be the same on every node,
 //! run by Redis as one atomic step (allocate a message id, store, trim and publish; check
-//! and apply a deletion; claim a display name within the user cap; resume a token;
-//! restart name holds; take a token from a user's cluster-wide flood bucket; beat a
-//! node's heart and declare the silent ones gone).
+//! and apply a deletion; claim a display name within the user cap; resume a token; log in
+//! an external user; restart name holds; take a token from a user's cluster-wide flood
+//! bucket; beat a node's heart and declare the silent ones gone).
 //!
 //! Users are counted in the sorted set `flack:users`, scored by when each one's hold ends
 //! (Unix milliseconds from Redis's own `TIME`, so every node agrees): every script that
@@ -223,6 +223,62 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]) * 1000, id)
 return {tonumber(id), fields[1]}
 "#;
 
+/// External login (`Login::External`): the external id's user, kept for good under its
+/// key (no expiry). A user whose record and name are still theirs comes back as they are,
+/// with a fresh token replacing the old one and their hold restarted; otherwise the user
+/// is made (again, with the id the external id had, or a new one) with the display name,
+/// as `REGISTER_SCRIPT` makes one: unless the name is held, within the user cap.
+///
+/// KEYS: the external id's key, the user id sequence, the users' sorted set, the name's
+/// key. ARGV: the hold in seconds, the display name, the token, (unused), the prefix, the
+/// most users kept. Returns `{id, name, made}` (`made` 1 when the user was made), or
+/// `{0, '', 0}` if the name is held, `{-1, '', 0}` if the cap is reached and every hold is
+/// live.
+const EXTERNAL_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id = redis.call('GET', KEYS[1])
+if id then
+  local user = ARGV[5] .. ':user:' .. id
+  local fields = redis.call('HMGET', user, 'name', 'name_key', 'token')
+  if fields[1] and redis.call('GET', fields[2]) == id then
+    if fields[3] then redis.call('DEL', ARGV[5] .. ':token:' .. fields[3]) end
+    redis.call('SET', ARGV[5] .. ':token:' .. ARGV[3], id, 'EX', ARGV[1])
+    redis.call('HSET', user, 'token', ARGV[3])
+    redis.call('EXPIRE', user, ARGV[1])
+    redis.call('EXPIRE', fields[2], ARGV[1])
+    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]) * 1000, id)
+    return {tonumber(id), fields[1], 0}
+  end
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {0, '', 0} end
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[6]) then
+  local oldest = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)[1]
+  if not oldest then return {-1, '', 0} end
+  redis.call('ZREM', KEYS[3], oldest)
+  local old = ARGV[5] .. ':user:' .. oldest
+  local fields = redis.call('HMGET', old, 'name_key', 'token')
+  if fields[1] and redis.call('GET', fields[1]) == oldest then redis.call('DEL', fields[1]) end
+  if fields[2] then redis.call('DEL', ARGV[5] .. ':token:' .. fields[2]) end
+  redis.call('DEL', old)
+end
+if id then
+  local stale = redis.call('HGET', ARGV[5] .. ':user:' .. id, 'token')
+  if stale then redis.call('DEL', ARGV[5] .. ':token:' .. stale) end
+else
+  id = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], id)
+end
+local user = ARGV[5] .. ':user:' .. id
+redis.call('DEL', user)
+redis.call('SET', KEYS[4], id, 'EX', ARGV[1])
+redis.call('SET', ARGV[5] .. ':token:' .. ARGV[3], id, 'EX', ARGV[1])
+redis.call('HSET', user, 'name', ARGV[2], 'token', ARGV[3], 'name_key', KEYS[4])
+redis.call('EXPIRE', user, ARGV[1])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]) * 1000, id)
+return {tonumber(id), ARGV[2], 1}
+"#;
+
 /// Touch: restart the hold of a user's name, token and record, and of their private
 /// conversations (so one lives while either of its users does); forget the users whose
 /// hold ended from the count.
@@ -264,6 +320,7 @@ pub(super) struct Scripts {
     pub(super) delete: Script,
     pub(super) register: Script,
     pub(super) resume: Script,
+    pub(super) external: Script,
     pub(super) touch: Script,
     pub(super) take: Script,
     pub(super) heartbeat: Script,
@@ -279,6 +336,7 @@ impl Scripts {
             delete: Script::new(DELETE_SCRIPT),
             register: Script::new(REGISTER_SCRIPT),
             resume: Script::new(RESUME_SCRIPT),
+            external: Script::new(EXTERNAL_SCRIPT),
             touch: Script::new(TOUCH_SCRIPT),
             take: Script::new(&format!("{BUCKET}{TAKE_BODY}")),
             heartbeat: Script::new(&format!("{FORGET_NODE}{HEARTBEAT_BODY}")),

@@ -69,6 +69,7 @@ pub(super) fn read(conn: &mut Connection, limits: &Limits) -> rusqlite::Result<R
     })?;
     let next_user_id = meta(&tx, "next_user_id")?.unwrap_or(1).max(1) as u64;
     let users = users(&tx, now)?;
+    let externals = externals(&tx)?;
     let channels = channels(&tx)?;
     let directs = directs(&tx)?;
     let rooms = rooms(&tx, &channels, &directs)?;
@@ -76,6 +77,7 @@ pub(super) fn read(conn: &mut Connection, limits: &Limits) -> rusqlite::Result<R
     Ok(Restored {
         epoch,
         users,
+        externals,
         next_user_id,
         channels: channels.into_values().collect(),
         directs: directs.into_values().collect(),
@@ -116,6 +118,13 @@ fn users(tx: &Transaction<'_>, now: DateTime<Utc>) -> rusqlite::Result<Vec<Store
         });
     }
     Ok(users)
+}
+
+/// Every external id ever logged in, with its user's id.
+fn externals(tx: &Transaction<'_>) -> rusqlite::Result<Vec<(String, UserId)>> {
+    let mut statement = tx.prepare("SELECT external_id, user_id FROM external_users")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, UserId(row.get(1)?))))?;
+    rows.collect()
 }
 
 /// Every channel, by case-folded key.

@@ -195,6 +195,20 @@ impl Broker for SqliteBroker {
         Ok(identity)
     }
 
+    async fn login_external(&self, external: &str, name: String) -> Result<Identity, ChatError> {
+        let place = self.place().await?;
+        let identity = self.memory.login_external(external, name).await?;
+        // New or back: the mapping (kept if it was), and the user's row with the token
+        // just issued and when they were seen.
+        place.send(Write::External {
+            external: external.to_owned(),
+            user: identity.user.clone(),
+            token: identity.token.hash(),
+            seen_ms: now_ms(),
+        });
+        Ok(identity)
+    }
+
     fn session_ended(&self, user: UserId) {
         self.memory.session_ended(user);
         // Not a decision, only when the name hold starts (the store keeps the latest time

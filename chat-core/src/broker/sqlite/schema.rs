@@ -14,7 +14,7 @@
 //! build would get wrong. `PRAGMA application_id` marks the file as Flack's, so another
 //! program's database is refused rather than written into.
 //!
-//! # Tables (version 1)
+//! # Tables (version 2)
 //! | table | holds | bound |
 //! | --- | --- | --- |
 //! | `meta` | `epoch`, `next_user_id`, `clean` (1 when every id given was written) | 3 rows |
@@ -23,6 +23,7 @@
 //! | `directs` | the private pairs, lower id first, with their names | pairs of kept users |
 //! | `rooms` | room key (`c:KEY`, `d:A:B`), last id given, ids unknown to the store | one per room |
 //! | `messages` | room key, id, author id and name, text, sent at | `history` per room |
+//! | `external_users` | an embedder's external user id, and its user id (version 2) | the embedder's accounts that logged in |
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,11 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (room, id)
      );
      INSERT INTO meta (key, value) VALUES ('next_user_id', 1), ('clean', 1);",
+    // 2: users an embedder authenticated (`Login::External`), kept for good.
+    "CREATE TABLE external_users (
+         external_id TEXT PRIMARY KEY NOT NULL,
+         user_id INTEGER NOT NULL
+     );",
 ];
 
 /// How long a statement waits for a lock another connection holds (an online backup with

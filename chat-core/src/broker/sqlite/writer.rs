@@ -64,6 +64,14 @@ pub(super) enum Write {
         token: TokenHash,
         seen_ms: i64,
     },
+    /// An external id's user logged in (`Login::External`): the id's mapping, kept for
+    /// good, and the user's row as for [`Write::User`].
+    External {
+        external: String,
+        user: UserRef,
+        token: TokenHash,
+        seen_ms: i64,
+    },
     /// Users seen connected at `at_ms` (wall clock): their name hold runs from then.
     Seen { users: Vec<UserId>, at_ms: i64 },
     /// Users whose name hold ran out: forgotten, with the private pairs of which both users
@@ -273,6 +281,23 @@ impl Rooms<'_> {
     }
 }
 
+/// Writes a user's row (new, or with a new token), and keeps `next_user_id` past it.
+fn write_user(
+    tx: &Transaction<'_>,
+    user: &UserRef,
+    token: &TokenHash,
+    seen_ms: i64,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO users (id, name, token_hash, last_seen)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![user.id.0, &*user.name, &token.0[..], seen_ms])?;
+    tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_user_id'")?
+        .execute([user.id.0 + 1])?;
+    Ok(())
+}
+
 /// Applies one change inside the batch's transaction.
 fn apply(tx: &Transaction<'_>, write: &Write, rooms: &mut Rooms<'_>) -> rusqlite::Result<()> {
     match write {
@@ -280,14 +305,18 @@ fn apply(tx: &Transaction<'_>, write: &Write, rooms: &mut Rooms<'_>) -> rusqlite
             user,
             token,
             seen_ms,
+        } => write_user(tx, user, token, *seen_ms)?,
+        Write::External {
+            external,
+            user,
+            token,
+            seen_ms,
         } => {
             tx.prepare_cached(
-                "INSERT OR REPLACE INTO users (id, name, token_hash, last_seen)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO external_users (external_id, user_id) VALUES (?1, ?2)",
             )?
-            .execute(params![user.id.0, &*user.name, &token.0[..], seen_ms])?;
-            tx.prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_user_id'")?
-                .execute([user.id.0 + 1])?;
+            .execute(params![external, user.id.0])?;
+            write_user(tx, user, token, *seen_ms)?;
         }
         Write::Seen { users, at_ms } => {
             let mut seen =
