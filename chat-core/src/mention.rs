@@ -12,7 +12,8 @@
 //! letter, a digit nor `@` (so `bob@example.com` mentions nobody), followed by the name.
 //! Names may hold spaces, so the words after `@` (up to [`MAX_MENTION_WORDS`]) each end a
 //! candidate: `@Ann Lee hi` names `Ann`, `Ann Lee` and `Ann Lee hi`. Punctuation that ends
-//! a candidate (`@bob,` `(@bob)`) is also tried without it.
+//! a word ends the name (`@bob, hi` names `bob,` and `bob`): a candidate is also tried
+//! without its trailing punctuation.
 
 use crate::validate::name_key;
 
@@ -73,6 +74,9 @@ fn candidates(rest: &str) -> Vec<&str> {
                 break; // two spaces, or a space right after `@`: no name goes on
             }
             push_candidate(&mut out, &rest[..i]);
+            if rest[..i].ends_with(|c: char| !c.is_alphanumeric()) {
+                return out; // `@bob, hi`: punctuation ends the name
+            }
             words += 1;
             end = i + 1;
         } else if c.is_whitespace() || c == '@' {
@@ -142,6 +146,15 @@ mod tests {
         assert!(mentions("hello @Ann Lee, welcome", "Ann"));
         assert!(!mentions("hello @Ann  Lee", "Ann Lee"));
         assert!(!mentions("@a b c d", "a b c d"));
+        assert!(!mentions("@Ann, Lee", "Ann, Lee"));
+    }
+
+    #[test]
+    fn the_documented_example_has_these_keys() {
+        assert_eq!(
+            mention_keys("@Bob, lunch? cc @Ann Lee"),
+            vec!["bob,", "bob", "ann", "ann lee"]
+        );
     }
 
     #[test]

@@ -111,7 +111,8 @@ pub(crate) async fn run(
     };
 
     let end = 'conn: {
-        let hello = ServerFrame::hello(max_frame, conn.engine.epoch());
+        let max_name = conn.engine.limits().max_display_name_chars;
+        let hello = ServerFrame::hello(max_frame, max_name, conn.engine.epoch());
         conn.send(&hello);
         if Box::pin(conn.flush()).await.is_err() {
             break 'conn End::Gone;
