@@ -11,7 +11,8 @@
 //!   a served chat out; owns the shutdown order.
 //! - [`assets`]: the embedded front end (`static/`) and `/healthz`, with their security
 //!   headers.
-//! - `static/`: `index.html`, `app.css`, `app.js` (the UI) and `protocol.js` (the only
+//! - `static/`: `index.html`, `app.css`, `app.js` (the UI), `page.js` (how the message
+//!   pane reads: links, mentions, groups, dates, the title) and `protocol.js` (the only
 //!   file that speaks the WebSocket protocol of `docs/protocol.md`).
 
 #![warn(missing_docs)]
