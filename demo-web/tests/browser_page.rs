@@ -211,6 +211,47 @@ async fn unread_count_in_title(env: &Env) -> TestResult {
     Ok(())
 }
 
+/// Scrolled up, a new message from someone else does not move the view: a "new messages
+/// below" hint shows, and takes you to the end.
+async fn new_messages_below_hint(env: &Env) -> TestResult {
+    let channel = unique("scroll");
+    let mut zed = bot(env, &unique("zed")).await?;
+    zed.ok(json!({"type": "create_channel", "name": channel}))
+        .await?;
+    zed.ok(json!({"type": "join", "room": channel})).await?;
+    for n in 0..60 {
+        zed.ok(json!({"type": "post", "room": channel, "text": format!("line {n}\nmore")}))
+            .await?;
+    }
+    let amy = env.browser("amy").await?;
+    amy.login(&env.url(), &unique("amy")).await?;
+    amy.open_channel(&channel).await?;
+    amy.wait_message("line 59\nmore").await?;
+    let hint_hidden = "document.querySelector('[data-testid=new-below]').hidden";
+    ensure(amy.eval(hint_hidden).await? == json!(true), || {
+        "the hint shows at the end".into()
+    })?;
+    amy.eval("(m => { m.scrollTop = 0; return m.scrollTop; })(document.querySelector('[data-testid=messages]'))")
+        .await?;
+    zed.ok(json!({"type": "post", "room": channel, "text": "below"}))
+        .await?;
+    amy.wait_message("below").await?;
+    amy.wait_for("the hint", &format!("!{hint_hidden}")).await?;
+    let top = amy
+        .eval("document.querySelector('[data-testid=messages]').scrollTop")
+        .await?;
+    ensure(top == json!(0), || format!("the view moved to {top}"))?;
+    amy.click("[data-testid=new-below]").await?;
+    amy.wait_for(
+        "the end of the messages",
+        &format!(
+            "{hint_hidden} && (m => m.scrollHeight - m.scrollTop - m.clientHeight < 80)             (document.querySelector('[data-testid=messages]'))"
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Leave takes you out of the channel (others see you go); log out forgets the token, so
 /// that a reload shows the login screen.
 async fn leave_and_log_out(env: &Env) -> TestResult {
@@ -301,6 +342,7 @@ async fn user_stories() -> TestResult {
     env.story("groups", groups_dates_and_empty_channel(&env))
         .await;
     env.story("title", unread_count_in_title(&env)).await;
+    env.story("new-below", new_messages_below_hint(&env)).await;
     env.story("leave-logout", leave_and_log_out(&env)).await;
     env.story("name-limit", name_field_limit_is_the_servers(&env))
         .await;
