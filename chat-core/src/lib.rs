@@ -78,6 +78,8 @@
 //!   that feeds the rooms and resynchronises them after an outage (`pubsub`).
 //! - [`validate`]: the rules for names and texts; its `names` decides which display
 //!   names are valid and which look alike (NFKC, the TR39 skeleton).
+//! - [`mention`]: which display names a message's `@name` tokens mention, read from its
+//!   text by the names' keys (nothing is stored for them).
 //! - [`address`]: limits per client address: the key an address counts under, keyed
 //!   token buckets (`Limits::login_rate_per_address`) and the [`ConnectionGate`] both
 //!   transports put in front of their listeners.
@@ -105,6 +107,7 @@ mod event;
 mod health;
 mod identity;
 mod limits;
+pub mod mention;
 mod model;
 mod room;
 mod runtime;

@@ -162,6 +162,20 @@ impl ChatMessage {
         }
     }
 
+    /// The keys ([`name_key`](crate::validate::name_key)) of the display names its
+    /// `@name` tokens mention, each once, in the order they appear (see
+    /// [`crate::mention`]).
+    pub fn mention_keys(&self) -> Vec<String> {
+        crate::mention::mention_keys(&self.text)
+    }
+
+    /// Whether it mentions `user` (`@name`, matched as names are: case and look-alikes
+    /// do not count).
+    pub fn mentions(&self, user: &UserRef) -> bool {
+        self.text.contains('@')
+            && crate::mention::mentions_key(&self.text, &crate::validate::name_key(&user.name))
+    }
+
     /// This message encoded as a transport sends it, computed by `encode` for the first
     /// recipient and shared by every other one (a cache keyed by the type `T`, so
     /// transports cannot collide).

@@ -40,6 +40,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../static/app.js"),
     },
     Asset {
+        path: "/page.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/page.js"),
+    },
+    Asset {
         path: "/protocol.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../static/protocol.js"),

@@ -14,7 +14,8 @@
 //! - [`probes`]: `/readyz`, the readiness probe (the store answers, not shutting down).
 //! - [`exporter`]: the Prometheus recorder, `/metrics`, and its own listener
 //!   (`--metrics ADDR`).
-//! - `static/`: `index.html`, `app.css`, `app.js` (the UI) and `protocol.js` (the only
+//! - `static/`: `index.html`, `app.css`, `app.js` (the UI), `page.js` (how the message
+//!   pane reads: links, mentions, groups, dates, the title) and `protocol.js` (the only
 //!   file that speaks the WebSocket protocol of `docs/protocol.md`).
 
 #![warn(missing_docs)]

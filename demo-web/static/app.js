@@ -10,7 +10,10 @@
 // Rule: text that came from a user (names, messages, channel names) is only ever set with
 // `textContent` or `setAttribute`, never parsed as HTML.
 
-import { ChatClient } from "/protocol.js";
+import { ChatClient, readHello } from "/protocol.js";
+import {
+  askToNotify, linkify, mentionsMe, messageItems, notifyMention, setNameLimit, showUnreadInTitle,
+} from "/page.js";
 
 const TOKEN_KEY = "flack.token";
 const NAME_KEY = "flack.name";
@@ -24,6 +27,8 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   me: null,
+  mentionKey: null, // the key of my name: a message mentions me when its `mentions` holds it
+  unseen: 0, // messages that arrived in the open room while the tab was hidden
   channels: new Map(), // name -> CHANNEL
   rooms: new Map(), // room -> RoomView
   current: null,
@@ -31,7 +36,8 @@ const state = {
   started: false,
 };
 
-const client = new ChatClient(`${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`);
+const WS_URL = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}/ws`;
+const client = new ChatClient(WS_URL);
 
 /** What the page knows of one room. */
 function room(name) {
@@ -47,6 +53,7 @@ function room(name) {
       large: false, // the room sends counts, not each member's presence
       loadingMembers: false,
       unread: 0,
+      mentions: 0, // of the unread, how many mention me
       joined: false,
       typing: new Map(), // user name -> timer
       keep: MIN_SHOWN,
@@ -114,6 +121,8 @@ function showLogin(message = "") {
   $("login").hidden = false;
   showError("login-error", message);
   $("login-name").focus();
+  // The field takes no more than the server does (before any session: a hello of its own).
+  readHello(WS_URL).then((hello) => setNameLimit($("login-name"), hello?.max_name_chars));
 }
 
 function showApp() {
@@ -152,6 +161,7 @@ $("login-form").addEventListener("submit", (ev) => {
     return;
   }
   showError("login-error", "");
+  askToNotify();
   login({ name });
 });
 
@@ -159,6 +169,7 @@ $("login-form").addEventListener("submit", (ev) => {
 
 client.addEventListener("session", async ({ detail }) => {
   state.me = detail.user;
+  state.mentionKey = detail.mentionKey;
   localStorage.setItem(TOKEN_KEY, detail.token);
   localStorage.setItem(NAME_KEY, detail.user.name);
   if (client.epoch) localStorage.setItem(EPOCH_KEY, client.epoch);
@@ -186,6 +197,8 @@ client.addEventListener("reset", ({ detail }) => {
   renderSidebar();
   renderRoom();
 });
+
+client.addEventListener("hello", ({ detail }) => setNameLimit($("login-name"), detail.max_name_chars));
 
 client.addEventListener("loggedout", ({ detail }) => {
   localStorage.removeItem(TOKEN_KEY);
@@ -269,6 +282,7 @@ async function openRoom(name) {
   localStorage.setItem(ROOM_KEY, name);
   const r = room(name);
   r.unread = 0;
+  r.mentions = 0;
   document.body.classList.remove("sidebar-open");
   showError("composer-error", "");
   renderSidebar();
@@ -291,7 +305,10 @@ function applyJoin(result, resumed) {
   // private message that arrived before the room was opened) brings only the rest.
   if (result.gap) r.messages.clear();
   for (const m of result.messages || []) {
-    if (resumed && name !== state.current && !r.messages.has(m.id) && m.author.id !== state.me.id) r.unread += 1;
+    if (resumed && name !== state.current && !r.messages.has(m.id) && m.author.id !== state.me.id) {
+      r.unread += 1;
+      if (mentionsMe(m, state.mentionKey)) r.mentions += 1;
+    }
     r.messages.set(m.id, m);
   }
   for (const id of result.deleted || []) r.messages.delete(id);
@@ -323,11 +340,15 @@ client.addEventListener("message", ({ detail }) => {
   r.messages.set(message.id, message);
   trim(r);
   clearTyping(r, message.author.name);
+  const fromOther = message.author.id !== state.me?.id;
   if (name === state.current) {
     insertMessage(message);
-  } else if (message.author.id !== state.me?.id) {
+    if (fromOther && document.hidden) state.unseen += 1;
+  } else if (fromOther) {
     r.unread += 1;
+    if (mentionsMe(message, state.mentionKey)) r.mentions += 1;
   }
+  if (fromOther && mentionsMe(message, state.mentionKey)) notifyMention(roomTitle(name), message);
   renderSidebar();
 });
 
@@ -335,9 +356,7 @@ client.addEventListener("deleted", ({ detail }) => {
   const r = state.rooms.get(detail.room);
   if (!r) return;
   r.messages.delete(detail.message_id);
-  if (detail.room === state.current) {
-    document.querySelector(`#messages [data-id="${Number(detail.message_id)}"]`)?.remove();
-  }
+  if (detail.room === state.current) renderMessages(false);
 });
 
 client.addEventListener("presence", ({ detail }) => {
@@ -506,6 +525,9 @@ function renderSidebar() {
   const dms = [...state.rooms.keys()].filter(isDirect).sort((a, b) => a.localeCompare(b));
   $("dm-list").replaceChildren(...dms.map((name) => roomButton(name, "dm", "@")));
   $("no-dms").hidden = dms.length > 0;
+  let unread = state.unseen;
+  for (const r of state.rooms.values()) unread += r.unread;
+  showUnreadInTitle(unread);
 }
 
 function roomButton(name, kind, sigil) {
@@ -518,7 +540,11 @@ function roomButton(name, kind, sigil) {
     el("span", { cls: "room-name", text: label }),
   );
   if (r && r.unread > 0) {
-    button.append(el("span", { cls: "badge", text: r.unread > 99 ? "99+" : r.unread, attrs: { "data-testid": "unread", "aria-label": `${r.unread} unread` } }));
+    const label = r.mentions > 0 ? `${r.unread} unread, ${r.mentions} mentioning you` : `${r.unread} unread`;
+    const text = `${r.mentions > 0 ? "@ " : ""}${r.unread > 99 ? "99+" : r.unread}`;
+    const badge = el("span", { cls: r.mentions > 0 ? "badge mention" : "badge", text, attrs: { "data-testid": "unread", "aria-label": label } });
+    if (r.mentions > 0) badge.dataset.mentions = r.mentions;
+    button.append(badge);
     button.classList.add("has-unread");
   }
   if (name === state.current) button.setAttribute("aria-current", "page");
@@ -533,6 +559,8 @@ function renderRoom() {
   $("composer").hidden = !name;
   if (!name) {
     $("room-title").textContent = "Welcome";
+    $("leave-room").hidden = true;
+    $("new-below").hidden = true;
     $("member-list").replaceChildren();
     $("member-counts").textContent = "";
     $("more-members").hidden = true;
@@ -540,16 +568,20 @@ function renderRoom() {
   }
   $("room-title").textContent = isDirect(name) ? name.slice(1) : `#${name}`;
   $("room-title").classList.toggle("direct", isDirect(name));
+  $("leave-room").hidden = isDirect(name);
+  $("leave-room").setAttribute("aria-label", `Leave #${name}`);
   input.placeholder = isDirect(name) ? `Message ${name.slice(1)}` : `Message #${name}`;
-  const r = room(name);
-  const ids = [...r.messages.keys()].sort((a, b) => a - b);
-  $("messages").replaceChildren(...ids.map((id) => messageItem(r.messages.get(id))));
-  scrollToEnd(true);
+  renderMessages(true);
   renderMembers();
   renderTyping();
 }
 
-function messageItem(m) {
+/** How the page titles a room: `#general`, or the other user's name. */
+function roomTitle(name) {
+  return isDirect(name) ? name.slice(1) : `#${name}`;
+}
+
+function messageItem(m, grouped = false) {
   const mine = m.author.id === state.me?.id;
   const author = el("button", {
     cls: "author",
@@ -557,7 +589,7 @@ function messageItem(m) {
     attrs: { type: "button", "data-testid": "message-author", title: mine ? "You" : `Message ${m.author.name} privately` },
   });
   if (!mine) author.addEventListener("click", () => openRoom(`@${m.author.name}`));
-  const head = el("div", { cls: "message-head" }, author, timestamp(m.sent_at));
+  const head = el("div", { cls: "message-head" }, grouped ? null : author, timestamp(m.sent_at));
   if (mine) {
     const del = el("button", {
       cls: "delete",
@@ -567,30 +599,87 @@ function messageItem(m) {
     del.addEventListener("click", () => deleteMessage(state.current, m.id));
     head.append(del);
   }
+  const cls = ["message", mine && "mine", grouped && "grouped", mentionsMe(m, state.mentionKey) && !mine && "mentioned"];
   return el(
     "li",
-    { cls: mine ? "message mine" : "message", attrs: { "data-testid": "message", "data-id": m.id, "data-author": m.author.name } },
-    avatar(m.author.name),
-    el("div", { cls: "message-body" }, head, el("p", { cls: "text", text: m.text, attrs: { "data-testid": "message-text" } })),
+    { cls: cls.filter(Boolean).join(" "), attrs: { "data-testid": "message", "data-id": m.id, "data-author": m.author.name } },
+    grouped ? el("span", { cls: "avatar-gap", attrs: { "aria-hidden": "true" } }) : avatar(m.author.name),
+    el("div", { cls: "message-body" }, head, el("p", { cls: "text", attrs: { "data-testid": "message-text" } }, linkify(m.text))),
   );
 }
 
-function insertMessage(m) {
-  const list = $("messages");
-  const stick = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
-  const item = messageItem(m);
-  const after = [...list.children].find((li) => Number(li.dataset.id) > m.id);
-  list.insertBefore(item, after || null);
+/** Shows the open room's messages (the newest `keep`), scrolled to the end when `toEnd`. */
+function renderMessages(toEnd) {
   const r = room(state.current);
-  while (list.children.length > r.keep) list.firstElementChild.remove();
-  scrollToEnd(stick);
+  const ids = [...r.messages.keys()].sort((a, b) => a - b).slice(-r.keep);
+  const list = $("messages");
+  const top = list.scrollTop;
+  list.replaceChildren(...messageItems(ids.map((id) => r.messages.get(id)), messageItem, roomTitle(r.name)));
+  if (toEnd) scrollToEnd(true);
+  else list.scrollTop = top;
+}
+
+function atEnd() {
+  const list = $("messages");
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+}
+
+function insertMessage(m) {
+  const stick = atEnd() || m.author.id === state.me?.id;
+  renderMessages(stick);
+  if (!stick) $("new-below").hidden = false;
 }
 
 function scrollToEnd(really) {
   if (!really) return;
   const list = $("messages");
   list.scrollTop = list.scrollHeight;
+  $("new-below").hidden = true;
 }
+
+$("messages").addEventListener("scroll", () => {
+  if (atEnd()) $("new-below").hidden = true;
+});
+$("new-below").addEventListener("click", () => scrollToEnd(true));
+
+// Back in the tab: what arrived in the open room meanwhile has been seen.
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden || state.unseen === 0) return;
+  state.unseen = 0;
+  renderSidebar();
+});
+
+// -- leaving and logging out -------------------------------------------------------------
+
+$("leave-room").addEventListener("click", async () => {
+  const name = state.current;
+  if (!name || isDirect(name)) return;
+  try {
+    await client.leave(name);
+  } catch (err) {
+    showError("composer-error", err.message);
+    return;
+  }
+  state.rooms.delete(name);
+  state.current = null;
+  localStorage.removeItem(ROOM_KEY);
+  renderSidebar();
+  renderRoom();
+});
+
+$("logout").addEventListener("click", () => {
+  client.logout();
+  for (const key of [TOKEN_KEY, NAME_KEY, ROOM_KEY]) localStorage.removeItem(key);
+  for (const r of state.rooms.values()) for (const timer of r.typing.values()) clearTimeout(timer);
+  Object.assign(state, { me: null, mentionKey: null, unseen: 0, current: null, started: false });
+  state.channels.clear();
+  state.rooms.clear();
+  state.typingSentAt.clear();
+  renderSidebar();
+  renderRoom();
+  $("login-name").value = "";
+  showLogin();
+});
 
 function renderMemberCounts(r) {
   const counts = $("member-counts");

@@ -70,6 +70,24 @@ export class ChatClient extends EventTarget {
     });
   }
 
+  /**
+   * Logs out: closes for good and forgets the user, token and followed rooms, so that the
+   * next `start` is a new login.
+   */
+  logout() {
+    this.stop();
+    this.user = null;
+    this.token = null;
+    this.pendingLogin = null;
+    this.followed.clear();
+    for (const { reject, timer } of this.pending.values()) {
+      clearTimeout(timer);
+      reject(new ChatError("logged_out", "Logged out."));
+    }
+    this.pending.clear();
+    this.setState("idle");
+  }
+
   /** Closes for good (no reconnect). */
   stop() {
     this.stopped = true;
@@ -238,6 +256,7 @@ export class ChatClient extends EventTarget {
   }
 
   async onHello(frame) {
+    this.emit("hello", frame);
     if (frame.protocol !== PROTOCOL_VERSION) {
       this.stop();
       this.emit("loggedout", {
@@ -279,7 +298,13 @@ export class ChatClient extends EventTarget {
     this.token = result.token;
     this.attempt = 0;
     this.setState("online");
-    const session = { user: result.user, token: result.token, newUser: result.new_user, resumed };
+    const session = {
+      user: result.user,
+      token: result.token,
+      newUser: result.new_user,
+      mentionKey: result.mention_key || null,
+      resumed,
+    };
     if (this.firstLogin) {
       this.firstLogin.resolve(session);
       this.firstLogin = null;
@@ -331,6 +356,33 @@ export class ChatClient extends EventTarget {
       return "left";
     }
   }
+}
+
+/**
+ * Resolves with the `hello` frame of a short-lived connection to `url` (closed once read),
+ * or null when none comes: what the server announces before anyone logs in.
+ */
+export function readHello(url) {
+  return new Promise((resolve) => {
+    let ws;
+    try {
+      ws = new WebSocket(url);
+    } catch {
+      resolve(null);
+      return;
+    }
+    ws.onmessage = (ev) => {
+      let frame = null;
+      try {
+        frame = JSON.parse(ev.data);
+      } catch {
+        // Not a hello: nothing to report.
+      }
+      ws.close(1000, "hello read");
+      resolve(frame && frame.type === "hello" ? frame : null);
+    };
+    ws.onclose = () => resolve(null);
+  });
 }
 
 /** The `login` request's fields for `login`: a token, or else a name. */

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use chat_core::{
     ChatError, ChatMessage, Engine, Event, GateRefusal, PostOutcome, PostPipeline, Room, Session,
-    UserId,
+    UserRef,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -232,13 +232,13 @@ impl Connection {
     /// Writes the events taken from the session with one flush. The session's last event
     /// (`Disconnected`) is written, then the connection ends.
     async fn write_events(&mut self) -> Result<(), End> {
-        let Some(me) = self.dispatcher.session().map(|s| s.user().id) else {
+        let Some(me) = self.dispatcher.session().map(|s| s.user().clone()) else {
             return Err(End::Disconnected);
         };
         let mut lines = Vec::with_capacity(self.events.len());
         let mut ended = false;
         for event in self.events.drain(..) {
-            event_lines(&event, me, &mut lines);
+            event_lines(&event, &me, &mut lines);
             if matches!(event, Event::Disconnected(_)) {
                 ended = true;
                 break;
@@ -285,7 +285,8 @@ struct SharedLines(Vec<String>);
 /// Adds the lines for `event` to `lines`. A channel message or presence batch reads the
 /// same for everyone (unlike a private room's, labelled with the other user), so its
 /// lines are rendered once for all of them.
-fn event_lines(event: &Event, me: UserId, lines: &mut Vec<String>) {
+fn event_lines(event: &Event, user: &UserRef, lines: &mut Vec<String>) {
+    let me = user.id;
     match event {
         Event::Posted(message) if matches!(message.room, Room::Channel(_)) => {
             let shared = message.encoded(|| SharedLine(render::message(message, me)));
@@ -297,6 +298,11 @@ fn event_lines(event: &Event, me: UserId, lines: &mut Vec<String>) {
         }
         Event::PresenceBatch(batch) => lines.extend(render::presence(batch, me)),
         _ => lines.extend(render::event(event, me)),
+    }
+    if let Event::Posted(message) = event {
+        if message.author.id != me && message.mentions(user) {
+            lines.push(render::mention(message, me));
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! | `- `          | a deletion: `- #general message 42 deleted`            |
 //! | `* `          | presence: `* #general alice joined` (one line per change of a batch); a large room's counts: `* #general 15000 members, 9876 online` |
 //! | `+ `          | a channel was created: `+ #rust created`              |
+//! | `^ `          | the message just shown mentions you: `^ #general 42 alice mentioned you` |
 //! | `= `          | a reply to the client's own command                   |
 //! | `! error `    | an error: `! error <code>: <message>`                 |
 //! | `! closed `   | the server closes the connection: `! closed <code>: <why>` |
@@ -67,6 +68,17 @@ pub fn message(message: &ChatMessage, me: UserId) -> String {
         message.author.name,
         message.text,
         message.id
+    ))
+}
+
+/// The line that follows a message mentioning the reader (`@name`):
+/// `^ #general 42 alice mentioned you`.
+pub fn mention(message: &ChatMessage, me: UserId) -> String {
+    sanitize(&format!(
+        "^ {} {} {} mentioned you",
+        room_label(&message.room, me),
+        message.id,
+        message.author.name
     ))
 }
 

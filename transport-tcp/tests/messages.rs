@@ -121,3 +121,40 @@ async fn delete_own_messages_only() {
     alice.send("/delete @bob 1").await;
     bob.expect_line("- @alice message 1 deleted").await;
 }
+
+#[tokio::test]
+async fn a_message_that_mentions_you_is_followed_by_a_mark() {
+    let s = server().await;
+    let mut alice = s.founder("alice", "general").await;
+    let mut bob = s.member("bob", "general").await;
+    alice.expect_line("* #general bob joined").await;
+
+    alice.send("no mention of bob@example.com").await;
+    alice.send("(@BOB) lunch?").await;
+    bob.expect_message("#general <alice> no mention of bob@example.com (id 1)")
+        .await;
+    bob.expect_message("#general <alice> (@BOB) lunch? (id 2)")
+        .await;
+    let mark = bob.next_line().await.expect("a line after the message");
+    assert_eq!(mark, "^ #general 2 alice mentioned you");
+    // Only the one mentioned gets the mark, and nobody for a mail address.
+    alice
+        .expect_message("#general <alice> (@BOB) lunch? (id 2)")
+        .await;
+    alice.send("/who").await;
+    alice.expect_line("= members of #general").await;
+    assert!(
+        !alice
+            .seen
+            .iter()
+            .chain(bob.seen.iter())
+            .any(|l| l.starts_with("^ #general 1")),
+        "{:?}",
+        bob.seen
+    );
+    assert!(
+        !alice.seen.iter().any(|l| l.starts_with("^ ")),
+        "{:?}",
+        alice.seen
+    );
+}

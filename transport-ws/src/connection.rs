@@ -125,7 +125,8 @@ pub(crate) async fn run<S: Stream>(
     };
 
     let end = 'conn: {
-        let hello = ServerFrame::hello(max_frame, conn.engine.epoch());
+        let max_name = conn.engine.limits().max_display_name_chars;
+        let hello = ServerFrame::hello(max_frame, max_name, conn.engine.epoch());
         conn.send(&hello);
         if let Some(login) = login {
             let logging_in = dispatch::embedder_login(&conn.engine, conn.client, login);

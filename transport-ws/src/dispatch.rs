@@ -214,6 +214,7 @@ async fn login_as(
         user: user.into(),
         token: session.token().expose().to_owned(),
         new_user: session.is_new_user(),
+        mention_key: chat_core::validate::name_key(&user.name),
     };
     Ok((session, reply))
 }

@@ -57,6 +57,8 @@ struct MessageJson<'a> {
     author: AuthorJson<'a>,
     text: &'a str,
     sent_at: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mentions: Vec<String>,
 }
 
 /// [`crate::protocol::UserView`], borrowed.
@@ -86,6 +88,7 @@ impl SharedMessageFrame {
             },
             text: &message.text,
             sent_at: message.sent_at.timestamp_millis(),
+            mentions: message.mention_keys(),
         };
         let mut event = Vec::with_capacity(FRAME_CAPACITY + message.text.len());
         event.extend_from_slice(br#"{"type":"message","room":"#);
@@ -173,6 +176,7 @@ mod tests {
             "hi",
             "quote \" backslash \\ newline \n tab \t <script>",
             "é 😀 \u{7f}",
+            "hi @Bob and @Ann Lee, @\"q\"",
         ] {
             let message = Arc::new(message(channel(), text));
             let shared = SharedMessageFrame::of(&message).expect("a channel message");

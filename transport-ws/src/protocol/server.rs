@@ -51,6 +51,9 @@ pub struct MessageView {
     pub text: String,
     /// When the server accepted it, in Unix milliseconds.
     pub sent_at: i64,
+    /// The keys of the display names it mentions (`@name`), left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
 }
 
 impl MessageView {
@@ -62,6 +65,7 @@ impl MessageView {
             author: UserView::from(&message.author),
             text: message.text.clone(),
             sent_at: message.sent_at.timestamp_millis(),
+            mentions: message.mention_keys(),
         }
     }
 }
@@ -143,6 +147,9 @@ pub enum Reply {
         token: String,
         /// True when this login created the user.
         new_user: bool,
+        /// The key of the user's display name: a message mentions them when its
+        /// `mentions` holds it.
+        mention_key: String,
     },
     /// `list_channels`.
     Channels {
@@ -246,6 +253,8 @@ pub enum ServerFrame {
         protocol: u32,
         /// The largest frame the server accepts, in bytes.
         max_frame_bytes: usize,
+        /// The most characters a display name may have (`Limits::max_display_name_chars`).
+        max_name_chars: usize,
         /// The store's epoch ([`chat_core::Engine::epoch`]): when it differs from the one
         /// a client saw before, the ids, rooms and token it kept are no longer valid.
         epoch: String,
@@ -330,12 +339,13 @@ pub enum ServerFrame {
 }
 
 impl ServerFrame {
-    /// The `hello` frame for a server with this frame limit, working from the store with
-    /// this epoch.
-    pub fn hello(max_frame_bytes: usize, epoch: &str) -> Self {
+    /// The `hello` frame for a server with this frame limit and name limit, working from
+    /// the store with this epoch.
+    pub fn hello(max_frame_bytes: usize, max_name_chars: usize, epoch: &str) -> Self {
         ServerFrame::Hello {
             protocol: PROTOCOL_VERSION,
             max_frame_bytes,
+            max_name_chars,
             epoch: epoch.to_owned(),
         }
     }
@@ -453,8 +463,8 @@ mod tests {
             json!({"type":"ok","result":{"sent":true}})
         );
         assert_eq!(
-            serde_json::to_value(ServerFrame::hello(65536, "5f0c")).expect("serializes"),
-            json!({"type":"hello","protocol":2,"max_frame_bytes":65536,"epoch":"5f0c"})
+            serde_json::to_value(ServerFrame::hello(65536, 32, "5f0c")).expect("serializes"),
+            json!({"type":"hello","protocol":2,"max_frame_bytes":65536,"max_name_chars":32,"epoch":"5f0c"})
         );
     }
 }

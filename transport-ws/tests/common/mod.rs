@@ -277,6 +277,8 @@ pub struct Client {
     next_id: u64,
     /// The `result` of this client's login.
     pub login: Value,
+    /// The `hello` frame the server opened with.
+    pub hello: Value,
 }
 
 impl Client {
@@ -331,10 +333,12 @@ impl Client {
             pending: VecDeque::new(),
             next_id: 1,
             login: Value::Null,
+            hello: Value::Null,
         };
         let hello = client.frame().await;
         assert_eq!(hello["type"], "hello", "first frame: {hello}");
         assert_eq!(hello["protocol"], transport_ws::protocol::PROTOCOL_VERSION);
+        client.hello = hello;
         client
     }
 
