@@ -78,6 +78,8 @@
 //! - [`address`]: limits per client address: the key an address counts under, keyed
 //!   token buckets (`Limits::login_rate_per_address`) and the [`ConnectionGate`] both
 //!   transports put in front of their listeners.
+//! - [`reaction`]: the fixed set of reaction emoji ([`Emoji`]) and who reacted with
+//!   which to a message ([`Reactions`]).
 //! - [`Limits`] (engine limits only), [`ChatError`], [`Event`] and the data types in `model`.
 //!
 //! Imports go one way: `engine` -> `directory` -> `room` -> `delivery`, all of them ->
@@ -98,6 +100,7 @@ mod event;
 mod identity;
 mod limits;
 mod model;
+pub mod reaction;
 mod room;
 mod runtime;
 mod session;
@@ -114,6 +117,7 @@ pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceBatch, PresenceChange};
 pub use identity::{Identity, ResumeToken};
 pub use limits::{InvalidLimit, Limits, Rate};
+pub use reaction::{Emoji, Reactions};
 pub use model::{
     ChannelInfo, ChannelName, ChatMessage, Joined, Member, MemberCursor, MembersPage, MessageId,
     Room, RoomKey, SessionId, UserId, UserRef, MAX_MEMBER_PAGE, MEMBER_PAGE,

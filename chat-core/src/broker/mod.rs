@@ -4,7 +4,7 @@
 //! other nodes.
 //!
 //! A channel actor never appends to its own history directly. It *commits* a proposal
-//! (a post, a deletion, a presence or typing signal) to the broker, and applies the
+//! (a post, a deletion, an edit, a reaction, a presence or typing signal) to the broker, and applies the
 //! changes that come back on the room's *feed*, which carries the changes of every node in
 //! one order.
 //!
@@ -42,6 +42,7 @@ use tokio::sync::mpsc;
 use crate::error::ChatError;
 use crate::event::PresenceChange;
 use crate::identity::{Identity, ResumeToken};
+use crate::reaction::Emoji;
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, UserId, UserRef};
 
 pub use memory::MemoryBroker;
@@ -69,6 +70,25 @@ pub enum Proposal {
         /// Who asks.
         by: UserId,
     },
+    /// Replace a kept message's text; the broker checks that `by` wrote it and stamps
+    /// `edited_at`.
+    Edit {
+        /// Which message.
+        id: MessageId,
+        /// Who asks.
+        by: UserId,
+        /// The validated new text.
+        text: String,
+    },
+    /// Add `by`'s `emoji` to a kept message, or take it away if it is there.
+    React {
+        /// Which message.
+        id: MessageId,
+        /// Who reacts.
+        by: UserId,
+        /// Which emoji of the set.
+        emoji: Emoji,
+    },
     /// An ephemeral signal: never stored, only relayed.
     Signal(Signal),
 }
@@ -91,6 +111,9 @@ pub enum Change {
     Posted(Arc<ChatMessage>),
     /// A message was removed.
     Deleted(MessageId),
+    /// A kept message was edited or reacted to: its whole new state, which replaces the
+    /// one kept (applying it twice changes nothing).
+    Updated(Arc<ChatMessage>),
     /// A signal was relayed.
     Signal(Signal),
     /// The room's whole stored history, after the broker lost and regained its
@@ -106,6 +129,8 @@ pub enum Change {
 pub enum Receipt {
     /// The stored message (for `Proposal::Post`).
     Posted(Arc<ChatMessage>),
+    /// The message's new state (for `Proposal::Edit` and `Proposal::React`).
+    Updated(Arc<ChatMessage>),
     /// Done (deletions and signals).
     Done,
 }

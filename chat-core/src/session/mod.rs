@@ -27,7 +27,8 @@ use crate::model::{
     ChannelInfo, ChatMessage, Joined, MemberCursor, MembersPage, MessageId, Room, RoomKey,
     SessionId, UserRef,
 };
-use crate::room::{Delete, Members, Post, RoomActor, Typing, Unsubscribe};
+use crate::reaction::Emoji;
+use crate::room::{Delete, Edit, Members, Post, React, RoomActor, Typing, Unsubscribe};
 use crate::validate;
 
 mod pipeline;
@@ -320,6 +321,56 @@ impl Session {
         addr.send(Delete {
             id,
             by: self.subscriber.user.id,
+        })
+        .await
+        .map_err(room_gone)?
+    }
+
+    /// Replaces the text of one of this user's own messages that the room still keeps;
+    /// anyone else's is refused with `not_author`, one the room no longer keeps with
+    /// `no_such_message`. The new text follows the rules of a post's
+    /// ([`validate::message_text`]) and takes a token of the user's `message_rate`, like a
+    /// post. Every follower (this session included) gets [`Event::Edited`], and history
+    /// and later joins carry the new text with `edited_at` set.
+    pub async fn edit(
+        &self,
+        target: impl Into<Target>,
+        id: MessageId,
+        text: impl Into<String>,
+    ) -> Result<(), ChatError> {
+        self.ensure_open()?;
+        let text = text.into();
+        validate::message_text(&text, &self.limits)?;
+        let addr = self.room_addr(target.into()).await?;
+        self.buckets.take_message()?;
+        addr.send(Edit {
+            id,
+            by: self.subscriber.user.id,
+            text,
+        })
+        .await
+        .map_err(room_gone)?
+    }
+
+    /// Adds this user's `emoji` to a message the room keeps, or takes it back if it is
+    /// there. `emoji` is one of the set ([`crate::reaction`]), as the emoji or its short
+    /// name; anything else is refused with `invalid_reaction`, a message the room does not
+    /// keep with `no_such_message`. Takes a token of the user's `message_rate`. Every
+    /// follower (this session included) gets [`Event::Reacted`] with the new counts.
+    pub async fn react(
+        &self,
+        target: impl Into<Target>,
+        id: MessageId,
+        emoji: &str,
+    ) -> Result<(), ChatError> {
+        self.ensure_open()?;
+        let emoji = Emoji::parse(emoji).ok_or_else(|| ChatError::InvalidReaction(emoji.into()))?;
+        let addr = self.room_addr(target.into()).await?;
+        self.buckets.take_message()?;
+        addr.send(React {
+            id,
+            by: self.subscriber.user.id,
+            emoji,
         })
         .await
         .map_err(room_gone)?

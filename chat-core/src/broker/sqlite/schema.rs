@@ -14,7 +14,7 @@
 //! build would get wrong. `PRAGMA application_id` marks the file as Flack's, so another
 //! program's database is refused rather than written into.
 //!
-//! # Tables (version 1)
+//! # Tables (version 2; version 1 had no `edited_at` and `reactions`)
 //! | table | holds | bound |
 //! | --- | --- | --- |
 //! | `meta` | `epoch`, `next_user_id`, `clean` (1 when every id given was written) | 3 rows |
@@ -22,7 +22,7 @@
 //! | `channels` | case-folded key, name as created, creation time | `max_channels` |
 //! | `directs` | the private pairs, lower id first, with their names | pairs of kept users |
 //! | `rooms` | room key (`c:KEY`, `d:A:B`), last id given, ids unknown to the store | one per room |
-//! | `messages` | room key, id, author id and name, text, sent at | `history` per room |
+//! | `messages` | room key, id, author id and name, text, sent at, edited at (ms, or null), reactions (`EMOJI=ID,ID;...`) | `history` per room |
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -75,6 +75,9 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (room, id)
      );
      INSERT INTO meta (key, value) VALUES ('next_user_id', 1), ('clean', 1);",
+    // 2: edits and reactions.
+    "ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+     ALTER TABLE messages ADD COLUMN reactions TEXT NOT NULL DEFAULT '';",
 ];
 
 /// How long a statement waits for a lock another connection holds (an online backup with
