@@ -117,11 +117,11 @@ pub use error::ChatError;
 pub use event::{DisconnectReason, Event, PresenceBatch, PresenceChange};
 pub use identity::{Identity, ResumeToken};
 pub use limits::{InvalidLimit, Limits, Rate};
-pub use reaction::{Emoji, Reactions};
 pub use model::{
     ChannelInfo, ChannelName, ChatMessage, Joined, Member, MemberCursor, MembersPage, MessageId,
     Room, RoomKey, SessionId, UserId, UserRef, MAX_MEMBER_PAGE, MEMBER_PAGE,
 };
+pub use reaction::{Emoji, Reactions};
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,
 };

@@ -228,10 +228,7 @@ impl MemoryBroker {
     fn update(log: &mut RoomLog, message: ChatMessage) -> (Change, Receipt) {
         let message = Arc::new(message);
         log.history.replace(message.clone());
-        (
-            Change::Updated(message.clone()),
-            Receipt::Updated(message),
-        )
+        (Change::Updated(message.clone()), Receipt::Updated(message))
     }
 }
 

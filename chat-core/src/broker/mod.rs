@@ -42,8 +42,8 @@ use tokio::sync::mpsc;
 use crate::error::ChatError;
 use crate::event::PresenceChange;
 use crate::identity::{Identity, ResumeToken};
-use crate::reaction::Emoji;
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, UserId, UserRef};
+use crate::reaction::Emoji;
 
 pub use memory::MemoryBroker;
 #[cfg(feature = "sqlite")]

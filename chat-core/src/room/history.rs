@@ -233,7 +233,10 @@ mod tests {
         edited.edited_at = Some(edited.sent_at);
         let edited = Arc::new(edited);
         assert!(h.replace(edited.clone()).is_some());
-        assert!(h.replace(edited.clone()).is_none(), "the same state again is no change");
+        assert!(
+            h.replace(edited.clone()).is_none(),
+            "the same state again is no change"
+        );
         assert_eq!(h.get(2).map(|m| m.text.as_str()), Some("fixed"));
         let r = h.replay(Some(3));
         assert_eq!((ids(&r.messages), ids(&r.updated)), (vec![4], vec![2]));
@@ -242,7 +245,10 @@ mod tests {
         h.remove(2);
         let mut gone = ChatMessage::clone(&edited);
         gone.text = "again".into();
-        assert!(h.replace(Arc::new(gone)).is_none(), "a deleted message stays gone");
+        assert!(
+            h.replace(Arc::new(gone)).is_none(),
+            "a deleted message stays gone"
+        );
     }
 
     #[test]

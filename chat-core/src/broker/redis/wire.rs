@@ -286,13 +286,24 @@ mod tests {
             panic!("an update reads back");
         };
         assert_eq!((m.id, m.text.as_str()), (3, "fixed / now"));
-        assert_eq!(m.edited_at.map(|t| t.timestamp_millis()), Some(1_700_000_000_500));
-        let listed: Vec<_> = m.reactions.iter().map(|(e, u)| (e.name(), u.to_vec())).collect();
+        assert_eq!(
+            m.edited_at.map(|t| t.timestamp_millis()),
+            Some(1_700_000_000_500)
+        );
+        let listed: Vec<_> = m
+            .reactions
+            .iter()
+            .map(|(e, u)| (e.name(), u.to_vec()))
+            .collect();
         assert_eq!(
             listed,
-            vec![("+1", vec![UserId(7)]), ("heart", vec![UserId(9), UserId(7)])]
+            vec![
+                ("+1", vec![UserId(7)]),
+                ("heart", vec![UserId(9), UserId(7)])
+            ]
         );
-        let empty = r#"{"id":4,"author":{"id":7,"name":"a"},"text":"t","sent_at":1,"reactions":{}}"#;
+        let empty =
+            r#"{"id":4,"author":{"id":7,"name":"a"},"text":"t","sent_at":1,"reactions":{}}"#;
         assert!(message(empty, &room).is_some_and(|m| m.reactions.is_empty()));
     }
 }
