@@ -325,6 +325,14 @@ mod tests {
                 r#"{"type":"delete","room":"general","message_id":2}"#,
                 "delete",
             ),
+            (
+                r#"{"type":"edit","room":"general","message_id":2,"text":"hi!"}"#,
+                "edit",
+            ),
+            (
+                r#"{"type":"react","room":"general","message_id":2,"emoji":"heart"}"#,
+                "react",
+            ),
             (r#"{"type":"typing","room":"general"}"#, "typing"),
             (
                 r#"{"type":"members","room":"general","after":"0:2:bob","limit":50}"#,
