@@ -11,6 +11,7 @@
 // `textContent` or `setAttribute`, never parsed as HTML.
 
 import { ChatClient } from "/protocol.js";
+import { applyUpdated, decorateMessage, installEdits, roomChanged } from "/edits.js";
 
 const TOKEN_KEY = "flack.token";
 const NAME_KEY = "flack.name";
@@ -295,6 +296,7 @@ function applyJoin(result, resumed) {
     r.messages.set(m.id, m);
   }
   for (const id of result.deleted || []) r.messages.delete(id);
+  applyUpdated(name, result.updated);
   if (!resumed) r.keep = Math.max(MIN_SHOWN, (result.messages || []).length);
   trim(r);
   r.members = new Map((result.members || []).map((m) => [m.user.id, m]));
@@ -497,6 +499,8 @@ async function deleteMessage(name, id) {
   }
 }
 
+installEdits({ client, state, room, input, composer: $("composer"), messageItem, showError });
+
 // -- rendering ---------------------------------------------------------------------------
 
 function renderSidebar() {
@@ -528,6 +532,7 @@ function roomButton(name, kind, sigil) {
 
 function renderRoom() {
   const name = state.current;
+  roomChanged();
   $("empty-state").hidden = Boolean(name);
   $("messages").hidden = !name;
   $("composer").hidden = !name;
@@ -567,12 +572,13 @@ function messageItem(m) {
     del.addEventListener("click", () => deleteMessage(state.current, m.id));
     head.append(del);
   }
-  return el(
+  const li = el(
     "li",
     { cls: mine ? "message mine" : "message", attrs: { "data-testid": "message", "data-id": m.id, "data-author": m.author.name } },
     avatar(m.author.name),
     el("div", { cls: "message-body" }, head, el("p", { cls: "text", text: m.text, attrs: { "data-testid": "message-text" } })),
   );
+  return decorateMessage(li, m, state.current);
 }
 
 function insertMessage(m) {
