@@ -309,6 +309,30 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_file_gains_edits_and_reactions_and_keeps_its_messages() {
+        let path = scratch("v1");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, 0, &MIGRATIONS[..1]).unwrap();
+        conn.execute(
+            "INSERT INTO messages (room, id, author_id, author_name, text, sent_at)
+             VALUES ('c:general', 1, 1, 'alice', 'kept', 5)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let opened = open(&path).expect("a version 1 file opens");
+        let row: (String, Option<i64>, String) = opened
+            .conn
+            .query_row(
+                "SELECT text, edited_at, reactions FROM messages WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("kept".to_owned(), None, String::new()));
+    }
+
+    #[test]
     fn migrations_run_in_order_from_the_file_s_version_and_keep_its_data() {
         let path = scratch("migrate");
         let mut conn = Connection::open(&path).unwrap();
