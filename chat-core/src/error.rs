@@ -45,6 +45,13 @@ pub enum ChatError {
     /// Only a message's author may delete it.
     #[error("only its author can delete message {0}")]
     NotAuthor(u64),
+    /// Only a message's author may edit it. Code `not_author`, like
+    /// [`ChatError::NotAuthor`].
+    #[error("only its author can edit message {0}")]
+    NotEditor(u64),
+    /// A reaction outside the set ([`crate::reaction`]); the text names the set.
+    #[error("{0:?} is not a reaction here; use one of {set}", set = crate::reaction::Emoji::describe_set())]
+    InvalidReaction(String),
     /// No message with this id is in the room's history.
     #[error("no message {0} in this room's history")]
     NoSuchMessage(u64),
@@ -123,7 +130,8 @@ impl ChatError {
             ChatError::NoSuchChannel(_) => "no_such_channel",
             ChatError::NoSuchUser(_) => "no_such_user",
             ChatError::NotJoined(_) => "not_joined",
-            ChatError::NotAuthor(_) => "not_author",
+            ChatError::NotAuthor(_) | ChatError::NotEditor(_) => "not_author",
+            ChatError::InvalidReaction(_) => "invalid_reaction",
             ChatError::NoSuchMessage(_) => "no_such_message",
             ChatError::Empty => "empty",
             ChatError::TooLong { .. } => "too_long",

@@ -1,6 +1,6 @@
 //! `Event`: what a session receives from the engine, in order, through its bounded queue.
 //!
-//! Produced by room actors (messages, deletions, presence batches and counts, typing) and
+//! Produced by room actors (messages, deletions, edits, reactions, presence batches and counts, typing) and
 //! by the registry (channel created, disconnection); consumed by transports through
 //! [`Session::next_event`](crate::Session::next_event).
 
@@ -23,6 +23,12 @@ pub enum Event {
         /// Which message.
         id: MessageId,
     },
+    /// A message was edited by its author: its new state (new `text`, `edited_at` set),
+    /// to show in place of the one with its id.
+    Edited(Arc<ChatMessage>),
+    /// A message's reactions changed (someone added or took back an emoji): its new
+    /// state, whose `reactions` replace the ones shown.
+    Reacted(Arc<ChatMessage>),
     /// A channel was created (sent to every session, so channel lists stay current).
     ChannelCreated(ChannelInfo),
     /// Members' presence in a room changed: the changes of one short tick (100 ms, or

@@ -86,6 +86,8 @@
 //! - [`telemetry`]: every metric the engine reports through the `metrics` facade (a
 //!   no-op until the embedder installs a recorder), and the calls that report them;
 //!   `health`: [`Health`], what [`Engine::health`] tells a readiness probe.
+//! - [`reaction`]: the fixed set of reaction emoji ([`Emoji`]) and who reacted with
+//!   which to a message ([`Reactions`]).
 //! - [`Limits`] (engine limits only), [`ChatError`], [`Event`] and the data types in `model`.
 //!
 //! Imports go one way: `engine` -> `directory` -> `room` -> `delivery`, all of them ->
@@ -109,6 +111,7 @@ mod identity;
 mod limits;
 pub mod mention;
 mod model;
+pub mod reaction;
 mod room;
 mod runtime;
 mod session;
@@ -131,6 +134,7 @@ pub use model::{
     ChannelInfo, ChannelName, ChatMessage, Joined, Member, MemberCursor, MembersPage, MessageId,
     Room, RoomKey, SessionId, UserId, UserRef, MAX_MEMBER_PAGE, MEMBER_PAGE,
 };
+pub use reaction::{Emoji, Reactions};
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,
 };

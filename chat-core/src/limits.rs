@@ -63,7 +63,7 @@ pub struct Limits {
     /// Messages kept per room (channel or private conversation); the next one evicts the
     /// oldest. Default 100.
     pub history: usize,
-    /// Largest message text, in bytes of UTF-8. Default 4096.
+    /// Largest message text (a post's or an edit's), in bytes of UTF-8. Default 4096.
     pub max_message_bytes: usize,
     /// Longest display name, in characters (the shortest is 1). Default 32.
     pub max_display_name_chars: usize,
@@ -80,8 +80,8 @@ pub struct Limits {
     pub session_queue_soft_bytes: usize,
     /// How long a session may stay above `session_queue_soft_bytes`. Default 30 s.
     pub session_queue_soft_grace: Duration,
-    /// Per-user rate of messages (channels and private messages together).
-    /// Default: bursts of 20, 5 per second.
+    /// Per-user rate of messages (channels and private messages together), edits and
+    /// reactions: each takes one token. Default: bursts of 20, 5 per second.
     pub message_rate: Rate,
     /// Per-user rate of channel creation. Default: bursts of 5, one per 10 seconds.
     pub channel_create_rate: Rate,

@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::reaction::Reactions;
+
 /// A user's stable id, the same across reconnects and display-name changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct UserId(pub u64);
@@ -141,6 +143,10 @@ pub struct ChatMessage {
     pub text: String,
     /// When the server accepted it (UTC, millisecond precision).
     pub sent_at: DateTime<Utc>,
+    /// When its author last edited it (UTC, millisecond precision); `None` if never.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Who reacted with which emoji of the set.
+    pub reactions: Reactions,
 }
 
 impl ChatMessage {
@@ -159,6 +165,8 @@ impl ChatMessage {
             author,
             text,
             sent_at,
+            edited_at: None,
+            reactions: Reactions::default(),
         }
     }
 
@@ -174,6 +182,23 @@ impl ChatMessage {
     pub fn mentions(&self, user: &UserRef) -> bool {
         self.text.contains('@')
             && crate::mention::mentions_key(&self.text, &crate::validate::name_key(&user.name))
+    }
+
+    /// The same message with `edited_at` and `reactions` as a store kept them.
+    pub fn with_changes(
+        mut self,
+        edited_at: Option<DateTime<Utc>>,
+        reactions: Reactions,
+    ) -> ChatMessage {
+        self.edited_at = edited_at;
+        self.reactions = reactions;
+        self
+    }
+
+    /// Whether it was edited or carries reactions: what a client that saw it before may
+    /// have to update ([`Joined::updated`]).
+    pub fn is_changed(&self) -> bool {
+        self.edited_at.is_some() || !self.reactions.is_empty()
     }
 
     /// This message encoded as a transport sends it, computed by `encode` for the first
@@ -365,6 +390,10 @@ pub struct Joined {
     /// When resuming without a gap: ids the client may still show that were deleted
     /// while it was away.
     pub deleted: Vec<MessageId>,
+    /// When resuming without a gap: messages the client may still show, at or below the
+    /// id it last saw, that were edited or carry reactions, in their latest form (to
+    /// replace what it shows; it may have seen some of them so already).
+    pub updated: Vec<Arc<ChatMessage>>,
     /// The highest message id the room ever had (0 if none), to resume from later.
     pub last_id: MessageId,
     /// The first page of the room's members (at most [`MEMBER_PAGE`]), online ones first.
@@ -405,6 +434,8 @@ pub(crate) fn test_message(id: MessageId) -> Arc<ChatMessage> {
         },
         text: format!("m{id}"),
         sent_at: now_millis(),
+        edited_at: None,
+        reactions: Reactions::default(),
     })
 }
 

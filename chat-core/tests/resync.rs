@@ -2,7 +2,8 @@
 //! changes), against a feed the test writes itself. The store vouches for the ids from its
 //! first kept message to its last id: one missing there was deleted, not lost. A snapshot
 //! may be older than what the feed already delivered (a broker may read the store before
-//! some change is stored and deliver it after): ids above its last id are not deleted.
+//! some change is stored and deliver it after): ids above its last id are not deleted. Edits
+//! and reactions (`Change::Updated`) fill holes and catch up the same way.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use chat_core::broker::{Change, Follow, Stored};
 use chat_core::{ChatError, ChatMessage, Engine, Event, Limits, MemoryBroker, Room};
+use chat_core::{Emoji, Reactions};
 use chrono::Utc;
 use common::hooked::{Hooked, RoomFeeds};
 use common::{assert_none, user, wait_for};
@@ -210,4 +212,79 @@ async fn a_deletion_of_a_message_the_room_missed_is_not_undone_by_an_older_snaps
     let back = alice.join("c", Some(1)).await.unwrap();
     let ids: Vec<u64> = back.messages.iter().map(|m| m.id).collect();
     assert_eq!((ids, back.gap), (vec![2, 4], false));
+}
+
+/// An edit of a message the room never got is a hole: the room reads the store, which
+/// has the message in its latest form, and shows it once, edited. A resync that finds a
+/// kept message edited and reacted to tells the followers both.
+#[tokio::test]
+async fn updates_fill_holes_and_resyncs_carry_edits_and_reactions() {
+    let broker = ScriptedFeed::new();
+    let engine = Engine::builder()
+        .broker(broker.clone())
+        .start()
+        .await
+        .unwrap();
+    engine.create_channel("c").await.unwrap();
+    let mut alice = user(&engine, "alice").await;
+    let room = alice.join("c", None).await.unwrap().room;
+    let feed = broker
+        .feeds
+        .feed
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the room follows");
+    let author = alice.user().clone();
+    let message = |id, text: &str| {
+        ChatMessage::new(id, room.clone(), author.clone(), text.into(), Utc::now())
+    };
+    let edited = |id, text: &str, emoji: &[&str]| {
+        let reactions = emoji
+            .iter()
+            .map(|e| (Emoji::parse(e).unwrap(), vec![author.id]));
+        Arc::new(
+            message(id, text).with_changes(Some(Utc::now()), Reactions::from_entries(reactions)),
+        )
+    };
+
+    feed.send(Change::Posted(Arc::new(message(1, "one"))))
+        .unwrap();
+    // The store and the feed carry the same state of message 2, as a broker's would.
+    let two = edited(2, "two!", &[]);
+    *broker.feeds.store.lock().unwrap() =
+        Stored::new(vec![Arc::new(message(1, "one")), two.clone()], 2);
+    feed.send(Change::Updated(two.clone())).unwrap();
+    let shown = wait_for(&mut alice, |e| match e {
+        Event::Posted(m) if m.id == 2 => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(shown.text, "two!");
+    assert!(shown.edited_at.is_some());
+    assert_none(&mut alice, "the same edit again", |e| {
+        matches!(e, Event::Edited(_))
+    })
+    .await;
+
+    let one = edited(1, "one!", &["tada"]);
+    feed.send(Change::Resync(Stored::new(vec![one, two], 2)))
+        .unwrap();
+    let seen = wait_for(&mut alice, |e| match e {
+        Event::Edited(m) => Some(m.text.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(seen, "one!");
+    let counts = wait_for(&mut alice, |e| match e {
+        Event::Reacted(m) => Some(
+            m.reactions
+                .iter()
+                .map(|(e, u)| (e.name(), u.len()))
+                .collect::<Vec<_>>(),
+        ),
+        _ => None,
+    })
+    .await;
+    assert_eq!(counts, vec![("tada", 1)]);
 }

@@ -45,6 +45,16 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../static/page.js"),
     },
     Asset {
+        path: "/edits.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../static/edits.css"),
+    },
+    Asset {
+        path: "/edits.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/edits.js"),
+    },
+    Asset {
         path: "/protocol.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../static/protocol.js"),

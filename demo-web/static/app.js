@@ -11,6 +11,7 @@
 // `textContent` or `setAttribute`, never parsed as HTML.
 
 import { ChatClient, readHello } from "/protocol.js";
+import { applyUpdated, decorateMessage, installEdits, roomChanged } from "/edits.js";
 import {
   askToNotify, linkify, mentionsMe, messageItems, notifyMention, setNameLimit, showUnreadInTitle,
 } from "/page.js";
@@ -312,6 +313,7 @@ function applyJoin(result, resumed) {
     r.messages.set(m.id, m);
   }
   for (const id of result.deleted || []) r.messages.delete(id);
+  applyUpdated(name, result.updated);
   if (!resumed) r.keep = Math.max(MIN_SHOWN, (result.messages || []).length);
   trim(r);
   r.members = new Map((result.members || []).map((m) => [m.user.id, m]));
@@ -516,6 +518,8 @@ async function deleteMessage(name, id) {
   }
 }
 
+installEdits({ client, state, room, input, composer: $("composer"), messageItem, showError });
+
 // -- rendering ---------------------------------------------------------------------------
 
 function renderSidebar() {
@@ -554,6 +558,7 @@ function roomButton(name, kind, sigil) {
 
 function renderRoom() {
   const name = state.current;
+  roomChanged();
   $("empty-state").hidden = Boolean(name);
   $("messages").hidden = !name;
   $("composer").hidden = !name;
@@ -600,12 +605,13 @@ function messageItem(m, grouped = false) {
     head.append(del);
   }
   const cls = ["message", mine && "mine", grouped && "grouped", mentionsMe(m, state.mentionKey) && !mine && "mentioned"];
-  return el(
+  const li = el(
     "li",
     { cls: cls.filter(Boolean).join(" "), attrs: { "data-testid": "message", "data-id": m.id, "data-author": m.author.name } },
     grouped ? el("span", { cls: "avatar-gap", attrs: { "aria-hidden": "true" } }) : avatar(m.author.name),
     el("div", { cls: "message-body" }, head, el("p", { cls: "text", attrs: { "data-testid": "message-text" } }, linkify(m.text))),
   );
+  return decorateMessage(li, m, state.current);
 }
 
 /** Shows the open room's messages (the newest `keep`), scrolled to the end when `toEnd`. */

@@ -1,4 +1,4 @@
-// protocol.js — the only module that speaks the Flack WebSocket protocol (version 2,
+// protocol.js — the only module that speaks the Flack WebSocket protocol (version 3,
 // docs/protocol.md). It owns the socket: connecting, the hello check, login, requests
 // matched to replies by id, server events, and reconnecting with exponential backoff and
 // jitter. After a reconnect it logs in again with the resume token and re-joins every
@@ -6,7 +6,7 @@
 // exactly what it missed; messages are de-duplicated by id before the UI sees them.
 // It never touches the DOM.
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Members a page asks for: what a join brings too. */
 export const MEMBER_PAGE = 100;
@@ -35,7 +35,8 @@ const REQUEST_TIMEOUT_MS = 15000;
  *              client logs in again with the same display name
  * - `joined`   the join result {room, messages, gap, deleted, last_id, members (the first
  *              page), members_next, member_count, online_count, large, resumed}
- * - `message`, `deleted`, `channel_created`, `typing`: server events as sent
+ * - `message`, `deleted`, `edited`, `reactions`, `channel_created`, `typing`: server
+ *              events as sent (a join's result also carries `updated`)
  * - `presence` {room, changes: [{user, change}], members, online}: one tick's changes
  * - `counts`   {room, members, online}: a large room's counts (it sends no `presence`)
  * - `disconnected` {code, message}: the server closed the session (it reconnects anyway)

@@ -48,6 +48,24 @@ pub enum Command {
         /// The message id.
         id: u64,
     },
+    /// `/edit ID TEXT` or `/edit ROOM ID TEXT`: replace the text of one of your messages.
+    Edit {
+        /// The room, or the current one.
+        room: Option<String>,
+        /// The message id.
+        id: u64,
+        /// The new text.
+        text: String,
+    },
+    /// `/react ID EMOJI` or `/react ROOM ID EMOJI`: add or take back a reaction.
+    React {
+        /// The room, or the current one.
+        room: Option<String>,
+        /// The message id.
+        id: u64,
+        /// The emoji or its short name.
+        emoji: String,
+    },
     /// `/resume TOKEN`: log in as an earlier user.
     Resume(String),
     /// `/quit`.
@@ -104,6 +122,18 @@ pub fn parse(line: &str) -> Result<Command, TcpError> {
             let id = id.parse().map_err(|_| TcpError::Usage(usage))?;
             Command::Delete { room, id }
         }
+        "edit" => {
+            let usage = "/edit ID TEXT or /edit ROOM ID TEXT";
+            let (room, id, text) = room_id_rest(&required(usage)?).ok_or(TcpError::Usage(usage))?;
+            Command::Edit { room, id, text }
+        }
+        "react" => {
+            let usage = "/react ID EMOJI or /react ROOM ID EMOJI";
+            let (room, id, emoji) =
+                room_id_rest(&required(usage)?).ok_or(TcpError::Usage(usage))?;
+            one_word(emoji.clone(), usage)?;
+            Command::React { room, id, emoji }
+        }
         "resume" => Command::Resume(one_word(required("/resume TOKEN")?, "/resume TOKEN")?),
         "quit" | "exit" => Command::Quit,
         _ => return Err(TcpError::UnknownCommand(name)),
@@ -118,6 +148,20 @@ pub fn is_irc_registration(line: &str) -> bool {
     ["CAP ", "NICK ", "USER ", "PASS "]
         .iter()
         .any(|verb| line.starts_with(verb) && line.len() > verb.len())
+}
+
+/// `ID REST` or `ROOM ID REST`: a first word that is a number is the id (in the current
+/// room; a channel named with digits only is written `#42`). `None` without a rest.
+fn room_id_rest(all: &str) -> Option<(Option<String>, u64, String)> {
+    let (first, rest) = all.split_once(char::is_whitespace)?;
+    let rest = rest.trim_start();
+    if let Ok(id) = first.parse() {
+        return Some((None, id, rest.to_owned()));
+    }
+    let (id, rest) = rest.split_once(char::is_whitespace)?;
+    let rest = rest.trim_start();
+    (!rest.is_empty()).then_some(())?;
+    Some((Some(first.to_owned()), id.parse().ok()?, rest.to_owned()))
 }
 
 fn one_word(arg: String, usage: &'static str) -> Result<String, TcpError> {
@@ -202,5 +246,38 @@ mod tests {
         assert_eq!(parse("/join a b").unwrap_err().code(), "usage");
         assert_eq!(parse("/msg bob").unwrap_err().code(), "usage");
         assert_eq!(parse("/delete x").unwrap_err().code(), "usage");
+        assert_eq!(
+            parse("/edit 42 hello  there").unwrap(),
+            Command::Edit {
+                room: None,
+                id: 42,
+                text: "hello  there".into()
+            }
+        );
+        assert_eq!(
+            parse("/edit @bob 7 fixed").unwrap(),
+            Command::Edit {
+                room: Some("@bob".into()),
+                id: 7,
+                text: "fixed".into()
+            }
+        );
+        assert_eq!(
+            parse("/react #42 3 :+1:").unwrap(),
+            Command::React {
+                room: Some("#42".into()),
+                id: 3,
+                emoji: ":+1:".into()
+            }
+        );
+        for bad in [
+            "/edit",
+            "/edit 42",
+            "/edit general x hi",
+            "/react 3",
+            "/react 3 a b",
+        ] {
+            assert_eq!(parse(bad).unwrap_err().code(), "usage", "{bad}");
+        }
     }
 }

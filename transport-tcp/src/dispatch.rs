@@ -132,6 +132,22 @@ impl Dispatcher {
                 session.delete(room.as_str(), id).await?;
                 answer(Vec::new())
             }
+            Command::Edit { room, id, text } => {
+                let room = match room {
+                    Some(room) => room,
+                    None => self.current_room()?,
+                };
+                session.edit(room.as_str(), id, text).await?;
+                answer(Vec::new())
+            }
+            Command::React { room, id, emoji } => {
+                let room = match room {
+                    Some(room) => room,
+                    None => self.current_room()?,
+                };
+                session.react(room.as_str(), id, &emoji).await?;
+                answer(Vec::new())
+            }
             Command::List => answer(channel_lines(session).await?),
             Command::Join(target) => {
                 let joined = session.join(target.as_str(), None).await?;

@@ -7,6 +7,8 @@
 //! | `[HH:MM:SS] #`| a channel message: `[14:03:22] #general <alice> hello (id 42)` |
 //! | `[HH:MM:SS] @`| a private message, labelled with the other user       |
 //! | `- `          | a deletion: `- #general message 42 deleted`            |
+//! | `~ `          | an edit: `~ #general <alice> hello (id 42, edited)`    |
+//! | `& `          | reactions: `& #general message 42: 👍 2, ❤️ 1` (`none` when none is left) |
 //! | `* `          | presence: `* #general alice joined` (one line per change of a batch); a large room's counts: `* #general 15000 members, 9876 online` |
 //! | `+ `          | a channel was created: `+ #rust created`              |
 //! | `^ `          | the message just shown mentions you: `^ #general 42 alice mentioned you` |
@@ -59,15 +61,16 @@ pub fn room_label(room: &Room, me: UserId) -> String {
     }
 }
 
-/// A message line: `[HH:MM:SS] #general <alice> hello (id 42)` (UTC time of the message).
+/// A message line: `[HH:MM:SS] #general <alice> hello (id 42)` (UTC time of the message);
+/// an edited one ends `(id 42, edited)`, one with reactions `(id 42; 👍 2, ❤️ 1)`.
 pub fn message(message: &ChatMessage, me: UserId) -> String {
     sanitize(&format!(
-        "[{}] {} <{}> {} (id {})",
+        "[{}] {} <{}> {} ({})",
         message.sent_at.format("%H:%M:%S"),
         room_label(&message.room, me),
         message.author.name,
         message.text,
-        message.id
+        id_notes(message)
     ))
 }
 
@@ -80,6 +83,32 @@ pub fn mention(message: &ChatMessage, me: UserId) -> String {
         message.id,
         message.author.name
     ))
+}
+
+/// `id 42`, then `, edited` and `; 👍 2, ❤️ 1` when they apply.
+fn id_notes(message: &ChatMessage) -> String {
+    let mut notes = format!("id {}", message.id);
+    if message.edited_at.is_some() {
+        notes.push_str(", edited");
+    }
+    if !message.reactions.is_empty() {
+        notes.push_str("; ");
+        notes.push_str(&reaction_counts(message));
+    }
+    notes
+}
+
+/// `👍 2, ❤️ 1`, or `none`.
+fn reaction_counts(message: &ChatMessage) -> String {
+    if message.reactions.is_empty() {
+        return "none".to_owned();
+    }
+    let counts: Vec<String> = message
+        .reactions
+        .iter()
+        .map(|(emoji, users)| format!("{emoji} {}", users.len()))
+        .collect();
+    counts.join(", ")
 }
 
 /// The lines of a presence batch, one per change, oldest first. In a private
@@ -113,6 +142,19 @@ pub fn event(event: &Event, me: UserId) -> Option<String> {
     let line = match event {
         Event::Posted(m) => return Some(message(m, me)),
         Event::Deleted { room, id } => format!("- {} message {id} deleted", room_label(room, me)),
+        Event::Edited(m) => format!(
+            "~ {} <{}> {} ({})",
+            room_label(&m.room, me),
+            m.author.name,
+            m.text,
+            id_notes(m)
+        ),
+        Event::Reacted(m) => format!(
+            "& {} message {}: {}",
+            room_label(&m.room, me),
+            m.id,
+            reaction_counts(m)
+        ),
         Event::ChannelCreated(info) => format!("+ #{} created", info.name),
         Event::RoomCounts {
             room,
@@ -190,6 +232,8 @@ pub fn help() -> Vec<String> {
         "=   /more               the next page of members after /who",
         "=   /msg USER TEXT      send a private message",
         "=   /delete [ROOM] ID   delete one of your messages (default room: the current one)",
+        "=   /edit [ROOM] ID TEXT  replace the text of one of your messages",
+        "=   /react [ROOM] ID EMOJI  add or take back a reaction: +1 heart joy tada open_mouth eyes (or the emoji)",
         "=   /quit               disconnect",
         "= any other line is a message to the current channel (start it with // to post a /)",
     ]

@@ -20,7 +20,8 @@ use crate::wire::ReadError;
 pub(crate) enum End {
     /// Send `frame` (if any), then a close frame with `code` and `reason`.
     Close {
-        frame: Option<ServerFrame>,
+        /// Boxed: a server frame is large, and every connection's loop holds an `End`.
+        frame: Option<Box<ServerFrame>>,
         code: CloseCode,
         reason: String,
     },
@@ -39,7 +40,7 @@ impl End {
             _ => CloseCode::Error,
         };
         End::Close {
-            frame: Some(ServerFrame::disconnected(reason)),
+            frame: Some(Box::new(ServerFrame::disconnected(reason))),
             code,
             reason: reason.to_string(),
         }
@@ -113,7 +114,7 @@ impl End {
                 reason,
             } => {
                 let description = (!reason.is_empty()).then_some(reason);
-                Some((frame, Some(CloseReason { code, description })))
+                Some((frame.map(|f| *f), Some(CloseReason { code, description })))
             }
         }
     }

@@ -151,6 +151,22 @@ async fn call(
             session.delete(room.as_str(), message_id).await?;
             Reply::Done {}
         }
+        ClientFrame::Edit {
+            room,
+            message_id,
+            text,
+        } => {
+            session.edit(room.as_str(), message_id, text).await?;
+            Reply::Done {}
+        }
+        ClientFrame::React {
+            room,
+            message_id,
+            emoji,
+        } => {
+            session.react(room.as_str(), message_id, &emoji).await?;
+            Reply::Done {}
+        }
         ClientFrame::Typing { room } => Reply::Typing {
             sent: session.typing(room.as_str()).await?,
         },

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chat_core::{ChatMessage, MessageId, PresenceBatch, Room, UserId};
 use serde::Serialize;
 
-use crate::protocol::{RequestId, ServerFrame, FRAME_CAPACITY};
+use crate::protocol::{reactions_view, ReactionView, RequestId, ServerFrame, FRAME_CAPACITY};
 
 /// The shared encoding of one channel's presence batch: the `presence` frame.
 pub(crate) struct SharedPresenceFrame(String);
@@ -59,6 +59,10 @@ struct MessageJson<'a> {
     sent_at: i64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     mentions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_at: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reactions: Vec<ReactionView>,
 }
 
 /// [`crate::protocol::UserView`], borrowed.
@@ -89,6 +93,8 @@ impl SharedMessageFrame {
             text: &message.text,
             sent_at: message.sent_at.timestamp_millis(),
             mentions: message.mention_keys(),
+            edited_at: message.edited_at.map(|at| at.timestamp_millis()),
+            reactions: reactions_view(message),
         };
         let mut event = Vec::with_capacity(FRAME_CAPACITY + message.text.len());
         event.extend_from_slice(br#"{"type":"message","room":"#);

@@ -18,12 +18,14 @@ use common::{test_limits, Client, TestServer};
 use serde_json::Value;
 use transport_ws::protocol::ClientFrame;
 
-const SERVER_TYPES: [&str; 11] = [
+const SERVER_TYPES: [&str; 13] = [
     "hello",
     "ok",
     "error",
     "message",
     "deleted",
+    "edited",
+    "reactions",
     "channel_created",
     "presence",
     "counts",

@@ -205,8 +205,33 @@ impl MemoryBroker {
                 log.history.remove(id);
                 (Change::Deleted(id), Receipt::Done)
             }
+            Proposal::Edit { id, by, text } => {
+                let old = log.history.get(id).ok_or(ChatError::NoSuchMessage(id))?;
+                if old.author.id != by {
+                    return Err(ChatError::NotEditor(id));
+                }
+                let mut message = ChatMessage::clone(old);
+                message.text = text;
+                message.edited_at = Some(now_millis());
+                Self::update(log, message)
+            }
+            Proposal::React { id, by, emoji } => {
+                let old = log.history.get(id).ok_or(ChatError::NoSuchMessage(id))?;
+                let mut message = ChatMessage::clone(old);
+                message.reactions.toggle(emoji, by);
+                Self::update(log, message)
+            }
             Proposal::Signal(signal) => (Change::Signal(signal), Receipt::Done),
         })
+    }
+}
+
+impl MemoryBroker {
+    /// Keeps `message` in place of the one with its id, as the change and the receipt.
+    fn update(log: &mut RoomLog, message: ChatMessage) -> (Change, Receipt) {
+        let message = Arc::new(message);
+        log.history.replace(message.clone());
+        (Change::Updated(message.clone()), Receipt::Updated(message))
     }
 }
 

@@ -4,7 +4,7 @@
 //! other nodes.
 //!
 //! A channel actor never appends to its own history directly. It *commits* a proposal
-//! (a post, a deletion, a presence or typing signal) to the broker, and applies the
+//! (a post, a deletion, an edit, a reaction, a presence or typing signal) to the broker, and applies the
 //! changes that come back on the room's *feed*, which carries the changes of every node in
 //! one order.
 //!
@@ -55,6 +55,7 @@ use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
 use crate::limits::Rate;
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, UserId, UserRef};
+use crate::reaction::Emoji;
 
 pub use memory::MemoryBroker;
 #[cfg(feature = "sqlite")]
@@ -80,6 +81,25 @@ pub enum Proposal {
         id: MessageId,
         /// Who asks.
         by: UserId,
+    },
+    /// Replace a kept message's text; the broker checks that `by` wrote it and stamps
+    /// `edited_at`.
+    Edit {
+        /// Which message.
+        id: MessageId,
+        /// Who asks.
+        by: UserId,
+        /// The validated new text.
+        text: String,
+    },
+    /// Add `by`'s `emoji` to a kept message, or take it away if it is there.
+    React {
+        /// Which message.
+        id: MessageId,
+        /// Who reacts.
+        by: UserId,
+        /// Which emoji of the set.
+        emoji: Emoji,
     },
     /// An ephemeral signal: never stored, only relayed.
     Signal(Signal),
@@ -154,6 +174,9 @@ pub enum Change {
     Posted(Arc<ChatMessage>),
     /// A message was removed.
     Deleted(MessageId),
+    /// A kept message was edited or reacted to: its whole new state, which replaces the
+    /// one kept (applying it twice changes nothing).
+    Updated(Arc<ChatMessage>),
     /// A signal was relayed.
     Signal(Signal),
     /// The room's whole stored history, after the broker lost and regained its
@@ -169,6 +192,8 @@ pub enum Change {
 pub enum Receipt {
     /// The stored message (for `Proposal::Post`).
     Posted(Arc<ChatMessage>),
+    /// The message's new state (for `Proposal::Edit` and `Proposal::React`).
+    Updated(Arc<ChatMessage>),
     /// Done (deletions and signals).
     Done,
 }

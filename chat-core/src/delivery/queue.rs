@@ -64,13 +64,21 @@ impl Queued {
     pub(crate) fn cost(&self) -> usize {
         const ENTRY: usize = std::mem::size_of::<Queued>();
         match self {
-            Queued::Posted(m) => {
-                ENTRY + std::mem::size_of::<ChatMessage>() + m.text.len() + m.author.name.len()
-            }
+            Queued::Posted(m) => ENTRY + message_cost(m),
             Queued::Presence(batch) => ENTRY + batch.cost(),
-            Queued::Other(_) => ENTRY + std::mem::size_of::<Event>() + 64,
+            Queued::Other(event) => match &**event {
+                Event::Edited(m) | Event::Reacted(m) => {
+                    ENTRY + std::mem::size_of::<Event>() + message_cost(m)
+                }
+                _ => ENTRY + std::mem::size_of::<Event>() + 64,
+            },
         }
     }
+}
+
+/// What one message keeps alive: its text, its author's name and its reactions.
+fn message_cost(m: &ChatMessage) -> usize {
+    std::mem::size_of::<ChatMessage>() + m.text.len() + m.author.name.len() + m.reactions.cost()
 }
 
 /// How much a session's queue may hold: what its events cost, in bytes.

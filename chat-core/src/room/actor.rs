@@ -224,6 +224,7 @@ impl RoomActor {
                 let room = self.room.clone();
                 self.fan_out(Event::Deleted { room, id }, None);
             }
+            Change::Updated(message) => self.update(message),
             Change::Signal(Signal::Presence(share)) => self.merge_share(share),
             Change::Resync(stored) => {
                 // Presence published while the broker was away is lost too: the room
@@ -239,10 +240,26 @@ impl RoomActor {
         }
     }
 
+    /// Keeps a message's new state in place of the old one and tells the followers what
+    /// changed: [`Event::Edited`] for its text, [`Event::Reacted`] for its reactions.
+    /// Nothing happens for a message no longer kept (deleted, evicted) or a state already
+    /// applied.
+    fn update(&mut self, message: Arc<ChatMessage>) {
+        let Some(old) = self.history.replace(message.clone()) else {
+            return;
+        };
+        if old.text != message.text || old.edited_at != message.edited_at {
+            self.fan_out(Event::Edited(message.clone()), None);
+        }
+        if old.reactions != message.reactions {
+            self.fan_out(Event::Reacted(message), None);
+        }
+    }
+
     /// Catches up with the store's history (after the broker's outage, or to fill a hole
     /// in the feed): deletions first (local messages in the stored range that are gone),
-    /// then new messages, each fanned out like a live change. Messages already applied
-    /// are ignored by id.
+    /// then edits and reactions of kept messages, then new messages, each fanned out like
+    /// a live change. Messages already applied are ignored by id.
     ///
     /// The store vouches for every id from its first kept message to its last id: one
     /// missing there was deleted, so a client is told so when it resumes, and nothing was
@@ -268,7 +285,11 @@ impl RoomActor {
             self.lose_through(first - 1);
         }
         for message in stored.messages {
-            self.apply(Change::Posted(message));
+            if self.history.get(message.id).is_some() {
+                self.apply(Change::Updated(message));
+            } else {
+                self.apply(Change::Posted(message));
+            }
         }
         // The newest ids, when deleted before this room saw them.
         self.history.advance_to(stored.last_id);
@@ -287,14 +308,15 @@ impl RoomActor {
     }
 
     /// Whether `change` shows a hole: a message with ids between the last one applied and
-    /// it that this room never got, or the deletion of a message it never got (applied
-    /// as is, it would be forgotten, and a snapshot read before it would bring the
-    /// message back).
+    /// it that this room never got, or the deletion, edit or reaction of a message it
+    /// never got (applied as is, it would be forgotten, and a snapshot read before it
+    /// would bring the message back, or miss the change).
     fn leaves_hole(&self, change: &Change) -> bool {
         let last = self.history.last_id();
         match change {
             Change::Posted(m) => m.id > last + 1,
             Change::Deleted(id) => *id > last,
+            Change::Updated(m) => m.id > last,
             _ => false,
         }
     }

@@ -24,6 +24,9 @@ pub(crate) struct Replay {
     /// Ids at or below the client's last seen id that were deleted since (only when
     /// resuming without a gap), so it can remove them too.
     pub(crate) deleted: Vec<MessageId>,
+    /// Messages at or below the client's last seen id that were edited or carry
+    /// reactions (only when resuming without a gap), in their latest form.
+    pub(crate) updated: Vec<Arc<ChatMessage>>,
 }
 
 /// A bounded, id-ordered ring of messages.
@@ -113,6 +116,17 @@ impl History {
         self.ring.remove(i)
     }
 
+    /// Keeps `message` in place of the kept one with its id (an edit, a reaction);
+    /// returns the one it replaced, or `None` (and keeps nothing) when no message with
+    /// that id is kept or the kept one is the same.
+    pub(crate) fn replace(&mut self, message: Arc<ChatMessage>) -> Option<Arc<ChatMessage>> {
+        let i = self.position(message.id)?;
+        if self.ring[i] == message {
+            return None;
+        }
+        Some(std::mem::replace(&mut self.ring[i], message))
+    }
+
     /// Everything kept, oldest first.
     pub(crate) fn all(&self) -> Vec<Arc<ChatMessage>> {
         self.ring.iter().cloned().collect()
@@ -125,6 +139,7 @@ impl History {
                 messages: self.all(),
                 gap: false,
                 deleted: Vec::new(),
+                updated: Vec::new(),
             };
         };
         // The client knows ids we never issued (e.g. the server restarted): start over.
@@ -134,6 +149,7 @@ impl History {
                 messages: self.all(),
                 gap: true,
                 deleted: Vec::new(),
+                updated: Vec::new(),
             };
         }
         let start = self.ring.partition_point(|m| m.id <= after);
@@ -141,10 +157,17 @@ impl History {
         let deleted = (self.evicted_up_to + 1..=after)
             .filter(|id| kept_below.binary_search(id).is_err())
             .collect();
+        let updated = self
+            .ring
+            .range(..start)
+            .filter(|m| m.is_changed())
+            .cloned()
+            .collect();
         Replay {
             messages: self.ring.range(start..).cloned().collect(),
             gap: false,
             deleted,
+            updated,
         }
     }
 
@@ -200,6 +223,35 @@ mod tests {
     }
 
     #[test]
+    fn an_edit_replaces_the_kept_message_and_resume_reports_it() {
+        let mut h = History::new(5);
+        for id in 1..=4 {
+            h.push(msg(id));
+        }
+        let mut edited = ChatMessage::clone(&msg(2));
+        edited.text = "fixed".into();
+        edited.edited_at = Some(edited.sent_at);
+        let edited = Arc::new(edited);
+        assert!(h.replace(edited.clone()).is_some());
+        assert!(
+            h.replace(edited.clone()).is_none(),
+            "the same state again is no change"
+        );
+        assert_eq!(h.get(2).map(|m| m.text.as_str()), Some("fixed"));
+        let r = h.replay(Some(3));
+        assert_eq!((ids(&r.messages), ids(&r.updated)), (vec![4], vec![2]));
+        let r = h.replay(Some(1));
+        assert!(r.updated.is_empty(), "message 2 comes whole, in `messages`");
+        h.remove(2);
+        let mut gone = ChatMessage::clone(&edited);
+        gone.text = "again".into();
+        assert!(
+            h.replace(Arc::new(gone)).is_none(),
+            "a deleted message stays gone"
+        );
+    }
+
+    #[test]
     fn deletions_leave_holes_that_resume_reports() {
         let mut h = History::new(5);
         for id in 1..=5 {
@@ -210,6 +262,7 @@ mod tests {
         assert!(h.get(3).is_some());
         let r = h.replay(Some(4));
         assert_eq!((ids(&r.messages), r.deleted), (vec![5], vec![2]));
+        assert!(r.updated.is_empty(), "nothing was edited");
         // A deletion frees a slot: the next push evicts nothing.
         h.push(msg(6));
         assert_eq!(ids(&h.all()), vec![1, 3, 4, 5, 6]);

@@ -2,6 +2,7 @@
 //!
 //! - `actor`: [`RoomActor`], which owns the room's history, subscribers and members, and
 //!   fans every committed change out in one order.
+//! - `changes`: what a session asks about a kept message: edit it, react to it.
 //! - `coalesce`: presence fanned out once per tick as one batch, or as counts in a large
 //!   room; typing bounded there.
 //! - `commit`: how a room hands a proposal to the broker (settled at once when the
@@ -18,6 +19,7 @@
 //! directory, which tells it when a session closes.
 
 mod actor;
+mod changes;
 mod coalesce;
 mod commit;
 pub(crate) mod history;
@@ -26,5 +28,6 @@ mod requests;
 mod share;
 
 pub(crate) use actor::{RoomActor, RoomStats, RoomStopped};
+pub(crate) use changes::{Edit, React};
 pub(crate) use requests::{Delete, Members, Post, Subscribe, Typing, Unsubscribe};
 pub(crate) use share::{Announce, NodeGone};

@@ -57,6 +57,7 @@ impl Handler<Subscribe> for RoomActor {
             messages: replay.messages,
             gap: replay.gap,
             deleted: replay.deleted,
+            updated: replay.updated,
             last_id: self.history.last_id(),
             members,
             members_next,
@@ -134,7 +135,7 @@ impl RoomActor {
                 self.due.insert(at, (message, reply));
                 self.answer_due();
             }
-            Ok(Receipt::Done) => {
+            Ok(Receipt::Done | Receipt::Updated(_)) => {
                 let refused = ChatError::Unavailable("broker did not store the message".into());
                 let _ = reply.send(Err(refused));
             }

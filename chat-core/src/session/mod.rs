@@ -6,6 +6,9 @@
 //! reply before the events that follow it: a join's snapshot then comes before the live
 //! messages that continue it. Dropping the session disconnects it (members see it go
 //! offline).
+//!
+//! Submodules: `changes` (edits and reactions), `pipeline` (posts in flight, answered in
+//! order), `rooms` (the rooms this session follows), `target` (a channel or a person).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +35,7 @@ use crate::room::{Delete, Members, Post, RoomActor, Typing, Unsubscribe};
 use crate::telemetry;
 use crate::validate;
 
+mod changes;
 mod pipeline;
 mod rooms;
 mod target;

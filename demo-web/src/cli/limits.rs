@@ -43,7 +43,7 @@ pub struct LimitFlags {
     #[arg(long, env = "FLACK_SESSION_QUEUE_SOFT_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub session_queue_soft_grace: Duration,
 
-    /// Per-user rate of messages, as BURST/PER_SECOND.
+    /// Per-user rate of messages, edits and reactions together, as BURST/PER_SECOND.
     #[arg(long, env = "FLACK_MESSAGE_RATE", default_value = "20/5", value_parser = parse_rate)]
     pub message_rate: Rate,
 

@@ -63,6 +63,24 @@ pub enum ClientFrame {
         /// The message's id.
         message_id: MessageId,
     },
+    /// Replace the text of one of this user's own messages.
+    Edit {
+        /// `general` or `@bob`.
+        room: String,
+        /// The message's id.
+        message_id: MessageId,
+        /// The new text (plain text, the same rules as a post's).
+        text: String,
+    },
+    /// Add this user's reaction to a message, or take it back if it is there.
+    React {
+        /// `general` or `@bob`.
+        room: String,
+        /// The message's id.
+        message_id: MessageId,
+        /// One emoji of the set (`docs/protocol.md`), or its short name.
+        emoji: String,
+    },
     /// Tell the room this user is typing.
     Typing {
         /// `general` or `@bob`.
@@ -84,7 +102,7 @@ pub enum ClientFrame {
 
 impl ClientFrame {
     /// Every request `type` this protocol knows, in the order `docs/protocol.md` lists them.
-    pub const TYPES: [&'static str; 9] = [
+    pub const TYPES: [&'static str; 11] = [
         "login",
         "list_channels",
         "create_channel",
@@ -92,6 +110,8 @@ impl ClientFrame {
         "leave",
         "post",
         "delete",
+        "edit",
+        "react",
         "typing",
         "members",
     ];
@@ -106,6 +126,8 @@ impl ClientFrame {
             ClientFrame::Leave { .. } => "leave",
             ClientFrame::Post { .. } => "post",
             ClientFrame::Delete { .. } => "delete",
+            ClientFrame::Edit { .. } => "edit",
+            ClientFrame::React { .. } => "react",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Members { .. } => "members",
         }
@@ -302,6 +324,14 @@ mod tests {
             (
                 r#"{"type":"delete","room":"general","message_id":2}"#,
                 "delete",
+            ),
+            (
+                r#"{"type":"edit","room":"general","message_id":2,"text":"hi!"}"#,
+                "edit",
+            ),
+            (
+                r#"{"type":"react","room":"general","message_id":2,"emoji":"heart"}"#,
+                "react",
             ),
             (r#"{"type":"typing","room":"general"}"#, "typing"),
             (

@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::{RequestId, TransportError};
 
 /// The protocol version announced in the `hello` frame. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Bytes reserved for a serialized frame: a message event with a short text fits.
 pub(crate) const FRAME_CAPACITY: usize = 256;
@@ -54,6 +54,36 @@ pub struct MessageView {
     /// The keys of the display names it mentions (`@name`), left out when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub mentions: Vec<String>,
+    /// When its author last edited it, in Unix milliseconds; absent if never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<i64>,
+    /// Its reactions, in the set's order; absent when it has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionView>,
+}
+
+/// One emoji's reactions to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReactionView {
+    /// The emoji, e.g. `👍`.
+    pub emoji: &'static str,
+    /// How many users reacted with it.
+    pub count: usize,
+    /// Their ids, in the order they reacted.
+    pub users: Vec<u64>,
+}
+
+/// The reactions of `message`, as clients see them.
+pub fn reactions_view(message: &ChatMessage) -> Vec<ReactionView> {
+    message
+        .reactions
+        .iter()
+        .map(|(emoji, users)| ReactionView {
+            emoji: emoji.as_str(),
+            count: users.len(),
+            users: users.iter().map(|u| u.0).collect(),
+        })
+        .collect()
 }
 
 impl MessageView {
@@ -66,6 +96,8 @@ impl MessageView {
             text: message.text.clone(),
             sent_at: message.sent_at.timestamp_millis(),
             mentions: message.mention_keys(),
+            edited_at: message.edited_at.map(|at| at.timestamp_millis()),
+            reactions: reactions_view(message),
         }
     }
 }
@@ -171,6 +203,9 @@ pub enum Reply {
         gap: bool,
         /// Ids the client may still show that were deleted meanwhile.
         deleted: Vec<MessageId>,
+        /// Messages the client may still show (at or below `after`) that were edited or
+        /// carry reactions, in their latest form: replace them.
+        updated: Vec<MessageView>,
         /// The room's highest message id (0 if none), to resume from later.
         last_id: MessageId,
         /// The first page of the room's members (at most 100), online ones first.
@@ -206,7 +241,7 @@ pub enum Reply {
         /// Of those, how many are online.
         online_count: usize,
     },
-    /// `leave`, `delete`: an empty object.
+    /// `leave`, `delete`, `edit`, `react`: an empty object.
     Done {},
 }
 
@@ -222,6 +257,11 @@ impl Reply {
                 .collect(),
             gap: joined.gap,
             deleted: joined.deleted.clone(),
+            updated: joined
+                .updated
+                .iter()
+                .map(|m| MessageView::new(m, me))
+                .collect(),
             last_id: joined.last_id,
             members: members_view(&joined.members),
             members_next: joined.members_next.as_ref().map(ToString::to_string),
@@ -290,6 +330,22 @@ pub enum ServerFrame {
         room: String,
         /// Which message.
         message_id: MessageId,
+    },
+    /// A message was edited by its author: its new state (new `text`, `edited_at` set).
+    Edited {
+        /// The room, as this user names it.
+        room: String,
+        /// The message as it is now.
+        message: MessageView,
+    },
+    /// A message's reactions changed.
+    Reactions {
+        /// The room, as this user names it.
+        room: String,
+        /// Which message.
+        message_id: MessageId,
+        /// All of its reactions now, in the set's order (empty when none is left).
+        reactions: Vec<ReactionView>,
     },
     /// A channel was created.
     ChannelCreated {
@@ -398,6 +454,15 @@ impl ServerFrame {
                 room: room.label_for(me),
                 message_id: *id,
             },
+            Event::Edited(message) => ServerFrame::Edited {
+                room: message.room.label_for(me),
+                message: MessageView::new(message, me),
+            },
+            Event::Reacted(message) => ServerFrame::Reactions {
+                room: message.room.label_for(me),
+                message_id: message.id,
+                reactions: reactions_view(message),
+            },
             Event::ChannelCreated(info) => ServerFrame::ChannelCreated {
                 channel: ChannelView::from(info),
             },
@@ -464,7 +529,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_value(ServerFrame::hello(65536, 32, "5f0c")).expect("serializes"),
-            json!({"type":"hello","protocol":2,"max_frame_bytes":65536,"max_name_chars":32,"epoch":"5f0c"})
+            json!({"type":"hello","protocol":3,"max_frame_bytes":65536,"max_name_chars":32,"epoch":"5f0c"})
         );
     }
 }

@@ -45,7 +45,7 @@ use crate::broker::{
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
 use crate::limits::{Limits, Rate};
-use crate::model::{ChannelName, Room, UserId, UserRef};
+use crate::model::{now_millis, ChannelName, Room, UserId, UserRef};
 
 /// How long one Redis command may take before the caller gets `unavailable`.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -434,6 +434,42 @@ impl Broker for RedisBroker {
                     _ => Err(ChatError::NoSuchMessage(id)),
                 }
             }
+            Proposal::Edit { id, by, text } => {
+                let outcome: String = self
+                    .scripts
+                    .edit
+                    .key(keys::room_log(&channel))
+                    .arg(id)
+                    .arg(by.0)
+                    .arg(&channel)
+                    .arg(text)
+                    .arg(now_millis().timestamp_millis())
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                match outcome.as_str() {
+                    "not_author" => Err(ChatError::NotEditor(id)),
+                    "no_such_message" => Err(ChatError::NoSuchMessage(id)),
+                    json => updated(json, room),
+                }
+            }
+            Proposal::React { id, by, emoji } => {
+                let outcome: String = self
+                    .scripts
+                    .react
+                    .key(keys::room_log(&channel))
+                    .arg(id)
+                    .arg(by.0)
+                    .arg(&channel)
+                    .arg(emoji.as_str())
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                match outcome.as_str() {
+                    "no_such_message" => Err(ChatError::NoSuchMessage(id)),
+                    json => updated(json, room),
+                }
+            }
             Proposal::Signal(Signal::Presence(share)) => {
                 self.store_share(&channel, share).await?;
                 Ok(Receipt::Done)
@@ -482,6 +518,13 @@ impl Broker for RedisBroker {
         let ping = command.query_async::<String>(&mut conn);
         matches!(tokio::time::timeout(HEALTH_TIMEOUT, ping).await, Ok(Ok(_)))
     }
+}
+
+/// The receipt for a message an edit or react script rewrote and returned.
+fn updated(json: &str, room: &Room) -> Result<Receipt, ChatError> {
+    wire::message(json, room)
+        .map(Receipt::Updated)
+        .ok_or_else(|| ChatError::Unavailable("redis returned a malformed message".into()))
 }
 
 /// The keyspace's epoch: set by the first node that finds none (`SET NX`), read by every

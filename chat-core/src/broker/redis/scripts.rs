@@ -1,8 +1,8 @@
 //! The Lua scripts of the Redis broker: each decision that must be the same on every node,
 //! run by Redis as one atomic step (allocate a message id, store, trim and publish; check
-//! and apply a deletion; claim a display name within the user cap; resume a token; log in
-//! an external user; restart name holds; take a token from a user's cluster-wide flood
-//! bucket; beat a node's heart and declare the silent ones gone).
+//! and apply a deletion, an edit or a reaction; claim a display name within the user cap;
+//! resume a token; log in an external user; restart name holds; take a token from a user's
+//! cluster-wide flood bucket; beat a node's heart and declare the silent ones gone).
 //!
 //! Users are counted in the sorted set `flack:users`, scored by when each one's hold ends
 //! (Unix milliseconds from Redis's own `TIME`, so every node agrees): every script that
@@ -171,6 +171,59 @@ end
 return 'no_such_message'
 "#;
 
+/// Edit: only the author, only a stored message. Rewrites the message in place with its
+/// new text and `edited_at`, and publishes its new state.
+///
+/// KEYS: the room's log. ARGV: the message id, the id of the user who asks, the room's
+/// pub/sub channel, the new text, the time (Unix ms). Returns the new message (JSON),
+/// `not_author` or `no_such_message`.
+const EDIT_SCRIPT: &str = r#"
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for i, item in ipairs(items) do
+  local m = cjson.decode(item)
+  if m.id == tonumber(ARGV[1]) then
+    if m.author.id ~= tonumber(ARGV[2]) then return 'not_author' end
+    m.text = ARGV[4]
+    m.edited_at = tonumber(ARGV[5])
+    local message = cjson.encode(m)
+    redis.call('LSET', KEYS[1], i - 1, message)
+    redis.call('PUBLISH', ARGV[3], '{"updated":' .. message .. '}')
+    return message
+  end
+end
+return 'no_such_message'
+"#;
+
+/// React: add the user to the emoji's list of a stored message, or take them off it (an
+/// emoji nobody uses any more goes, and so does an empty `reactions`). Rewrites the
+/// message in place and publishes its new state.
+///
+/// KEYS: the room's log. ARGV: the message id, the id of the user who reacts, the room's
+/// pub/sub channel, the emoji. Returns the new message (JSON) or `no_such_message`.
+const REACT_SCRIPT: &str = r#"
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+local user = tonumber(ARGV[2])
+for i, item in ipairs(items) do
+  local m = cjson.decode(item)
+  if m.id == tonumber(ARGV[1]) then
+    local reactions = m.reactions or {}
+    local users = reactions[ARGV[4]] or {}
+    local found = nil
+    for j, u in ipairs(users) do
+      if u == user then found = j end
+    end
+    if found then table.remove(users, found) else table.insert(users, user) end
+    if #users == 0 then reactions[ARGV[4]] = nil else reactions[ARGV[4]] = users end
+    if next(reactions) == nil then m.reactions = nil else m.reactions = reactions end
+    local message = cjson.encode(m)
+    redis.call('LSET', KEYS[1], i - 1, message)
+    redis.call('PUBLISH', ARGV[3], '{"updated":' .. message .. '}')
+    return message
+  end
+end
+return 'no_such_message'
+"#;
+
 /// Register: claim the display name (unless held), within the user cap, and create the
 /// user and its token. At the cap, the user whose hold ended longest ago is forgotten
 /// first (what is left of their keys, normally nothing: they expired with the hold); when
@@ -318,6 +371,8 @@ return 1
 pub(super) struct Scripts {
     pub(super) post: Script,
     pub(super) delete: Script,
+    pub(super) edit: Script,
+    pub(super) react: Script,
     pub(super) register: Script,
     pub(super) resume: Script,
     pub(super) external: Script,
@@ -334,6 +389,8 @@ impl Scripts {
         Scripts {
             post: Script::new(&format!("{BUCKET}{POST_BODY}")),
             delete: Script::new(DELETE_SCRIPT),
+            edit: Script::new(EDIT_SCRIPT),
+            react: Script::new(REACT_SCRIPT),
             register: Script::new(REGISTER_SCRIPT),
             resume: Script::new(RESUME_SCRIPT),
             external: Script::new(EXTERNAL_SCRIPT),

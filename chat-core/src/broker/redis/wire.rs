@@ -6,6 +6,7 @@
 //! pure conversion: it must not talk to Redis. The Lua scripts read some of these shapes
 //! too (`scripts.rs`: a message's leading `"id":0`, its `author.id`, a pair's ids).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::broker::{Change, ChannelRecord, ClusterEvent, HereState, NodePresence, Signal};
 use crate::limits::Limits;
 use crate::model::{now_millis, ChannelName, ChatMessage, Room, UserId, UserRef};
+use crate::reaction::{Emoji, Reactions};
 use crate::validate;
 
 #[derive(Serialize, Deserialize)]
@@ -30,6 +32,13 @@ struct WireMessage {
     author: WireUser,
     text: String,
     sent_at: i64,
+    /// Set by the edit script (Unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edited_at: Option<i64>,
+    /// Emoji -> user ids, as the react script keeps them: an object (Lua's cjson writes an
+    /// empty table as `{}`), absent when nobody reacted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    reactions: BTreeMap<String, Vec<u64>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -37,6 +46,7 @@ struct WireMessage {
 enum WireChange {
     Posted(WireMessage),
     Deleted(u64),
+    Updated(WireMessage),
     Presence(WirePresence),
     Typing(WireUser),
 }
@@ -73,6 +83,8 @@ pub(super) fn draft(author: &UserRef, text: String) -> serde_json::Result<String
         author: wire_user(author),
         text,
         sent_at: now_millis().timestamp_millis(),
+        edited_at: None,
+        reactions: BTreeMap::new(),
     })
 }
 
@@ -136,6 +148,7 @@ pub(super) fn change(payload: &[u8], room: &Room) -> serde_json::Result<Option<C
     Ok(match serde_json::from_slice::<WireChange>(payload)? {
         WireChange::Posted(m) => Some(Change::Posted(Arc::new(chat_message(m, room)))),
         WireChange::Deleted(id) => Some(Change::Deleted(id)),
+        WireChange::Updated(m) => Some(Change::Updated(Arc::new(chat_message(m, room)))),
         WireChange::Typing(u) => Some(Change::Signal(Signal::Typing(user_ref(u)))),
         WireChange::Presence(p) => {
             let members = p
@@ -197,12 +210,20 @@ pub(super) fn cluster_event(payload: &[u8]) -> serde_json::Result<Option<Cluster
 }
 
 fn chat_message(m: WireMessage, room: &Room) -> ChatMessage {
+    let reactions = m.reactions.into_iter().filter_map(|(emoji, users)| {
+        let users = users.into_iter().map(UserId).collect();
+        Some((Emoji::parse(&emoji)?, users))
+    });
     ChatMessage::new(
         m.id,
         room.clone(),
         user_ref(m.author),
         m.text,
         DateTime::from_timestamp_millis(m.sent_at).unwrap_or_default(),
+    )
+    .with_changes(
+        m.edited_at.and_then(DateTime::from_timestamp_millis),
+        Reactions::from_entries(reactions),
     )
 }
 
@@ -321,5 +342,36 @@ mod tests {
             change(posted.as_bytes(), &room),
             Ok(Some(Change::Posted(m))) if m.text == "hi" && m.author == alice()
         ));
+    }
+
+    /// What the edit and react scripts write (Lua's cjson: keys in any order, `/`
+    /// escaped, an empty reactions table as `{}`) reads back as the engine's message.
+    #[test]
+    fn a_message_the_scripts_rewrote_reads_back_with_its_edit_and_reactions() {
+        let room = Room::Channel(validate::channel_name("g", &Limits::default()).unwrap());
+        let json = r#"{"updated":{"text":"fixed \/ now","reactions":{"\u2764\ufe0f":[9,7],"\ud83d\udc4d":[7]},"sent_at":1700000000000,"author":{"name":"alice","id":7},"id":3,"edited_at":1700000000500}}"#;
+        let Ok(Some(Change::Updated(m))) = change(json.as_bytes(), &room) else {
+            panic!("an update reads back");
+        };
+        assert_eq!((m.id, m.text.as_str()), (3, "fixed / now"));
+        assert_eq!(
+            m.edited_at.map(|t| t.timestamp_millis()),
+            Some(1_700_000_000_500)
+        );
+        let listed: Vec<_> = m
+            .reactions
+            .iter()
+            .map(|(e, u)| (e.name(), u.to_vec()))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                ("+1", vec![UserId(7)]),
+                ("heart", vec![UserId(9), UserId(7)])
+            ]
+        );
+        let empty =
+            r#"{"id":4,"author":{"id":7,"name":"a"},"text":"t","sent_at":1,"reactions":{}}"#;
+        assert!(message(empty, &room).is_some_and(|m| m.reactions.is_empty()));
     }
 }

@@ -21,6 +21,7 @@ use crate::broker::{new_epoch, ChannelRecord, Restored, RestoredRoom, Stored};
 use crate::identity::{StoredUser, TokenHash};
 use crate::limits::Limits;
 use crate::model::{ChannelName, ChatMessage, MessageId, Room, RoomKey, UserId, UserRef};
+use crate::reaction::Reactions;
 
 /// How far each room's last id moves after an unclean stop: a post is given an id only
 /// with a place in the writer's budget, which comes back once the post is written, so at
@@ -175,7 +176,7 @@ fn rooms(
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut messages = tx.prepare(
-        "SELECT id, author_id, author_name, text, sent_at FROM messages
+        "SELECT id, author_id, author_name, text, sent_at, edited_at, reactions FROM messages
          WHERE room = ?1 ORDER BY id",
     )?;
     let mut rooms = Vec::with_capacity(listed.len());
@@ -193,13 +194,11 @@ fn rooms(
                     name: Arc::from(row.get::<_, String>(2)?),
                 };
                 let sent_at = millis(row.get(4)?);
-                Ok(Arc::new(ChatMessage::new(
-                    row.get(0)?,
-                    room.clone(),
-                    author,
-                    row.get(3)?,
-                    sent_at,
-                )))
+                let edited_at = row.get::<_, Option<i64>>(5)?.map(millis);
+                let reactions = Reactions::from_text(&row.get::<_, String>(6)?);
+                let message =
+                    ChatMessage::new(row.get(0)?, room.clone(), author, row.get(3)?, sent_at);
+                Ok(Arc::new(message.with_changes(edited_at, reactions)))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let stored = Stored::new(kept, last_id).with_unknown_through(unknown_through);

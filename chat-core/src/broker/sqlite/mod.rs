@@ -299,6 +299,7 @@ impl Broker for SqliteBroker {
         let receipt = self.memory.commit(room, proposal).await?;
         match (&receipt, deleted) {
             (Receipt::Posted(message), _) => place.send(Write::Posted(message.clone())),
+            (Receipt::Updated(message), _) => place.send(Write::Updated(message.clone())),
             (Receipt::Done, Some(id)) => place.send(Write::Deleted {
                 room: room.key(),
                 id,

@@ -14,7 +14,8 @@
 //! build would get wrong. `PRAGMA application_id` marks the file as Flack's, so another
 //! program's database is refused rather than written into.
 //!
-//! # Tables (version 2)
+//! # Tables (version 3; version 1 had no `external_users`, version 2 no `edited_at` and
+//! `reactions`)
 //! | table | holds | bound |
 //! | --- | --- | --- |
 //! | `meta` | `epoch`, `next_user_id`, `clean` (1 when every id given was written) | 3 rows |
@@ -22,7 +23,7 @@
 //! | `channels` | case-folded key, name as created, creation time | `max_channels` |
 //! | `directs` | the private pairs, lower id first, with their names | pairs of kept users |
 //! | `rooms` | room key (`c:KEY`, `d:A:B`), last id given, ids unknown to the store | one per room |
-//! | `messages` | room key, id, author id and name, text, sent at | `history` per room |
+//! | `messages` | room key, id, author id and name, text, sent at, edited at (ms, or null), reactions (`EMOJI=ID,ID;...`) (version 3) | `history` per room |
 //! | `external_users` | an embedder's external user id, and its user id (version 2) | the embedder's accounts that logged in |
 
 use std::fs::File;
@@ -81,6 +82,9 @@ const MIGRATIONS: &[&str] = &[
          external_id TEXT PRIMARY KEY NOT NULL,
          user_id INTEGER NOT NULL
      );",
+    // 3: edits and reactions.
+    "ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+     ALTER TABLE messages ADD COLUMN reactions TEXT NOT NULL DEFAULT '';",
 ];
 
 /// How long a statement waits for a lock another connection holds (an online backup with
@@ -309,6 +313,30 @@ mod tests {
         assert!(e.contains("another server"), "{e}");
         drop(first);
         assert!(open(&path).is_ok(), "free again once the first is closed");
+    }
+
+    #[test]
+    fn a_version_1_file_gains_edits_and_reactions_and_keeps_its_messages() {
+        let path = scratch("v1");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn, 0, &MIGRATIONS[..1]).unwrap();
+        conn.execute(
+            "INSERT INTO messages (room, id, author_id, author_name, text, sent_at)
+             VALUES ('c:general', 1, 1, 'alice', 'kept', 5)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let opened = open(&path).expect("a version 1 file opens");
+        let row: (String, Option<i64>, String) = opened
+            .conn
+            .query_row(
+                "SELECT text, edited_at, reactions FROM messages WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("kept".to_owned(), None, String::new()));
     }
 
     #[test]

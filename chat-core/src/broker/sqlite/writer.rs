@@ -85,6 +85,8 @@ pub(super) enum Write {
     Posted(Arc<ChatMessage>),
     /// A message was deleted.
     Deleted { room: RoomKey, id: MessageId },
+    /// A kept message was edited or reacted to: its new state.
+    Updated(Arc<ChatMessage>),
     /// Answer once everything queued before is committed, and mark the store clean.
     Flush(oneshot::Sender<Result<(), ChatError>>),
 }
@@ -394,6 +396,20 @@ fn apply(tx: &Transaction<'_>, write: &Write, rooms: &mut Rooms<'_>) -> rusqlite
                 .execute(params![&room, id])?;
             let count = rooms.count(tx, &room)?;
             *count = count.saturating_sub(removed);
+        }
+        Write::Updated(message) => {
+            // A message evicted or deleted meanwhile matches no row: nothing to keep.
+            tx.prepare_cached(
+                "UPDATE messages SET text = ?3, edited_at = ?4, reactions = ?5
+                 WHERE room = ?1 AND id = ?2",
+            )?
+            .execute(params![
+                room_key(&message.room.key()),
+                message.id,
+                &message.text,
+                message.edited_at.map(|at| at.timestamp_millis()),
+                message.reactions.to_text(),
+            ])?;
         }
         Write::Flush(_) => {}
     }

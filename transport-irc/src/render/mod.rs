@@ -4,12 +4,14 @@
 //! (`msgid`), `@time` tags, long and multi-line messages split into several lines that
 //! each fit in 512 bytes, `/me` as CTCP ACTION, history as NOTICEs with an `[HH:MM]`
 //! prefix for clients without `server-time`, presence as JOIN/PART, deletions as `REDACT`
-//! or a notice. Called by the dispatcher (join replies, history) and `connection.rs`
+//! or a notice, edits and reaction counts as notices (`changes.rs`). Called by the dispatcher (join replies, history) and `connection.rs`
 //! (live events, through [`View`]). It decides nothing about chat; it only formats.
 //!
 //! A live message's lines are the same for every recipient with the same capabilities
 //! (a private message names the recipient the same way for both sides), so they are
 //! encoded once per message and capability set and shared ([`ChatMessage::encoded`]).
+
+mod changes;
 
 use std::sync::OnceLock;
 
@@ -268,6 +270,8 @@ impl View {
                     ));
                 }
             }
+            Event::Edited(message) => self.edited(message, out),
+            Event::Reacted(message) => self.reacted(message, out),
             Event::PresenceBatch(batch) => {
                 // Each change of the tick as IRC shows it: a JOIN or a PART.
                 let Room::Channel(name) = &batch.room else {
