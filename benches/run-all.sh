@@ -26,6 +26,8 @@
 # BEFORE_BIN [""]: a folder with another build's demo-web, measured as the rows "before",
 # "before-tcp" and "before-2nodes" (SERVERS="ours before" compares a change with its parent),
 # SKIP_INSTALL, QUIET_WAIT [1200] seconds to wait for other builds to finish,
+# NOMETRICS_ROWS ["1"]: scenarios that also get an "ours-nometrics" row (ours with
+# `--metrics off`: no recorder installed, what the metrics cost on the hot path),
 # NODELAY_ROWS [""]: scenarios that also get an "ours-nodelay" row (demo-web with
 # TCP_NODELAY forced on by the LD_PRELOAD shim in tools/; demo-web sets TCP_NODELAY itself
 # now, so such a row only shows the run-to-run spread).
@@ -56,6 +58,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 QUIET_WAIT=${QUIET_WAIT:-1200}
 DURABLE_ROWS=${DURABLE_ROWS:-"1 7"}
+NOMETRICS_ROWS=${NOMETRICS_ROWS:-"1"}
 DOC=${DOC:-$ROOT/docs/performance.md}
 RESULTS=${RESULTS:-$(mktemp -d /tmp/flack-bench.XXXXXX)}
 PORT=${PORT:-18080}
@@ -167,6 +170,7 @@ start_server() {
     case $name in
         before*) bin=$BEFORE_BIN; name=ours${name#before}; store=() ;;
         ours-durable) name=ours; store=(--data-dir "$RESULTS/data-$PORT" "${store[@]:2}") ;;
+        ours-nometrics) name=ours; store+=(--metrics off) ;;
     esac
     PORT=$((PORT + 2))
     ADDR=127.0.0.1:$PORT
@@ -287,13 +291,14 @@ floor_run() {
 
 nodelay_for() { case " $NODELAY_ROWS " in *" $1 "*) echo ours-nodelay ;; esac; }
 durable_for() { case " $DURABLE_ROWS " in *" $1 "*) echo ours-durable ;; esac; }
+nometrics_for() { case " $NOMETRICS_ROWS " in *" $1 "*) echo ours-nometrics ;; esac; }
 s1_args=(--clients $((S1_SUBSCRIBERS + 1)) --channels 1 --senders 1 --window 64 --duration "$DURATION")
 # A scenario's runs go round the servers (run 1 of each, then run 2 of each, ...): this
 # machine's speed drifts over minutes, and grouping one server's runs would hand that drift
 # to the comparison.
 for scenario in $SCENARIOS; do
     case $scenario in
-        1) for r in $(seq 1 "$RUNS"); do for s in $SERVERS $(nodelay_for 1) $(durable_for 1); do measure 1 "$s" "$r" "${s1_args[@]}"; done; done ;;
+        1) for r in $(seq 1 "$RUNS"); do for s in $SERVERS $(nodelay_for 1) $(durable_for 1) $(nometrics_for 1); do measure 1 "$s" "$r" "${s1_args[@]}"; done; done ;;
         2) for r in $(seq 1 "$RUNS"); do for s in $SERVERS; do
                measure 2 "$s" "$r" --clients $((S2_CHANNELS * S2_MEMBERS)) --channels "$S2_CHANNELS" \
                    --senders $((S2_CHANNELS * S2_MEMBERS)) --rate "$S2_RATE" --window 16 --duration "$DURATION"
