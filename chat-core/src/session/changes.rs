@@ -15,7 +15,7 @@ impl Session {
     /// anyone else's is refused with `not_author`, one the room no longer keeps with
     /// `no_such_message`. The new text follows the rules of a post's
     /// ([`validate::message_text`]) and takes a token of the user's `message_rate`, like a
-    /// post. Every follower (this session included) gets [`Event::Edited`], and history
+    /// post. Every follower (this session included) gets [`Event::Edited`](crate::Event::Edited), and history
     /// and later joins carry the new text with `edited_at` set.
     pub async fn edit(
         &self,
@@ -50,7 +50,7 @@ impl Session {
     /// there. `emoji` is one of the set ([`crate::reaction`]), as the emoji or its short
     /// name; anything else is refused with `invalid_reaction`, a message the room does not
     /// keep with `no_such_message`. Takes a token of the user's `message_rate`. Every
-    /// follower (this session included) gets [`Event::Reacted`] with the new counts.
+    /// follower (this session included) gets [`Event::Reacted`](crate::Event::Reacted) with the new counts.
     pub async fn react(
         &self,
         target: impl Into<Target>,
