@@ -15,6 +15,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::address::AddressRate;
+use crate::attachment::{FileId, StoredFile};
 use crate::broker::{Broker, MemoryBroker};
 use crate::directory::{
     Connect, CreateChannel, ListChannels, LoginRequest, RegistryActor, Shutdown, Stats,
@@ -27,6 +28,7 @@ use crate::model::ChannelInfo;
 use crate::runtime::{self, BrokerSource, Started};
 use crate::session::Session;
 use crate::telemetry;
+use crate::upload::{UploadBudget, Uploader};
 use crate::validate;
 
 /// How a client identifies itself when it connects.
@@ -227,6 +229,8 @@ struct Inner {
     broker: Arc<dyn Broker>,
     /// Set when `shutdown` begins, for `health`.
     stopping: AtomicBool,
+    /// `Limits::upload_bytes_per_hour`: each user's bytes left to upload.
+    uploads: Arc<UploadBudget>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -253,10 +257,11 @@ impl Engine {
             inner: Arc::new(Inner {
                 registry: started.registry,
                 new_users: AddressRate::new(limits.login_rate_per_address),
-                limits,
                 system: started.system,
                 broker: started.broker,
                 stopping: AtomicBool::new(false),
+                uploads: Arc::new(UploadBudget::new(&limits)),
+                limits,
             }),
         }
     }
@@ -355,6 +360,34 @@ impl Engine {
             .send(ListChannels)
             .await
             .map_err(registry_gone)
+    }
+
+    /// The user a resume token was issued to, allowed to upload files
+    /// ([`Uploader::upload`]); fails with `invalid_token` for a token that is unknown or
+    /// expired. Logs nobody in: a transport calls it for an upload request, before it
+    /// reads the body.
+    pub async fn uploader(&self, token: &str) -> Result<Uploader, ChatError> {
+        let token = ResumeToken::from_client(token);
+        let user = self
+            .inner
+            .broker
+            .identify(&token)
+            .await?
+            .ok_or(ChatError::InvalidToken)?;
+        Ok(Uploader::new(
+            user,
+            self.inner.limits.clone(),
+            self.inner.broker.clone(),
+            self.inner.uploads.clone(),
+        ))
+    }
+
+    /// A kept file with its bytes (attached to a kept message, or waiting for its
+    /// post), for a transport to serve: with `Content-Type` from its
+    /// [`FileKind`](crate::attachment::FileKind), inline only when it is an image. `None`
+    /// once its message is deleted or evicted, or for an id never given.
+    pub async fn file(&self, id: &FileId) -> Result<Option<StoredFile>, ChatError> {
+        self.inner.broker.file(id).await
     }
 
     /// How much the engine holds on this node now: sessions, users with flood buckets,

@@ -95,6 +95,23 @@ pub enum ChatError {
          new names are accepted again as name holds expire (returning users can resume)"
     )]
     TooManyUsers(usize),
+    /// A post names a file that is not waiting for a post of this user: never uploaded,
+    /// uploaded by someone else, attached already, or dropped (unclaimed for
+    /// `Limits::upload_wait`, or its message is gone).
+    #[error("no upload {0} is waiting for a message of yours")]
+    NoSuchFile(String),
+    /// A post names more files than `Limits::max_files_per_message` allows.
+    #[error("a message may carry at most {0} files")]
+    TooManyFiles(usize),
+    /// A file, or a post's files together, are larger than the named limit allows.
+    #[error("{limit} allows at most {bytes} bytes")]
+    FileTooLarge {
+        /// Which limit (`max_file_bytes`, `max_message_file_bytes`): the name of its field
+        /// in `Limits`.
+        limit: &'static str,
+        /// The limit, in bytes.
+        bytes: u64,
+    },
     /// The session was closed; it can no longer be used.
     #[error("this session is closed")]
     SessionClosed,
@@ -140,6 +157,9 @@ impl ChatError {
             ChatError::RateLimited { .. } => "rate_limited",
             ChatError::TooManyChannels(_) => "too_many_channels",
             ChatError::ServerFull(_) | ChatError::TooManyUsers(_) => "server_full",
+            ChatError::NoSuchFile(_) => "no_such_file",
+            ChatError::TooManyFiles(_) => "too_many_files",
+            ChatError::FileTooLarge { .. } => "too_large",
             ChatError::SessionClosed => "session_closed",
             ChatError::ShuttingDown => "shutting_down",
             ChatError::InvalidLimit(_) => "invalid_limit",

@@ -327,6 +327,14 @@ impl Directory {
         })
     }
 
+    /// The user `token` was issued to, if it is known and has not expired; counts no
+    /// session.
+    pub(crate) fn user_of_token(&mut self, token: &ResumeToken, now: Instant) -> Option<UserRef> {
+        let id = *self.by_token.get(&token.hash())?;
+        self.forget_if_expired(id, now);
+        self.users.get(&id).map(|record| record.user.clone())
+    }
+
     /// One session of `id` ended; its name stays held for `hold` after the last one.
     pub(crate) fn session_ended(&mut self, id: UserId, now: Instant) {
         if let Some(record) = self.users.get_mut(&id) {

@@ -100,6 +100,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod attachment;
 pub mod broker;
 mod delivery;
 mod directory;
@@ -116,9 +117,11 @@ mod room;
 mod runtime;
 mod session;
 pub mod telemetry;
+mod upload;
 pub mod validate;
 
 pub use address::{AddressSlot, ConnectionGate, GateRefusal};
+pub use attachment::{Attachment, FileId, FileKind, StoredFile};
 #[cfg(feature = "redis")]
 pub use broker::redis::RedisBroker;
 #[cfg(feature = "sqlite")]
@@ -138,4 +141,5 @@ pub use reaction::{Emoji, Reactions};
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,
 };
+pub use upload::Uploader;
 pub use validate::MAX_EXTERNAL_ID_BYTES;

@@ -137,6 +137,20 @@ pub struct Limits {
     /// at least twice `node_heartbeat`, so one late beat does not take a live node for
     /// dead. Default 10 seconds.
     pub node_expiry: Duration,
+    /// Largest file one upload may keep, in bytes ([`crate::attachment`]); an upload
+    /// beyond it is refused with `too_large` (a transport stops reading its body there).
+    /// Default 10 MiB.
+    pub max_file_bytes: u64,
+    /// Most files one message may carry. Default 10.
+    pub max_files_per_message: usize,
+    /// Most bytes the files of one message may add up to. Default 25 MiB.
+    pub max_message_file_bytes: u64,
+    /// Bytes one user may upload per hour (a bucket that refills over the hour); over it,
+    /// an upload is refused with `rate_limited`. Per node. Default 100 MiB.
+    pub upload_bytes_per_hour: u64,
+    /// How long an uploaded file waits for a post of its owner to carry it; then it is
+    /// dropped. Default 1 hour.
+    pub upload_wait: Duration,
 }
 
 impl Default for Limits {
@@ -171,6 +185,11 @@ impl Default for Limits {
             max_users: 1_000_000,
             node_heartbeat: Duration::from_secs(2),
             node_expiry: Duration::from_secs(10),
+            max_file_bytes: 10 << 20,
+            max_files_per_message: 10,
+            max_message_file_bytes: 25 << 20,
+            upload_bytes_per_hour: 100 << 20,
+            upload_wait: Duration::from_secs(3600),
         }
     }
 }
@@ -205,6 +224,22 @@ impl Limits {
             return Err(InvalidLimit::new(
                 "node_expiry",
                 "must be at least twice node_heartbeat",
+            ));
+        }
+        InvalidLimit::nonzero("max_file_bytes", self.max_file_bytes)?;
+        InvalidLimit::nonzero("max_files_per_message", self.max_files_per_message)?;
+        InvalidLimit::nonzero("max_message_file_bytes", self.max_message_file_bytes)?;
+        InvalidLimit::nonzero("upload_wait", self.upload_wait)?;
+        if self.upload_bytes_per_hour < self.max_file_bytes {
+            return Err(InvalidLimit::new(
+                "upload_bytes_per_hour",
+                "must be at least max_file_bytes, or no file of the largest size could ever be uploaded",
+            ));
+        }
+        if self.upload_bytes_per_hour > u64::from(u32::MAX) {
+            return Err(InvalidLimit::new(
+                "upload_bytes_per_hour",
+                "must be at most 4 GiB (4294967295 bytes)",
             ));
         }
         self.message_rate.validate("message_rate")?;

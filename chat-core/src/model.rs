@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::attachment::Attachment;
 use crate::reaction::Reactions;
 
 /// A user's stable id, the same across reconnects and display-name changes.
@@ -147,6 +148,8 @@ pub struct ChatMessage {
     pub edited_at: Option<DateTime<Utc>>,
     /// Who reacted with which emoji of the set.
     pub reactions: Reactions,
+    /// The files it carries (none for most messages), in the order the author gave them.
+    pub attachments: Vec<Attachment>,
 }
 
 impl ChatMessage {
@@ -167,7 +170,14 @@ impl ChatMessage {
             sent_at,
             edited_at: None,
             reactions: Reactions::default(),
+            attachments: Vec::new(),
         }
+    }
+
+    /// The same message carrying `attachments`.
+    pub fn with_attachments(mut self, attachments: Vec<Attachment>) -> ChatMessage {
+        self.attachments = attachments;
+        self
     }
 
     /// The keys ([`name_key`](crate::validate::name_key)) of the display names its
@@ -436,6 +446,7 @@ pub(crate) fn test_message(id: MessageId) -> Arc<ChatMessage> {
         sent_at: now_millis(),
         edited_at: None,
         reactions: Reactions::default(),
+        attachments: Vec::new(),
     })
 }
 

@@ -13,6 +13,7 @@ use crate::model::ChannelName;
 
 mod names;
 
+pub(crate) use names::is_bidi_control as reorders_text;
 pub use names::{display_name, name_key};
 
 /// Longest external user id ([`crate::Login::External`]), in bytes: room for a UUID, an
@@ -88,13 +89,19 @@ pub(crate) fn channel_key(name: &str) -> Cow<'_, str> {
 /// Checks a message text: not blank, at most `max_message_bytes`, no control characters
 /// but newline and tab.
 pub fn message_text(text: &str, limits: &Limits) -> Result<(), ChatError> {
+    post_text(text, false, limits)
+}
+
+/// Checks the text of a post with `files` or without: as [`message_text`], except that a
+/// post that carries files may have no text.
+pub fn post_text(text: &str, has_files: bool, limits: &Limits) -> Result<(), ChatError> {
     if text.len() > limits.max_message_bytes {
         return Err(ChatError::TooLong {
             limit: limits.max_message_bytes,
             actual: text.len(),
         });
     }
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && !has_files {
         return Err(ChatError::Empty);
     }
     if text

@@ -23,5 +23,6 @@
 pub mod assets;
 pub mod cli;
 pub mod exporter;
+pub mod files;
 pub mod probes;
 pub mod server;

@@ -96,6 +96,14 @@ async fn serve(cli: Cli, mut checked: demo_web::cli::Checked) -> Result<(), Box<
         MetricsAt::Off => None,
         MetricsAt::Main | MetricsAt::Own(_) => Some(exporter::install()?),
     };
+    // The line and IRC ports link a message's files under the web app's address.
+    let public_url = match &cli.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => format!("http://{}", http.local_addr()?),
+    };
+    let files_url = Some(format!("{public_url}/files/"));
+    checked.tcp.files_url = files_url.clone();
+    checked.irc.files_url = files_url;
     // The line port tells an IRC client that knocks on it where to go instead.
     checked.tcp.irc_address = match &irc {
         Some(listener) => Some(listener.local_addr()?.to_string()),

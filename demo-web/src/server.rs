@@ -35,7 +35,7 @@ use transport_irc::IrcConfig;
 use transport_tcp::TcpConfig;
 use transport_ws::{WsChat, WsConfig};
 
-use crate::{assets, exporter, probes};
+use crate::{assets, exporter, files, probes};
 
 /// What `run` needs besides its listeners.
 #[derive(Debug, Clone)]
@@ -261,7 +261,7 @@ async fn serve(
     }
 }
 
-/// The web listener's routes besides `/ws`: the front end and `/healthz`, `/readyz`, and
+/// The web listener's routes besides `/ws`: the front end, `/files`, and `/healthz`, `/readyz`, and
 /// `/metrics` when `metrics` is given.
 fn routes(
     cfg: &mut web::ServiceConfig,
@@ -270,6 +270,7 @@ fn routes(
     metrics: Option<PrometheusHandle>,
 ) {
     assets::configure(cfg);
+    files::configure(cfg, engine.clone());
     probes::configure(cfg, engine, shutdown);
     if let Some(handle) = metrics {
         exporter::configure(cfg, handle);

@@ -6,7 +6,7 @@
 // exactly what it missed; messages are de-duplicated by id before the UI sees them.
 // It never touches the DOM.
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** Members a page asks for: what a join brings too. */
 export const MEMBER_PAGE = 100;

@@ -61,6 +61,10 @@ pub struct IrcConfig {
     /// Longest time one write to a client may take before the connection is dropped; the
     /// engine drops a client sooner if its event queue fills meanwhile. Default 10 s.
     pub write_timeout: Duration,
+    /// Where the files messages carry are served: a URL prefix the file's id is appended
+    /// to (`http://chat.example.com/files/`), on the `[file]` line that follows such a
+    /// message. `None` (the default): the line shows the id alone.
+    pub files_url: Option<String>,
 }
 
 impl Default for IrcConfig {
@@ -83,6 +87,7 @@ impl Default for IrcConfig {
             ping_timeout: Duration::from_secs(60),
             registration_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(10),
+            files_url: None,
         }
     }
 }

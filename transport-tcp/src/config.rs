@@ -57,6 +57,10 @@ pub struct TcpConfig {
     /// `ERROR :this is the plain-text port; IRC clients connect to HOST:PORT` and the
     /// connection is closed. `None` (the default): the server has no IRC port to name.
     pub irc_address: Option<String>,
+    /// Where the files messages carry are served: a URL prefix the file's id is appended
+    /// to (`http://chat.example.com/files/`), shown on each file's `% ` line. `None` (the
+    /// default): the line shows the id alone.
+    pub files_url: Option<String>,
 }
 
 impl Default for TcpConfig {
@@ -69,6 +73,7 @@ impl Default for TcpConfig {
             max_connections_per_address: 64,
             connect_rate_per_address: Rate::new(20, 5.0),
             irc_address: None,
+            files_url: None,
         }
     }
 }

@@ -56,7 +56,7 @@ pub(crate) async fn run(
     let mut conn = Connection {
         lines: FramedRead::new(read, LineCodec::new(config.max_line_bytes)),
         out: BufWriter::new(write),
-        dispatcher: Dispatcher::new(engine, peer, config.irc_address.clone()),
+        dispatcher: Dispatcher::new(engine, peer, &config),
         posts: PostPipeline::new(),
         events: Vec::new(),
         shutdown,
@@ -238,7 +238,7 @@ impl Connection {
         let mut lines = Vec::with_capacity(self.events.len());
         let mut ended = false;
         for event in self.events.drain(..) {
-            event_lines(&event, &me, &mut lines);
+            event_lines(&event, &me, self.config.files_url.as_deref(), &mut lines);
             if matches!(event, Event::Disconnected(_)) {
                 ended = true;
                 break;
@@ -285,7 +285,7 @@ struct SharedLines(Vec<String>);
 /// Adds the lines for `event` to `lines`. A channel message or presence batch reads the
 /// same for everyone (unlike a private room's, labelled with the other user), so its
 /// lines are rendered once for all of them.
-fn event_lines(event: &Event, user: &UserRef, lines: &mut Vec<String>) {
+fn event_lines(event: &Event, user: &UserRef, files_url: Option<&str>, lines: &mut Vec<String>) {
     let me = user.id;
     match event {
         Event::Posted(message) if matches!(message.room, Room::Channel(_)) => {
@@ -300,6 +300,7 @@ fn event_lines(event: &Event, user: &UserRef, lines: &mut Vec<String>) {
         _ => lines.extend(render::event(event, me)),
     }
     if let Event::Posted(message) = event {
+        lines.extend(render::files(message, me, files_url));
         if message.author.id != me && message.mentions(user) {
             lines.push(render::mention(message, me));
         }

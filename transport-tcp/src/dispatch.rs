@@ -16,6 +16,7 @@ use chat_core::{
 };
 
 use crate::command::{self, Command};
+use crate::config::TcpConfig;
 use crate::error::TcpError;
 use crate::render;
 
@@ -40,6 +41,8 @@ pub(crate) struct Dispatcher {
     peer: IpAddr,
     /// Where IRC clients should connect instead (`TcpConfig::irc_address`).
     irc_address: Option<String>,
+    /// Where files are served (`TcpConfig::files_url`).
+    files_url: Option<String>,
     /// `None` until the client picked a name or resumed.
     session: Option<Session>,
     /// The room plain lines go to, as the client addresses it (`general`, `@bob`): the
@@ -52,12 +55,13 @@ pub(crate) struct Dispatcher {
 
 impl Dispatcher {
     /// A dispatcher for a client, connected from `peer`, that has not logged in yet;
-    /// `irc_address` is where an IRC client is sent if one connects here.
-    pub(crate) fn new(engine: Engine, peer: IpAddr, irc_address: Option<String>) -> Dispatcher {
+    /// `config` says where an IRC client is sent if one connects here, and where files are.
+    pub(crate) fn new(engine: Engine, peer: IpAddr, config: &TcpConfig) -> Dispatcher {
         Dispatcher {
             engine,
             peer,
-            irc_address,
+            irc_address: config.irc_address.clone(),
+            files_url: config.files_url.clone(),
             session: None,
             current: None,
             more: None,
@@ -151,7 +155,7 @@ impl Dispatcher {
             Command::List => answer(channel_lines(session).await?),
             Command::Join(target) => {
                 let joined = session.join(target.as_str(), None).await?;
-                let lines = joined_lines(&joined, me);
+                let lines = joined_lines(&joined, me, self.files_url.as_deref());
                 self.current = Some(joined.room.label_for(me));
                 answer(lines)
             }
@@ -257,12 +261,12 @@ async fn channel_lines(session: &Session) -> Result<Vec<String>, ChatError> {
 
 /// The lines for a join: the history, oldest first, then a summary reply naming who is
 /// online (from the first page of members: `/who` lists the rest).
-fn joined_lines(joined: &Joined, me: UserId) -> Vec<String> {
-    let mut lines: Vec<String> = joined
-        .messages
-        .iter()
-        .map(|m| render::message(m, me))
-        .collect();
+fn joined_lines(joined: &Joined, me: UserId, files_url: Option<&str>) -> Vec<String> {
+    let mut lines = Vec::with_capacity(joined.messages.len() + 1);
+    for m in &joined.messages {
+        lines.push(render::message(m, me));
+        lines.extend(render::files(m, me, files_url));
+    }
     let online: Vec<_> = joined
         .members
         .iter()
@@ -372,7 +376,7 @@ mod tests {
 
     /// A dispatcher logged in as `name`.
     async fn logged_in(engine: &Engine, name: &str) -> Dispatcher {
-        let mut d = Dispatcher::new(engine.clone(), LOCAL, None);
+        let mut d = Dispatcher::new(engine.clone(), LOCAL, &TcpConfig::default());
         let lines = answer(&mut d, name).await;
         assert_eq!(lines[0], format!("= welcome, {name}"), "{lines:?}");
         d
@@ -381,7 +385,7 @@ mod tests {
     #[tokio::test]
     async fn before_login_only_a_name_help_and_quit_are_served() {
         let engine = engine().await;
-        let mut d = Dispatcher::new(engine.clone(), LOCAL, None);
+        let mut d = Dispatcher::new(engine.clone(), LOCAL, &TcpConfig::default());
         assert_eq!(answer(&mut d, "").await, Vec::<String>::new());
         assert_eq!(answer(&mut d, "/help").await, render::help());
         let refused = answer(&mut d, "/list").await;
@@ -486,7 +490,9 @@ mod tests {
             "USER root 0 * :root",
             "PASS secret",
         ] {
-            let mut d = Dispatcher::new(engine.clone(), LOCAL, Some("127.0.0.1:6667".into()));
+            let mut config = TcpConfig::default();
+            config.irc_address = Some("127.0.0.1:6667".into());
+            let mut d = Dispatcher::new(engine.clone(), LOCAL, &config);
             let command = command::parse(line).expect("a plain line");
             match d.dispatch(command).await {
                 Reply::Quit(lines) => assert_eq!(

@@ -11,6 +11,7 @@
 //! | `& `          | reactions: `& #general message 42: 👍 2, ❤️ 1` (`none` when none is left) |
 //! | `* `          | presence: `* #general alice joined` (one line per change of a batch); a large room's counts: `* #general 15000 members, 9876 online` |
 //! | `+ `          | a channel was created: `+ #rust created`              |
+//! | `% `          | a file the message just shown carries: `% #general 42 cat.png (68 B) http://host/files/ID` |
 //! | `^ `          | the message just shown mentions you: `^ #general 42 alice mentioned you` |
 //! | `= `          | a reply to the client's own command                   |
 //! | `! error `    | an error: `! error <code>: <message>`                 |
@@ -72,6 +73,27 @@ pub fn message(message: &ChatMessage, me: UserId) -> String {
         message.text,
         id_notes(message)
     ))
+}
+
+/// The lines that follow a message carrying files, one per file:
+/// `% #general 42 cat.png (68 B) http://host/files/ID`, the URL being `files_url` with the
+/// id appended (the id alone without it).
+pub fn files(message: &ChatMessage, me: UserId, files_url: Option<&str>) -> Vec<String> {
+    message
+        .attachments
+        .iter()
+        .map(|file| {
+            sanitize(&format!(
+                "% {} {} {} ({}) {}{}",
+                room_label(&message.room, me),
+                message.id,
+                file.name,
+                file.size_text(),
+                files_url.unwrap_or_default(),
+                file.id
+            ))
+        })
+        .collect()
 }
 
 /// The line that follows a message mentioning the reader (`@name`):

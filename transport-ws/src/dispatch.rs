@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use chat_core::{
-    ChatError, ChatMessage, Engine, Login, MemberCursor, PendingPost, Session, UserId,
+    ChatError, ChatMessage, Engine, FileId, Login, MemberCursor, PendingPost, Session, UserId,
     MAX_MEMBER_PAGE, MEMBER_PAGE,
 };
 
@@ -105,6 +105,13 @@ enum Called {
     Posting(PendingPost),
 }
 
+/// The file ids a post names; one that is not an id at all is no upload of this user.
+fn file_ids(raw: Vec<String>) -> Result<Vec<FileId>, ChatError> {
+    raw.iter()
+        .map(|id| FileId::parse(id).ok_or_else(|| ChatError::NoSuchFile(id.clone())))
+        .collect()
+}
+
 /// Makes the call `request` asks for. Before login only `login` is allowed, after it
 /// everything but `login`.
 async fn call(
@@ -144,8 +151,14 @@ async fn call(
             session.leave(room.as_str()).await?;
             Reply::Done {}
         }
-        ClientFrame::Post { room, text } => {
-            return Ok(Called::Posting(session.start_post(room, text).await?));
+        ClientFrame::Post { room, text, files } => {
+            let posting = if files.is_empty() {
+                session.start_post(room, text).await?
+            } else {
+                let ids = file_ids(files)?;
+                session.start_post_with_files(room, text, ids).await?
+            };
+            return Ok(Called::Posting(posting));
         }
         ClientFrame::Delete { room, message_id } => {
             session.delete(room.as_str(), message_id).await?;

@@ -17,9 +17,11 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use super::files::FileShelf;
 use super::{
     lock, new_epoch, Broker, Change, ChannelRecord, ClusterEvent, Follow, Proposal, Receipt, Stored,
 };
+use crate::attachment::{Attachment, FileId, StoredFile};
 use crate::error::ChatError;
 use crate::identity::{Directory, Identity, ResumeToken, StoredUser};
 use crate::limits::Limits;
@@ -36,6 +38,11 @@ use crate::room::history::History;
 pub struct MemoryBroker {
     epoch: String,
     history_limit: usize,
+    /// What a post's files are checked against.
+    limits: Limits,
+    /// Uploaded files, waiting for a post or attached to a kept message. Locked after a
+    /// room's log or the directory, never before.
+    files: Mutex<FileShelf>,
     directory: Mutex<Directory>,
     channels: Mutex<HashMap<Arc<str>, ChannelRecord>>,
     directs: Mutex<HashMap<UserId, Vec<[UserRef; 2]>>>,
@@ -68,6 +75,10 @@ pub(crate) struct Restored {
     pub(crate) directs: Vec<[UserRef; 2]>,
     /// Each room's kept messages and last id.
     pub(crate) rooms: Vec<RestoredRoom>,
+    /// Who uploaded each file the kept messages carry (the bytes stay in the store).
+    pub(crate) file_owners: HashMap<FileId, UserId>,
+    /// The files waiting for a post, with their owners and how long they have waited.
+    pub(crate) waiting_files: Vec<(Attachment, UserId, std::time::Duration)>,
 }
 
 /// One room's history as a store kept it.
@@ -82,9 +93,17 @@ impl MemoryBroker {
     /// A broker that keeps `limits.history` messages per room, holds display names for
     /// `limits.name_hold` and keeps at most `limits.max_users` users.
     pub fn new(limits: &Limits) -> Self {
+        MemoryBroker::keeping_file_bytes(limits, true)
+    }
+
+    /// As [`MemoryBroker::new`], keeping the bytes of uploaded files in memory or (for a
+    /// store that keeps them on disk) only what they are.
+    fn keeping_file_bytes(limits: &Limits, keeps_bytes: bool) -> Self {
         MemoryBroker {
             epoch: new_epoch(),
             history_limit: limits.history.max(1),
+            limits: limits.clone(),
+            files: Mutex::new(FileShelf::new(limits, keeps_bytes)),
             directory: Mutex::new(Directory::new(limits.name_hold, limits.max_users)),
             channels: Mutex::default(),
             directs: Mutex::default(),
@@ -99,7 +118,27 @@ impl MemoryBroker {
     /// exactly as if the messages had been posted here.
     #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) fn restore(limits: &Limits, restored: Restored) -> Self {
-        let broker = MemoryBroker::new(limits);
+        let broker = MemoryBroker::keeping_file_bytes(limits, false);
+        {
+            let mut files = lock(&broker.files);
+            let now = Instant::now();
+            for room in &restored.rooms {
+                for message in &room.stored.messages {
+                    for file in &message.attachments {
+                        if let Some(owner) = restored.file_owners.get(&file.id) {
+                            files.restore_attached(file.clone(), *owner, room.key.clone());
+                        }
+                    }
+                }
+            }
+            for (attachment, owner, waited) in restored.waiting_files {
+                let since = now.checked_sub(waited).unwrap_or(now);
+                files.put(
+                    StoredFile::new(attachment, owner, Default::default()),
+                    since,
+                );
+            }
+        }
         let directory = Directory::restore(
             limits.name_hold,
             limits.max_users,
@@ -155,12 +194,20 @@ impl MemoryBroker {
             );
             // A private conversation lives while either of its users does.
             lock(&self.directs).retain(|user, _| directory.knows(*user));
-            lock(&self.rooms).retain(|key, _| match key {
+            let kept = |key: &RoomKey| match key {
                 RoomKey::Direct(a, b) => directory.knows(*a) || directory.knows(*b),
                 RoomKey::Channel(_) => true,
-            });
+            };
+            lock(&self.rooms).retain(|key, _| kept(key));
+            lock(&self.files).drop_rooms(kept);
         }
         forgotten
+    }
+
+    /// Drops the uploaded files that waited longer than `Limits::upload_wait` for a post;
+    /// returns their ids.
+    pub(crate) fn sweep_files(&self) -> Vec<FileId> {
+        lock(&self.files).sweep(Instant::now())
     }
 
     fn announce(&self, event: ClusterEvent) {
@@ -181,20 +228,31 @@ impl MemoryBroker {
     }
 
     fn apply(
+        &self,
         log: &mut RoomLog,
         room: &Room,
         proposal: Proposal,
     ) -> Result<(Change, Receipt), ChatError> {
         Ok(match proposal {
-            Proposal::Post { author, text } => {
-                let message = Arc::new(ChatMessage::new(
-                    log.history.next_id(),
-                    room.clone(),
-                    author,
-                    text,
-                    now_millis(),
-                ));
-                log.history.push(message.clone());
+            Proposal::Post {
+                author,
+                text,
+                files,
+            } => {
+                let id = log.history.next_id();
+                let attachments = if files.is_empty() {
+                    Vec::new()
+                } else {
+                    lock(&self.files).attach(author.id, &files, &room.key(), &self.limits)?
+                };
+                let message = ChatMessage::new(id, room.clone(), author, text, now_millis())
+                    .with_attachments(attachments);
+                let message = Arc::new(message);
+                log.history.push_evicting(message.clone(), |old| {
+                    if !old.attachments.is_empty() {
+                        lock(&self.files).drop_with(&old);
+                    }
+                });
                 (Change::Posted(message.clone()), Receipt::Posted(message))
             }
             Proposal::Delete { id, by } => {
@@ -202,7 +260,9 @@ impl MemoryBroker {
                 if message.author.id != by {
                     return Err(ChatError::NotAuthor(id));
                 }
-                log.history.remove(id);
+                if let Some(old) = log.history.remove(id) {
+                    lock(&self.files).drop_with(&old);
+                }
                 (Change::Deleted(id), Receipt::Done)
             }
             Proposal::Edit { id, by, text } => {
@@ -249,14 +309,19 @@ impl Broker for MemoryBroker {
         lock(&self.directory).login_external(external, name, Instant::now())
     }
 
+    async fn identify(&self, token: &ResumeToken) -> Result<Option<UserRef>, ChatError> {
+        Ok(lock(&self.directory).user_of_token(token, Instant::now()))
+    }
+
     fn session_ended(&self, user: UserId) {
         lock(&self.directory).session_ended(user, Instant::now());
     }
 
     async fn keep_alive(&self, _online: Vec<UserId>) -> Result<(), ChatError> {
         // Online users never expire here (the directory counts their sessions); this is
-        // the moment to forget the expired ones.
+        // the moment to forget the expired ones, and the files nobody posted.
         self.forget_expired();
+        self.sweep_files();
         Ok(())
     }
 
@@ -341,10 +406,19 @@ impl Broker for MemoryBroker {
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
         let log = self.room(room.key());
         let mut log = lock(&log);
-        let (change, receipt) = Self::apply(&mut log, room, proposal)?;
+        let (change, receipt) = self.apply(&mut log, room, proposal)?;
         // Sending under the room's lock is what makes every follower see one order.
         log.followers.retain(|f| f.send(change.clone()).is_ok());
         Ok(receipt)
+    }
+
+    async fn put_file(&self, file: StoredFile) -> Result<(), ChatError> {
+        lock(&self.files).put(file, Instant::now());
+        Ok(())
+    }
+
+    async fn file(&self, id: &FileId) -> Result<Option<StoredFile>, ChatError> {
+        Ok(lock(&self.files).get(id))
     }
 
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {

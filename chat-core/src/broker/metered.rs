@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::{Beat, Broker, ChannelRecord, ClusterEvent, Follow, NodeId, Proposal, Receipt, Stored};
+use crate::attachment::{FileId, StoredFile};
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
 use crate::limits::Rate;
@@ -58,6 +59,10 @@ impl Broker for Metered {
 
     async fn login_external(&self, external: &str, name: String) -> Result<Identity, ChatError> {
         timed("login_external", self.inner.login_external(external, name)).await
+    }
+
+    async fn identify(&self, token: &ResumeToken) -> Result<Option<UserRef>, ChatError> {
+        timed("identify", self.inner.identify(token)).await
     }
 
     fn session_ended(&self, user: UserId) {
@@ -106,6 +111,14 @@ impl Broker for Metered {
 
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
         timed("commit", self.inner.commit(room, proposal)).await
+    }
+
+    async fn put_file(&self, file: StoredFile) -> Result<(), ChatError> {
+        timed("put_file", self.inner.put_file(file)).await
+    }
+
+    async fn file(&self, id: &FileId) -> Result<Option<StoredFile>, ChatError> {
+        timed("file", self.inner.file(id)).await
     }
 
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {

@@ -37,6 +37,7 @@
 //! nodes' heartbeats ([`Broker::heartbeat`], [`ClusterEvent::NodeGone`]) and users' flood
 //! buckets counted over every node ([`Broker::take_token`]).
 
+mod files;
 mod memory;
 #[cfg(feature = "redis")]
 pub(crate) mod metered;
@@ -51,6 +52,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
+use crate::attachment::{FileId, StoredFile};
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
 use crate::limits::Rate;
@@ -74,6 +76,11 @@ pub enum Proposal {
         author: UserRef,
         /// The validated text.
         text: String,
+        /// Files the author uploaded for it ([`Broker::put_file`]), each once: the broker
+        /// attaches them, or refuses the post with `no_such_file` when one is not waiting
+        /// for a post of `author`, or with the error of
+        /// [`check_message_files`](crate::attachment::check_message_files).
+        files: Vec<FileId>,
     },
     /// Delete a message; the broker checks that `by` wrote it.
     Delete {
@@ -338,6 +345,13 @@ pub trait Broker: Send + Sync + 'static {
             "this broker does not support external users".to_owned(),
         ))
     }
+    /// The user `token` was issued to, without logging in (no session is counted): for
+    /// requests made beside a session, such as an upload over HTTP. `None` for a token
+    /// that is unknown or expired. The default knows no one.
+    async fn identify(&self, token: &ResumeToken) -> Result<Option<UserRef>, ChatError> {
+        let _ = token;
+        Ok(None)
+    }
     /// One session of `user` ended; when it was the last, the name hold starts.
     fn session_ended(&self, user: UserId);
     /// Called periodically with this node's connected users, so their names stay held
@@ -371,6 +385,26 @@ pub trait Broker: Send + Sync + 'static {
     async fn stored(&self, room: &Room) -> Result<Stored, ChatError>;
     /// Commits `proposal` to `room` and delivers the change to every follower.
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError>;
+
+    /// Keeps an uploaded file, waiting for a post of its owner to attach it
+    /// ([`Proposal::Post`]); a file no post attaches within `Limits::upload_wait` is
+    /// dropped. Once attached, the file lives as long as its message: the broker drops it
+    /// when the message is deleted or evicted from the kept history. Answers once the
+    /// file is kept as durably as the broker keeps messages. The default refuses
+    /// (`unavailable`), for brokers written before attachments.
+    async fn put_file(&self, file: StoredFile) -> Result<(), ChatError> {
+        let _ = file;
+        Err(ChatError::Unavailable(
+            "this broker does not keep files".to_owned(),
+        ))
+    }
+
+    /// The file with this id, with its bytes, while it is kept (waiting for its post, or
+    /// attached to a kept message); `None` otherwise.
+    async fn file(&self, id: &FileId) -> Result<Option<StoredFile>, ChatError> {
+        let _ = id;
+        Ok(None)
+    }
 
     /// Events from every node (this one included) that registries act on.
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent>;

@@ -79,6 +79,7 @@ mod tests {
             Proposal::Post {
                 author: alice,
                 text: "hi".into(),
+                files: Vec::new(),
             },
         );
         assert!(matches!(typing, Commit::Settled(Ok(Receipt::Done))));

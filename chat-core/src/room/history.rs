@@ -91,6 +91,16 @@ impl History {
     /// Appends a message whose id is above every id so far, evicting the oldest when full.
     /// A message at or below `last_id` (a replay) is ignored and `false` returned.
     pub(crate) fn push(&mut self, message: Arc<ChatMessage>) -> bool {
+        self.push_evicting(message, |_| {})
+    }
+
+    /// As [`History::push`], handing each message it evicts to `evicted` (a store drops
+    /// the evicted message's files).
+    pub(crate) fn push_evicting(
+        &mut self,
+        message: Arc<ChatMessage>,
+        mut evicted: impl FnMut(Arc<ChatMessage>),
+    ) -> bool {
         if message.id <= self.last_id {
             return false;
         }
@@ -100,6 +110,7 @@ impl History {
             if let Some(old) = self.ring.pop_front() {
                 // A hole forgotten above the evicted message stays forgotten.
                 self.evicted_up_to = self.evicted_up_to.max(old.id);
+                evicted(old);
             }
         }
         true

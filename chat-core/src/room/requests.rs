@@ -11,6 +11,7 @@ use actix::prelude::*;
 
 use super::actor::RoomActor;
 use super::commit::{Commit, PostReply};
+use crate::attachment::FileId;
 use crate::broker::{Proposal, Receipt, Signal};
 use crate::delivery::Subscriber;
 use crate::error::ChatError;
@@ -92,6 +93,7 @@ impl Handler<Unsubscribe> for RoomActor {
 pub(crate) struct Post {
     pub(crate) author: UserRef,
     pub(crate) text: String,
+    pub(crate) files: Vec<FileId>,
     pub(crate) reply: PostReply,
 }
 
@@ -108,6 +110,7 @@ impl Handler<Post> for RoomActor {
         let proposal = Proposal::Post {
             author: msg.author,
             text: msg.text,
+            files: msg.files,
         };
         // The in-memory broker commits at once: settle now, without a task per post. Only a
         // commit still under way (Redis) gets a task on the room's context.

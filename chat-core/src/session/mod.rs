@@ -18,6 +18,7 @@ use std::time::Instant;
 use actix::Addr;
 use tokio::sync::oneshot;
 
+use crate::attachment::{self, FileId};
 use crate::delivery::queue::{QueueReceiver, Queued};
 use crate::delivery::{CloseCause, Subscriber};
 use crate::directory::rate::UserBuckets;
@@ -322,21 +323,39 @@ impl Session {
         target: impl Into<Target>,
         text: impl Into<String>,
     ) -> Result<PendingPost, ChatError> {
-        telemetry::tally(self.start_post_uncounted(target, text).await)
+        self.start_post_with_files(target, text, Vec::new()).await
+    }
+
+    /// Posts like [`Session::start_post`], carrying files this user uploaded
+    /// ([`Uploader::upload`](crate::Uploader::upload)) and no post has carried yet; the
+    /// text may then be empty. Each id counts once. Refused with `no_such_file` when one
+    /// is not waiting for a post of this user, `too_many_files` or `too_large` beyond
+    /// `max_files_per_message` or `max_message_file_bytes`; a refused post attaches none
+    /// of its files, which still wait for another.
+    pub async fn start_post_with_files(
+        &self,
+        target: impl Into<Target>,
+        text: impl Into<String>,
+        files: Vec<FileId>,
+    ) -> Result<PendingPost, ChatError> {
+        telemetry::tally(self.start_post_uncounted(target, text, files).await)
     }
 
     async fn start_post_uncounted(
         &self,
         target: impl Into<Target>,
         text: impl Into<String>,
+        files: Vec<FileId>,
     ) -> Result<PendingPost, ChatError> {
         self.ensure_open()?;
         let text = text.into();
-        validate::message_text(&text, &self.limits)?;
+        let files = attachment::distinct_ids(files, &self.limits)?;
+        validate::post_text(&text, !files.is_empty(), &self.limits)?;
         let (reply, stored) = oneshot::channel();
         let post = Post {
             author: self.subscriber.user.clone(),
             text,
+            files,
             reply,
         };
         self.with_room(target.into(), |addr| {

@@ -164,7 +164,7 @@ fn refused(c: char, why: &str) -> ChatError {
 
 /// The explicit bidi formatting characters (UAX #9): marks, embeddings, overrides and
 /// isolates.
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(
         c,
         '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'

@@ -106,6 +106,27 @@ pub struct LimitFlags {
     /// twice `--node-heartbeat`.
     #[arg(long, env = "FLACK_NODE_EXPIRY", default_value = "10s", value_parser = parse_duration)]
     pub node_expiry: Duration,
+
+    /// Largest file one upload may keep; the server stops reading a body past it.
+    #[arg(long, env = "FLACK_MAX_FILE_BYTES", default_value = "10MiB", value_parser = parse_bytes)]
+    pub max_file_bytes: usize,
+
+    /// Most files one message may carry.
+    #[arg(long, env = "FLACK_MAX_FILES_PER_MESSAGE", default_value_t = 10)]
+    pub max_files_per_message: usize,
+
+    /// Most bytes the files of one message may add up to.
+    #[arg(long, env = "FLACK_MAX_MESSAGE_FILE_BYTES", default_value = "25MiB", value_parser = parse_bytes)]
+    pub max_message_file_bytes: usize,
+
+    /// Bytes one user may upload per hour (at most 4 GiB).
+    #[arg(long, env = "FLACK_UPLOAD_BYTES_PER_HOUR", default_value = "100MiB", value_parser = parse_bytes)]
+    pub upload_bytes_per_hour: usize,
+
+    /// How long an uploaded file waits for a post of its owner to carry it before it is
+    /// dropped.
+    #[arg(long, env = "FLACK_UPLOAD_WAIT", default_value = "1h", value_parser = parse_duration)]
+    pub upload_wait: Duration,
 }
 
 impl LimitFlags {
@@ -132,6 +153,11 @@ impl LimitFlags {
         limits.max_users = self.max_users;
         limits.node_heartbeat = self.node_heartbeat;
         limits.node_expiry = self.node_expiry;
+        limits.max_file_bytes = self.max_file_bytes as u64;
+        limits.max_files_per_message = self.max_files_per_message;
+        limits.max_message_file_bytes = self.max_message_file_bytes as u64;
+        limits.upload_bytes_per_hour = self.upload_bytes_per_hour as u64;
+        limits.upload_wait = self.upload_wait;
         limits
     }
 }

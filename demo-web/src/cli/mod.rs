@@ -75,6 +75,12 @@ pub struct Cli {
     )]
     pub public_hosts: Vec<String>,
 
+    /// The address people reach the web app at (e.g. `https://chat.example.com`): the
+    /// line and IRC ports show a message's files as links under it (`URL/files/ID`).
+    /// Default: `http://` and the listen address.
+    #[arg(long, env = "FLACK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Where the server keeps its users, channels and messages across restarts: a
     /// directory (created if missing) holding one SQLite file, `flack.sqlite3`. `none`
     /// keeps everything in memory only, as `--in-memory` does. Not used with `--redis`.

@@ -156,6 +156,8 @@ impl Dispatcher {
             }
             let (first, every) = render::tags_for(m, self.caps);
             lines.extend(render::message_lines(m, "PRIVMSG", "", &first, &every));
+            let files_url = self.config.files_url.as_deref();
+            lines.extend(render::file_lines(m, files_url, &every));
             self.saw(m);
         }
         Ok(lines)

@@ -321,6 +321,7 @@ impl Dispatcher {
                 nick: self.nick.clone(),
                 caps: self.caps,
                 server: self.server.clone(),
+                files_url: self.config.files_url.as_deref().map(Arc::from),
             });
         }
     }
@@ -339,7 +340,8 @@ impl Dispatcher {
             )));
         }
         for m in messages {
-            lines.extend(render::history(m, self.caps, batch.as_deref()));
+            let files_url = self.config.files_url.as_deref();
+            lines.extend(render::history(m, self.caps, batch.as_deref(), files_url));
             self.saw(m);
         }
         if let Some(batch) = batch {

@@ -13,7 +13,7 @@
 
 mod changes;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chat_core::{ChatMessage, Event, MessageId, PresenceChange, Room, UserId, UserRef};
 use irc_proto::message::Tag;
@@ -156,6 +156,36 @@ pub fn message_lines(
     out
 }
 
+/// The lines that follow a message carrying files, one per file, from its author to its
+/// target: `[file] cat.png (68 B) http://host/files/ID` (the URL is `files_url` with the
+/// id appended; the id alone without it), each with the `every_line` tags.
+pub fn file_lines(
+    message: &ChatMessage,
+    files_url: Option<&str>,
+    every_line: &[Tag],
+) -> Vec<Message> {
+    let prefix = prefix_of(&message.author);
+    let target = target_of(message);
+    message
+        .attachments
+        .iter()
+        .map(|file| {
+            let text = format!(
+                "[file] {} ({}) {}{}",
+                file.name.replace(['\r', '\n'], " "),
+                file.size_text(),
+                files_url.unwrap_or_default(),
+                file.id
+            );
+            Message {
+                tags: (!every_line.is_empty()).then(|| every_line.to_vec()),
+                prefix: Some(prefix.clone()),
+                command: Command::PRIVMSG(target.clone(), text),
+            }
+        })
+        .collect()
+}
+
 /// Splits `line` into pieces of at most `max` bytes, at a space in the second half of a
 /// piece when there is one, else at a character boundary. Blank pieces are dropped: IRC
 /// has no empty message.
@@ -197,13 +227,14 @@ pub fn tags_for(message: &ChatMessage, caps: Caps) -> (Vec<Tag>, Vec<Tag>) {
 struct Shared([OnceLock<Box<[u8]>>; 4]);
 
 /// Appends the live lines of `message` for a client with `caps` to `out`.
-pub fn live(message: &ChatMessage, caps: Caps, out: &mut Vec<u8>) {
+pub fn live(message: &ChatMessage, caps: Caps, files_url: Option<&str>, out: &mut Vec<u8>) {
     let variant =
         usize::from(caps.has(Cap::ServerTime)) | usize::from(caps.has(Cap::MessageTags)) << 1;
     let shared = message.encoded(Shared::default);
     let bytes = shared.0[variant].get_or_init(|| {
         let (first, every) = tags_for(message, caps);
-        let lines = message_lines(message, "PRIVMSG", "", &first, &every);
+        let mut lines = message_lines(message, "PRIVMSG", "", &first, &every);
+        lines.extend(file_lines(message, files_url, &every));
         lines
             .iter()
             .map(|l| l.to_string())
@@ -216,17 +247,24 @@ pub fn live(message: &ChatMessage, caps: Caps, out: &mut Vec<u8>) {
 
 /// The lines of a history message: with `server-time`, the live lines (tagged, in
 /// `batch` when given); without, a NOTICE with the `[HH:MM]` it was sent at.
-pub fn history(message: &ChatMessage, caps: Caps, batch: Option<&str>) -> Vec<Message> {
+pub fn history(
+    message: &ChatMessage,
+    caps: Caps,
+    batch: Option<&str>,
+    files_url: Option<&str>,
+) -> Vec<Message> {
     let (first, mut every) = tags_for(message, caps);
     if let Some(batch) = batch {
         every.push(Tag("batch".into(), Some(batch.to_owned())));
     }
-    if caps.has(Cap::ServerTime) {
+    let mut lines = if caps.has(Cap::ServerTime) {
         message_lines(message, "PRIVMSG", "", &first, &every)
     } else {
         let lead = format!("[{}] ", message.sent_at.format("%H:%M"));
         message_lines(message, "NOTICE", &lead, &first, &every)
-    }
+    };
+    lines.extend(file_lines(message, files_url, &every));
+    lines
 }
 
 /// One client's view for rendering live events: who it is and what it enabled.
@@ -240,6 +278,8 @@ pub struct View {
     pub caps: Caps,
     /// The server, as the source of notices.
     pub server: Server,
+    /// Where files are served (`IrcConfig::files_url`).
+    pub files_url: Option<Arc<str>>,
 }
 
 impl View {
@@ -249,7 +289,7 @@ impl View {
     pub fn event(&self, event: &Event, out: &mut Vec<u8>) {
         let mut push = |m: Message| out.extend_from_slice(m.to_string().as_bytes());
         match event {
-            Event::Posted(message) => live(message, self.caps, out),
+            Event::Posted(message) => live(message, self.caps, self.files_url.as_deref(), out),
             Event::Deleted { room, id } => {
                 let target = room_target(room, self.me);
                 let msgid = format!("{}.{id}", room_tag(room));

@@ -49,12 +49,16 @@ pub enum ClientFrame {
         /// `general` or `@bob`.
         room: String,
     },
-    /// Post a message.
+    /// Post a message, with files uploaded before (their ids); the text may then be
+    /// empty.
     Post {
         /// `general` or `@bob`.
         room: String,
         /// The text (plain text, never markup).
         text: String,
+        /// Ids of files this user uploaded (`POST /files`) and no post carries yet.
+        #[serde(default)]
+        files: Vec<String>,
     },
     /// Delete one of this user's own messages.
     Delete {
@@ -206,6 +210,8 @@ struct PostRequest<'a> {
     room: Cow<'a, str>,
     #[serde(borrow)]
     text: Cow<'a, str>,
+    #[serde(default)]
+    files: Vec<String>,
 }
 
 /// The hot path: a `post` parsed without building a JSON tree first (a dozen
@@ -221,6 +227,7 @@ fn parse_post(text: &str) -> Option<(Option<RequestId>, ClientFrame)> {
         let frame = ClientFrame::Post {
             room: post.room.into_owned(),
             text: post.text.into_owned(),
+            files: post.files,
         };
         (post.id, frame)
     })
@@ -284,6 +291,8 @@ mod tests {
             r#"{"type":"post","id":{"x":1},"room":"general","text":"bad id"}"#,
             r#"{"type":"post","id":true,"room":"general","text":"bad id"}"#,
             r#"{"type":"post","id":3,"room":"general"}"#,
+            r#"{"type":"post","id":3,"room":"general","text":"","files":["0123456789abcdef0123456789abcdef"]}"#,
+            r#"{"type":"post","id":3,"room":"general","text":"","files":"not a list"}"#,
             r#"{"type":"post","id":3,"room":"general","text":5}"#,
             r#"{"type":"post","room":"general","text":"a","text":"b"}"#,
             r#"{"type":"join","id":4,"room":"general","text":"not a post"}"#,

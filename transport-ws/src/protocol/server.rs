@@ -7,15 +7,15 @@
 //! engine values into JSON. `docs/protocol.md` documents each frame; change both together.
 
 use chat_core::{
-    ChannelInfo, ChatError, ChatMessage, DisconnectReason, Event, Joined, Member, MembersPage,
-    MessageId, PresenceBatch, PresenceChange, UserId, UserRef,
+    Attachment, ChannelInfo, ChatError, ChatMessage, DisconnectReason, Event, Joined, Member,
+    MembersPage, MessageId, PresenceBatch, PresenceChange, UserId, UserRef,
 };
 use serde::Serialize;
 
 use super::{RequestId, TransportError};
 
 /// The protocol version announced in the `hello` frame. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Bytes reserved for a serialized frame: a message event with a short text fits.
 pub(crate) const FRAME_CAPACITY: usize = 256;
@@ -60,6 +60,33 @@ pub struct MessageView {
     /// Its reactions, in the set's order; absent when it has none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<ReactionView>,
+    /// The files it carries, in order; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileView>,
+}
+
+/// A file a message carries: fetched at `/files/{id}` in the demo (the embedder's route).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileView {
+    /// Its id (32 hex digits), also its address.
+    pub id: String,
+    /// Its name, to show as text.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What its bytes are: `png`, `jpeg`, `gif`, `webp` (shown inline), `pdf`, `other`.
+    pub kind: &'static str,
+}
+
+impl From<&Attachment> for FileView {
+    fn from(file: &Attachment) -> Self {
+        FileView {
+            id: file.id.to_string(),
+            name: file.name.to_string(),
+            size: file.size,
+            kind: file.kind.as_str(),
+        }
+    }
 }
 
 /// One emoji's reactions to a message.
@@ -98,6 +125,7 @@ impl MessageView {
             mentions: message.mention_keys(),
             edited_at: message.edited_at.map(|at| at.timestamp_millis()),
             reactions: reactions_view(message),
+            files: message.attachments.iter().map(FileView::from).collect(),
         }
     }
 }
@@ -529,7 +557,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::to_value(ServerFrame::hello(65536, 32, "5f0c")).expect("serializes"),
-            json!({"type":"hello","protocol":3,"max_frame_bytes":65536,"max_name_chars":32,"epoch":"5f0c"})
+            json!({"type":"hello","protocol":4,"max_frame_bytes":65536,"max_name_chars":32,"epoch":"5f0c"})
         );
     }
 }

@@ -7,6 +7,7 @@
 //! user's record, token and private pairs, a private room's keys); a change here is a
 //! change there.
 
+use crate::attachment::FileId;
 use crate::model::{Room, RoomKey, UserId};
 use crate::validate;
 
@@ -53,6 +54,13 @@ pub(super) fn token(token: &str) -> String {
 /// The user an embedder's external id (`Login::External`) is: kept for good.
 pub(super) fn external(id: &str) -> String {
     format!("{PREFIX}:external:{id}")
+}
+
+/// An uploaded file: a hash of `owner`, `name`, `size`, `kind`, `data`, and `attached`
+/// (the message id) once a post carries it. The post and delete scripts build it
+/// themselves as `PREFIX:file:ID` when they drop a message's files.
+pub(super) fn file(id: &FileId) -> String {
+    format!("{PREFIX}:file:{id}")
 }
 
 /// The set of a user's private pairs.

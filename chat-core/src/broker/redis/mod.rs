@@ -22,6 +22,7 @@
 //!   resynchronises the followed rooms.
 
 mod cluster;
+mod files;
 mod keys;
 mod pubsub;
 mod scripts;
@@ -38,6 +39,7 @@ use tokio::sync::mpsc;
 use self::keys::PREFIX;
 use self::pubsub::Shared;
 use self::scripts::Scripts;
+use crate::attachment::{FileId, StoredFile};
 use crate::broker::{
     new_epoch, Beat, Broker, ChannelRecord, ClusterEvent, Follow, NodeId, Proposal, Receipt,
     Signal, Stored,
@@ -69,6 +71,8 @@ pub struct RedisBroker {
     max_users: usize,
     /// Each user's posts, counted over every node (`Limits::message_rate`).
     message_rate: Rate,
+    /// What uploads and a post's files are checked against.
+    limits: Arc<Limits>,
     scripts: Arc<Scripts>,
 }
 
@@ -103,6 +107,7 @@ impl RedisBroker {
             hold_secs: limits.name_hold.as_secs().max(1),
             max_users: limits.max_users.max(1),
             message_rate: limits.message_rate,
+            limits: Arc::new(limits.clone()),
             scripts: Arc::new(Scripts::new()),
         };
         let (subscribed, first_subscription) = tokio::sync::oneshot::channel();
@@ -203,6 +208,10 @@ impl Broker for RedisBroker {
             token,
             new_user: false,
         })
+    }
+
+    async fn identify(&self, token: &ResumeToken) -> Result<Option<UserRef>, ChatError> {
+        files::identify(&mut self.conn.clone(), token).await
     }
 
     async fn login_external(&self, external: &str, name: String) -> Result<Identity, ChatError> {
@@ -384,7 +393,11 @@ impl Broker for RedisBroker {
         let mut conn = self.conn.clone();
         let channel = keys::room_channel(room);
         match proposal {
-            Proposal::Post { author, text } => {
+            Proposal::Post {
+                author,
+                text,
+                files: ids,
+            } => {
                 // A private conversation lives while one of its users is held (see
                 // TOUCH_SCRIPT in scripts.rs).
                 let expiry = match room {
@@ -392,23 +405,37 @@ impl Broker for RedisBroker {
                     Room::Direct(_) => self.hold_secs,
                 };
                 let bucket = keys::bucket("message_rate", author.id);
-                let draft = wire::draft(&author, text).map_err(unavailable)?;
+                let attached = if ids.is_empty() {
+                    Vec::new()
+                } else {
+                    files::waiting(&mut conn, author.id, &ids, &self.limits).await?
+                };
+                let draft = wire::draft(&author, text, &attached).map_err(unavailable)?;
                 let rate = self.message_rate;
-                let (wait_ms, stored): (u64, String) = self
-                    .scripts
-                    .post
+                let mut script = self.scripts.post.prepare_invoke();
+                script
                     .key(keys::room_seq(&channel))
                     .key(keys::room_log(&channel))
-                    .key(bucket)
+                    .key(bucket);
+                for id in &ids {
+                    script.key(keys::file(id));
+                }
+                let (wait_ms, stored): (i64, String) = script
                     .arg(self.history_limit)
                     .arg(draft)
                     .arg(&channel)
                     .arg(expiry)
                     .arg(rate.burst)
                     .arg(cluster::per_ms(rate))
+                    .arg(PREFIX)
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
+                if wait_ms < 0 {
+                    let first = ids.first().map(|id| id.to_string()).unwrap_or_default();
+                    return Err(ChatError::NoSuchFile(first));
+                }
+                let wait_ms = wait_ms as u64;
                 if wait_ms > 0 {
                     return Err(cluster::rate_limited("message_rate", wait_ms));
                 }
@@ -425,6 +452,7 @@ impl Broker for RedisBroker {
                     .arg(id)
                     .arg(by.0)
                     .arg(&channel)
+                    .arg(PREFIX)
                     .invoke_async(&mut conn)
                     .await
                     .map_err(unavailable)?;
@@ -480,6 +508,14 @@ impl Broker for RedisBroker {
                 Ok(Receipt::Done)
             }
         }
+    }
+
+    async fn put_file(&self, file: StoredFile) -> Result<(), ChatError> {
+        files::put(&mut self.conn.clone(), &file, &self.limits).await
+    }
+
+    async fn file(&self, id: &FileId) -> Result<Option<StoredFile>, ChatError> {
+        files::get(&mut self.conn.clone(), id).await
     }
 
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {

@@ -36,21 +36,47 @@ local function take_token(key, burst, per_ms)
 end
 "#;
 
-/// Post: take a token from the author's cluster-wide `message_rate` bucket, then allocate
-/// the id, store, trim, publish. The message arrives as JSON whose first field is
-/// `"id":0`; the script puts the real id there. A private room's keys get `ARGV[4]`
-/// seconds to live (0: a channel's, which never expire).
+/// Drops the files a stored message (JSON) carries, when it leaves the log: their keys
+/// are `PREFIX:file:ID`. Only a message that has files is decoded.
+const DROP_FILES: &str = r#"
+local function drop_files(item, prefix)
+  if not string.find(item, '"attachments":', 1, true) then return end
+  local m = cjson.decode(item)
+  for _, f in ipairs(m.attachments or {}) do redis.call('DEL', prefix .. ':file:' .. f.id) end
+end
+"#;
+
+/// Post: check that the files it carries still wait for a post, take a token from the
+/// author's cluster-wide `message_rate` bucket, then allocate the id, store, attach the
+/// files (they live as long as the message from then on), trim (dropping the files of the
+/// messages trimmed), publish. The message arrives as JSON whose first field is `"id":0`;
+/// the script puts the real id there. A private room's keys, and its files, get
+/// `ARGV[4]` seconds to live (0: a channel's, which never expire).
 ///
-/// KEYS: the room's seq, its log, the author's bucket. ARGV: the history limit, the
-/// message, the room's pub/sub channel, the expiry, the bucket's burst and its refill per
-/// millisecond. Returns `{0, stored message}`, or `{milliseconds to wait, ''}` when the
-/// bucket is empty.
+/// KEYS: the room's seq, its log, the author's bucket, then the key of each file the
+/// message carries. ARGV: the history limit, the message, the room's pub/sub channel, the
+/// expiry, the bucket's burst and its refill per millisecond, the prefix. Returns
+/// `{0, stored message}`, `{milliseconds to wait, ''}` when the bucket is empty, or
+/// `{-1, ''}` when a file no longer waits (attached meanwhile, or dropped).
 const POST_BODY: &str = r#"
+for i = 4, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], 'owner') == 0 or redis.call('HEXISTS', KEYS[i], 'attached') == 1 then
+    return {-1, ''}
+  end
+end
 local wait = take_token(KEYS[3], tonumber(ARGV[5]), tonumber(ARGV[6]))
 if wait > 0 then return {wait, ''} end
 local id = redis.call('INCR', KEYS[1])
 local message = string.gsub(ARGV[2], '^{"id":0,', '{"id":' .. id .. ',', 1)
+for i = 4, #KEYS do
+  redis.call('HSET', KEYS[i], 'attached', id)
+  if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[i], ARGV[4]) else redis.call('PERSIST', KEYS[i]) end
+end
 redis.call('RPUSH', KEYS[2], message)
+local excess = redis.call('LLEN', KEYS[2]) - tonumber(ARGV[1])
+if excess > 0 then
+  for _, old in ipairs(redis.call('LRANGE', KEYS[2], 0, excess - 1)) do drop_files(old, ARGV[7]) end
+end
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1)
 if tonumber(ARGV[4]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -153,16 +179,17 @@ end
 return out
 "#;
 
-/// Delete: only the author, only a stored message.
+/// Delete: only the author, only a stored message; its files go with it.
 ///
 /// KEYS: the room's log. ARGV: the message id, the id of the user who asks, the room's
-/// pub/sub channel. Returns `ok`, `not_author` or `no_such_message`.
+/// pub/sub channel, the prefix. Returns `ok`, `not_author` or `no_such_message`.
 const DELETE_SCRIPT: &str = r#"
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
 for _, item in ipairs(items) do
   local m = cjson.decode(item)
   if m.id == tonumber(ARGV[1]) then
     if m.author.id ~= tonumber(ARGV[2]) then return 'not_author' end
+    drop_files(item, ARGV[4])
     redis.call('LREM', KEYS[1], 1, item)
     redis.call('PUBLISH', ARGV[3], '{"deleted":' .. ARGV[1] .. '}')
     return 'ok'
@@ -387,8 +414,8 @@ pub(super) struct Scripts {
 impl Scripts {
     pub(super) fn new() -> Scripts {
         Scripts {
-            post: Script::new(&format!("{BUCKET}{POST_BODY}")),
-            delete: Script::new(DELETE_SCRIPT),
+            post: Script::new(&format!("{BUCKET}{DROP_FILES}{POST_BODY}")),
+            delete: Script::new(&format!("{DROP_FILES}{DELETE_SCRIPT}")),
             edit: Script::new(EDIT_SCRIPT),
             react: Script::new(REACT_SCRIPT),
             register: Script::new(REGISTER_SCRIPT),

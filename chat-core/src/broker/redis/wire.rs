@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::attachment::{Attachment, FileId, FileKind};
 use crate::broker::{Change, ChannelRecord, ClusterEvent, HereState, NodePresence, Signal};
 use crate::limits::Limits;
 use crate::model::{now_millis, ChannelName, ChatMessage, Room, UserId, UserRef};
@@ -39,6 +40,18 @@ struct WireMessage {
     /// empty table as `{}`), absent when nobody reacted.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     reactions: BTreeMap<String, Vec<u64>>,
+    /// The files it carries, absent when none (the scripts look for `"attachments":`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    attachments: Vec<WireFile>,
+}
+
+/// A file a message carries (`Attachment`).
+#[derive(Serialize, Deserialize)]
+struct WireFile {
+    id: String,
+    name: String,
+    size: u64,
+    kind: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,7 +90,20 @@ enum WireCluster {
 }
 
 /// A new message by `author`, with id 0 for the post script to replace, sent now.
-pub(super) fn draft(author: &UserRef, text: String) -> serde_json::Result<String> {
+pub(super) fn draft(
+    author: &UserRef,
+    text: String,
+    files: &[Attachment],
+) -> serde_json::Result<String> {
+    let attachments = files
+        .iter()
+        .map(|f| WireFile {
+            id: f.id.to_string(),
+            name: f.name.to_string(),
+            size: f.size,
+            kind: f.kind.as_str().to_owned(),
+        })
+        .collect();
     serde_json::to_string(&WireMessage {
         id: 0,
         author: wire_user(author),
@@ -85,6 +111,7 @@ pub(super) fn draft(author: &UserRef, text: String) -> serde_json::Result<String
         sent_at: now_millis().timestamp_millis(),
         edited_at: None,
         reactions: BTreeMap::new(),
+        attachments,
     })
 }
 
@@ -225,6 +252,20 @@ fn chat_message(m: WireMessage, room: &Room) -> ChatMessage {
         m.edited_at.and_then(DateTime::from_timestamp_millis),
         Reactions::from_entries(reactions),
     )
+    .with_attachments(
+        m.attachments
+            .into_iter()
+            .filter_map(|f| {
+                let kind = FileKind::from_name(&f.kind);
+                Some(Attachment::new(
+                    FileId::parse(&f.id)?,
+                    &f.name,
+                    f.size,
+                    kind,
+                ))
+            })
+            .collect(),
+    )
 }
 
 fn wire_channel(name: &ChannelName, created_at: DateTime<Utc>) -> WireChannel {
@@ -289,7 +330,7 @@ mod tests {
 
     #[test]
     fn a_draft_starts_with_the_id_the_post_script_replaces() {
-        let draft = draft(&alice(), "hi".into()).unwrap();
+        let draft = draft(&alice(), "hi".into(), &[]).unwrap();
         assert!(draft.starts_with(r#"{"id":0,"#), "{draft}");
     }
 
@@ -337,7 +378,10 @@ mod tests {
             cluster_event(br#"{"node_gone":"n2"}"#),
             Ok(Some(ClusterEvent::NodeGone(n))) if &*n == "n2"
         ));
-        let posted = format!(r#"{{"posted":{}}}"#, draft(&alice(), "hi".into()).unwrap());
+        let posted = format!(
+            r#"{{"posted":{}}}"#,
+            draft(&alice(), "hi".into(), &[]).unwrap()
+        );
         assert!(matches!(
             change(posted.as_bytes(), &room),
             Ok(Some(Change::Posted(m))) if m.text == "hi" && m.author == alice()

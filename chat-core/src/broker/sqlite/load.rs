@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::writer::{forget_orphaned_directs, MAX_BEHIND};
+use crate::attachment::{Attachment, FileId, FileKind};
 use crate::broker::{new_epoch, ChannelRecord, Restored, RestoredRoom, Stored};
 use crate::identity::{StoredUser, TokenHash};
 use crate::limits::Limits;
@@ -44,6 +45,11 @@ pub(super) fn read(conn: &mut Connection, limits: &Limits) -> rusqlite::Result<R
              ) WHERE newer > ?1
          )",
         [limits.history.max(1)],
+    )?;
+    let wait = i64::try_from(limits.upload_wait.as_millis()).unwrap_or(i64::MAX);
+    tx.execute(
+        "DELETE FROM files WHERE message_id IS NULL AND uploaded_at < ?1",
+        [now.timestamp_millis().saturating_sub(wait)],
     )?;
     let clean: bool = meta(&tx, "clean")?.unwrap_or(1) == 1;
     if !clean {
@@ -73,7 +79,13 @@ pub(super) fn read(conn: &mut Connection, limits: &Limits) -> rusqlite::Result<R
     let externals = externals(&tx)?;
     let channels = channels(&tx)?;
     let directs = directs(&tx)?;
-    let rooms = rooms(&tx, &channels, &directs)?;
+    let (mut attached, waiting_files) = files(&tx, now)?;
+    let file_owners = attached
+        .values()
+        .flatten()
+        .map(|(file, owner)| (file.id.clone(), *owner))
+        .collect();
+    let rooms = rooms(&tx, &channels, &directs, &mut attached)?;
     tx.commit()?;
     Ok(Restored {
         epoch,
@@ -83,6 +95,8 @@ pub(super) fn read(conn: &mut Connection, limits: &Limits) -> rusqlite::Result<R
         channels: channels.into_values().collect(),
         directs: directs.into_values().collect(),
         rooms,
+        file_owners,
+        waiting_files,
     })
 }
 
@@ -170,6 +184,7 @@ fn rooms(
     tx: &Transaction<'_>,
     channels: &HashMap<String, ChannelRecord>,
     directs: &HashMap<(u64, u64), [UserRef; 2]>,
+    files: &mut AttachedFiles,
 ) -> rusqlite::Result<Vec<RestoredRoom>> {
     let listed: Vec<(String, MessageId, MessageId)> = tx
         .prepare("SELECT room, last_id, unknown_through FROM rooms")?
@@ -196,15 +211,65 @@ fn rooms(
                 let sent_at = millis(row.get(4)?);
                 let edited_at = row.get::<_, Option<i64>>(5)?.map(millis);
                 let reactions = Reactions::from_text(&row.get::<_, String>(6)?);
-                let message =
-                    ChatMessage::new(row.get(0)?, room.clone(), author, row.get(3)?, sent_at);
-                Ok(Arc::new(message.with_changes(edited_at, reactions)))
+                let id: MessageId = row.get(0)?;
+                let message = ChatMessage::new(id, room.clone(), author, row.get(3)?, sent_at);
+                Ok(message.with_changes(edited_at, reactions))
             })?
+            .map(|message| {
+                let message = message?;
+                let carried = files.remove(&(text_key.clone(), message.id));
+                let attachments = carried.into_iter().flatten().map(|(file, _)| file);
+                Ok(Arc::new(message.with_attachments(attachments.collect())))
+            })
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let stored = Stored::new(kept, last_id).with_unknown_through(unknown_through);
         rooms.push(RestoredRoom { key, stored });
     }
     Ok(rooms)
+}
+
+/// A file waiting for a post: what it is, its owner, and how long it has waited.
+type WaitingFile = (Attachment, UserId, Duration);
+
+/// The files of kept messages, by room key and message id, in their places.
+type AttachedFiles = HashMap<(String, MessageId), Vec<(Attachment, UserId)>>;
+
+/// Every kept file, without its bytes: those attached to a message, and those waiting for
+/// a post with how long they have waited.
+fn files(
+    tx: &Transaction<'_>,
+    now: DateTime<Utc>,
+) -> rusqlite::Result<(AttachedFiles, Vec<WaitingFile>)> {
+    let mut statement = tx.prepare(
+        "SELECT id, owner, name, size, kind, uploaded_at, room, message_id FROM files
+         ORDER BY room, message_id, position",
+    )?;
+    let mut rows = statement.query([])?;
+    let (mut attached, mut waiting) = (AttachedFiles::new(), Vec::new());
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        let Some(id) = FileId::parse(&id) else {
+            tracing::warn!(file = %id, "a stored file id is malformed; skipped");
+            continue;
+        };
+        let kind = FileKind::from_name(&row.get::<_, String>(4)?);
+        let file = Attachment::new(id, &row.get::<_, String>(2)?, row.get(3)?, kind);
+        let owner = UserId(row.get(1)?);
+        match (
+            row.get::<_, Option<String>>(6)?,
+            row.get::<_, Option<MessageId>>(7)?,
+        ) {
+            (Some(room), Some(message)) => attached
+                .entry((room, message))
+                .or_default()
+                .push((file, owner)),
+            _ => {
+                let waited = now.timestamp_millis().saturating_sub(row.get(5)?).max(0);
+                waiting.push((file, owner, Duration::from_millis(waited as u64)));
+            }
+        }
+    }
+    Ok((attached, waiting))
 }
 
 /// The room a text key (`c:KEY`, `d:A:B`) names, if the store has its channel or pair.

@@ -38,6 +38,10 @@ use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex, Semaphore, SemaphorePermit
 
 use self::writer::{Budget, Queued, Write, Writer};
 use super::{Broker, ChannelRecord, ClusterEvent, Follow, MemoryBroker, Proposal, Receipt, Stored};
+use bytes::Bytes;
+use rusqlite::OptionalExtension;
+
+use crate::attachment::{FileId, StoredFile};
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
 use crate::limits::Limits;
@@ -57,6 +61,9 @@ pub struct SqliteBroker {
     path: PathBuf,
     /// Whether the writer's last commit succeeded (set by the writer).
     healthy: Arc<AtomicBool>,
+    /// A read-only connection of its own for files' bytes (the writer owns the other),
+    /// opened on the first download.
+    reader: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
 }
 
 /// A place in the writer's budget, held while a change is decided: sent with the change,
@@ -148,7 +155,35 @@ impl SqliteBroker {
             gate: AsyncMutex::new(()),
             path,
             healthy,
+            reader: Arc::default(),
         })
+    }
+
+    /// The bytes of file `id` as the file holds them, read on a blocking thread (a large
+    /// file must not hold up the caller's runtime).
+    async fn file_bytes(&self, id: &FileId) -> Result<Option<Bytes>, ChatError> {
+        let (reader, path, id) = (self.reader.clone(), self.path.clone(), id.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let mut reader = reader.lock().unwrap_or_else(|e| e.into_inner());
+            if reader.is_none() {
+                let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                *reader = Some(rusqlite::Connection::open_with_flags(&path, flags)?);
+            }
+            let Some(conn) = reader.as_ref() else {
+                return Ok(None);
+            };
+            let bytes = conn
+                .prepare_cached("SELECT data FROM files WHERE id = ?1")?
+                .query_row([id.as_str()], |row| row.get::<_, Vec<u8>>(0))
+                .optional();
+            bytes
+        });
+        match read.await {
+            Ok(Ok(bytes)) => Ok(bytes.map(Bytes::from)),
+            Ok(Err(e)) => Err(schema::failure(&self.path, "cannot read a file", e)),
+            Err(e) => Err(schema::failure(&self.path, "cannot read a file", e)),
+        }
     }
 
     /// Waits at the gate for a place in the writer's budget. Held, the place lets the
@@ -209,6 +244,10 @@ impl Broker for SqliteBroker {
         Ok(identity)
     }
 
+    async fn identify(&self, token: &ResumeToken) -> Result<Option<UserRef>, ChatError> {
+        self.memory.identify(token).await
+    }
+
     fn session_ended(&self, user: UserId) {
         self.memory.session_ended(user);
         // Not a decision, only when the name hold starts (the store keeps the latest time
@@ -228,6 +267,10 @@ impl Broker for SqliteBroker {
             if !forgotten.is_empty() {
                 place.send(Write::Forget(forgotten));
             }
+        }
+        let unclaimed = self.memory.sweep_files();
+        if !unclaimed.is_empty() {
+            self.place().await?.send(Write::DropFiles(unclaimed));
         }
         if !online.is_empty() {
             self.place().await?.send(Write::Seen {
@@ -307,6 +350,33 @@ impl Broker for SqliteBroker {
             (Receipt::Done, None) => {}
         }
         Ok(receipt)
+    }
+
+    async fn put_file(&self, file: StoredFile) -> Result<(), ChatError> {
+        let (written, committed) = oneshot::channel();
+        {
+            let place = self.place().await?;
+            // The shelf keeps what the file is; its bytes go to disk only.
+            self.memory.put_file(file.clone()).await?;
+            place.send(Write::File {
+                file,
+                uploaded_ms: now_ms(),
+                written,
+            });
+        }
+        committed.await.map_err(|_| writer_gone(&self.path))?
+    }
+
+    async fn file(&self, id: &FileId) -> Result<Option<StoredFile>, ChatError> {
+        // The shelf says whether the file is still kept (its row may wait to be deleted).
+        let Some(mut file) = self.memory.file(id).await? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.file_bytes(id).await? else {
+            return Ok(None);
+        };
+        file.bytes = bytes;
+        Ok(Some(file))
     }
 
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {

@@ -14,8 +14,8 @@
 //! build would get wrong. `PRAGMA application_id` marks the file as Flack's, so another
 //! program's database is refused rather than written into.
 //!
-//! # Tables (version 3; version 1 had no `external_users`, version 2 no `edited_at` and
-//! `reactions`)
+//! # Tables (version 4; version 1 had no `external_users`, version 2 no `edited_at` and
+//! `reactions`, version 3 no `files`)
 //! | table | holds | bound |
 //! | --- | --- | --- |
 //! | `meta` | `epoch`, `next_user_id`, `clean` (1 when every id given was written) | 3 rows |
@@ -25,6 +25,10 @@
 //! | `rooms` | room key (`c:KEY`, `d:A:B`), last id given, ids unknown to the store | one per room |
 //! | `messages` | room key, id, author id and name, text, sent at, edited at (ms, or null), reactions (`EMOJI=ID,ID;...`) (version 3) | `history` per room |
 //! | `external_users` | an embedder's external user id, and its user id (version 2) | the embedder's accounts that logged in |
+//! | `files` | uploaded files: id, owner, name, size, kind, uploaded at, the room and message id carrying it (null while it waits for its post) and its place among the message's files, the bytes (version 4) | files of kept messages, and uploads waiting at most `upload_wait` |
+//!
+//! A trigger deletes a message's files with the message (a deletion, an eviction, a
+//! forgotten private room): the file never keeps what the server no longer shows.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -85,6 +89,23 @@ const MIGRATIONS: &[&str] = &[
     // 3: edits and reactions.
     "ALTER TABLE messages ADD COLUMN edited_at INTEGER;
      ALTER TABLE messages ADD COLUMN reactions TEXT NOT NULL DEFAULT '';",
+    // 4: attachments, deleted with their message.
+    "CREATE TABLE files (
+         id TEXT PRIMARY KEY NOT NULL,
+         owner INTEGER NOT NULL,
+         name TEXT NOT NULL,
+         size INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         uploaded_at INTEGER NOT NULL,
+         room TEXT,
+         message_id INTEGER,
+         position INTEGER NOT NULL DEFAULT 0,
+         data BLOB NOT NULL
+     );
+     CREATE INDEX files_by_message ON files (room, message_id);
+     CREATE TRIGGER files_go_with_their_message AFTER DELETE ON messages BEGIN
+         DELETE FROM files WHERE room = old.room AND message_id = old.id;
+     END;",
 ];
 
 /// How long a statement waits for a lock another connection holds (an online backup with

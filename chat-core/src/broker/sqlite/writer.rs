@@ -22,6 +22,7 @@ use rusqlite::{params, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::schema::failure;
+use crate::attachment::{FileId, StoredFile};
 use crate::broker::ChannelRecord;
 use crate::error::ChatError;
 use crate::identity::TokenHash;
@@ -87,8 +88,33 @@ pub(super) enum Write {
     Deleted { room: RoomKey, id: MessageId },
     /// A kept message was edited or reacted to: its new state.
     Updated(Arc<ChatMessage>),
+    /// An uploaded file, waiting for its post since `uploaded_ms`; answered once it is
+    /// committed (an upload is acknowledged only once its bytes are on disk).
+    File {
+        file: StoredFile,
+        uploaded_ms: i64,
+        written: Answer,
+    },
+    /// Uploaded files that no post claimed in time.
+    DropFiles(Vec<FileId>),
     /// Answer once everything queued before is committed, and mark the store clean.
-    Flush(oneshot::Sender<Result<(), ChatError>>),
+    Flush(Answer),
+}
+
+/// Where a write that someone waits for is answered.
+pub(super) type Answer = oneshot::Sender<Result<(), ChatError>>;
+
+impl Write {
+    /// The answer this write owes once committed, if someone waits for it.
+    fn answer(&mut self) -> Option<&mut Answer> {
+        match self {
+            Write::Flush(answer)
+            | Write::File {
+                written: answer, ..
+            } => Some(answer),
+            _ => None,
+        }
+    }
 }
 
 /// The text key of a room in the `rooms` and `messages` tables: `c:KEY` or `d:A:B`.
@@ -211,7 +237,7 @@ impl Writer {
                     let error = failure(&self.path, "cannot write", e);
                     tracing::error!(error = %error, retry_in = ?wait, writes = batch.len(), "store write failed");
                     for (write, _) in batch.iter_mut() {
-                        if let Write::Flush(answer) = write {
+                        if let Some(answer) = write.answer() {
                             let (gone, _) = oneshot::channel();
                             let _ = std::mem::replace(answer, gone).send(Err(error.clone()));
                         }
@@ -223,9 +249,10 @@ impl Writer {
         }
         let placed = batch.iter().filter(|(_, placed)| *placed).count();
         self.budget.committed(placed, started.elapsed());
-        for (write, _) in batch.drain(..) {
-            if let Write::Flush(answer) = write {
-                let _ = answer.send(Ok(()));
+        for (mut write, _) in batch.drain(..) {
+            if let Some(answer) = write.answer() {
+                let (gone, _) = oneshot::channel();
+                let _ = std::mem::replace(answer, gone).send(Ok(()));
             }
         }
     }
@@ -380,6 +407,7 @@ fn apply(tx: &Transaction<'_>, write: &Write, rooms: &mut Rooms<'_>) -> rusqlite
                 let evicted = evict_oldest(tx, &room)?;
                 *count = if evicted == 0 { 0 } else { *count - evicted };
             }
+            attach_files(tx, &room, message)?;
             let last = rooms.last_ids.entry(room).or_default();
             *last = (*last).max(message.id);
         }
@@ -406,7 +434,47 @@ fn apply(tx: &Transaction<'_>, write: &Write, rooms: &mut Rooms<'_>) -> rusqlite
                 message.reactions.to_text(),
             ])?;
         }
+        Write::File {
+            file, uploaded_ms, ..
+        } => {
+            let a = &file.attachment;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO files (id, owner, name, size, kind, uploaded_at, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                a.id.as_str(),
+                file.owner.0,
+                &*a.name,
+                a.size,
+                a.kind.as_str(),
+                uploaded_ms,
+                &file.bytes[..]
+            ])?;
+        }
+        Write::DropFiles(ids) => {
+            let mut drop =
+                tx.prepare_cached("DELETE FROM files WHERE id = ?1 AND message_id IS NULL")?;
+            for id in ids {
+                drop.execute([id.as_str()])?;
+            }
+        }
         Write::Flush(_) => {}
+    }
+    Ok(())
+}
+
+/// Marks the files `message` carries as its own, in their places (a trigger deletes them
+/// with the message).
+fn attach_files(tx: &Transaction<'_>, room: &str, message: &ChatMessage) -> rusqlite::Result<()> {
+    if message.attachments.is_empty() {
+        return Ok(());
+    }
+    let mut attach = tx.prepare_cached(
+        "UPDATE files SET room = ?2, message_id = ?3, position = ?4 WHERE id = ?1",
+    )?;
+    for (position, file) in message.attachments.iter().enumerate() {
+        attach.execute(params![file.id.as_str(), room, message.id, position])?;
     }
     Ok(())
 }
