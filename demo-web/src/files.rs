@@ -14,7 +14,7 @@
 //! Mounted by `server::run` on the web listener, behind its `Host` check. It decides
 //! nothing about files: the engine does ([`Engine::uploader`], [`Engine::file`]).
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chat_core::{ChatError, Engine, FileId};
@@ -188,7 +188,8 @@ fn refused(e: &ChatError, message: &str) -> HttpResponse {
         response.insert_header((header::RETRY_AFTER, seconds.to_string()));
     }
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        response.insert_header((header::CONNECTION, HeaderValue::from_static("close")));
+        // The rest of the body is never read: the connection ends with this answer.
+        response.force_close();
     }
     response.json(serde_json::json!({"error": {"code": e.code(), "message": message}}))
 }

@@ -152,6 +152,24 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
         ("--write-timeout", "FLACK_WRITE_TIMEOUT", Some("10s")),
         ("--close-linger", "FLACK_CLOSE_LINGER", Some("1s")),
         ("--shutdown-timeout", "FLACK_SHUTDOWN_TIMEOUT", Some("10s")),
+        ("--max-file-bytes", "FLACK_MAX_FILE_BYTES", Some("10MiB")),
+        (
+            "--max-files-per-message",
+            "FLACK_MAX_FILES_PER_MESSAGE",
+            Some("10"),
+        ),
+        (
+            "--max-message-file-bytes",
+            "FLACK_MAX_MESSAGE_FILE_BYTES",
+            Some("25MiB"),
+        ),
+        (
+            "--upload-bytes-per-hour",
+            "FLACK_UPLOAD_BYTES_PER_HOUR",
+            Some("100MiB"),
+        ),
+        ("--upload-wait", "FLACK_UPLOAD_WAIT", Some("1h")),
+        ("--public-url", "FLACK_PUBLIC_URL", None),
     ];
     for internal in [
         "--channel-workers",

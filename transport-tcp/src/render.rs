@@ -288,6 +288,23 @@ mod tests {
     }
 
     #[test]
+    fn each_file_is_a_line_with_its_name_size_and_link() {
+        use chat_core::{Attachment, FileId, FileKind};
+        let id = FileId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let cat = Attachment::new(id, "cat.png", 2048, FileKind::Png);
+        let message = direct_message("").with_attachments(vec![cat]);
+        assert_eq!(
+            files(&message, UserId(2), Some("http://h/files/")),
+            ["% @alice 7 cat.png (2.0 KiB) http://h/files/0123456789abcdef0123456789abcdef"]
+        );
+        assert_eq!(
+            files(&message, UserId(2), None),
+            ["% @alice 7 cat.png (2.0 KiB) 0123456789abcdef0123456789abcdef"]
+        );
+        assert!(files(&direct_message("hi"), UserId(2), None).is_empty());
+    }
+
+    #[test]
     fn sanitize_escapes_controls() {
         assert_eq!(sanitize("a\u{1b}[31mred"), "a^[[31mred");
         assert_eq!(sanitize("x\r\ny\u{7}\u{7f}"), "x^M\\ny^G^?");

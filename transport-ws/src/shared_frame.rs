@@ -18,7 +18,9 @@ use std::sync::Arc;
 use chat_core::{ChatMessage, MessageId, PresenceBatch, Room, UserId};
 use serde::Serialize;
 
-use crate::protocol::{reactions_view, ReactionView, RequestId, ServerFrame, FRAME_CAPACITY};
+use crate::protocol::{
+    reactions_view, FileView, ReactionView, RequestId, ServerFrame, FRAME_CAPACITY,
+};
 
 /// The shared encoding of one channel's presence batch: the `presence` frame.
 pub(crate) struct SharedPresenceFrame(String);
@@ -63,6 +65,8 @@ struct MessageJson<'a> {
     edited_at: Option<i64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     reactions: Vec<ReactionView>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<FileView>,
 }
 
 /// [`crate::protocol::UserView`], borrowed.
@@ -95,6 +99,7 @@ impl SharedMessageFrame {
             mentions: message.mention_keys(),
             edited_at: message.edited_at.map(|at| at.timestamp_millis()),
             reactions: reactions_view(message),
+            files: message.attachments.iter().map(FileView::from).collect(),
         };
         let mut event = Vec::with_capacity(FRAME_CAPACITY + message.text.len());
         event.extend_from_slice(br#"{"type":"message","room":"#);

@@ -258,7 +258,7 @@ impl WsClient {
             events: VecDeque::new(),
         };
         let hello = client.next_frame().await?;
-        if hello["type"] != "hello" || hello["protocol"] != 3 {
+        if hello["type"] != "hello" || hello["protocol"] != 4 {
             return Err(format!("expected hello, got {hello}").into());
         }
         client.hello = hello;

@@ -399,15 +399,38 @@ mod tests {
     }
 
     #[test]
+    fn a_message_with_files_is_followed_by_a_line_per_file() {
+        use chat_core::{Attachment, FileId, FileKind};
+        let id = FileId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let file = Attachment::new(id, "notes.pdf", 100, FileKind::Pdf);
+        let message = direct("see this").with_attachments(vec![file]);
+        let mut out = Vec::new();
+        live(&message, Caps::default(), Some("http://h/files/"), &mut out);
+        let lines: Vec<String> = text(&out).lines().map(str::to_owned).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].ends_with(":see this"), "{lines:?}");
+        assert!(
+            lines[1].ends_with(
+                " :[file] notes.pdf (100 B) http://h/files/0123456789abcdef0123456789abcdef"
+            ),
+            "{lines:?}"
+        );
+        let history = history(&message, Caps::default(), None, None);
+        assert!(history[1]
+            .to_string()
+            .contains("[file] notes.pdf (100 B) 0123"));
+    }
+
+    #[test]
     fn a_private_message_reads_the_same_for_both_sides() {
         let m = direct("hi bob");
         let mut out = Vec::new();
-        live(&m, Caps::default(), &mut out);
+        live(&m, Caps::default(), None, &mut out);
         assert_eq!(text(&out), ":Ann\\20Lee!u1@flack PRIVMSG bob :hi bob\r\n");
         let mut caps = Caps::default();
         assert!(caps.request("server-time message-tags"));
         out.clear();
-        live(&m, caps, &mut out);
+        live(&m, caps, None, &mut out);
         assert_eq!(
             text(&out),
             "@msgid=1+2.7;time=2024-05-01T14:03:22.000Z :Ann\\20Lee!u1@flack PRIVMSG bob :hi bob\r\n"
@@ -450,7 +473,7 @@ mod tests {
 
     #[test]
     fn history_without_server_time_is_a_notice_with_the_time() {
-        let lines = history(&direct("earlier"), Caps::default(), None);
+        let lines = history(&direct("earlier"), Caps::default(), None, None);
         assert_eq!(
             lines[0].to_string(),
             ":Ann\\20Lee!u1@flack NOTICE bob :[14:03] earlier\r\n"

@@ -13,6 +13,6 @@ mod server;
 pub use client::{parse_request, ClientFrame, RequestId, TransportError};
 pub(crate) use server::FRAME_CAPACITY;
 pub use server::{
-    reactions_view, ChangeView, ChannelView, MemberView, MessageView, ReactionView, Reply,
-    ServerFrame, UserView, PROTOCOL_VERSION,
+    reactions_view, ChangeView, ChannelView, FileView, MemberView, MessageView, ReactionView,
+    Reply, ServerFrame, UserView, PROTOCOL_VERSION,
 };
