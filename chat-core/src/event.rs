@@ -157,14 +157,18 @@ pub enum DisconnectReason {
     SlowConsumer,
     /// The engine is shutting down.
     ShuttingDown,
+    /// The user logged out (on this connection or another): their token no longer
+    /// resumes. Log in again, as anyone.
+    LoggedOut,
 }
 
 impl DisconnectReason {
-    /// Stable code for protocols: `slow_consumer`, `shutting_down`.
+    /// Stable code for protocols: `slow_consumer`, `shutting_down`, `logged_out`.
     pub fn code(self) -> &'static str {
         match self {
             DisconnectReason::SlowConsumer => "slow_consumer",
             DisconnectReason::ShuttingDown => "shutting_down",
+            DisconnectReason::LoggedOut => "logged_out",
         }
     }
 }
@@ -176,6 +180,7 @@ impl fmt::Display for DisconnectReason {
                 "too many unread events: the connection could not keep up"
             }
             DisconnectReason::ShuttingDown => "the server is shutting down",
+            DisconnectReason::LoggedOut => "logged out: the session's token no longer resumes",
         })
     }
 }

@@ -335,6 +335,19 @@ impl Directory {
         self.users.get(&id).map(|record| record.user.clone())
     }
 
+    /// Forgets `id` now, whatever its sessions (they logged out): the token no longer
+    /// resumes and the name is free. An external id keeps its user id. Returns whether
+    /// the user was known.
+    pub(crate) fn log_out(&mut self, id: UserId) -> bool {
+        let Some(record) = self.users.remove(&id) else {
+            return false;
+        };
+        self.offline.remove(&(record.last_seen, id));
+        self.by_token.remove(&record.token);
+        self.by_name.remove(&validate::name_key(&record.user.name));
+        true
+    }
+
     /// One session of `id` ended; its name stays held for `hold` after the last one.
     pub(crate) fn session_ended(&mut self, id: UserId, now: Instant) {
         if let Some(record) = self.users.get_mut(&id) {

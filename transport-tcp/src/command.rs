@@ -70,6 +70,8 @@ pub enum Command {
     Resume(String),
     /// `/quit`.
     Quit,
+    /// `/logout`: log out everywhere (the token no longer resumes, the name is free).
+    Logout,
 }
 
 /// Parses one line (already stripped of its terminator).
@@ -136,6 +138,7 @@ pub fn parse(line: &str) -> Result<Command, TcpError> {
         }
         "resume" => Command::Resume(one_word(required("/resume TOKEN")?, "/resume TOKEN")?),
         "quit" | "exit" => Command::Quit,
+        "logout" => Command::Logout,
         _ => return Err(TcpError::UnknownCommand(name)),
     })
 }
@@ -222,6 +225,7 @@ mod tests {
             Command::Nick("Ann Lee".into())
         );
         assert_eq!(parse("/quit").unwrap(), Command::Quit);
+        assert_eq!(parse("/logout").unwrap(), Command::Logout);
     }
 
     #[test]

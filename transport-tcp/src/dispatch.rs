@@ -110,6 +110,13 @@ impl Dispatcher {
         match command {
             Command::Nothing | Command::Quit => answer(Vec::new()),
             Command::Help => answer(render::help()),
+            Command::Logout => {
+                // `! closed logged_out` follows, as on every connection of this user.
+                session.log_out().await?;
+                answer(vec![render::reply(
+                    "logged out: your token no longer works, and your name is free",
+                )])
+            }
             Command::Nick(_) => Err(TcpError::RenameUnsupported),
             Command::Resume(_) => Err(TcpError::AlreadyLoggedIn(session.user().name.to_string())),
             Command::Say(text) => {

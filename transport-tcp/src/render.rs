@@ -256,7 +256,8 @@ pub fn help() -> Vec<String> {
         "=   /delete [ROOM] ID   delete one of your messages (default room: the current one)",
         "=   /edit [ROOM] ID TEXT  replace the text of one of your messages",
         "=   /react [ROOM] ID EMOJI  add or take back a reaction: +1 heart joy tada open_mouth eyes (or the emoji)",
-        "=   /quit               disconnect",
+        "=   /quit               disconnect (come back with /resume TOKEN)",
+        "=   /logout             log out everywhere: your token stops working, your name is free",
         "= any other line is a message to the current channel (start it with // to post a /)",
     ]
     .map(String::from)

@@ -157,3 +157,26 @@ async fn an_irc_client_is_sent_to_the_irc_port_and_registers_nothing() {
         Some("ERROR :this is the plain-text port; this server has no IRC port")
     );
 }
+
+#[tokio::test]
+async fn logout_ends_every_connection_of_the_user_and_frees_the_name() {
+    let s = server().await;
+    let mut web = s.web_user("dana").await;
+    let token = web.token().expose().to_owned();
+    let mut c = s.client().await;
+    c.send(&format!("/resume {token}")).await;
+    c.expect_line("= welcome back, dana").await;
+
+    c.send("/logout").await;
+    c.expect_line("= logged out").await;
+    c.expect_line("! closed logged_out").await;
+    c.expect_eof().await;
+    let reason = common::disconnect_reason(&mut web).await;
+    assert_eq!(reason.code(), "logged_out");
+
+    let mut again = s.client().await;
+    again.send(&format!("/resume {token}")).await;
+    again.expect_error("invalid_token").await;
+    again.send("dana").await;
+    again.expect_line("= welcome, dana").await;
+}

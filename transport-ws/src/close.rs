@@ -37,6 +37,7 @@ impl End {
         let code = match reason {
             DisconnectReason::ShuttingDown => CloseCode::Away,
             DisconnectReason::SlowConsumer => CloseCode::Policy,
+            DisconnectReason::LoggedOut => CloseCode::Normal,
             _ => CloseCode::Error,
         };
         End::Close {

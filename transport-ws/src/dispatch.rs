@@ -183,6 +183,12 @@ async fn call(
         ClientFrame::Typing { room } => Reply::Typing {
             sent: session.typing(room.as_str()).await?,
         },
+        ClientFrame::Logout => {
+            // The `disconnected` frame and the close follow, as for every session of
+            // this user.
+            session.log_out().await?;
+            Reply::Done {}
+        }
         ClientFrame::Members { room, after, limit } => {
             let after = match after {
                 None => None,

@@ -283,3 +283,31 @@ async fn bad_frames_get_errors_and_nothing_else_breaks() {
     alice.event(is_message("general", "me too")).await;
 }
 }
+
+on_both! {
+async fn logout_closes_every_tab_and_frees_the_name() {
+    let server = TestServer::start(test_limits());
+    let mut alice = server.client().await;
+    alice.login("alice").await;
+    let token = alice.token();
+    let mut other_tab = server.client().await;
+    other_tab.resume(&token).await;
+
+    assert_eq!(alice.ok(json!({"type": "logout"})).await, json!({}));
+    for tab in [&mut alice, &mut other_tab] {
+        let (frames, close) = tab.close_frame().await;
+        let last = frames.last().expect("a disconnected frame");
+        assert_eq!(last["type"], "disconnected");
+        assert_eq!(last["code"], "logged_out");
+        let close = close.expect("a close frame");
+        assert_eq!(u16::from(close.code), 1000);
+    }
+    let mut again = server.client().await;
+    let refused = again
+        .error(json!({"type": "login", "token": token}))
+        .await;
+    assert_eq!(refused, "invalid_token");
+    let new_alice = again.login("alice").await;
+    assert_eq!(new_alice["new_user"], true, "the name is free at once");
+}
+}

@@ -192,16 +192,22 @@ impl MemoryBroker {
                 kept = directory.len(),
                 "released expired display names"
             );
-            // A private conversation lives while either of its users does.
-            lock(&self.directs).retain(|user, _| directory.knows(*user));
-            let kept = |key: &RoomKey| match key {
-                RoomKey::Direct(a, b) => directory.knows(*a) || directory.knows(*b),
-                RoomKey::Channel(_) => true,
-            };
-            lock(&self.rooms).retain(|key, _| kept(key));
-            lock(&self.files).drop_rooms(kept);
+            self.drop_orphans(&directory);
         }
         forgotten
+    }
+
+    /// Drops what only forgotten users had: their lists of private pairs, and the
+    /// private rooms (with their files) of which both users are forgotten. A private
+    /// conversation lives while either of its users does.
+    fn drop_orphans(&self, directory: &Directory) {
+        lock(&self.directs).retain(|user, _| directory.knows(*user));
+        let kept = |key: &RoomKey| match key {
+            RoomKey::Direct(a, b) => directory.knows(*a) || directory.knows(*b),
+            RoomKey::Channel(_) => true,
+        };
+        lock(&self.rooms).retain(|key, _| kept(key));
+        lock(&self.files).drop_rooms(kept);
     }
 
     /// Drops the uploaded files that waited longer than `Limits::upload_wait` for a post;
@@ -315,6 +321,17 @@ impl Broker for MemoryBroker {
 
     fn session_ended(&self, user: UserId) {
         lock(&self.directory).session_ended(user, Instant::now());
+    }
+
+    async fn log_out(&self, user: UserId) -> Result<(), ChatError> {
+        {
+            let mut directory = lock(&self.directory);
+            if directory.log_out(user) {
+                self.drop_orphans(&directory);
+            }
+        }
+        self.announce(ClusterEvent::LoggedOut(user));
+        Ok(())
     }
 
     async fn keep_alive(&self, _online: Vec<UserId>) -> Result<(), ChatError> {

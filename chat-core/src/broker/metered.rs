@@ -65,6 +65,10 @@ impl Broker for Metered {
         timed("identify", self.inner.identify(token)).await
     }
 
+    async fn log_out(&self, user: UserId) -> Result<(), ChatError> {
+        timed("log_out", self.inner.log_out(user)).await
+    }
+
     fn session_ended(&self, user: UserId) {
         self.inner.session_ended(user)
     }

@@ -292,6 +292,8 @@ pub enum ClusterEvent {
     /// A node stopped beating ([`Broker::heartbeat`]): its members' presence is gone from
     /// every room.
     NodeGone(NodeId),
+    /// A user logged out ([`Broker::log_out`]): every node closes their sessions.
+    LoggedOut(UserId),
 }
 
 /// What a node's heartbeat found.
@@ -351,6 +353,16 @@ pub trait Broker: Send + Sync + 'static {
     async fn identify(&self, token: &ResumeToken) -> Result<Option<UserRef>, ChatError> {
         let _ = token;
         Ok(None)
+    }
+    /// Forgets `user` now, as if their name hold had run out: their token no longer
+    /// resumes, their name is free for anyone, and every node gets
+    /// [`ClusterEvent::LoggedOut`] (and closes the user's sessions). An embedder's
+    /// external id keeps its user id. The default refuses (`unavailable`).
+    async fn log_out(&self, user: UserId) -> Result<(), ChatError> {
+        let _ = user;
+        Err(ChatError::Unavailable(
+            "this broker cannot log users out".to_owned(),
+        ))
     }
     /// One session of `user` ended; when it was the last, the name hold starts.
     fn session_ended(&self, user: UserId);

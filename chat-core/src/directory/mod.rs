@@ -19,5 +19,6 @@ mod requests;
 
 pub(crate) use registry::{Connected, RegistryActor};
 pub(crate) use requests::{
-    Connect, CreateChannel, FindChannel, ListChannels, LoginRequest, OpenDirect, Shutdown, Stats,
+    Connect, CreateChannel, FindChannel, ListChannels, LogOut, LoginRequest, OpenDirect, Shutdown,
+    Stats,
 };

@@ -24,8 +24,8 @@ use tokio::sync::mpsc;
 use super::rate::UserBuckets;
 use crate::broker::{new_epoch, Broker, ClusterEvent, NodeId};
 use crate::delivery::queue::{self, QueueReceiver};
-use crate::delivery::{SessionClosed, Subscriber};
-use crate::event::Event;
+use crate::delivery::{CloseCause, SessionClosed, Subscriber};
+use crate::event::{DisconnectReason, Event};
 use crate::identity::Identity;
 use crate::limits::Limits;
 use crate::model::{ChannelInfo, ChannelName, Room, RoomKey, SessionId, UserId, UserRef};
@@ -349,6 +349,21 @@ impl RegistryActor {
             ClusterEvent::NodeGone(_) => {
                 // This node was taken for dead: its next beat finds it unknown and
                 // announces its shares again.
+            }
+            ClusterEvent::LoggedOut(user) => self.close_sessions_of(user),
+        }
+    }
+
+    /// Closes every session of `user` here: they logged out.
+    pub(super) fn close_sessions_of(&mut self, user: UserId) {
+        let Some(entry) = self.users.get(&user) else {
+            return;
+        };
+        for session in &entry.sessions {
+            if let Some(session) = self.sessions.get(session) {
+                session
+                    .subscriber
+                    .close(CloseCause::Engine(DisconnectReason::LoggedOut));
             }
         }
     }

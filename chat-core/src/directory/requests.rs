@@ -192,6 +192,23 @@ impl Handler<Stats> for RegistryActor {
     }
 }
 
+/// Logs a user out: the broker forgets them, and every session of theirs, here and on
+/// the other nodes, is closed with `Disconnected(LoggedOut)`.
+#[derive(Message)]
+#[rtype(result = "Result<(), ChatError>")]
+pub(crate) struct LogOut(pub(crate) UserId);
+
+impl Handler<LogOut> for RegistryActor {
+    type Result = ResponseFuture<Result<(), ChatError>>;
+
+    fn handle(&mut self, msg: LogOut, _: &mut Context<Self>) -> Self::Result {
+        // Closed here at once, whatever the broker's announcement takes to come back.
+        self.close_sessions_of(msg.0);
+        let broker = self.broker.clone();
+        Box::pin(async move { broker.log_out(msg.0).await })
+    }
+}
+
 /// Closes every session (they see `Disconnected(ShuttingDown)`), refuses new ones, and
 /// tells the other nodes this one is gone (so its users go offline there at once).
 #[derive(Message)]

@@ -22,7 +22,7 @@ use crate::attachment::{self, FileId};
 use crate::delivery::queue::{QueueReceiver, Queued};
 use crate::delivery::{CloseCause, Subscriber};
 use crate::directory::rate::UserBuckets;
-use crate::directory::{Connected, CreateChannel, ListChannels, RegistryActor};
+use crate::directory::{Connected, CreateChannel, ListChannels, LogOut, RegistryActor};
 use crate::error::ChatError;
 use crate::error::{registry_gone, room_gone};
 use crate::event::Event;
@@ -429,6 +429,19 @@ impl Session {
         self.ensure_open()?;
         let addr = self.room_addr(target.into()).await?;
         addr.send(Members { after, limit }).await.map_err(room_gone)
+    }
+
+    /// Logs this user out everywhere: their token no longer resumes, their display name
+    /// is free for anyone at once (no hold), and every session of theirs, this one and
+    /// those on other connections and nodes, ends with
+    /// [`Event::Disconnected`]`(LoggedOut)`. What they posted stays. An embedder's
+    /// external user keeps their user id for their next login.
+    pub async fn log_out(&self) -> Result<(), ChatError> {
+        self.ensure_open()?;
+        self.registry
+            .send(LogOut(self.subscriber.user.id))
+            .await
+            .map_err(registry_gone)?
     }
 
     /// Disconnects the session now (dropping it does the same).

@@ -339,3 +339,18 @@ pub async fn next_posted(session: &mut Session) -> std::sync::Arc<chat_core::Cha
     }
     panic!("no message event")
 }
+
+/// The reason an engine session (a user of another transport) is disconnected for,
+/// waiting at most a few seconds.
+pub async fn disconnect_reason(session: &mut Session) -> chat_core::DisconnectReason {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let event = tokio::time::timeout_at(deadline, session.next_event())
+            .await
+            .expect("disconnected within the deadline")
+            .expect("an event before the session ends");
+        if let chat_core::Event::Disconnected(reason) = event {
+            return reason;
+        }
+    }
+}

@@ -102,11 +102,13 @@ pub enum ClientFrame {
         #[serde(default)]
         limit: Option<usize>,
     },
+    /// Log out everywhere: the token no longer resumes and the name is free at once.
+    Logout,
 }
 
 impl ClientFrame {
     /// Every request `type` this protocol knows, in the order `docs/protocol.md` lists them.
-    pub const TYPES: [&'static str; 11] = [
+    pub const TYPES: [&'static str; 12] = [
         "login",
         "list_channels",
         "create_channel",
@@ -118,6 +120,7 @@ impl ClientFrame {
         "react",
         "typing",
         "members",
+        "logout",
     ];
 
     /// This request's `type`, as the client wrote it (for logs).
@@ -134,6 +137,7 @@ impl ClientFrame {
             ClientFrame::React { .. } => "react",
             ClientFrame::Typing { .. } => "typing",
             ClientFrame::Members { .. } => "members",
+            ClientFrame::Logout => "logout",
         }
     }
 }

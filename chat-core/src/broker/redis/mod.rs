@@ -534,6 +534,21 @@ impl Broker for RedisBroker {
         self.leave(node).await
     }
 
+    async fn log_out(&self, user: UserId) -> Result<(), ChatError> {
+        let _: i64 = self
+            .scripts
+            .logout
+            .key(keys::user(user.0))
+            .key(keys::USERS)
+            .arg(user.0)
+            .arg(PREFIX)
+            .arg(keys::CLUSTER_CHANNEL)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn take_token(
         &self,
         user: UserId,

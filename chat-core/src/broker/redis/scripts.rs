@@ -123,6 +123,22 @@ local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return {added, redis.call('ZRANGE', KEYS[1], 0, -1)}
 "#;
 
+/// Log out: forget a user now, as if their hold had run out (their token, their name if
+/// it is still theirs, their record, their place in the users' set), and announce it on
+/// the cluster channel (`{"logged_out":ID}`) so every node closes their sessions.
+///
+/// KEYS: the user's record, the users' sorted set. ARGV: the user id, the prefix, the
+/// cluster channel. Returns 1 when the user was known, 0 otherwise.
+const LOGOUT_SCRIPT: &str = r#"
+local fields = redis.call('HMGET', KEYS[1], 'token', 'name_key')
+if fields[1] then redis.call('DEL', ARGV[2] .. ':token:' .. fields[1]) end
+if fields[2] and redis.call('GET', fields[2]) == ARGV[1] then redis.call('DEL', fields[2]) end
+local known = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[3], '{"logged_out":' .. ARGV[1] .. '}')
+return known
+"#;
+
 /// Leave: a node that stops cleanly forgets itself, so its users go offline everywhere
 /// at once rather than after its expiry.
 ///
@@ -407,6 +423,7 @@ pub(super) struct Scripts {
     pub(super) take: Script,
     pub(super) heartbeat: Script,
     pub(super) leave: Script,
+    pub(super) logout: Script,
     pub(super) presence: Script,
     pub(super) shares: Script,
 }
@@ -425,6 +442,7 @@ impl Scripts {
             take: Script::new(&format!("{BUCKET}{TAKE_BODY}")),
             heartbeat: Script::new(&format!("{FORGET_NODE}{HEARTBEAT_BODY}")),
             leave: Script::new(&format!("{FORGET_NODE}{LEAVE_BODY}")),
+            logout: Script::new(LOGOUT_SCRIPT),
             presence: Script::new(PRESENCE_SCRIPT),
             shares: Script::new(SHARES_SCRIPT),
         }

@@ -87,6 +87,8 @@ enum WireCluster {
     DirectOpened([WireUser; 2]),
     /// Published by the heartbeat script (`scripts.rs`) as `{"node_gone":ID}`.
     NodeGone(String),
+    /// Published by the log-out script as `{"logged_out":ID}`.
+    LoggedOut(u64),
 }
 
 /// A new message by `author`, with id 0 for the post script to replace, sent now.
@@ -233,6 +235,7 @@ pub(super) fn cluster_event(payload: &[u8]) -> serde_json::Result<Option<Cluster
             Some(ClusterEvent::DirectOpened([user_ref(a), user_ref(b)]))
         }
         WireCluster::NodeGone(node) => Some(ClusterEvent::NodeGone(Arc::from(node))),
+        WireCluster::LoggedOut(user) => Some(ClusterEvent::LoggedOut(UserId(user))),
     })
 }
 

@@ -248,6 +248,13 @@ impl Broker for SqliteBroker {
         self.memory.identify(token).await
     }
 
+    async fn log_out(&self, user: UserId) -> Result<(), ChatError> {
+        let place = self.place().await?;
+        self.memory.log_out(user).await?;
+        place.send(Write::Forget(vec![user]));
+        Ok(())
+    }
+
     fn session_ended(&self, user: UserId) {
         self.memory.session_ended(user);
         // Not a decision, only when the name hold starts (the store keeps the latest time

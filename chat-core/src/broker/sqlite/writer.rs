@@ -75,7 +75,7 @@ pub(super) enum Write {
     },
     /// Users seen connected at `at_ms` (wall clock): their name hold runs from then.
     Seen { users: Vec<UserId>, at_ms: i64 },
-    /// Users whose name hold ran out: forgotten, with the private pairs of which both users
+    /// Users whose name hold ran out, or who logged out: forgotten, with the private pairs of which both users
     /// are forgotten and those pairs' rooms.
     Forget(Vec<UserId>),
     /// A new channel.
