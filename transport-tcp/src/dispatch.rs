@@ -497,8 +497,10 @@ mod tests {
             "USER root 0 * :root",
             "PASS secret",
         ] {
-            let mut config = TcpConfig::default();
-            config.irc_address = Some("127.0.0.1:6667".into());
+            let config = TcpConfig {
+                irc_address: Some("127.0.0.1:6667".into()),
+                ..TcpConfig::default()
+            };
             let mut d = Dispatcher::new(engine.clone(), LOCAL, &config);
             let command = command::parse(line).expect("a plain line");
             match d.dispatch(command).await {
