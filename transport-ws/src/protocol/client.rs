@@ -351,6 +351,7 @@ mod tests {
                 r#"{"type":"members","room":"general","after":"0:2:bob","limit":50}"#,
                 "members",
             ),
+            (r#"{"type":"logout","id":9}"#, "logout"),
         ];
         assert_eq!(cases.len(), ClientFrame::TYPES.len());
         for (text, t) in cases {
