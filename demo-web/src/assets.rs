@@ -55,6 +55,16 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../static/edits.js"),
     },
     Asset {
+        path: "/files.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_str!("../static/files.css"),
+    },
+    Asset {
+        path: "/files.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/files.js"),
+    },
+    Asset {
         path: "/protocol.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../static/protocol.js"),

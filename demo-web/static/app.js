@@ -12,6 +12,7 @@
 
 import { ChatClient, readHello } from "/protocol.js";
 import { applyUpdated, decorateMessage, installEdits, roomChanged } from "/edits.js";
+import { clearSent, fileList, installFiles, returnFiles, takeReadyFiles, uploadsBusy } from "/files.js";
 import {
   askToNotify, linkify, mentionsMe, messageItems, notifyMention, setNameLimit, showUnreadInTitle,
 } from "/page.js";
@@ -488,10 +489,19 @@ $("composer").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const name = state.current;
   const text = input.value;
-  if (!name || !text.trim()) return;
+  if (!name) return;
+  if (uploadsBusy()) {
+    showError("composer-error", "Wait until your files have finished uploading.");
+    return;
+  }
+  const files = takeReadyFiles();
+  if (!text.trim() && files.length === 0) return;
+  // Files may go with no text; white space alone would only draw an empty line.
+  const fields = files.length ? { room: name, text: text.trim() ? text : "", files } : { room: name, text };
   try {
-    const { message } = await client.request("post", { room: name, text });
+    const { message } = await client.request("post", fields);
     if (input.value === text) input.value = "";
+    clearSent(files);
     autoGrow();
     state.typingSentAt.delete(name);
     const r = room(name);
@@ -501,10 +511,14 @@ $("composer").addEventListener("submit", async (ev) => {
       if (name === state.current) insertMessage(message);
     }
   } catch (err) {
+    returnFiles(files);
     const messages = {
       rate_limited: "You are sending too fast; wait a moment.",
       offline: "Not connected. Your message was not sent; it will stay here until you retry.",
       disconnected: "The connection dropped; your message may not have been sent.",
+      no_such_file: "A file is no longer waiting to be sent (files wait an hour); remove it and attach it again.",
+      too_many_files: "Too many files for one message.",
+      too_large: "These files together are more than one message may carry.",
     };
     showError("composer-error", messages[err.code] || err.message);
   }
@@ -519,6 +533,13 @@ async function deleteMessage(name, id) {
 }
 
 installEdits({ client, state, room, input, composer: $("composer"), messageItem, showError });
+installFiles({
+  client,
+  input,
+  dropZone: document.querySelector(".conversation"),
+  canAttach: () => Boolean(state.current),
+  showError,
+});
 
 // -- rendering ---------------------------------------------------------------------------
 
@@ -609,9 +630,16 @@ function messageItem(m, grouped = false) {
     "li",
     { cls: cls.filter(Boolean).join(" "), attrs: { "data-testid": "message", "data-id": m.id, "data-author": m.author.name } },
     grouped ? el("span", { cls: "avatar-gap", attrs: { "aria-hidden": "true" } }) : avatar(m.author.name),
-    el("div", { cls: "message-body" }, head, el("p", { cls: "text", attrs: { "data-testid": "message-text" } }, linkify(m.text))),
+    el("div", { cls: "message-body" }, head, messageText(m.text), fileList(m.files)),
   );
   return decorateMessage(li, m, state.current);
+}
+
+/** A message's text; kept (hidden) when empty, as a message of files only may be. */
+function messageText(text) {
+  const p = el("p", { cls: "text", attrs: { "data-testid": "message-text" } }, linkify(text));
+  p.hidden = !text.trim();
+  return p;
 }
 
 /** Shows the open room's messages (the newest `keep`), scrolled to the end when `toEnd`. */
