@@ -10,8 +10,8 @@
 
 /** The kinds the server serves inline: raster images a page may show (docs/protocol.md). */
 const IMAGE_KINDS = new Set(["png", "jpeg", "gif", "webp"]);
-/** The server's default `max_files_per_message` (the `hello` does not announce it). */
-const MAX_FILES = 10;
+/** The server's limits, from its `hello` (`max_files_per_message`, `max_file_bytes`). */
+const limits = { files: 10, bytes: Infinity };
 /** File ids are 32 hex digits; anything else is not turned into a URL. */
 const FILE_ID = /^[0-9a-f]{32}$/;
 
@@ -129,15 +129,17 @@ function addFiles(files) {
   if (list.length === 0 || !deps.canAttach()) return;
   deps.showError("composer-error", "");
   for (const file of list) {
-    if (pending.filter((p) => p.state !== "failed").length >= MAX_FILES) {
-      deps.showError("composer-error", `A message carries at most ${MAX_FILES} files.`);
+    if (pending.filter((p) => p.state !== "failed").length >= limits.files) {
+      deps.showError("composer-error", `A message carries at most ${limits.files} files.`);
       break;
     }
     const p = { file, state: "uploading", id: null, xhr: null, chip: null, sending: false };
     p.chip = chip(p);
     pending.push(p);
     chips().append(p.chip);
-    upload(p);
+    // Refused here rather than after sending it all: the server would stop at its limit.
+    if (file.size > limits.bytes) failed(p, `This file is too large to upload (at most ${humanSize(limits.bytes)}).`);
+    else upload(p);
   }
   chips().hidden = pending.length === 0;
 }
@@ -302,6 +304,10 @@ export function installFiles(d) {
     if (!files || files.length === 0) return; // plain text: the textarea takes it
     ev.preventDefault();
     addFiles(files);
+  });
+  d.client.addEventListener("hello", ({ detail }) => {
+    if (Number.isInteger(detail.max_files_per_message)) limits.files = detail.max_files_per_message;
+    if (Number.isInteger(detail.max_file_bytes)) limits.bytes = detail.max_file_bytes;
   });
   d.client.addEventListener("reset", removeAll);
   d.client.addEventListener("loggedout", removeAll);

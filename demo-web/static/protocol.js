@@ -72,10 +72,17 @@ export class ChatClient extends EventTarget {
   }
 
   /**
-   * Logs out: closes for good and forgets the user, token and followed rooms, so that the
-   * next `start` is a new login.
+   * Logs out: tells the server (which revokes the token, frees the name at once and closes
+   * every tab of this user), closes for good and forgets the user, token and followed
+   * rooms, so that the next `start` is a new login. Offline, it forgets locally only: the
+   * server then keeps the name for its usual hold.
    */
   logout() {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.state === "online") {
+      // Sent before the close frame, which follows it on the same socket: the server reads
+      // it first. No answer is awaited: this page is done with the connection either way.
+      this.ws.send(JSON.stringify({ type: "logout" }));
+    }
     this.stop();
     this.user = null;
     this.token = null;
@@ -217,6 +224,13 @@ export class ChatClient extends EventTarget {
         this.onMessage(frame);
         return;
       case "disconnected":
+        if (frame.code === "logged_out") {
+          // This user logged out in another tab (this one's own logout has stopped it).
+          if (this.stopped) return;
+          this.logout();
+          this.emit("loggedout", { code: frame.code, message: "You logged out (in another tab or window)." });
+          return;
+        }
         this.emit("disconnected", frame);
         return;
       case "gap":

@@ -288,6 +288,13 @@ async fn leave_and_log_out(env: &Env) -> TestResult {
     )
     .await?;
 
+    // A second tab of the same user (same browser profile): logged out with the first.
+    let old_token = tam.eval("localStorage.getItem('flack.token')").await?;
+    let old_token = old_token.as_str().ok_or("no token kept")?.to_owned();
+    let mut other_tab = common::WsClient::connect(env.server.http).await?;
+    other_tab
+        .ok(json!({"type": "login", "token": old_token}))
+        .await?;
     tam.click("[data-testid=logout]").await?;
     tam.wait_for(
         "the login screen",
@@ -297,6 +304,22 @@ async fn leave_and_log_out(env: &Env) -> TestResult {
     .await?;
     let token = tam.eval("localStorage.getItem('flack.token')").await?;
     ensure(token == Value::Null, || format!("token kept: {token}"))?;
+    // The server forgot them: the other tab is closed, the token refused, the name free.
+    let gone = other_tab.event(|f| f["type"] == "disconnected").await?;
+    ensure(gone["code"] == "logged_out", || {
+        format!("other tab: {gone}")
+    })?;
+    let mut again = common::WsClient::connect(env.server.http).await?;
+    let refused = again
+        .request(json!({"type": "login", "token": old_token}))
+        .await?;
+    ensure(refused["code"] == "invalid_token", || {
+        format!("old token: {refused}")
+    })?;
+    let taken = again.ok(json!({"type": "login", "name": name})).await?;
+    ensure(taken["new_user"] == true, || {
+        format!("name not free: {taken}")
+    })?;
     tam.goto(&env.url()).await?;
     tam.wait_for(
         "the login screen after a reload",
@@ -330,6 +353,41 @@ async fn name_field_limit_is_the_servers(env: &Env) -> TestResult {
     ensure(typed == json!("abcdefghijkl"), || format!("typed {typed}"))
 }
 
+/// Logging out in one tab logs out the user's other tab of the same browser: it lands on
+/// the login screen saying so, rather than trying its revoked token again and again.
+async fn log_out_in_one_tab_ends_the_other(env: &Env) -> TestResult {
+    let name = unique("ada");
+    let ada = env.browser("ada").await?;
+    ada.login(&env.url(), &name).await?;
+    let first = ada.client.window().await?;
+    let second = ada.client.new_window(true).await?.handle;
+    ada.client.switch_to_window(second.clone()).await?;
+    ada.goto(&env.url()).await?;
+    let shown = format!(
+        "!document.querySelector('[data-testid=app]').hidden && \
+         document.body.textContent.includes({})",
+        json!(name)
+    );
+    ada.wait_for("the second tab logged in by its token", &shown)
+        .await?;
+
+    ada.client.switch_to_window(first).await?;
+    ada.click("[data-testid=logout]").await?;
+    ada.client.switch_to_window(second).await?;
+    let told = ada
+        .wait_for(
+            "the second tab on the login screen, saying why",
+            "!document.querySelector('[data-testid=login]').hidden && \
+             document.querySelector('[data-testid=login-error]')?.textContent",
+        )
+        .await?;
+    ensure(
+        told.as_str().is_some_and(|t| t.contains("logged out")),
+        || format!("the second tab says {told}"),
+    )?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_stories() -> TestResult {
     let Some(env) = Env::start().await? else {
@@ -344,6 +402,8 @@ async fn user_stories() -> TestResult {
     env.story("title", unread_count_in_title(&env)).await;
     env.story("new-below", new_messages_below_hint(&env)).await;
     env.story("leave-logout", leave_and_log_out(&env)).await;
+    env.story("logout-other-tab", log_out_in_one_tab_ends_the_other(&env))
+        .await;
     env.story("name-limit", name_field_limit_is_the_servers(&env))
         .await;
     env.finish()

@@ -125,8 +125,7 @@ pub(crate) async fn run<S: Stream>(
     };
 
     let end = 'conn: {
-        let max_name = conn.engine.limits().max_display_name_chars;
-        let hello = ServerFrame::hello(max_frame, max_name, conn.engine.epoch());
+        let hello = ServerFrame::hello(max_frame, conn.engine.limits(), conn.engine.epoch());
         conn.send(&hello);
         if let Some(login) = login {
             let logging_in = dispatch::embedder_login(&conn.engine, conn.client, login);

@@ -7,8 +7,8 @@
 //! engine values into JSON. `docs/protocol.md` documents each frame; change both together.
 
 use chat_core::{
-    Attachment, ChannelInfo, ChatError, ChatMessage, DisconnectReason, Event, Joined, Member,
-    MembersPage, MessageId, PresenceBatch, PresenceChange, UserId, UserRef,
+    Attachment, ChannelInfo, ChatError, ChatMessage, DisconnectReason, Event, Joined, Limits,
+    Member, MembersPage, MessageId, PresenceBatch, PresenceChange, UserId, UserRef,
 };
 use serde::Serialize;
 
@@ -323,6 +323,10 @@ pub enum ServerFrame {
         max_frame_bytes: usize,
         /// The most characters a display name may have (`Limits::max_display_name_chars`).
         max_name_chars: usize,
+        /// The largest file an upload may keep, in bytes (`Limits::max_file_bytes`).
+        max_file_bytes: u64,
+        /// The most files one message may carry (`Limits::max_files_per_message`).
+        max_files_per_message: usize,
         /// The store's epoch ([`chat_core::Engine::epoch`]): when it differs from the one
         /// a client saw before, the ids, rooms and token it kept are no longer valid.
         epoch: String,
@@ -425,11 +429,13 @@ pub enum ServerFrame {
 impl ServerFrame {
     /// The `hello` frame for a server with this frame limit and name limit, working from
     /// the store with this epoch.
-    pub fn hello(max_frame_bytes: usize, max_name_chars: usize, epoch: &str) -> Self {
+    pub fn hello(max_frame_bytes: usize, limits: &Limits, epoch: &str) -> Self {
         ServerFrame::Hello {
             protocol: PROTOCOL_VERSION,
             max_frame_bytes,
-            max_name_chars,
+            max_name_chars: limits.max_display_name_chars,
+            max_file_bytes: limits.max_file_bytes,
+            max_files_per_message: limits.max_files_per_message,
             epoch: epoch.to_owned(),
         }
     }
@@ -556,8 +562,10 @@ mod tests {
             json!({"type":"ok","result":{"sent":true}})
         );
         assert_eq!(
-            serde_json::to_value(ServerFrame::hello(65536, 32, "5f0c")).expect("serializes"),
-            json!({"type":"hello","protocol":4,"max_frame_bytes":65536,"max_name_chars":32,"epoch":"5f0c"})
+            serde_json::to_value(ServerFrame::hello(65536, &Limits::default(), "5f0c"))
+                .expect("serializes"),
+            json!({"type":"hello","protocol":4,"max_frame_bytes":65536,"max_name_chars":32,
+                   "max_file_bytes":10485760,"max_files_per_message":10,"epoch":"5f0c"})
         );
     }
 }
