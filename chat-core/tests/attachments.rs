@@ -214,19 +214,17 @@ async fn every_upload_limit_answers_with_its_own_error() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn a_restarted_sqlite_store_serves_the_files_of_kept_messages_only() {
-    let dir = std::env::temp_dir().join(format!(
-        "flack-files-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    use common::sqlite::{open, reopen, scratch};
+    let dir = scratch("files");
     let path = dir.join("flack.sqlite3");
-    let open = |wait: std::time::Duration| {
+    let waiting_for = |wait: std::time::Duration| {
         let mut limits = limits(3);
         limits.upload_wait = wait;
-        Engine::builder().limits(limits).sqlite(&path).start()
+        limits
     };
-    let engine = open(std::time::Duration::from_secs(3600)).await.unwrap();
+    let engine = open(&path, waiting_for(std::time::Duration::from_secs(3600)))
+        .await
+        .unwrap();
     let (carrier, kept) = life_of_files(&engine, &engine).await;
     let dave = user(&engine, "dave").await;
     let waiting = upload(&engine, &dave, "later.bin", b"never posted").await;
@@ -239,17 +237,7 @@ async fn a_restarted_sqlite_store_serves_the_files_of_kept_messages_only() {
 
     // Started again with a wait shorter than the upload has waited.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let engine = loop {
-        match open(std::time::Duration::from_millis(10)).await {
-            Ok(engine) => break engine,
-            Err(e) if std::time::Instant::now() < deadline => {
-                assert!(e.to_string().contains("another server"), "{e}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let engine = reopen(&path, waiting_for(std::time::Duration::from_millis(10))).await;
     let carol = user(&engine, "carol").await;
     let joined = carol.join("c", None).await.unwrap();
     let message = joined

@@ -52,32 +52,16 @@ fn assert_kept(messages: &[Arc<ChatMessage>], first: u64) {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn a_restarted_sqlite_store_keeps_edits_and_reactions() {
-    let dir = std::env::temp_dir().join(format!(
-        "flack-edits-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("flack.sqlite3");
-    let open = || Engine::builder().limits(limits()).sqlite(&path).start();
-    let engine = open().await.unwrap();
+    use common::sqlite::{open, reopen, scratch};
+    let path = scratch("edits").join("flack.sqlite3");
+    let engine = open(&path, limits()).await.unwrap();
     let (alice, bob) = alice_and_bob_in(&engine, "general").await;
     let first = edit_and_react(&alice, &bob, "general").await;
     drop((alice, bob));
     engine.shutdown().await;
     drop(engine);
 
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let engine = loop {
-        match open().await {
-            Ok(engine) => break engine,
-            Err(e) if std::time::Instant::now() < deadline => {
-                assert!(e.to_string().contains("another server"), "{e}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let engine = reopen(&path, limits()).await;
     let carol = user(&engine, "carol").await;
     let joined = carol.join("general", None).await.unwrap();
     assert_kept(&joined.messages, first);

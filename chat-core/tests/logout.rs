@@ -62,37 +62,17 @@ async fn in_memory_a_log_out_ends_every_session_and_frees_the_name() {
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn a_log_out_is_kept_by_the_sqlite_store() {
-    let dir = std::env::temp_dir().join(format!(
-        "flack-logout-{}-{}",
-        std::process::id(),
-        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    use common::sqlite::{open, reopen, scratch};
+    let dir = scratch("logout");
     let path = dir.join("flack.sqlite3");
-    let open = || {
-        Engine::builder()
-            .limits(Limits::default())
-            .sqlite(&path)
-            .start()
-    };
-    let engine = open().await.unwrap();
+    let engine = open(&path, Limits::default()).await.unwrap();
     let bob = user(&engine, "bob").await;
     let token = bob.token().expose().to_owned();
     bob.log_out().await.unwrap();
     engine.shutdown().await;
     drop(engine);
 
-    let deadline = std::time::Instant::now() + PATIENCE;
-    let engine = loop {
-        match open().await {
-            Ok(engine) => break engine,
-            Err(e) if std::time::Instant::now() < deadline => {
-                assert!(e.to_string().contains("another server"), "{e}");
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let engine = reopen(&path, Limits::default()).await;
     let resumed = engine.connect(Login::Resume(token)).await.map(|_| ());
     assert_eq!(resumed.map_err(|e| e.code()), Err("invalid_token"));
     assert!(user(&engine, "bob").await.is_new_user(), "the name is free");

@@ -6,39 +6,13 @@
 
 mod common;
 
-use common::browser::{bot, ensure, Env};
-use common::page::Page;
+use common::axe::no_violations;
+use common::browser::{bot, Env};
 use common::{unique, TestResult};
 use serde_json::json;
 
-/// axe-core 4.14.1, as published (its license header kept).
-const AXE: &str = include_str!("fixtures/axe.min.js");
-
 /// Widths (and heights) the page is checked at: a desktop window and a phone.
 const SIZES: [(u32, u32); 2] = [(1280, 800), (390, 844)];
-
-/// Runs axe-core on the page as it is and fails with every violation found: its rule, its
-/// impact, and the elements it found them on.
-async fn no_violations(page: &Page, what: &str) -> TestResult {
-    let loaded = page.eval("typeof window.axe === 'object'").await?;
-    if loaded != json!(true) {
-        page.client.execute(AXE, vec![]).await?;
-    }
-    let violations = page
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];\
-             axe.run(document, { resultTypes: ['violations'] })\
-               .then(r => done(r.violations.map(v => \
-                 [v.id, v.impact, v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)])))\
-               .catch(e => done([['axe-error', String(e), []]]));",
-            vec![],
-        )
-        .await?;
-    ensure(violations == json!([]), || {
-        format!("axe-core violations on {what}: {violations:#}")
-    })
-}
 
 /// Zero axe-core violations on the login screen and the chat, at both widths.
 async fn zero_violations(env: &Env) -> TestResult {

@@ -11,28 +11,18 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::axe::no_violations;
 use common::browser::{ensure, Env, ENTER};
 use common::page::Page;
-use common::{scratch_dir, unique, TestResult};
+use common::{scratch_dir, unique, TestResult, PNG};
 use fantoccini::Locator;
 use serde_json::{json, Value};
-
-/// A tiny real PNG (1x1, transparent), as in `transport-ws/tests/common/mod.rs`.
-const PNG: &[u8] = &[
-    0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'I', b'H', b'D', b'R', 0, 0, 0,
-    1, 0, 0, 0, 1, 8, 6, 0, 0, 0, 0x1f, 0x15, 0xc4, 0x89, 0, 0, 0, 0x0d, b'I', b'D', b'A', b'T',
-    0x78, 0x9c, 0x63, 0, 1, 0, 0, 5, 0, 1, 0x0d, 0x0a, 0x2d, 0xb4, 0, 0, 0, 0, b'I', b'E', b'N',
-    b'D', 0xae, 0x42, 0x60, 0x82,
-];
 
 /// An HTML page under an image's name: the server reads its bytes, not its name.
 const EVIL: &str = "<!doctype html><script>document.title = 'pwned'</script><p>hi</p>\n";
 
 /// The server's default `--max-file-bytes` (10 MiB), which the stories' server keeps.
 const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
-
-/// axe-core 4.14.1, as published (see `tests/fixtures/axe-core.README.md`).
-const AXE: &str = include_str!("fixtures/axe.min.js");
 
 /// The WebDriver Up arrow key.
 const ARROW_UP: &str = "\u{E013}";
@@ -473,25 +463,6 @@ async fn story_axe(env: &Env) -> TestResult {
     ida.wait_for("a phone's width", "window.innerWidth <= 390")
         .await?;
     no_violations(&ida, "ida's page at 390px").await
-}
-
-/// Runs axe-core on the page as it is (as `browser_a11y.rs` does).
-async fn no_violations(page: &Page, what: &str) -> TestResult {
-    page.client.execute(AXE, vec![]).await?;
-    let violations = page
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];\
-             axe.run(document, { resultTypes: ['violations'] })\
-               .then(r => done(r.violations.map(v => \
-                 [v.id, v.impact, v.nodes.map(n => n.target.join(' ') + ': ' + n.failureSummary)])))\
-               .catch(e => done([['axe-error', String(e), []]]));",
-            vec![],
-        )
-        .await?;
-    ensure(violations == json!([]), || {
-        format!("axe-core violations on {what}: {violations:#}")
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,8 @@
 pub mod hooked;
 #[cfg(feature = "redis")]
 pub mod redis_server;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,43 +1,18 @@
 //! Files in Redis: each upload one hash (`keys::file`) that expires after
 //! `Limits::upload_wait` unless a post attaches it (the post script then keeps it for as
-//! long as its message: see `DROP_FILES` in `scripts.rs`), and who a token belongs to for
-//! an upload.
+//! long as its message: see `DROP_FILES` in `scripts.rs`).
 //!
 //! Called by the broker's trait methods (`mod.rs`); the post script re-checks atomically
 //! that each file still waits, so the checks here only find out what the files are.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use redis::aio::ConnectionManager;
-use redis::AsyncCommands;
 
 use super::{keys, unavailable};
 use crate::attachment::{check_message_files, Attachment, FileId, FileKind, StoredFile};
 use crate::error::ChatError;
-use crate::identity::ResumeToken;
 use crate::limits::Limits;
-use crate::model::{UserId, UserRef};
-
-/// The user `token` was issued to, without touching their hold.
-pub(super) async fn identify(
-    conn: &mut ConnectionManager,
-    token: &ResumeToken,
-) -> Result<Option<UserRef>, ChatError> {
-    let id: Option<u64> = conn
-        .get(keys::token(token.expose()))
-        .await
-        .map_err(unavailable)?;
-    let Some(id) = id else { return Ok(None) };
-    let name: Option<String> = conn
-        .hget(keys::user(id), "name")
-        .await
-        .map_err(unavailable)?;
-    Ok(name.map(|name| UserRef {
-        id: UserId(id),
-        name: Arc::from(name),
-    }))
-}
+use crate::model::UserId;
 
 /// Keeps `file` for `limits.upload_wait`, waiting for a post.
 pub(super) async fn put(

@@ -211,7 +211,7 @@ impl Broker for RedisBroker {
     }
 
     async fn identify(&self, token: &ResumeToken) -> Result<Option<UserRef>, ChatError> {
-        files::identify(&mut self.conn.clone(), token).await
+        user_at(&mut self.conn.clone(), keys::token(token.expose())).await
     }
 
     async fn login_external(&self, external: &str, name: String) -> Result<Identity, ChatError> {
@@ -286,20 +286,7 @@ impl Broker for RedisBroker {
     }
 
     async fn find_user(&self, name: &str) -> Result<Option<UserRef>, ChatError> {
-        let mut conn = self.conn.clone();
-        let id: Option<u64> = conn
-            .get(keys::name(name.trim()))
-            .await
-            .map_err(unavailable)?;
-        let Some(id) = id else { return Ok(None) };
-        let name: Option<String> = conn
-            .hget(keys::user(id), "name")
-            .await
-            .map_err(unavailable)?;
-        Ok(name.map(|name| UserRef {
-            id: UserId(id),
-            name: Arc::from(name),
-        }))
+        user_at(&mut self.conn.clone(), keys::name(name.trim())).await
     }
 
     async fn claim_channel(
@@ -576,6 +563,21 @@ fn updated(json: &str, room: &Room) -> Result<Receipt, ChatError> {
     wire::message(json, room)
         .map(Receipt::Updated)
         .ok_or_else(|| ChatError::Unavailable("redis returned a malformed message".into()))
+}
+
+/// The user whose id `key` holds (a name's or a token's key), with their name, if both
+/// are still there.
+async fn user_at(conn: &mut ConnectionManager, key: String) -> Result<Option<UserRef>, ChatError> {
+    let id: Option<u64> = conn.get(key).await.map_err(unavailable)?;
+    let Some(id) = id else { return Ok(None) };
+    let name: Option<String> = conn
+        .hget(keys::user(id), "name")
+        .await
+        .map_err(unavailable)?;
+    Ok(name.map(|name| UserRef {
+        id: UserId(id),
+        name: Arc::from(name),
+    }))
 }
 
 /// The keyspace's epoch: set by the first node that finds none (`SET NX`), read by every
