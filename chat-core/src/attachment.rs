@@ -23,8 +23,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::error::ChatError;
+use crate::ids::UserId;
 use crate::limits::Limits;
-use crate::model::UserId;
 
 /// Longest kept file name, in bytes of UTF-8 (a longer one is cut at a character).
 pub const MAX_FILE_NAME_BYTES: usize = 200;

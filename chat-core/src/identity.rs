@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::error::ChatError;
-use crate::model::{UserId, UserRef};
+use crate::ids::{UserId, UserRef};
 use crate::validate;
 
 /// A secret that lets its holder come back as the same user: 128 bits from the operating

@@ -109,6 +109,7 @@ mod error;
 mod event;
 mod health;
 mod identity;
+mod ids;
 mod limits;
 pub mod mention;
 mod model;

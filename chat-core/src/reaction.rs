@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use crate::model::UserId;
+use crate::ids::UserId;
 
 /// The set: each emoji as it is stored and shown, and its short name.
 const SET: [(&str, &str); 6] = [

@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::error::ChatError;
+use crate::ids::ChannelName;
 use crate::limits::Limits;
-use crate::model::ChannelName;
 
 mod names;
 

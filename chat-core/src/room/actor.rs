@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
-use super::coalesce::Coalescer;
+use super::coalescer::Coalescer;
 use super::commit::{Commit, PostReply};
 use super::history::History;
+use super::outbox::Outbox;
 use super::presence::Roster;
-use super::share::Outbox;
 use crate::broker::{Broker, Change, NodeId, Proposal, Receipt, Signal, Stored};
 use crate::delivery::Subscriber;
 use crate::error::ChatError;

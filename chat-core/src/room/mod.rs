@@ -4,7 +4,7 @@
 //!   fans every committed change out in one order.
 //! - `changes`: what a session asks about a kept message: edit it, react to it.
 //! - `coalesce`: presence fanned out once per tick as one batch, or as counts in a large
-//!   room; typing bounded there.
+//!   room; typing bounded there. Its state, `Coalescer`, is in `coalescer`.
 //! - `commit`: how a room hands a proposal to the broker (settled at once when the
 //!   broker answers at once), and where a post's outcome goes.
 //! - `requests`: what sessions and the directory ask a room (subscribe, post, delete, ...),
@@ -12,7 +12,8 @@
 //! - `presence`: the members and their online state across the nodes, in the order pages
 //!   are read.
 //! - `share`: this node's share of the room's presence, published to the other nodes
-//!   once per tick, and theirs merged here; a node that is gone loses its share.
+//!   once per tick, and theirs merged here; a node that is gone loses its share. What
+//!   waits to be published, `Outbox`, is in `outbox`.
 //! - `history`: the bounded ring of the room's messages and resume bookkeeping.
 //!
 //! A room knows its subscribers ([`crate::delivery`]) and the broker; it does not know the
@@ -21,8 +22,10 @@
 mod actor;
 mod changes;
 mod coalesce;
+mod coalescer;
 mod commit;
 pub(crate) mod history;
+mod outbox;
 mod presence;
 mod requests;
 mod share;

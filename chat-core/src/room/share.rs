@@ -17,29 +17,10 @@
 use actix::prelude::*;
 
 use super::actor::RoomActor;
-use super::coalesce::PRESENCE_TICK;
+use super::coalescer::PRESENCE_TICK;
 use crate::broker::{HereState, NodeId, NodePresence, Signal};
 use crate::event::PresenceChange;
 use crate::model::UserRef;
-
-/// What this node has to tell the other nodes about its share of one room.
-#[derive(Debug, Default)]
-pub(super) struct Outbox {
-    /// Changes of members' state here since the last signal, oldest first.
-    changes: Vec<(UserRef, HereState)>,
-    /// Whether the next signal carries the whole share (asked for, or after a rejoin).
-    whole: bool,
-    /// Whether the next signal asks the others for their whole shares.
-    ask: bool,
-    /// Whether a publish is due (one is armed at a time).
-    armed: bool,
-}
-
-impl Outbox {
-    fn is_empty(&self) -> bool {
-        self.changes.is_empty() && !self.whole && !self.ask
-    }
-}
 
 /// A node is gone (its heartbeat expired): its share of the room goes.
 #[derive(Message)]
