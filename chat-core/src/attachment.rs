@@ -5,8 +5,9 @@
 //! A file's life: an embedder's HTTP handler takes the bytes from a user it identified
 //! ([`Engine::uploader`](crate::Engine::uploader)) and hands them to the engine, which
 //! checks the user's hourly budget and keeps the file in the broker's store as *waiting*;
-//! a post of the same user names it ([`Session::start_post_with_files`]
-//! (crate::Session::start_post_with_files)) and the broker attaches it to the message.
+//! a post of the same user names it
+//! ([`Session::start_post_with_files`](crate::Session::start_post_with_files)) and the
+//! broker attaches it to the message.
 //! From then on the file lives exactly as long as its message: when the message is
 //! deleted, or evicted from the room's kept history, the store drops the file too. A file
 //! that no post claims within [`Limits::upload_wait`](crate::Limits::upload_wait) is
