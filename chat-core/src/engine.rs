@@ -231,6 +231,8 @@ struct Inner {
     stopping: AtomicBool,
     /// `Limits::upload_bytes_per_hour`: each user's bytes left to upload.
     uploads: Arc<UploadBudget>,
+    /// `Limits::upload_bytes_in_flight`: the bytes uploads may reserve now, a permit each.
+    uploads_in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -261,6 +263,9 @@ impl Engine {
                 broker: started.broker,
                 stopping: AtomicBool::new(false),
                 uploads: Arc::new(UploadBudget::new(&limits)),
+                uploads_in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    usize::try_from(limits.upload_bytes_in_flight).unwrap_or(usize::MAX >> 3),
+                )),
                 limits,
             }),
         }
@@ -379,6 +384,7 @@ impl Engine {
             self.inner.limits.clone(),
             self.inner.broker.clone(),
             self.inner.uploads.clone(),
+            self.inner.uploads_in_flight.clone(),
         ))
     }
 

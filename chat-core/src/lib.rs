@@ -142,5 +142,5 @@ pub use reaction::{Emoji, Reactions};
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,
 };
-pub use upload::Uploader;
+pub use upload::{Reservation, Uploader};
 pub use validate::MAX_EXTERNAL_ID_BYTES;

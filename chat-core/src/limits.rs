@@ -151,6 +151,12 @@ pub struct Limits {
     /// How long an uploaded file waits for a post of its owner to carry it; then it is
     /// dropped. Default 1 hour.
     pub upload_wait: Duration,
+    /// Most bytes of uploads the server receives at once, every user together: an upload
+    /// reserves its size before its body is read, and one that finds no room is refused
+    /// with `unavailable` (try again in a moment). This bounds the memory uploads take,
+    /// however many arrive at once. At least `max_file_bytes`, at most 4 GiB. Default
+    /// 256 MiB.
+    pub upload_bytes_in_flight: u64,
 }
 
 impl Default for Limits {
@@ -190,6 +196,7 @@ impl Default for Limits {
             max_message_file_bytes: 25 << 20,
             upload_bytes_per_hour: 100 << 20,
             upload_wait: Duration::from_secs(3600),
+            upload_bytes_in_flight: 256 << 20,
         }
     }
 }
@@ -239,6 +246,19 @@ impl Limits {
         if self.upload_bytes_per_hour > u64::from(u32::MAX) {
             return Err(InvalidLimit::new(
                 "upload_bytes_per_hour",
+                "must be at most 4 GiB (4294967295 bytes)",
+            ));
+        }
+        if self.upload_bytes_in_flight < self.max_file_bytes {
+            return Err(InvalidLimit::new(
+                "upload_bytes_in_flight",
+                "must be at least max_file_bytes, or no file of the largest size could ever be received",
+            ));
+        }
+        // A tokio semaphore holds at most `usize::MAX >> 3` permits; 4 GiB is far below.
+        if self.upload_bytes_in_flight > u64::from(u32::MAX) {
+            return Err(InvalidLimit::new(
+                "upload_bytes_in_flight",
                 "must be at most 4 GiB (4294967295 bytes)",
             ));
         }

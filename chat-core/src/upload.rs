@@ -1,15 +1,20 @@
 //! Uploads: a user identified by their resume token hands the engine a file's bytes
-//! ([`Uploader`]), within the size limit and their hourly budget ([`UploadBudget`]).
+//! ([`Uploader`]), within the size limit, their hourly budget ([`UploadBudget`]) and the
+//! server's bytes in flight.
 //!
 //! Made by [`Engine::uploader`](crate::Engine::uploader) for a transport's upload request
 //! (the demo's `POST /files`); the file it keeps waits for a post of the same user
-//! ([`crate::attachment`]).
+//! ([`crate::attachment`]). A transport that reads a body reserves its size first
+//! ([`Uploader::reserve`]): the budget and the bytes in flight are taken before a byte is
+//! read, so neither many uploads at once from one user nor many users at once can make
+//! the server hold more than `Limits::upload_bytes_in_flight`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::attachment::{Attachment, FileId, FileKind, StoredFile};
 use crate::broker::Broker;
@@ -68,6 +73,14 @@ impl UploadBudget {
         bucket.bytes -= size;
         Ok(())
     }
+
+    /// Gives `size` bytes back to `user`'s bucket (taken for an upload that kept less).
+    pub(crate) fn give_back(&self, user: UserId, size: u64) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bucket) = buckets.get_mut(&user) {
+            bucket.bytes = (bucket.bytes + size as f64).min(self.per_hour);
+        }
+    }
 }
 
 /// A user allowed to upload: made by [`Engine::uploader`](crate::Engine::uploader) from
@@ -79,6 +92,8 @@ pub struct Uploader {
     limits: Arc<Limits>,
     broker: Arc<dyn Broker>,
     budget: Arc<UploadBudget>,
+    /// `Limits::upload_bytes_in_flight`, a permit a byte, shared by every upload.
+    in_flight: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for Uploader {
@@ -95,12 +110,14 @@ impl Uploader {
         limits: Arc<Limits>,
         broker: Arc<dyn Broker>,
         budget: Arc<UploadBudget>,
+        in_flight: Arc<Semaphore>,
     ) -> Uploader {
         Uploader {
             user,
             limits,
             broker,
             budget,
+            in_flight,
         }
     }
 
@@ -115,17 +132,18 @@ impl Uploader {
         self.limits.max_file_bytes
     }
 
-    /// Keeps `bytes` as a file named `name` (cleaned: [`crate::attachment::clean_file_name`]),
-    /// waiting for a post of this user to carry it; returns what the post will show.
-    /// Its kind comes from its first bytes, never from its name. Refused with
-    /// `too_large` beyond `max_file_bytes`, `empty` for no bytes, and `rate_limited`
-    /// (`upload_bytes_per_hour`) when the user's hourly budget is spent.
-    pub async fn upload(&self, name: &str, bytes: Bytes) -> Result<Attachment, ChatError> {
-        telemetry::tally(self.upload_uncounted(name, bytes).await)
+    /// Reserves room for a file of `size` bytes at most, before its bytes are read: the
+    /// size is checked against `max_file_bytes` (`too_large`), taken from the user's
+    /// hourly budget (`rate_limited`, `upload_bytes_per_hour`) and from the bytes the
+    /// server may hold in flight (`unavailable` while other uploads hold them: retry in
+    /// a moment). A transport reserves a body's declared length, or `max_bytes` when it
+    /// has none, then reads at most that much. What the upload does not keep goes back
+    /// to the budget, and the bytes in flight go back, when the reservation ends.
+    pub fn reserve(&self, size: u64) -> Result<Reservation, ChatError> {
+        telemetry::tally(self.reserve_uncounted(size))
     }
 
-    async fn upload_uncounted(&self, name: &str, bytes: Bytes) -> Result<Attachment, ChatError> {
-        let size = bytes.len() as u64;
+    fn reserve_uncounted(&self, size: u64) -> Result<Reservation, ChatError> {
         if size > self.limits.max_file_bytes {
             return Err(ChatError::FileTooLarge {
                 limit: "max_file_bytes",
@@ -135,16 +153,101 @@ impl Uploader {
         if size == 0 {
             return Err(ChatError::Empty);
         }
+        // At most `max_file_bytes`, which the limits keep within `u32` and within the
+        // semaphore's permits (`upload_bytes_in_flight` is at least as large).
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        let in_flight = self
+            .in_flight
+            .clone()
+            .try_acquire_many_owned(permits)
+            .map_err(|_| {
+                ChatError::Unavailable(
+                    "the server is receiving as many files as it holds at once; \
+                     try again in a moment"
+                        .to_owned(),
+                )
+            })?;
         self.budget
             .take(self.user.id, size, Instant::now())
             .map_err(|retry_after| ChatError::RateLimited {
                 limit: "upload_bytes_per_hour",
                 retry_after,
             })?;
+        Ok(Reservation {
+            uploader: self.clone(),
+            size,
+            unused: size,
+            _in_flight: in_flight,
+        })
+    }
+
+    /// Keeps `bytes` as a file named `name` (cleaned: [`crate::attachment::clean_file_name`]),
+    /// waiting for a post of this user to carry it; returns what the post will show.
+    /// Its kind comes from its first bytes, never from its name. As
+    /// [`Uploader::reserve`] for `bytes`' length, then [`Reservation::upload`]: for an
+    /// embedder that has the bytes already.
+    pub async fn upload(&self, name: &str, bytes: Bytes) -> Result<Attachment, ChatError> {
+        self.reserve(bytes.len() as u64)?.upload(name, bytes).await
+    }
+}
+
+/// Room reserved for one upload ([`Uploader::reserve`]): part of the user's hourly budget
+/// and of the server's bytes in flight, held until the upload is kept or dropped. What the
+/// upload does not keep (all of it, for an upload that fails or is dropped: a client that
+/// went away) goes back to the user's budget.
+#[derive(Debug)]
+pub struct Reservation {
+    uploader: Uploader,
+    size: u64,
+    /// What goes back to the budget when the reservation ends.
+    unused: u64,
+    _in_flight: OwnedSemaphorePermit,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.unused > 0 {
+            let user = self.uploader.user.id;
+            self.uploader.budget.give_back(user, self.unused);
+        }
+    }
+}
+
+impl Reservation {
+    /// The most bytes this upload may keep: a transport stops reading its body there.
+    pub fn max_bytes(&self) -> u64 {
+        self.size
+    }
+
+    /// Keeps `bytes` (at most [`Reservation::max_bytes`]) as a file named `name`; returns
+    /// what the post that carries it will show.
+    pub async fn upload(mut self, name: &str, bytes: Bytes) -> Result<Attachment, ChatError> {
+        let kept = telemetry::tally(self.keep(name, bytes).await)?;
+        self.unused = self.size - kept.size;
+        Ok(kept)
+    }
+
+    async fn keep(&self, name: &str, bytes: Bytes) -> Result<Attachment, ChatError> {
+        let size = bytes.len() as u64;
+        let Uploader {
+            user,
+            broker,
+            limits,
+            ..
+        } = &self.uploader;
+        if size > self.size {
+            return Err(ChatError::FileTooLarge {
+                limit: "max_file_bytes",
+                bytes: self.size.min(limits.max_file_bytes),
+            });
+        }
+        if size == 0 {
+            return Err(ChatError::Empty);
+        }
         let attachment = Attachment::new(FileId::random()?, name, size, FileKind::sniff(&bytes));
-        let file = StoredFile::new(attachment.clone(), self.user.id, bytes);
-        self.broker.put_file(file).await?;
-        tracing::debug!(user = %self.user.id, file = %attachment.id, size, "file uploaded");
+        let file = StoredFile::new(attachment.clone(), user.id, bytes);
+        broker.put_file(file).await?;
+        tracing::debug!(user = %user.id, file = %attachment.id, size, "file uploaded");
         Ok(attachment)
     }
 }

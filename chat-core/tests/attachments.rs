@@ -211,6 +211,52 @@ async fn every_upload_limit_answers_with_its_own_error() {
     engine.shutdown().await;
 }
 
+#[tokio::test]
+async fn reservations_bound_the_bytes_in_flight_and_give_back_what_they_do_not_use() {
+    let mut limits = limits(100);
+    limits.max_file_bytes = 100;
+    limits.upload_bytes_per_hour = 150;
+    limits.upload_bytes_in_flight = 120;
+    let engine = engine_with(limits).await;
+    let (alice, bob) = (user(&engine, "alice").await, user(&engine, "bob").await);
+    let a = engine.uploader(alice.token().expose()).await.unwrap();
+    let b = engine.uploader(bob.token().expose()).await.unwrap();
+
+    // Alice holds 100 of the 120 bytes in flight: bob's 30 find no room, 20 do.
+    let held = a.reserve(100).unwrap();
+    assert_eq!(held.max_bytes(), 100);
+    let no_room = b.reserve(30).map(|_| ());
+    assert_eq!(no_room.map_err(|e| e.code()), Err("unavailable"));
+    drop(b.reserve(20).unwrap());
+    // Alice keeps 10 of her 100: the 90 go back to her budget, the 100 in flight too.
+    let kept = held
+        .upload("small.txt", Bytes::from_static(b"0123456789"))
+        .await;
+    assert_eq!(kept.unwrap().size, 10);
+    assert!(b.reserve(100).is_ok(), "the bytes in flight came back");
+    // A reservation dropped (a client that went away) spends nothing: 140 of her 150 are
+    // left, not 40.
+    drop(a.reserve(100).unwrap());
+    // A body longer than it said is refused, and spends nothing either.
+    let said = a.reserve(5).unwrap();
+    let longer = said.upload("x", Bytes::from_static(b"123456")).await;
+    assert_eq!(longer.map(|_| ()).map_err(|e| e.code()), Err("too_large"));
+    let hundred = Bytes::from(vec![1u8; 100]);
+    a.reserve(100)
+        .unwrap()
+        .upload("big", hundred)
+        .await
+        .unwrap();
+    let over = a.reserve(41).map(|_| ());
+    assert_eq!(
+        over.map_err(|e| e.code()),
+        Err("rate_limited"),
+        "140 - 100 = 40 left"
+    );
+    assert!(a.reserve(40).is_ok());
+    engine.shutdown().await;
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test]
 async fn a_restarted_sqlite_store_serves_the_files_of_kept_messages_only() {

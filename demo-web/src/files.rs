@@ -4,9 +4,11 @@
 //!   login reply) and the file's bytes as the body: answered `201` with
 //!   `{"file":{"id","name","size","kind"}}`; the file then waits for a post of the same
 //!   user (`docs/protocol.md`, "Files"). The token is checked before the body is read,
-//!   a declared `Content-Length` over `Limits::max_file_bytes` is refused before a byte
-//!   of it is read, and a body without one is read only up to the limit: nothing ever
-//!   buffers more than one file's limit.
+//!   and so is room for it (`Uploader::reserve`: its declared `Content-Length`, or the
+//!   largest file without one, within `max_file_bytes`, the user's hourly budget and the
+//!   server's `upload_bytes_in_flight`); the body is read only up to what was reserved.
+//!   So uploads never hold more than `upload_bytes_in_flight` in memory, however many
+//!   arrive at once, and a refused body is never read.
 //! - `GET /files/{id}`: the bytes, with `Content-Type` from the engine's sniff of them,
 //!   `nosniff`, a sandboxing CSP, and `Content-Disposition: attachment` for everything
 //!   but raster images, so an HTML or SVG file is never rendered by the browser.
@@ -52,29 +54,33 @@ async fn upload(
     };
     let uploader = match engine.uploader(token).await {
         Ok(uploader) => uploader,
-        Err(e) => return error(&e),
+        Err(e) => return unread(error(&e)),
     };
-    let max = uploader.max_bytes();
-    let too_large = ChatError::FileTooLarge {
-        limit: "max_file_bytes",
-        bytes: max,
+    // Room for the declared length (or the largest file, without one) is taken from the
+    // user's budget and the server's bytes in flight before a byte of the body is read.
+    let declared = declared_length(&request);
+    let reservation = match uploader.reserve(declared.unwrap_or(uploader.max_bytes())) {
+        Ok(reservation) => reservation,
+        Err(e) => return unread(error(&e)),
     };
-    if declared_length(&request).is_some_and(|length| length > max) {
-        return error(&too_large);
-    }
-    let mut bytes = web::BytesMut::new();
+    let max = reservation.max_bytes();
+    let mut bytes = web::BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
     while let Some(chunk) = body.next().await {
         let Ok(chunk) = chunk else {
             return refused(&ChatError::Empty, "the upload's body could not be read");
         };
         if (bytes.len() + chunk.len()) as u64 > max {
-            // Stop reading here: the connection is closed after this answer.
-            return error(&too_large);
+            // More than it said, or than the largest file: stop reading here.
+            let too_large = ChatError::FileTooLarge {
+                limit: "max_file_bytes",
+                bytes: uploader.max_bytes(),
+            };
+            return unread(error(&too_large));
         }
         bytes.extend_from_slice(&chunk);
     }
     let name = query.name.as_deref().unwrap_or("file");
-    match uploader.upload(name, bytes.freeze()).await {
+    match reservation.upload(name, bytes.freeze()).await {
         Ok(file) => HttpResponse::Created().json(serde_json::json!({
             "file": {
                 "id": file.id.as_str(),
@@ -161,6 +167,15 @@ fn declared_length(request: &HttpRequest) -> Option<u64> {
         .ok()
 }
 
+/// `response` to a request whose body is not read (or not to its end): the connection
+/// ends with it, so the rest of the body is never read.
+fn unread(mut response: HttpResponse) -> HttpResponse {
+    response
+        .head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    response
+}
+
 fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(serde_json::json!({
         "error": {"code": "not_found", "message": "no such file (its message may be gone)"}
@@ -187,9 +202,8 @@ fn refused(e: &ChatError, message: &str) -> HttpResponse {
         let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
         response.insert_header((header::RETRY_AFTER, seconds.to_string()));
     }
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        // The rest of the body is never read: the connection ends with this answer.
-        response.force_close();
+    if matches!(e, ChatError::Unavailable(_)) {
+        response.insert_header((header::RETRY_AFTER, "1"));
     }
     response.json(serde_json::json!({"error": {"code": e.code(), "message": message}}))
 }

@@ -169,6 +169,11 @@ fn help_documents_every_flag_with_env_and_default() -> TestResult {
             Some("100MiB"),
         ),
         ("--upload-wait", "FLACK_UPLOAD_WAIT", Some("1h")),
+        (
+            "--upload-bytes-in-flight",
+            "FLACK_UPLOAD_BYTES_IN_FLIGHT",
+            Some("256MiB"),
+        ),
         ("--public-url", "FLACK_PUBLIC_URL", None),
     ];
     for internal in [

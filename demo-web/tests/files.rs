@@ -85,8 +85,8 @@ async fn download(http: SocketAddr, path: &str) -> TestResult<Answer> {
     read_answer(&mut stream).await
 }
 
-fn token(client: &WsClient, login: &Value) -> TestResult<String> {
-    let _ = client;
+/// The resume token of a login reply.
+fn token(login: &Value) -> TestResult<String> {
     Ok(login["token"].as_str().ok_or("no token")?.to_owned())
 }
 
@@ -96,7 +96,7 @@ async fn a_file_goes_from_one_user_to_another_and_to_the_line_port() -> TestResu
     let http = server.http;
     let mut alice = WsClient::connect(http).await?;
     let login = alice.ok(json!({"type": "login", "name": "alice"})).await?;
-    let alice_token = token(&alice, &login)?;
+    let alice_token = token(&login)?;
     alice
         .ok(json!({"type": "create_channel", "name": "pics"}))
         .await?;
@@ -169,7 +169,7 @@ async fn an_html_file_named_png_is_only_ever_a_download() -> TestResult {
     let server = Server::start(&[])?;
     let mut alice = WsClient::connect(server.http).await?;
     let login = alice.ok(json!({"type": "login", "name": "alice"})).await?;
-    let alice_token = token(&alice, &login)?;
+    let alice_token = token(&login)?;
     let page = b"<!doctype html><script>alert(document.cookie)</script>";
     let answer = upload(server.http, Some(&alice_token), "evil.png", page).await?;
     assert_eq!(answer.status, 201);
@@ -248,7 +248,7 @@ async fn a_huge_body_is_cut_at_the_limit_without_being_read() -> TestResult {
     let server = Server::start(&["--max-file-bytes", "64KiB"])?;
     let mut alice = WsClient::connect(server.http).await?;
     let login = alice.ok(json!({"type": "login", "name": "alice"})).await?;
-    let alice_token = token(&alice, &login)?;
+    let alice_token = token(&login)?;
     const GIB: usize = 1 << 30;
     let chunk = vec![b'x'; 64 << 10];
 
@@ -304,5 +304,71 @@ async fn a_huge_body_is_cut_at_the_limit_without_being_read() -> TestResult {
             .status,
         201
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn room_for_a_body_is_taken_before_it_is_read() -> TestResult {
+    let server = Server::start(&[
+        "--max-file-bytes",
+        "64KiB",
+        "--upload-bytes-in-flight",
+        "64KiB",
+        "--upload-bytes-per-hour",
+        "64KiB",
+    ])?;
+    let http = server.http;
+    let mut alice = WsClient::connect(http).await?;
+    let alice_token = token(&alice.ok(json!({"type": "login", "name": "alice"})).await?)?;
+    let mut bob = WsClient::connect(http).await?;
+    let bob_token = token(&bob.ok(json!({"type": "login", "name": "bob"})).await?)?;
+
+    // Alice's upload reserves all 64 KiB the server takes in at once; its body comes
+    // slowly.
+    let body = vec![3u8; 64 << 10];
+    let mut slow = TcpStream::connect(http).await?;
+    let head = format!(
+        "POST /files?name=slow.bin HTTP/1.1\r\nHost: {http}\r\nAuthorization: Bearer {alice_token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await?;
+    slow.write_all(&body[..1000]).await?;
+    let refused = common::eventually(
+        "bob refused while alice's body holds the room",
+        Duration::from_secs(10),
+        || async {
+            let answer = upload(http, Some(&bob_token), "b.txt", b"hello").await?;
+            Ok((answer.status == 503).then_some(answer))
+        },
+    )
+    .await?;
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(String::from_utf8_lossy(&refused.body).contains("unavailable"));
+
+    // Alice's body ends: kept; then bob's fits.
+    slow.write_all(&body[1000..]).await?;
+    assert_eq!(read_answer(&mut slow).await?.status, 201);
+    assert_eq!(
+        upload(http, Some(&bob_token), "b.txt", b"hello")
+            .await?
+            .status,
+        201
+    );
+
+    // Alice spent her hour's 64 KiB: a declared body is refused before it is read.
+    let mut over = TcpStream::connect(http).await?;
+    let head = format!(
+        "POST /files?name=more.bin HTTP/1.1\r\nHost: {http}\r\nAuthorization: Bearer {alice_token}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    over.write_all(head.as_bytes()).await?;
+    let (answer, written) = flood(over, vec![b'y'; 4096], 64 << 20).await?;
+    assert_eq!(
+        answer.status,
+        429,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(written < 16 << 20, "the answer came after {written} bytes");
     Ok(())
 }

@@ -127,6 +127,12 @@ pub struct LimitFlags {
     /// dropped.
     #[arg(long, env = "FLACK_UPLOAD_WAIT", default_value = "1h", value_parser = parse_duration)]
     pub upload_wait: Duration,
+
+    /// Most bytes of uploads the server receives at once, every user together (at least
+    /// `--max-file-bytes`, at most 4 GiB); an upload that finds no room is refused with 503
+    /// and `Retry-After`. Bounds the memory uploads take.
+    #[arg(long, env = "FLACK_UPLOAD_BYTES_IN_FLIGHT", default_value = "256MiB", value_parser = parse_bytes)]
+    pub upload_bytes_in_flight: usize,
 }
 
 impl LimitFlags {
@@ -158,6 +164,7 @@ impl LimitFlags {
         limits.max_message_file_bytes = self.max_message_file_bytes as u64;
         limits.upload_bytes_per_hour = self.upload_bytes_per_hour as u64;
         limits.upload_wait = self.upload_wait;
+        limits.upload_bytes_in_flight = self.upload_bytes_in_flight as u64;
         limits
     }
 }
