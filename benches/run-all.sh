@@ -25,6 +25,9 @@
 # store in a fresh data directory; the other rows of ours run in memory),
 # BEFORE_BIN [""]: a folder with another build's demo-web, measured as the rows "before",
 # "before-tcp" and "before-2nodes" (SERVERS="ours before" compares a change with its parent),
+# BEFORE_ARGS [""]: flags that build also gets (for a build that has the store and the
+# per-address limits: "--data-dir none --login-rate-per-address 1000000/1000000
+# --connect-rate-per-address 1000000/1000000 --max-connections-per-address 1000000"),
 # SKIP_INSTALL, QUIET_WAIT [1200] seconds to wait for other builds to finish,
 # NOMETRICS_ROWS ["1"]: scenarios that also get an "ours-nometrics" row (ours with
 # `--metrics off`: no recorder installed, what the metrics cost on the hot path),
@@ -168,7 +171,9 @@ start_server() {
     store+=(--login-rate-per-address 1000000/1000000 --connect-rate-per-address 1000000/1000000
         --max-connections-per-address 1000000)
     case $name in
-        before*) bin=$BEFORE_BIN; name=ours${name#before}; store=() ;;
+        # BEFORE_ARGS: flags for a before build that has them (the store and the
+        # per-address lifts ours gets); the build before them takes none.
+        before*) bin=$BEFORE_BIN; name=ours${name#before}; read -r -a store <<<"${BEFORE_ARGS:-}" ;;
         ours-durable) name=ours; store=(--data-dir "$RESULTS/data-$PORT" "${store[@]:2}") ;;
         ours-nometrics) name=ours; store+=(--metrics off) ;;
     esac
