@@ -237,35 +237,34 @@ impl Limits {
         InvalidLimit::nonzero("max_files_per_message", self.max_files_per_message)?;
         InvalidLimit::nonzero("max_message_file_bytes", self.max_message_file_bytes)?;
         InvalidLimit::nonzero("upload_wait", self.upload_wait)?;
-        if self.upload_bytes_per_hour < self.max_file_bytes {
-            return Err(InvalidLimit::new(
-                "upload_bytes_per_hour",
-                "must be at least max_file_bytes, or no file of the largest size could ever be uploaded",
-            ));
-        }
-        if self.upload_bytes_per_hour > u64::from(u32::MAX) {
-            return Err(InvalidLimit::new(
-                "upload_bytes_per_hour",
-                "must be at most 4 GiB (4294967295 bytes)",
-            ));
-        }
-        if self.upload_bytes_in_flight < self.max_file_bytes {
-            return Err(InvalidLimit::new(
-                "upload_bytes_in_flight",
-                "must be at least max_file_bytes, or no file of the largest size could ever be received",
-            ));
-        }
-        // A tokio semaphore holds at most `usize::MAX >> 3` permits; 4 GiB is far below.
-        if self.upload_bytes_in_flight > u64::from(u32::MAX) {
-            return Err(InvalidLimit::new(
-                "upload_bytes_in_flight",
-                "must be at most 4 GiB (4294967295 bytes)",
-            ));
-        }
+        // Both hold at least the largest file, and stay within `u32` (the reservation's
+        // permits; a tokio semaphore holds far more).
+        self.file_budget("upload_bytes_per_hour", self.upload_bytes_per_hour)?;
+        self.file_budget("upload_bytes_in_flight", self.upload_bytes_in_flight)?;
         self.message_rate.validate("message_rate")?;
         self.channel_create_rate.validate("channel_create_rate")?;
         self.login_rate_per_address
             .validate("login_rate_per_address")?;
+        Ok(())
+    }
+}
+
+impl Limits {
+    /// Refuses a byte budget for uploads (`name`, worth `bytes`) below `max_file_bytes`
+    /// (no file of the largest size could ever be taken in) or above 4 GiB.
+    fn file_budget(&self, name: &'static str, bytes: u64) -> Result<(), InvalidLimit> {
+        if bytes < self.max_file_bytes {
+            return Err(InvalidLimit::new(
+                name,
+                "must be at least max_file_bytes, or no file of the largest size could ever be taken in",
+            ));
+        }
+        if bytes > u64::from(u32::MAX) {
+            return Err(InvalidLimit::new(
+                name,
+                "must be at most 4 GiB (4294967295 bytes)",
+            ));
+        }
         Ok(())
     }
 }

@@ -25,9 +25,12 @@
 //!   where an atomic script allocates ids, trims the stored history and publishes, so
 //!   nothing above this seam changes. Its `mod.rs` is the broker's commands, `keys` the
 //!   key layout, `wire` the stored and published JSON, `scripts` the Lua scripts,
-//!   `cluster` the nodes' heartbeats, presence shares and cluster-wide flood buckets, and
-//!   `pubsub` the task that feeds the local rooms and resynchronises them after an
+//!   `cluster` the nodes' heartbeats, presence shares and cluster-wide flood buckets,
+//!   `post` a post and its files, `files` uploaded files, `setup` what connecting checks,
+//!   and `pubsub` the task that feeds the local rooms and resynchronises them after an
 //!   outage;
+//! - `files`: `FileShelf`, the files the in-memory broker keeps (and the SQLite broker
+//!   knows of), waiting for a post or attached to a kept message;
 //! - `metered` (feature `redis`): `Metered`, a broker in front of another that times each
 //!   operation and counts those that could not reach the store (the Redis command
 //!   metrics of `telemetry`).

@@ -19,13 +19,18 @@
 //!   buckets counted over every node;
 //! - `pubsub`: the local followers of each room, and the task that owns the pub/sub
 //!   connection: it routes changes and cluster events, reconnects with backoff and
-//!   resynchronises the followed rooms.
+//!   resynchronises the followed rooms;
+//! - `post`: a post, its files and its one script run;
+//! - `files`: uploaded files, each one hash until its message goes;
+//! - `setup`: what connecting checks (the keyspace's epoch, Redis's persistence).
 
 mod cluster;
 mod files;
 mod keys;
+mod post;
 mod pubsub;
 mod scripts;
+mod setup;
 mod wire;
 
 use std::sync::Arc;
@@ -41,8 +46,7 @@ use self::pubsub::Shared;
 use self::scripts::Scripts;
 use crate::attachment::{FileId, StoredFile};
 use crate::broker::{
-    new_epoch, Beat, Broker, ChannelRecord, ClusterEvent, Follow, NodeId, Proposal, Receipt,
-    Signal, Stored,
+    Beat, Broker, ChannelRecord, ClusterEvent, Follow, NodeId, Proposal, Receipt, Signal, Stored,
 };
 use crate::error::ChatError;
 use crate::identity::{Identity, ResumeToken};
@@ -96,8 +100,8 @@ impl RedisBroker {
         let mut conn = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(unavailable)?;
-        let epoch = keyspace_epoch(&mut conn).await?;
-        warn_without_persistence(&mut conn).await;
+        let epoch = setup::keyspace_epoch(&mut conn).await?;
+        setup::warn_without_persistence(&mut conn).await;
         let shared = Arc::new(Shared::default());
         let broker = RedisBroker {
             epoch: Arc::from(epoch),
@@ -383,54 +387,8 @@ impl Broker for RedisBroker {
             Proposal::Post {
                 author,
                 text,
-                files: ids,
-            } => {
-                // A private conversation lives while one of its users is held (see
-                // TOUCH_SCRIPT in scripts.rs).
-                let expiry = match room {
-                    Room::Channel(_) => 0,
-                    Room::Direct(_) => self.hold_secs,
-                };
-                let bucket = keys::bucket("message_rate", author.id);
-                let attached = if ids.is_empty() {
-                    Vec::new()
-                } else {
-                    files::waiting(&mut conn, author.id, &ids, &self.limits).await?
-                };
-                let draft = wire::draft(&author, text, &attached).map_err(unavailable)?;
-                let rate = self.message_rate;
-                let mut script = self.scripts.post.prepare_invoke();
-                script
-                    .key(keys::room_seq(&channel))
-                    .key(keys::room_log(&channel))
-                    .key(bucket);
-                for id in &ids {
-                    script.key(keys::file(id));
-                }
-                let (wait_ms, stored): (i64, String) = script
-                    .arg(self.history_limit)
-                    .arg(draft)
-                    .arg(&channel)
-                    .arg(expiry)
-                    .arg(rate.burst)
-                    .arg(cluster::per_ms(rate))
-                    .arg(PREFIX)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(unavailable)?;
-                if wait_ms < 0 {
-                    let first = ids.first().map(|id| id.to_string()).unwrap_or_default();
-                    return Err(ChatError::NoSuchFile(first));
-                }
-                let wait_ms = wait_ms as u64;
-                if wait_ms > 0 {
-                    return Err(cluster::rate_limited("message_rate", wait_ms));
-                }
-                let message = wire::message(&stored, room).ok_or_else(|| {
-                    ChatError::Unavailable("redis returned a malformed message".into())
-                })?;
-                Ok(Receipt::Posted(message))
-            }
+                files,
+            } => self.post(room, &channel, author, text, files).await,
             Proposal::Delete { id, by } => {
                 let outcome: String = self
                     .scripts
@@ -580,58 +538,6 @@ async fn user_at(conn: &mut ConnectionManager, key: String) -> Result<Option<Use
     }))
 }
 
-/// The keyspace's epoch: set by the first node that finds none (`SET NX`), read by every
-/// other. A Redis that lost its data (restarted without persistence, flushed) has none,
-/// and the next node to connect makes a new one.
-async fn keyspace_epoch(conn: &mut ConnectionManager) -> Result<String, ChatError> {
-    let _: Option<String> = redis::cmd("SET")
-        .arg(keys::EPOCH)
-        .arg(new_epoch())
-        .arg("NX")
-        .query_async(conn)
-        .await
-        .map_err(unavailable)?;
-    let epoch: Option<String> = conn.get(keys::EPOCH).await.map_err(unavailable)?;
-    epoch.ok_or_else(|| ChatError::Unavailable(format!("redis: {} vanished", keys::EPOCH)))
-}
-
-/// Logs a warning when Redis keeps nothing on disk (neither an append-only file nor RDB
-/// snapshots): a restart of that Redis loses every user, channel and message. A Redis that
-/// refuses `CONFIG GET` (managed services often do) gets a note that it could not be told.
-async fn warn_without_persistence(conn: &mut ConnectionManager) {
-    let setting = |name: &'static str| {
-        let mut conn = conn.clone();
-        async move {
-            let pair: Result<Vec<String>, _> = redis::cmd("CONFIG")
-                .arg("GET")
-                .arg(name)
-                .query_async(&mut conn)
-                .await;
-            pair.map(|pair| pair.get(1).cloned().unwrap_or_default())
-        }
-    };
-    match (setting("appendonly").await, setting("save").await) {
-        (Ok(aof), Ok(save)) => {
-            if !persists(&aof, &save) {
-                tracing::warn!(
-                    appendonly = %aof,
-                    save = %save,
-                    "redis keeps nothing on disk (no AOF, no RDB snapshots): a restart of \
-                     redis loses every user, channel and message"
-                );
-            }
-        }
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::info!(error = %e, "cannot read redis's persistence settings (CONFIG GET)");
-        }
-    }
-}
-
-/// Whether Redis with `appendonly` and `save` set so writes anything to disk.
-fn persists(appendonly: &str, save: &str) -> bool {
-    appendonly.eq_ignore_ascii_case("yes") || !save.trim().is_empty()
-}
-
 /// Orders a private pair by user id, as the room's keys do: the touch script finds a
 /// private room's keys from the pair stored in each user's set.
 fn sorted(pair: [UserRef; 2]) -> [UserRef; 2] {
@@ -654,15 +560,5 @@ fn redact(url: &str) -> String {
     match url.split_once('@') {
         Some((_, host)) => format!("redis://…@{host}"),
         None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn persistence_is_on_with_aof_or_any_snapshot_rule() {
-        assert!(!super::persists("no", ""));
-        assert!(super::persists("yes", ""));
-        assert!(super::persists("no", "3600 1 300 100 60 10000"));
     }
 }
