@@ -276,6 +276,11 @@ impl QueueReceiver {
         self.take_local()
     }
 
+    /// How many events [`QueueReceiver::try_next`] gives now without taking the lock.
+    pub(crate) fn taken_len(&self) -> usize {
+        self.taken.len()
+    }
+
     fn take_local(&mut self) -> Option<Queued> {
         let event = self.taken.pop_front();
         if event.is_none() && self.taken.capacity() > KEEP_CAPACITY {

@@ -11,14 +11,17 @@ use actix::prelude::*;
 
 use super::registry::RegistryActor;
 use crate::broker::{Beat, NodeId};
-use crate::room::{Announce, NodeGone, RoomActor};
+use crate::room::{Announce, NodeGone, RoomAddr};
 
 impl RegistryActor {
     /// The room actors running on this node.
-    pub(super) fn running_rooms(&self) -> Vec<Addr<RoomActor>> {
+    pub(super) fn running_rooms(&self) -> Vec<RoomAddr> {
         let channels = self.channels.values().filter_map(|c| c.addr.clone());
         let directs = self.directs.values().map(|(_, addr)| addr.clone());
-        channels.chain(directs).filter(Addr::connected).collect()
+        channels
+            .chain(directs)
+            .filter(|room| room.connected())
+            .collect()
     }
 
     /// Every room here drops `node`'s share of its presence. The announcement and the

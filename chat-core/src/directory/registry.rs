@@ -29,7 +29,9 @@ use crate::event::{DisconnectReason, Event};
 use crate::identity::Identity;
 use crate::limits::Limits;
 use crate::model::{ChannelInfo, ChannelName, Room, RoomKey, SessionId, UserId, UserRef};
-use crate::room::{RoomActor, RoomStats, RoomStopped, Subscribe, Unsubscribe};
+use crate::room::{
+    post_handoff, PostHandoff, RoomActor, RoomAddr, RoomStats, RoomStopped, Subscribe, Unsubscribe,
+};
 use crate::telemetry;
 
 /// How often connected users are reported to the broker (which keeps their names held
@@ -44,7 +46,7 @@ const BUCKET_LINGER: Duration = Duration::from_secs(600);
 /// A channel known on this node, and its actor while one runs.
 pub(super) struct ChannelEntry {
     pub(super) name: ChannelName,
-    pub(super) addr: Option<Addr<RoomActor>>,
+    pub(super) addr: Option<RoomAddr>,
     pub(super) stats: Arc<RoomStats>,
     pub(super) created_at: DateTime<Utc>,
 }
@@ -72,7 +74,7 @@ pub(super) struct UserEntry {
 /// A connected session and the rooms it follows, so that closing it unsubscribes it.
 pub(super) struct SessionEntry {
     pub(super) subscriber: Arc<Subscriber>,
-    pub(super) rooms: HashMap<RoomKey, Addr<RoomActor>>,
+    pub(super) rooms: HashMap<RoomKey, RoomAddr>,
 }
 
 /// What a successful connection gets.
@@ -91,10 +93,11 @@ pub(crate) struct RegistryActor {
     pub(super) live: HashSet<NodeId>,
     pub(super) limits: Arc<Limits>,
     pub(super) broker: Arc<dyn Broker>,
-    arbiters: Vec<ArbiterHandle>,
-    next_arbiter: usize,
+    /// The room workers, each with the handoff that carries posts to it.
+    workers: Vec<(ArbiterHandle, Arc<PostHandoff>)>,
+    next_worker: usize,
     pub(super) channels: HashMap<Arc<str>, ChannelEntry>,
-    pub(super) directs: HashMap<(UserId, UserId), (Room, Addr<RoomActor>)>,
+    pub(super) directs: HashMap<(UserId, UserId), (Room, RoomAddr)>,
     pub(super) sessions: HashMap<SessionId, SessionEntry>,
     pub(super) users: HashMap<UserId, UserEntry>,
     next_session: u64,
@@ -112,8 +115,14 @@ impl RegistryActor {
             live: HashSet::new(),
             limits,
             broker,
-            arbiters,
-            next_arbiter: 0,
+            workers: arbiters
+                .into_iter()
+                .map(|arbiter| {
+                    let handoff = post_handoff(&arbiter);
+                    (arbiter, handoff)
+                })
+                .collect(),
+            next_worker: 0,
             channels: HashMap::new(),
             directs: HashMap::new(),
             sessions: HashMap::new(),
@@ -123,13 +132,13 @@ impl RegistryActor {
         }
     }
 
-    /// Starts the actor for `room` on the next arbiter, so rooms spread over the cores.
+    /// Starts the actor for `room` on the next worker, so rooms spread over the cores.
     fn start_room(
         &mut self,
         room: Room,
         stats: Arc<RoomStats>,
         me: Recipient<RoomStopped>,
-    ) -> Addr<RoomActor> {
+    ) -> RoomAddr {
         let actor = RoomActor::new(
             room,
             self.node.clone(),
@@ -138,12 +147,17 @@ impl RegistryActor {
             stats,
             me,
         );
-        if self.arbiters.is_empty() {
-            return actor.start();
+        if self.workers.is_empty() {
+            // No room worker: the rooms run on this thread, and so does their handoff.
+            let here = Arbiter::current();
+            self.workers.push((here.clone(), post_handoff(&here)));
         }
-        let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
-        self.next_arbiter = self.next_arbiter.wrapping_add(1);
-        RoomActor::start_in_arbiter(arbiter, move |_| actor)
+        let (arbiter, handoff) = &self.workers[self.next_worker % self.workers.len()];
+        self.next_worker = self.next_worker.wrapping_add(1);
+        RoomAddr::new(
+            RoomActor::start_in_arbiter(arbiter, move |_| actor),
+            handoff.clone(),
+        )
     }
 
     /// Makes a channel known here (once); tells the local sessions when `announce`. Its
@@ -183,9 +197,9 @@ impl RegistryActor {
         key: &str,
         session: SessionId,
         me: Recipient<RoomStopped>,
-    ) -> Option<Addr<RoomActor>> {
+    ) -> Option<RoomAddr> {
         let entry = self.channels.get(key)?;
-        let running = entry.addr.clone().filter(Addr::connected);
+        let running = entry.addr.clone().filter(|addr| addr.connected());
         let addr = match running {
             Some(addr) => addr,
             None => {
@@ -212,7 +226,7 @@ impl RegistryActor {
         pair: [UserRef; 2],
         catch_up: bool,
         me: Recipient<RoomStopped>,
-    ) -> (Room, Addr<RoomActor>) {
+    ) -> (Room, RoomAddr) {
         let [a, b] = pair;
         let (a, b) = if a.id <= b.id { (a, b) } else { (b, a) };
         let key = (a.id, b.id);
@@ -239,13 +253,7 @@ impl RegistryActor {
     /// asks when it opens the conversation). With `catch_up`, the messages already in the
     /// room are queued to it as events: the room was opened on another node, and they were
     /// posted before this node started following it.
-    fn follow_quietly(
-        &mut self,
-        session: SessionId,
-        room: &Room,
-        addr: &Addr<RoomActor>,
-        catch_up: bool,
-    ) {
+    fn follow_quietly(&mut self, session: SessionId, room: &Room, addr: &RoomAddr, catch_up: bool) {
         let Some(entry) = self.sessions.get_mut(&session) else {
             return;
         };
@@ -316,7 +324,7 @@ impl RegistryActor {
         let channel_rooms = self
             .channels
             .values()
-            .filter(|c| c.addr.as_ref().is_some_and(Addr::connected))
+            .filter(|c| c.addr.as_ref().is_some_and(|addr| addr.connected()))
             .count();
         let direct_rooms = self.directs.values().filter(|(_, a)| a.connected()).count();
         crate::EngineStats {
@@ -472,7 +480,7 @@ impl Handler<RoomStopped> for RegistryActor {
         match &msg.room {
             RoomKey::Channel(key) => {
                 if let Some(entry) = self.channels.get_mut(key) {
-                    if entry.addr.as_ref() == Some(&msg.addr) {
+                    if entry.addr.as_deref() == Some(&msg.addr) {
                         entry.addr = None;
                         // Its offline members were forgotten with it.
                         entry.stats.members.store(0, Ordering::Relaxed);
@@ -483,14 +491,14 @@ impl Handler<RoomStopped> for RegistryActor {
                 if self
                     .directs
                     .get(&(*a, *b))
-                    .is_some_and(|(_, addr)| *addr == msg.addr)
+                    .is_some_and(|(_, addr)| **addr == msg.addr)
                 {
                     self.directs.remove(&(*a, *b));
                 }
             }
         }
         for entry in self.sessions.values_mut() {
-            if entry.rooms.get(&msg.room) == Some(&msg.addr) {
+            if entry.rooms.get(&msg.room).map(|a| &**a) == Some(&msg.addr) {
                 entry.rooms.remove(&msg.room);
             }
         }

@@ -9,7 +9,7 @@ use crate::error::ChatError;
 use crate::event::DisconnectReason;
 use crate::identity::ResumeToken;
 use crate::model::{now_millis, ChannelInfo, ChannelName, Room, SessionId, UserId, UserRef};
-use crate::room::RoomActor;
+use crate::room::RoomAddr;
 
 /// A request whose answer waits on the broker.
 type Atomic<T> = AtomicResponse<RegistryActor, Result<T, ChatError>>;
@@ -103,14 +103,14 @@ impl Handler<CreateChannel> for RegistryActor {
 
 /// The actor of a channel, for `session`, which is about to follow it.
 #[derive(Message)]
-#[rtype(result = "Result<Addr<RoomActor>, ChatError>")]
+#[rtype(result = "Result<RoomAddr, ChatError>")]
 pub(crate) struct FindChannel {
     pub(crate) name: ChannelName,
     pub(crate) session: SessionId,
 }
 
 impl Handler<FindChannel> for RegistryActor {
-    type Result = Atomic<Addr<RoomActor>>;
+    type Result = Atomic<RoomAddr>;
 
     fn handle(&mut self, msg: FindChannel, ctx: &mut Context<Self>) -> Self::Result {
         let me = ctx.address().recipient();
@@ -147,14 +147,14 @@ impl Handler<ListChannels> for RegistryActor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<(Room, Addr<RoomActor>), ChatError>")]
+#[rtype(result = "Result<(Room, RoomAddr), ChatError>")]
 pub(crate) struct OpenDirect {
     pub(crate) from: UserRef,
     pub(crate) peer_name: String,
 }
 
 impl Handler<OpenDirect> for RegistryActor {
-    type Result = Atomic<(Room, Addr<RoomActor>)>;
+    type Result = Atomic<(Room, RoomAddr)>;
 
     fn handle(&mut self, msg: OpenDirect, _: &mut Context<Self>) -> Self::Result {
         let broker = self.broker.clone();

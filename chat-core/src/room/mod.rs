@@ -14,6 +14,8 @@
 //! - `share`: this node's share of the room's presence, published to the other nodes
 //!   once per tick, and theirs merged here; a node that is gone loses its share. What
 //!   waits to be published, `Outbox`, is in `outbox`.
+//! - `handoff`: how posts cross from the callers' threads to a room worker, a batch per
+//!   turn of the caller's runtime; [`RoomAddr`] is a room's actor with its handoff.
 //! - `history`: the bounded ring of the room's messages and resume bookkeeping.
 //!
 //! A room knows its subscribers ([`crate::delivery`]) and the broker; it does not know the
@@ -24,6 +26,7 @@ mod changes;
 mod coalesce;
 mod coalescer;
 mod commit;
+mod handoff;
 pub(crate) mod history;
 mod outbox;
 mod presence;
@@ -32,5 +35,6 @@ mod share;
 
 pub(crate) use actor::{RoomActor, RoomStats, RoomStopped};
 pub(crate) use changes::{Edit, React};
+pub(crate) use handoff::{post_handoff, PostHandoff, RoomAddr};
 pub(crate) use requests::{Delete, Members, Post, Subscribe, Typing, Unsubscribe};
 pub(crate) use share::{Announce, NodeGone};

@@ -32,7 +32,7 @@ use crate::model::{
     ChannelInfo, ChatMessage, Joined, MemberCursor, MembersPage, MessageId, Room, RoomKey,
     SessionId, UserRef,
 };
-use crate::room::{Delete, Members, Post, RoomActor, Typing, Unsubscribe};
+use crate::room::{Delete, Members, Post, RoomAddr, Typing, Unsubscribe};
 use crate::telemetry;
 use crate::validate;
 
@@ -66,10 +66,10 @@ pub struct Session {
     /// The channels this session follows and the actors serving them, by case-folded name:
     /// a post goes straight to its room without asking the directory, and finds it from the
     /// name it came with, without building a [`RoomKey`] (two allocations) per message.
-    channels: Mutex<HashMap<Arc<str>, Addr<RoomActor>>>,
+    channels: Mutex<HashMap<Arc<str>, RoomAddr>>,
     /// Private rooms resolved so far, by the peer's case-folded name (at most
     /// `DIRECTS_CACHED`; the directory answers again for the others).
-    directs: Mutex<HashMap<String, (Room, Addr<RoomActor>)>>,
+    directs: Mutex<HashMap<String, (Room, RoomAddr)>>,
     finished: bool,
 }
 
@@ -139,6 +139,8 @@ impl Session {
         let Some(first) = self.next_event().await else {
             return false;
         };
+        // Room for what was taken with the first, at once rather than by doubling.
+        batch.reserve(1 + self.events.taken_len().min(EVENT_BATCH - 1));
         batch.push(first);
         while batch.len() < EVENT_BATCH {
             match self.try_next_event() {
@@ -360,8 +362,8 @@ impl Session {
         };
         self.with_room(target.into(), |addr| {
             self.buckets.take_message()?;
-            // Queued in the room's mailbox now, whatever happens to the `PendingPost`.
-            addr.do_send(post);
+            // On its way to the room now, whatever happens to the `PendingPost`.
+            addr.post(post);
             Ok::<(), ChatError>(())
         })
         .await??;

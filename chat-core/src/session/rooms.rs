@@ -2,13 +2,11 @@
 //! the session, so a post goes straight to its room), the private rooms the directory
 //! resolves (cached), and subscribing with one retry when a room stopped in between.
 
-use actix::Addr;
-
 use super::{lock, Session, Target, DIRECTS_CACHED};
 use crate::directory::{FindChannel, OpenDirect};
 use crate::error::{registry_gone, room_gone, ChatError};
 use crate::model::{Joined, MessageId, Room};
-use crate::room::{RoomActor, Subscribe};
+use crate::room::{RoomAddr, Subscribe};
 use crate::validate;
 
 impl Session {
@@ -17,7 +15,7 @@ impl Session {
         &self,
         target: &Target,
         after: Option<MessageId>,
-    ) -> Result<(Addr<RoomActor>, Joined), ChatError> {
+    ) -> Result<(RoomAddr, Joined), ChatError> {
         let addr = match target {
             Target::Channel(name) => {
                 let name = validate::channel_name(name, &self.limits)?;
@@ -40,8 +38,8 @@ impl Session {
 
     /// The actor of a room this session may act in: a joined channel, or any private
     /// conversation with an existing user.
-    pub(super) async fn room_addr(&self, target: Target) -> Result<Addr<RoomActor>, ChatError> {
-        self.with_room(target, Addr::clone).await
+    pub(super) async fn room_addr(&self, target: Target) -> Result<RoomAddr, ChatError> {
+        self.with_room(target, RoomAddr::clone).await
     }
 
     /// Calls `f` with the actor of a room this session may act in (see `room_addr`),
@@ -49,7 +47,7 @@ impl Session {
     pub(super) async fn with_room<R>(
         &self,
         target: Target,
-        f: impl FnOnce(&Addr<RoomActor>) -> R,
+        f: impl FnOnce(&RoomAddr) -> R,
     ) -> Result<R, ChatError> {
         match target {
             Target::User(name) => Ok(f(&self.direct(&name).await?.1)),
@@ -63,7 +61,7 @@ impl Session {
         }
     }
 
-    pub(super) async fn direct(&self, peer: &str) -> Result<(Room, Addr<RoomActor>), ChatError> {
+    pub(super) async fn direct(&self, peer: &str) -> Result<(Room, RoomAddr), ChatError> {
         let cache_key = validate::name_key(peer.trim());
         if let Some(found) = lock(&self.directs).get(&cache_key) {
             // A room that stopped (it failed to load) is asked for again.
