@@ -320,6 +320,12 @@ impl Session {
     /// This is what lets a fast sender's messages reach the room in batches (one fan-out
     /// pass for several messages) instead of one round trip each. A `String` text (and
     /// target) is moved into the message rather than copied.
+    ///
+    /// Called inside a tokio runtime, the post crosses to the room's thread together with
+    /// the other posts that runtime makes while it polls the tasks ready now (every
+    /// client it read in one pass), right after that pass; outside any runtime it
+    /// crosses at once. So the runtime must be running for a post to arrive, as it must
+    /// for any of its I/O.
     pub async fn start_post(
         &self,
         target: impl Into<Target>,
