@@ -72,8 +72,7 @@ for i = 4, #KEYS do
   redis.call('HSET', KEYS[i], 'attached', id)
   if tonumber(ARGV[4]) > 0 then redis.call('EXPIRE', KEYS[i], ARGV[4]) else redis.call('PERSIST', KEYS[i]) end
 end
-redis.call('RPUSH', KEYS[2], message)
-local excess = redis.call('LLEN', KEYS[2]) - tonumber(ARGV[1])
+local excess = redis.call('RPUSH', KEYS[2], message) - tonumber(ARGV[1])
 if excess > 0 then
   for _, old in ipairs(redis.call('LRANGE', KEYS[2], 0, excess - 1)) do drop_files(old, ARGV[7]) end
 end
