@@ -103,6 +103,20 @@ impl ChatMessage {
     pub fn encoded<T: Any + Send + Sync>(&self, encode: impl FnOnce() -> T) -> Arc<T> {
         self.encodings.get_or_insert_with(encode)
     }
+
+    /// Calls `f` with this message encoded as [`ChatMessage::encoded`] gives it, borrowed
+    /// rather than shared: a transport that only copies the bytes out, once per recipient,
+    /// takes no reference count for it.
+    pub fn with_encoded<T: Any + Send + Sync, R>(
+        &self,
+        encode: impl FnOnce() -> T,
+        f: impl FnOnce(&T) -> R,
+    ) -> R {
+        match self.encodings.first::<T>() {
+            Some(found) => f(found),
+            None => f(&self.encodings.get_or_insert_with(encode)),
+        }
+    }
 }
 
 /// Encodings of one message, computed once by a transport and shared by every recipient
@@ -122,6 +136,15 @@ pub(crate) struct Encodings {
 type Slot = (TypeId, Arc<dyn Any + Send + Sync>);
 
 impl Encodings {
+    /// The first encoding stored, if it is a `T`: borrowed, without a lock.
+    fn first<T: Any + Send + Sync>(&self) -> Option<&T> {
+        let (key, value) = self.first.get()?;
+        if *key != TypeId::of::<T>() {
+            return None;
+        }
+        value.downcast_ref::<T>()
+    }
+
     /// The value of type `T` stored here, computed by `encode` the first time.
     pub fn get_or_insert_with<T: Any + Send + Sync>(&self, encode: impl FnOnce() -> T) -> Arc<T> {
         let key = TypeId::of::<T>();
@@ -391,6 +414,25 @@ mod tests {
         assert!(
             Encodings::clone(&encodings).first.get().is_none(),
             "clones start empty"
+        );
+    }
+
+    /// The borrowed read finds what the first transport stored, for its own type only,
+    /// and a second type still gets its own value, computed once.
+    #[test]
+    fn the_first_encoding_is_lent_to_its_own_type_only() {
+        let encodings = Encodings::default();
+        assert!(encodings.first::<Frame>().is_none());
+        let stored = encodings.get_or_insert_with(|| Frame("frame".into()));
+        let lent = encodings.first::<Frame>().expect("the first encoding");
+        assert!(std::ptr::eq(lent, &*stored), "the same value, not a copy");
+        assert!(encodings.first::<Line>().is_none(), "another type's");
+        let line = encodings.get_or_insert_with(|| Line("line".into()));
+        let again = encodings.get_or_insert_with(|| -> Line { unreachable!("computed once") });
+        assert!(Arc::ptr_eq(&line, &again));
+        assert!(
+            encodings.first::<Line>().is_none(),
+            "only the first is lent"
         );
     }
 }

@@ -301,8 +301,8 @@ impl<S: Stream> Connection<S> {
     fn queue_event(&mut self, event: &Event) {
         match event {
             Event::Posted(message) => {
-                if let Some(shared) = SharedMessageFrame::of(message) {
-                    self.out.text(shared.event());
+                let out = &mut self.out;
+                if SharedMessageFrame::with(message, |shared| out.text(shared.event())).is_some() {
                     return;
                 }
             }

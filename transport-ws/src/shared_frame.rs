@@ -86,6 +86,15 @@ impl SharedMessageFrame {
         Some(message.encoded(|| Self::encode(message, channel.as_str())))
     }
 
+    /// Calls `f` with the shared encoding of `message`, borrowed (see [`Self::of`]);
+    /// `None`, without calling it, for a private message.
+    pub(crate) fn with<R>(message: &ChatMessage, f: impl FnOnce(&Self) -> R) -> Option<R> {
+        let Room::Channel(channel) = &message.room else {
+            return None;
+        };
+        Some(message.with_encoded(|| Self::encode(message, channel.as_str()), f))
+    }
+
     fn encode(message: &ChatMessage, channel: &str) -> Self {
         let view = MessageJson {
             id: message.id,
@@ -217,9 +226,11 @@ mod tests {
     #[test]
     fn a_channel_message_is_encoded_once_and_a_private_one_never() {
         let message = message(channel(), "hi");
+        let lent = SharedMessageFrame::with(&message, |shared| shared as *const SharedMessageFrame);
         let first = SharedMessageFrame::of(&message).unwrap();
         let again = SharedMessageFrame::of(&message).unwrap();
         assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(lent, Some(Arc::as_ptr(&first)), "lent, the same encoding");
 
         let pair = [
             UserRef {
@@ -232,6 +243,10 @@ mod tests {
             },
         ];
         assert!(SharedMessageFrame::of(&self::message(Room::Direct(pair.clone()), "hi")).is_none());
+        let private = self::message(Room::Direct(pair.clone()), "hi");
+        assert!(
+            SharedMessageFrame::with(&private, |_| unreachable!("no shared encoding")).is_none()
+        );
 
         let changes = vec![(pair[0].clone(), PresenceChange::Joined)];
         let batch = PresenceBatch::new(channel(), changes.clone(), 3, 2);
