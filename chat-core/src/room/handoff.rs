@@ -11,6 +11,12 @@
 //! within a thread costs no system call. The same batching across a thread boundary, once
 //! per turn of the event loop, is how Seastar's cross-core queues work.
 //!
+//! The price is latency: a post waits for the rest of its pass, which is long when the
+//! thread also writes to many sockets in it (a fan-out to a thousand). Crossing at once
+//! instead makes the worker preempt a transport thread that shares its core at every
+//! post, which costs more (docs/performance.md, "posts cross to a room worker in
+//! batches", has both, and the variants in between that were measured).
+//!
 //! Order is kept: a session's posts enter one queue per worker in the order they were
 //! made, whichever thread made them, and batches cross in that order too. Only posts
 //! come this way: every other request is awaited by its caller, which then waits for a
