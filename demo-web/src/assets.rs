@@ -45,6 +45,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../static/page.js"),
     },
     Asset {
+        path: "/dom.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../static/dom.js"),
+    },
+    Asset {
         path: "/edits.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../static/edits.css"),

@@ -5,6 +5,8 @@
 // your last message, Enter saves, Escape cancels). Like app.js it builds everything from
 // text nodes, never HTML, and speaks the protocol only through protocol.js's client.
 
+import { node } from "/dom.js";
+
 /** The reaction set of docs/protocol.md, in the order the server lists them. */
 export const REACTIONS = [
   { emoji: "\u{1F44D}", name: "thumbs up" },
@@ -17,14 +19,6 @@ export const REACTIONS = [
 
 let deps = null; // {client, state, room, input, composer, messageItem, showError}
 let editing = null; // {room, id, original} while the composer edits a message
-
-function node(tag, cls, text, attrs = {}) {
-  const n = document.createElement(tag);
-  if (cls) n.className = cls;
-  if (text !== undefined) n.textContent = text;
-  for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
-  return n;
-}
 
 /** Adds the "(edited)" mark and the reactions row to a message's list item. */
 export function decorateMessage(li, m, roomName) {

@@ -8,6 +8,8 @@
 // attribute value, never HTML. Images are shown inline only for the kinds the server read
 // from the bytes as raster images; everything else is a download link.
 
+import { node } from "/dom.js";
+
 /** The kinds the server serves inline: raster images a page may show (docs/protocol.md). */
 const IMAGE_KINDS = new Set(["png", "jpeg", "gif", "webp"]);
 /** The server's limits, from its `hello` (`max_files_per_message`, `max_file_bytes`). */
@@ -17,14 +19,6 @@ const FILE_ID = /^[0-9a-f]{32}$/;
 
 let deps = null; // {client, input, dropZone, canAttach, showError}
 const pending = []; // the chips, oldest first: {file, state, id, xhr, chip, sending}
-
-function node(tag, cls, text, attrs = {}) {
-  const n = document.createElement(tag);
-  if (cls) n.className = cls;
-  if (text !== undefined) n.textContent = text;
-  for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, String(v));
-  return n;
-}
 
 /** A size as people read it: "68 B", "1.5 KiB", "12 MiB". */
 export function humanSize(bytes) {

@@ -115,7 +115,7 @@ impl RegistryActor {
             live: HashSet::new(),
             limits,
             broker,
-            workers: arbiters
+            workers: Self::or_here(arbiters)
                 .into_iter()
                 .map(|arbiter| {
                     let handoff = post_handoff(&arbiter);
@@ -129,6 +129,15 @@ impl RegistryActor {
             users: HashMap::new(),
             next_session: 1,
             shutting_down: false,
+        }
+    }
+
+    /// The room workers; with none given, the rooms run on the registry's own thread.
+    fn or_here(arbiters: Vec<ArbiterHandle>) -> Vec<ArbiterHandle> {
+        if arbiters.is_empty() {
+            vec![Arbiter::current()]
+        } else {
+            arbiters
         }
     }
 
@@ -147,11 +156,6 @@ impl RegistryActor {
             stats,
             me,
         );
-        if self.workers.is_empty() {
-            // No room worker: the rooms run on this thread, and so does their handoff.
-            let here = Arbiter::current();
-            self.workers.push((here.clone(), post_handoff(&here)));
-        }
         let (arbiter, handoff) = &self.workers[self.next_worker % self.workers.len()];
         self.next_worker = self.next_worker.wrapping_add(1);
         RoomAddr::new(

@@ -177,12 +177,16 @@ mod tests {
             .expect("a batch reaches the worker")
     }
 
+    fn current_thread_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+    }
+
     #[test]
     fn what_one_turn_sends_crosses_as_one_batch_in_order() {
         let (worker, handoff, batches) = handoff_to_worker();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let runtime = current_thread_runtime();
         runtime.block_on(async {
             // Three tasks ready in the same turn, as three clients read in one pass.
             let tasks: Vec<_> = (1..=3)
@@ -219,9 +223,7 @@ mod tests {
     #[test]
     fn a_runtime_dropped_before_its_turn_ends_leaves_no_batch_behind() {
         let (worker, handoff, batches) = handoff_to_worker();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let runtime = current_thread_runtime();
         {
             let _inside = runtime.enter();
             handoff.send(1);
