@@ -1,6 +1,7 @@
 //! Room lifecycle: rooms nobody follows stop and come back on demand with their history,
 //! the engine's memory returns to its baseline once its users are gone, and a room that
-//! cannot load its history says why and can be started again.
+//! cannot load its history says why and can be started again, and a room waits for the
+//! commits it started before it stops.
 
 mod common;
 
@@ -8,10 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_core::broker::Follow;
+use chat_core::broker::{Follow, Proposal, Receipt};
 use chat_core::{Broker, ChatError, Engine, Limits, Login, MemoryBroker, Room};
 use common::hooked::{Hooked, RoomFeeds};
 use common::{engine_with, next_message, user};
+use tokio::sync::Semaphore;
 
 /// Limits under which a room stops 100 ms after its last follower left.
 fn quick_idle() -> Limits {
@@ -168,4 +170,62 @@ async fn a_room_that_cannot_load_its_history_says_why_and_starts_again() {
     assert!(joined.messages.is_empty());
     let posted = alice.post("c", "works").await.unwrap();
     assert_eq!(posted.id, 1);
+}
+
+/// The in-memory broker, except that a post is committed only once the test lets it
+/// (one permit per post): as a post waits for Redis while it is away.
+struct HeldPosts {
+    permits: Semaphore,
+}
+
+#[async_trait::async_trait]
+impl RoomFeeds for HeldPosts {
+    async fn commit(
+        &self,
+        inner: &MemoryBroker,
+        room: &Room,
+        proposal: Proposal,
+    ) -> Result<Receipt, ChatError> {
+        if matches!(proposal, Proposal::Post { .. }) {
+            self.permits
+                .acquire()
+                .await
+                .map_err(|_| ChatError::ShuttingDown)?
+                .forget();
+        }
+        inner.commit(room, proposal).await
+    }
+}
+
+/// A post whose commit is still waiting for the broker when its author leaves the room
+/// keeps the room running past `room_idle`: it is stored and answered, never dropped with
+/// the room as `shutting_down`.
+#[tokio::test]
+async fn a_room_waits_for_its_commits_before_it_stops_idle() {
+    let broker = Hooked::wrap(
+        Arc::new(MemoryBroker::new(&Limits::default())),
+        HeldPosts {
+            permits: Semaphore::new(0),
+        },
+    );
+    let engine = Engine::builder()
+        .limits(quick_idle())
+        .broker(broker.clone())
+        .start()
+        .await
+        .unwrap();
+    let alice = user(&engine, "alice").await;
+    alice.create_channel("c").await.unwrap();
+    alice.join("c", None).await.unwrap();
+    let pending = alice.start_post("c", "held").await.unwrap();
+    alice.leave("c").await.unwrap();
+    // Three times `room_idle`: the room is idle, but its post still waits for the broker.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    broker.feeds.permits.add_permits(1);
+    let posted = tokio::time::timeout(Duration::from_secs(5), pending)
+        .await
+        .expect("the post is answered")
+        .expect("and stored");
+    assert_eq!(posted.id, 1);
+    until_rooms_running(&engine, 0).await;
 }

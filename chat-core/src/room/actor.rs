@@ -21,7 +21,7 @@ use actix::prelude::*;
 use tokio::sync::mpsc;
 
 use super::coalescer::Coalescer;
-use super::commit::{Commit, PostReply};
+use super::commit::{Commit, PostReply, UnderWay};
 use super::history::History;
 use super::outbox::Outbox;
 use super::presence::Roster;
@@ -90,6 +90,8 @@ pub(crate) struct RoomActor {
     pub(super) failed: Option<ChatError>,
     /// Changes held back while a hole in the feed is filled from the store, in order.
     held: VecDeque<Change>,
+    /// Commits this room started that still wait for the broker.
+    pub(super) under_way: UnderWay,
 }
 
 impl RoomActor {
@@ -119,6 +121,7 @@ impl RoomActor {
             idle_since: Some(Instant::now()),
             failed: None,
             held: VecDeque::new(),
+            under_way: UnderWay::default(),
         }
     }
 
@@ -187,7 +190,12 @@ impl RoomActor {
 
     /// Commits an ephemeral signal; it reaches the subscribers through the feed.
     pub(super) fn signal(&mut self, signal: Signal, ctx: &mut Context<Self>) {
-        match Commit::start(&self.broker, &self.room, Proposal::Signal(signal)) {
+        match Commit::start(
+            &self.broker,
+            &self.room,
+            Proposal::Signal(signal),
+            &self.under_way,
+        ) {
             Commit::Settled(result) => self.relayed(result),
             Commit::UnderWay(commit) => {
                 ctx.spawn(
@@ -388,8 +396,9 @@ impl RoomActor {
         }
     }
 
-    /// Stops the room when nobody has followed it for `Limits::room_idle` and no post
-    /// waits for its answer; forgets typing throttles that have run out meanwhile.
+    /// Stops the room when nobody has followed it for `Limits::room_idle`, no post waits
+    /// for its answer and no commit for the broker; forgets typing throttles that have run
+    /// out meanwhile.
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
         let now = Instant::now();
         let interval = self.limits.typing_interval;
@@ -398,7 +407,7 @@ impl RoomActor {
         let idle = self
             .idle_since
             .is_some_and(|since| now.saturating_duration_since(since) >= self.limits.room_idle);
-        if idle && self.due.is_empty() {
+        if idle && self.due.is_empty() && !self.under_way.any() {
             tracing::debug!(room = ?self.room.key(), "stopping an idle room");
             ctx.stop();
         }

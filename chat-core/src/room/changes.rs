@@ -86,7 +86,8 @@ impl RoomActor {
         local: Result<(), ChatError>,
         proposal: Proposal,
     ) -> ResponseFuture<Result<(), ChatError>> {
-        let commit = local.map(|()| Commit::start(&self.broker, &self.room, proposal));
+        let commit =
+            local.map(|()| Commit::start(&self.broker, &self.room, proposal, &self.under_way));
         Box::pin(async move {
             match commit? {
                 Commit::Settled(receipt) => receipt.map(|_| ()),

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -15,6 +16,34 @@ use crate::model::{ChatMessage, Room};
 
 /// Where a post's outcome goes: the poster's [`crate::PendingPost`].
 pub(crate) type PostReply = oneshot::Sender<Result<Arc<ChatMessage>, ChatError>>;
+
+/// How many of a room's commits still wait for the broker. A room does not stop while one
+/// does: stopping drops the task that waits, and with it the answer its requester waits
+/// for (a post would hear `shutting_down` although the broker may store it).
+#[derive(Clone, Default)]
+pub(super) struct UnderWay(Arc<AtomicUsize>);
+
+impl UnderWay {
+    /// Whether any commit of the room waits for the broker.
+    pub(super) fn any(&self) -> bool {
+        self.0.load(Ordering::Acquire) > 0
+    }
+
+    /// Counts one commit until the returned guard is dropped.
+    fn count(&self) -> Counted {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        Counted(self.0.clone())
+    }
+}
+
+/// One commit counted in [`UnderWay`] while it lives.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// A commit as [`Commit::start`] leaves it.
 pub(super) enum Commit {
@@ -36,13 +65,27 @@ impl Commit {
     /// feed in the order its handlers made them. A commit still under way has only seen a
     /// waker that wakes nobody; the task it is spawned into polls it again with the real
     /// one.
-    pub(super) fn start(broker: &Arc<dyn Broker>, room: &Room, proposal: Proposal) -> Commit {
+    ///
+    /// A commit still under way is counted in `under_way` until it ends or is dropped.
+    pub(super) fn start(
+        broker: &Arc<dyn Broker>,
+        room: &Room,
+        proposal: Proposal,
+        under_way: &UnderWay,
+    ) -> Commit {
         let (broker, room) = (broker.clone(), room.clone());
         let mut commit = Box::pin(async move { broker.commit(&room, proposal).await });
         let mut probe = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
         match commit.as_mut().poll(&mut probe) {
             Poll::Ready(receipt) => Commit::Settled(receipt),
-            Poll::Pending => Commit::UnderWay(commit),
+            Poll::Pending => {
+                let counted = under_way.count();
+                Commit::UnderWay(Box::pin(async move {
+                    let receipt = commit.await;
+                    drop(counted);
+                    receipt
+                }))
+            }
         }
     }
 }
@@ -68,10 +111,12 @@ mod tests {
             name: Arc::from("alice"),
         };
 
+        let under_way = UnderWay::default();
         let typing = Commit::start(
             &broker,
             &room,
             Proposal::Signal(Signal::Typing(alice.clone())),
+            &under_way,
         );
         let post = Commit::start(
             &broker,
@@ -81,9 +126,11 @@ mod tests {
                 text: "hi".into(),
                 files: Vec::new(),
             },
+            &under_way,
         );
         assert!(matches!(typing, Commit::Settled(Ok(Receipt::Done))));
         assert!(matches!(post, Commit::Settled(Ok(Receipt::Posted(ref m))) if m.id == 1));
+        assert!(!under_way.any(), "a settled commit is not counted");
         // Already on the feed, in the order the commits were started.
         assert!(matches!(
             follow.changes.try_recv(),

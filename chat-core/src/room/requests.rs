@@ -114,7 +114,7 @@ impl Handler<Post> for RoomActor {
         };
         // The in-memory broker commits at once: settle now, without a task per post. Only a
         // commit still under way (Redis) gets a task on the room's context.
-        match Commit::start(&self.broker, &self.room, proposal) {
+        match Commit::start(&self.broker, &self.room, proposal, &self.under_way) {
             Commit::Settled(receipt) => self.settle(msg.reply, receipt),
             Commit::UnderWay(commit) => {
                 ctx.spawn(
@@ -173,7 +173,7 @@ impl Handler<Delete> for RoomActor {
                 id: msg.id,
                 by: msg.by,
             };
-            Commit::start(&self.broker, &self.room, proposal)
+            Commit::start(&self.broker, &self.room, proposal, &self.under_way)
         });
         Box::pin(async move {
             match commit? {

@@ -1,7 +1,7 @@
 //! `Hooked`: a broker for tests that changes how rooms follow their feed and read their
 //! stored history, and leaves everything else to an in-memory broker. It is the one
 //! place the whole `Broker` trait is passed on, so a test states only what it changes
-//! (a scripted feed, a failing follow, a feed that can be cut) by implementing
+//! (a scripted feed, a failing follow, a feed that can be cut, a slow commit) by implementing
 //! [`RoomFeeds`].
 
 use std::sync::Arc;
@@ -27,6 +27,16 @@ pub trait RoomFeeds: Send + Sync + 'static {
     /// A room reads its stored history (to fill a hole).
     async fn stored(&self, inner: &MemoryBroker, room: &Room) -> Result<Stored, ChatError> {
         inner.stored(room).await
+    }
+
+    /// A room commits a change (a post, a deletion, a signal).
+    async fn commit(
+        &self,
+        inner: &MemoryBroker,
+        room: &Room,
+        proposal: Proposal,
+    ) -> Result<Receipt, ChatError> {
+        inner.commit(room, proposal).await
     }
 }
 
@@ -89,7 +99,7 @@ impl<F: RoomFeeds> Broker for Hooked<F> {
         self.feeds.stored(&self.inner, room).await
     }
     async fn commit(&self, room: &Room, proposal: Proposal) -> Result<Receipt, ChatError> {
-        self.inner.commit(room, proposal).await
+        self.feeds.commit(&self.inner, room, proposal).await
     }
     fn cluster_events(&self) -> mpsc::UnboundedReceiver<ClusterEvent> {
         self.inner.cluster_events()
