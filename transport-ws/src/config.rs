@@ -150,8 +150,9 @@ mod tests {
         assert_eq!(WsConfig::default().validate(), Ok(()));
     }
 
-    /// A zero period would panic every socket's heartbeat timer right after `hello`: it
-    /// is refused here, by name, before any socket exists.
+    /// A zero heartbeat would ping every socket in a busy loop right after `hello` (and
+    /// panicked a tokio interval, when each socket had one): it is refused here, by name,
+    /// before any socket exists.
     #[test]
     fn zero_values_are_refused_by_name() {
         type Set = fn(&mut WsConfig);

@@ -3,9 +3,9 @@
 //!
 //! Spawned by `upgrade.rs` on the HTTP worker that accepted the socket, once the
 //! handshake is answered; `wire.rs` frames the stream, and `close.rs` says how it ends.
-//! One `select!` loop waits on six things at once: a frame from the client, the outcome
-//! of the oldest post being stored, the next engine events, the heartbeat tick, the idle
-//! deadline and the server's shutdown token. Each client frame goes to `dispatch.rs`,
+//! One `select!` loop waits on five things at once: a frame from the client, the outcome
+//! of the oldest post being stored, the next engine events, the keepalive timer (the
+//! next ping or the idle deadline, `keepalive.rs`) and the server's shutdown token. Each client frame goes to `dispatch.rs`,
 //! which makes the engine call and says what to answer; this file decides when that is
 //! written, and writes it.
 //!
@@ -34,12 +34,13 @@ use chat_core::{
 };
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::time::{interval_at, sleep, timeout, Instant, MissedTickBehavior};
+use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::close::{linger, End};
 use crate::config::WsConfig;
 use crate::dispatch::{self, Dispatched};
+use crate::keepalive::{Due, Keepalive};
 use crate::protocol::{RequestId, ServerFrame};
 use crate::shared_frame::{SharedMessageFrame, SharedPresenceFrame};
 use crate::wire::{Incoming, ReadError, Reader, Writer, FLUSH_AT};
@@ -59,8 +60,8 @@ enum Woke {
     Received(Result<Incoming, ReadError>),
     /// Events are in [`Connection::events`]; `false`: the session has ended.
     Events(bool),
-    Heartbeat,
-    Idle,
+    /// The keepalive timer fired.
+    Clock,
 }
 
 /// The connection's state: the socket's writing half and, once logged in, the session.
@@ -139,14 +140,12 @@ pub(crate) async fn run<S: Stream>(
         if Box::pin(conn.flush()).await.is_err() {
             break 'conn End::Gone;
         }
-        // `WsConfig::validate` refuses a zero interval, which would panic here.
-        let mut heartbeat = interval_at(Instant::now() + heartbeat_interval, heartbeat_interval);
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let idle = sleep(idle_timeout);
+        let mut keepalive = Keepalive::new(Instant::now(), heartbeat_interval, idle_timeout);
+        let clock = sleep_until(keepalive.deadline());
         // Waited on across turns, not made anew by each `select!`: a fresh wait registers
         // with the token and unregisters again on every turn of every connection.
         let shutdown = shutdown.cancelled_owned();
-        tokio::pin!(idle, shutdown);
+        tokio::pin!(clock, shutdown);
 
         // Every await in this loop but the `select!` is boxed: a task is as large as the
         // largest future it awaits inline, and that size is paid by every idle
@@ -160,8 +159,7 @@ pub(crate) async fn run<S: Stream>(
                 answered = conn.posts.next(), if !conn.posts.is_empty() => Woke::Answered(answered),
                 received = reader.next(&mut conn.io), if !conn.posts.is_full() => Woke::Received(received),
                 more = next_events(&mut conn.session, &mut conn.events) => Woke::Events(more),
-                _ = heartbeat.tick() => Woke::Heartbeat,
-                _ = &mut idle => Woke::Idle,
+                () = &mut clock => Woke::Clock,
             };
             let turn = match woke {
                 Woke::Shutdown => Err(End::disconnected(DisconnectReason::ShuttingDown)),
@@ -173,16 +171,23 @@ pub(crate) async fn run<S: Stream>(
                 }
                 Woke::Received(Ok(incoming)) => {
                     // Any frame, a pong included, proves the client is there.
-                    idle.as_mut().reset(Instant::now() + idle_timeout);
+                    keepalive.heard(Instant::now());
                     Box::pin(conn.on_incoming(incoming)).await
                 }
                 Woke::Received(Err(error)) => Err(End::unreadable(error, max_frame)),
                 Woke::Events(more) => Box::pin(conn.forward_events(more)).await,
-                Woke::Heartbeat => {
-                    conn.out.ping();
-                    Ok(())
+                Woke::Clock => {
+                    let due = keepalive.fire(Instant::now());
+                    clock.as_mut().reset(keepalive.deadline());
+                    match due {
+                        Some(Due::Ping) => {
+                            conn.out.ping();
+                            Ok(())
+                        }
+                        Some(Due::Idle) => Err(End::idle(idle_timeout)),
+                        None => Ok(()),
+                    }
                 }
-                Woke::Idle => Err(End::idle(idle_timeout)),
             };
             if let Err(end) = turn {
                 break end;

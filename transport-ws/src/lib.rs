@@ -133,6 +133,7 @@ mod host;
 #[cfg(feature = "hyper")]
 #[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
 pub mod hyper;
+mod keepalive;
 pub mod origin;
 pub mod protocol;
 mod serve;

@@ -49,7 +49,8 @@ end
 /// Post: check that the files it carries still wait for a post, take a token from the
 /// author's cluster-wide `message_rate` bucket, then allocate the id, store, attach the
 /// files (they live as long as the message from then on), trim (dropping the files of the
-/// messages trimmed), publish. The message arrives as JSON whose first field is `"id":0`;
+/// messages trimmed), publish. Trimming pops what passes the limit (`LPOP` with a count,
+/// Redis 6.2): one command both reads the messages trimmed and removes them. The message arrives as JSON whose first field is `"id":0`;
 /// the script puts the real id there. A private room's keys, and its files, get
 /// `ARGV[4]` seconds to live (0: a channel's, which never expire).
 ///
@@ -74,9 +75,8 @@ for i = 4, #KEYS do
 end
 local excess = redis.call('RPUSH', KEYS[2], message) - tonumber(ARGV[1])
 if excess > 0 then
-  for _, old in ipairs(redis.call('LRANGE', KEYS[2], 0, excess - 1)) do drop_files(old, ARGV[7]) end
+  for _, old in ipairs(redis.call('LPOP', KEYS[2], excess)) do drop_files(old, ARGV[7]) end
 end
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1)
 if tonumber(ARGV[4]) > 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[4])
   redis.call('EXPIRE', KEYS[2], ARGV[4])
