@@ -30,7 +30,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use chat_core::{
     ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PostOutcome, PostPipeline,
-    Session, UserId,
+    Session, UserId, EVENT_BATCH,
 };
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -351,10 +351,10 @@ impl<S: Stream> Connection<S> {
     async fn take_ready(&mut self) -> Result<(), End> {
         for _ in 0..READY_ROUNDS {
             let mut took = self.take_answered();
-            // Polled once: what is not ready is waited for, with the task's own waker, by
-            // the next `select!`.
-            if let Some(more) = next_events(&mut self.session, &mut self.events).now_or_never() {
-                self.forward_events(more).await?;
+            // Taken without waiting (and without lending the queue a waker that the next
+            // `select!` would swap back): an ended session is found by that `select!`.
+            if self.take_queued() {
+                self.forward_events(true).await?;
                 took = true;
             }
             if !took {
@@ -362,6 +362,20 @@ impl<S: Stream> Connection<S> {
             }
         }
         Ok(())
+    }
+
+    /// Moves the events queued now into [`Connection::events`]; whether there were any.
+    fn take_queued(&mut self) -> bool {
+        let Some(session) = &mut self.session else {
+            return false;
+        };
+        while self.events.len() < EVENT_BATCH {
+            match session.try_next_event() {
+                Some(event) => self.events.push(event),
+                None => break,
+            }
+        }
+        !self.events.is_empty()
     }
 
     /// Answers the posts whose rooms have answered already; whether there were any.
