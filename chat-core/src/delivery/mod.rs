@@ -4,6 +4,7 @@
 //! It depends on no actor: a subscriber that closes tells the directory through the
 //! [`SessionClosed`] message it was given, and the directory unsubscribes it from its rooms.
 
+pub(crate) mod entry;
 pub(crate) mod queue;
 mod subscriber;
 

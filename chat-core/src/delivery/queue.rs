@@ -15,6 +15,8 @@
 //! stopped reading does not. The caller closes a refused session as a slow consumer. Only
 //! what is queued and not yet moved to the taker's buffer counts: the taker moves
 //! everything at once and hands it to its transport in bounded batches.
+//! A batch a room shares between its subscribers ([`super::entry`]) is one entry here,
+//! counted whole, and is unpacked event by event as it is taken.
 //! Closing (by the engine, or by dropping the taker) refuses every later push and wakes a
 //! waiting taker.
 
@@ -23,63 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::event::{Event, PresenceBatch};
-use crate::model::ChatMessage;
-
-/// One entry of a session's event queue: a message or a presence batch as the shared
-/// pointer it already is, any other event boxed. Entries stay 16 bytes where an `Event`
-/// takes 80, and messages and presence batches, what a room fans out to every follower,
-/// are queued without an allocation.
-#[derive(Debug)]
-pub(crate) enum Queued {
-    Posted(Arc<ChatMessage>),
-    Presence(Arc<PresenceBatch>),
-    Other(Box<Event>),
-}
-
-impl From<Event> for Queued {
-    fn from(event: Event) -> Self {
-        match event {
-            Event::Posted(message) => Queued::Posted(message),
-            Event::PresenceBatch(batch) => Queued::Presence(batch),
-            other => Queued::Other(Box::new(other)),
-        }
-    }
-}
-
-impl From<Queued> for Event {
-    fn from(queued: Queued) -> Self {
-        match queued {
-            Queued::Posted(message) => Event::Posted(message),
-            Queued::Presence(batch) => Event::PresenceBatch(batch),
-            Queued::Other(event) => *event,
-        }
-    }
-}
-
-impl Queued {
-    /// The bytes this entry keeps alive: the entry itself, and for a message its text and
-    /// author (shared with other sessions, but kept for as long as this one holds it).
-    /// Other events are small and counted by their size with a little for their names.
-    pub(crate) fn cost(&self) -> usize {
-        const ENTRY: usize = std::mem::size_of::<Queued>();
-        match self {
-            Queued::Posted(m) => ENTRY + message_cost(m),
-            Queued::Presence(batch) => ENTRY + batch.cost(),
-            Queued::Other(event) => match &**event {
-                Event::Edited(m) | Event::Reacted(m) => {
-                    ENTRY + std::mem::size_of::<Event>() + message_cost(m)
-                }
-                _ => ENTRY + std::mem::size_of::<Event>() + 64,
-            },
-        }
-    }
-}
-
-/// What one message keeps alive: its text, its author's name and its reactions.
-fn message_cost(m: &ChatMessage) -> usize {
-    std::mem::size_of::<ChatMessage>() + m.text.len() + m.author.name.len() + m.reactions.cost()
-}
+use super::entry::{Entry, Queued, SharedEvents};
 
 /// How much a session's queue may hold: what its events cost, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +72,7 @@ pub(crate) fn bounded(bound: Bound) -> (QueueSender, QueueReceiver) {
     let receiver = QueueReceiver {
         shared: shared.clone(),
         taken: VecDeque::new(),
+        unpacking: None,
     };
     (QueueSender(shared), receiver)
 }
@@ -138,8 +85,8 @@ struct Shared {
 
 #[derive(Debug, Default)]
 struct State {
-    queued: VecDeque<Queued>,
-    /// What `queued` costs ([`Queued::cost`]).
+    queued: VecDeque<Entry>,
+    /// What `queued` costs ([`Entry::cost`]).
     bytes: usize,
     /// Since when `bytes` is above the soft limit.
     above_soft_since: Option<Instant>,
@@ -190,7 +137,10 @@ pub(crate) struct QueueSender(Arc<Shared>);
 impl QueueSender {
     /// Queues all of `events`, or none of them if that would pass the bound or the queue
     /// is closed. Wakes the taker once, after unlocking.
-    pub(crate) fn push_all(&self, events: impl Iterator<Item = Queued>) -> Result<(), Refused> {
+    pub(crate) fn push_all<E: Into<Entry>>(
+        &self,
+        events: impl Iterator<Item = E>,
+    ) -> Result<(), Refused> {
         let waker = {
             let mut state = self.0.lock();
             if state.closed {
@@ -199,6 +149,7 @@ impl QueueSender {
             let before = state.queued.len();
             let mut added = 0;
             for event in events {
+                let event = event.into();
                 added += event.cost();
                 state.queued.push_back(event);
             }
@@ -231,7 +182,9 @@ impl QueueSender {
 pub(crate) struct QueueReceiver {
     shared: Arc<Shared>,
     /// Events moved out of the shared queue in one go, taken from here without a lock.
-    taken: VecDeque<Queued>,
+    taken: VecDeque<Entry>,
+    /// The shared batch being taken, and the index of its next event.
+    unpacking: Option<(Arc<SharedEvents>, usize)>,
 }
 
 impl QueueReceiver {
@@ -278,15 +231,33 @@ impl QueueReceiver {
 
     /// How many events [`QueueReceiver::try_next`] gives now without taking the lock.
     pub(crate) fn taken_len(&self) -> usize {
-        self.taken.len()
+        let unpacking =
+            (self.unpacking.as_ref()).map_or(0, |(batch, next)| batch.events.len() - next);
+        unpacking + self.taken.iter().map(Entry::len).sum::<usize>()
     }
 
+    /// The next event taken already; a shared batch gives its events one by one, each
+    /// a copy of the batch's (for a message, a pointer to it).
     fn take_local(&mut self) -> Option<Queued> {
-        let event = self.taken.pop_front();
-        if event.is_none() && self.taken.capacity() > KEEP_CAPACITY {
-            self.taken = VecDeque::new();
+        loop {
+            if let Some((batch, next)) = &mut self.unpacking {
+                if let Some(event) = batch.events.get(*next) {
+                    *next += 1;
+                    return Some(event.clone());
+                }
+                self.unpacking = None;
+            }
+            match self.taken.pop_front() {
+                Some(Entry::One(event)) => return Some(event),
+                Some(Entry::Shared(batch)) => self.unpacking = Some((batch, 0)),
+                None => {
+                    if self.taken.capacity() > KEEP_CAPACITY {
+                        self.taken = VecDeque::new();
+                    }
+                    return None;
+                }
+            }
         }
-        event
     }
 }
 
@@ -324,13 +295,6 @@ mod tests {
     }
 
     #[test]
-    fn a_queue_entry_stays_two_words() {
-        // Every event of every subscriber passes through one: an entry that grows costs
-        // memory and copying per delivery.
-        assert!(std::mem::size_of::<Queued>() <= 16);
-    }
-
-    #[test]
     fn events_come_out_in_the_order_they_were_pushed_across_batches() {
         let (tx, mut rx) = bounded(Bound::hard(1 << 20));
         tx.push_all((0..3).map(event)).unwrap();
@@ -340,6 +304,38 @@ mod tests {
             assert!(is(rx.try_next(), n), "event {n}");
         }
         assert!(rx.try_next().is_none());
+    }
+
+    #[test]
+    fn a_shared_batch_is_taken_event_by_event_by_each_of_its_queues() {
+        let batch = SharedEvents::new((2..5).map(event).collect());
+        let queues: Vec<_> = (0..2).map(|_| bounded(Bound::hard(1 << 20))).collect();
+        let mut receivers = Vec::new();
+        for (tx, rx) in queues {
+            tx.push_all(std::iter::once(event(1))).unwrap();
+            tx.push_all(std::iter::once(Entry::Shared(batch.clone())))
+                .unwrap();
+            tx.push_all(std::iter::once(event(5))).unwrap();
+            receivers.push(rx);
+        }
+        for rx in &mut receivers {
+            assert!(is(rx.try_next(), 1));
+            assert_eq!(rx.taken_len(), 4, "the batch's events count one by one");
+            for n in 2..=5 {
+                assert!(is(rx.try_next(), n), "event {n}");
+            }
+            assert!(rx.try_next().is_none());
+        }
+        assert_eq!(Arc::strong_count(&batch), 1, "taken, it is let go");
+    }
+
+    #[test]
+    fn a_shared_batch_counts_whole_against_each_bound() {
+        let batch = SharedEvents::new((0..3).map(event).collect());
+        let (tx, mut rx) = bounded(Bound::hard(2 * event(0).cost()));
+        let shared = std::iter::once(Entry::Shared(batch));
+        assert_eq!(tx.push_all(shared), Err(Refused::Full));
+        assert!(rx.try_next().is_none(), "nothing of it was queued");
     }
 
     #[test]
@@ -403,14 +399,6 @@ mod tests {
         while rx.try_next().is_some() {}
         assert!(rx.taken.capacity() <= KEEP_CAPACITY);
         assert!(rx.shared.lock().queued.capacity() <= KEEP_CAPACITY);
-    }
-
-    #[test]
-    fn a_message_costs_its_text_and_author_not_one_slot() {
-        let short = event(1).cost();
-        let mut long = (*test_message(2)).clone();
-        long.text = "x".repeat(4096);
-        assert_eq!(Queued::Posted(Arc::new(long)).cost(), short - 2 + 4096);
     }
 
     #[test]

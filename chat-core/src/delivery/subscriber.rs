@@ -13,7 +13,8 @@ use std::sync::{Arc, OnceLock};
 use actix::{Message, Recipient};
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{QueueSender, Queued, Refused};
+use super::entry::{Entry, Queued, SharedEvents};
+use super::queue::{QueueSender, Refused};
 use crate::event::{DisconnectReason, Event};
 use crate::model::{SessionId, UserRef};
 
@@ -71,6 +72,16 @@ impl Subscriber {
     /// Queues `events` together (one lock, one wake-up) without waiting; false as for
     /// [`Subscriber::deliver`], and then none of them was queued.
     pub(crate) fn deliver_all(&self, events: impl Iterator<Item = Queued>) -> bool {
+        self.push(events)
+    }
+
+    /// Queues a batch of events built once for several subscribers; false as for
+    /// [`Subscriber::deliver`].
+    pub(crate) fn deliver_shared(&self, events: &Arc<SharedEvents>) -> bool {
+        self.push(std::iter::once(Entry::Shared(events.clone())))
+    }
+
+    fn push<E: Into<Entry>>(&self, events: impl Iterator<Item = E>) -> bool {
         match self.queue.push_all(events) {
             Ok(()) => true,
             Err(Refused::Full) => {

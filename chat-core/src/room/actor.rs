@@ -26,6 +26,7 @@ use super::history::History;
 use super::outbox::Outbox;
 use super::presence::Roster;
 use crate::broker::{Broker, Change, NodeId, Proposal, Receipt, Signal, Stored};
+use crate::delivery::entry::SharedEvents;
 use crate::delivery::Subscriber;
 use crate::error::ChatError;
 use crate::event::Event;
@@ -165,27 +166,56 @@ impl RoomActor {
             return;
         }
         let mut pending = std::mem::take(&mut self.pending);
-        let posted = pending
-            .iter()
-            .filter(|(event, _)| matches!(event, Event::Posted(_)))
-            .count();
-        telemetry::delivered(posted, self.subscribers.len());
-        let mut dropped = Vec::new();
-        for (id, sub) in &self.subscribers {
-            let wanted = pending
-                .iter()
-                .filter(|(_, except)| *except != Some(sub.user.id))
-                .map(|(event, _)| event.clone().into());
-            if !sub.deliver_all(wanted) {
-                dropped.push(*id);
-            }
-        }
+        let dropped = self.deliver(&pending);
         // Keep the buffer for the next batch.
         pending.clear();
         self.pending = pending;
         for id in dropped {
             self.remove_subscriber(id, false, ctx);
         }
+    }
+
+    /// Gives each subscriber the pending events meant for it; returns the sessions that
+    /// could not take them.
+    fn deliver(&self, pending: &[(Event, Option<UserId>)]) -> Vec<SessionId> {
+        let posted = pending
+            .iter()
+            .filter(|(event, _)| matches!(event, Event::Posted(_)))
+            .count();
+        telemetry::delivered(posted, self.subscribers.len());
+        let shared = self.shared_batch(pending);
+        let skipping: Vec<UserId> = pending.iter().filter_map(|(_, except)| *except).collect();
+        let mut dropped = Vec::new();
+        for (id, sub) in &self.subscribers {
+            let delivered = match &shared {
+                Some(shared) if !skipping.contains(&sub.user.id) => sub.deliver_shared(shared),
+                _ => sub.deliver_all(
+                    pending
+                        .iter()
+                        .filter(|(_, except)| *except != Some(sub.user.id))
+                        .map(|(event, _)| event.clone().into()),
+                ),
+            };
+            if !delivered {
+                dropped.push(*id);
+            }
+        }
+        dropped
+    }
+
+    /// The pending events built once for every subscriber who gets them all, when there
+    /// are several of both: each such subscriber's queue then takes one entry, not one
+    /// per event.
+    fn shared_batch(&self, pending: &[(Event, Option<UserId>)]) -> Option<Arc<SharedEvents>> {
+        if pending.len() < 2 || self.subscribers.len() < 2 {
+            return None;
+        }
+        Some(SharedEvents::new(
+            pending
+                .iter()
+                .map(|(event, _)| event.clone().into())
+                .collect(),
+        ))
     }
 
     /// Commits an ephemeral signal; it reaches the subscribers through the feed.

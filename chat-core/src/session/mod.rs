@@ -19,7 +19,8 @@ use actix::Addr;
 use tokio::sync::oneshot;
 
 use crate::attachment::{self, FileId};
-use crate::delivery::queue::{QueueReceiver, Queued};
+use crate::delivery::entry::Queued;
+use crate::delivery::queue::QueueReceiver;
 use crate::delivery::{CloseCause, Subscriber};
 use crate::directory::rate::UserBuckets;
 use crate::directory::{Connected, CreateChannel, ListChannels, LogOut, RegistryActor};
