@@ -107,6 +107,7 @@ mod directory;
 mod engine;
 mod error;
 mod event;
+mod handoff;
 mod health;
 mod identity;
 mod ids;

@@ -6,6 +6,7 @@
 
 pub(crate) mod entry;
 pub(crate) mod queue;
+mod relay;
 mod subscriber;
 
 pub(crate) use subscriber::{CloseCause, SessionClosed, Subscriber};

@@ -26,6 +26,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::entry::{Entry, Queued, SharedEvents};
+use super::relay::{self, Relay};
 
 /// How much a session's queue may hold: what its events cost, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,8 +91,8 @@ struct State {
     bytes: usize,
     /// Since when `bytes` is above the soft limit.
     above_soft_since: Option<Instant>,
-    /// The taker's waker while it waits on an empty queue.
-    waker: Option<Waker>,
+    /// The taker's waker while it waits on an empty queue, and the relay to its thread.
+    waker: Option<(Waker, Option<Arc<Relay>>)>,
     closed: bool,
 }
 
@@ -121,7 +122,7 @@ impl Shared {
     }
 
     /// Marks the queue closed and drops what it holds; returns the waiting taker's waker.
-    fn close(&self) -> Option<Waker> {
+    fn close(&self) -> Option<(Waker, Option<Arc<Relay>>)> {
         let mut state = self.lock();
         state.closed = true;
         state.queued = VecDeque::new();
@@ -136,7 +137,7 @@ pub(crate) struct QueueSender(Arc<Shared>);
 
 impl QueueSender {
     /// Queues all of `events`, or none of them if that would pass the bound or the queue
-    /// is closed. Wakes the taker once, after unlocking.
+    /// is closed. Wakes the taker once, after unlocking, through its thread's relay.
     pub(crate) fn push_all<E: Into<Entry>>(
         &self,
         events: impl Iterator<Item = E>,
@@ -162,8 +163,8 @@ impl QueueSender {
             }
             state.waker.take()
         };
-        if let Some(waker) = waker {
-            waker.wake();
+        if let Some((waker, relay)) = waker {
+            relay::wake(waker, relay.as_ref());
         }
         Ok(())
     }
@@ -171,8 +172,8 @@ impl QueueSender {
     /// Closes the queue: later pushes are refused, a waiting taker is woken and then gets
     /// `None`.
     pub(crate) fn close(&self) {
-        if let Some(waker) = self.0.close() {
-            waker.wake();
+        if let Some((waker, relay)) = self.0.close() {
+            relay::wake(waker, relay.as_ref());
         }
     }
 }
@@ -200,8 +201,8 @@ impl QueueReceiver {
         }
         if state.queued.is_empty() {
             match &mut state.waker {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                waker => *waker = Some(cx.waker().clone()),
+                Some((waker, _)) if waker.will_wake(cx.waker()) => {}
+                waker => *waker = Some((cx.waker().clone(), relay::here())),
             }
             return Poll::Pending;
         }
