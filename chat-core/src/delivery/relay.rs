@@ -29,10 +29,14 @@ thread_local! {
     static HERE: RefCell<Option<Arc<Relay>>> = const { RefCell::new(None) };
 }
 
-/// The relay to the current thread, when a current-thread runtime runs here; `None`
-/// otherwise (its tasks are then woken directly). Made on first use; made again when the
-/// runtime it served has gone (tests run a runtime after another on one thread).
+/// The relay to the current thread, when a task of a current-thread runtime runs here;
+/// `None` otherwise, and the waiter is then woken directly. Only a task proves that the
+/// runtime is being driven, and will run the relay's task: a future given to
+/// `Handle::block_on` from another thread is polled without it. Made on first use; made
+/// again when the runtime it served has gone (tests run a runtime after another on one
+/// thread).
 pub(crate) fn here() -> Option<Arc<Relay>> {
+    tokio::task::try_id()?;
     let runtime = Handle::try_current().ok()?;
     if runtime.runtime_flavor() != RuntimeFlavor::CurrentThread {
         return None;
@@ -90,12 +94,17 @@ mod tests {
             .expect("runtime")
     }
 
+    /// [`here`] as a task spawned on `runtime` finds it.
+    fn here_in_a_task(runtime: &tokio::runtime::Runtime) -> Option<Arc<Relay>> {
+        runtime
+            .block_on(async { tokio::task::spawn(async { here() }).await })
+            .expect("task")
+    }
+
     #[test]
     fn wakers_sent_from_another_thread_are_woken_on_the_relays_thread() {
         let runtime = current_thread_runtime();
-        let relay = runtime
-            .block_on(async { here() })
-            .expect("a current-thread runtime");
+        let relay = here_in_a_task(&runtime).expect("a task of a current-thread runtime");
         let counting = Arc::new(Counting::default());
         let sender = {
             let (relay, counting) = (relay.clone(), counting.clone());
@@ -126,24 +135,29 @@ mod tests {
     #[test]
     fn a_relay_whose_runtime_is_gone_wakes_directly_and_is_made_anew() {
         let first = current_thread_runtime();
-        let relay = first.block_on(async { here() }).expect("relay");
+        let relay = here_in_a_task(&first).expect("relay");
         drop(first);
         let counting = Arc::new(Counting::default());
         wake(Waker::from(counting.clone()), Some(&relay));
         assert_eq!(counting.woken.load(Ordering::SeqCst), 1, "woken here");
         let second = current_thread_runtime();
-        let again = second.block_on(async { here() }).expect("relay");
+        let again = here_in_a_task(&second).expect("relay");
         assert!(!Arc::ptr_eq(&relay, &again));
         assert!(again.is_open());
     }
 
     #[test]
-    fn a_multi_thread_runtime_or_none_has_no_relay() {
+    fn a_multi_thread_runtime_a_root_future_or_no_runtime_has_no_relay() {
         assert!(here().is_none());
+        let runtime = current_thread_runtime();
+        assert!(
+            runtime.block_on(async { here() }).is_none(),
+            "a root future is no task"
+        );
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .build()
             .expect("runtime");
-        assert!(runtime.block_on(async { here() }).is_none());
+        assert!(here_in_a_task(&runtime).is_none());
     }
 }
