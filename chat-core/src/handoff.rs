@@ -75,10 +75,15 @@ impl<M: Send + 'static> Handoff<M> {
     }
 
     /// Carries the batch over once the caller's runtime has polled what is ready now (a
-    /// yielded task runs after them), or at once for a caller outside any tokio runtime.
+    /// yielded task runs after them), or at once for a caller that is not a task of a
+    /// runtime: only a task proves that its runtime is being driven and will run the
+    /// carrier (a future given to `Handle::block_on` from another thread is polled
+    /// without it).
     fn carry_when_ready(self: &Arc<Self>) {
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
+        let runtime =
+            tokio::task::try_id().and_then(|_| tokio::runtime::Handle::try_current().ok());
+        match runtime {
+            Some(runtime) => {
                 // Carried when the task ends, or when it is dropped unpolled (a runtime
                 // shutting down drops what is spawned on it): a batch is never left behind.
                 let carrier = Carrier(Arc::clone(self));
@@ -87,7 +92,7 @@ impl<M: Send + 'static> Handoff<M> {
                     drop(carrier);
                 });
             }
-            Err(_) => self.carry(),
+            None => self.carry(),
         }
     }
 
@@ -184,12 +189,17 @@ mod tests {
     }
 
     #[test]
-    fn a_caller_outside_a_runtime_sends_at_once() {
+    fn a_caller_outside_a_task_sends_at_once() {
         let (worker, handoff, batches) = handoff_to_worker();
         handoff.send(7);
         assert_eq!(next(&batches), vec![7]);
         handoff.send(8);
         assert_eq!(next(&batches), vec![8]);
+        // So does a future that a runtime polls as no task of its own: nothing proves
+        // that the runtime will run a carrier after it.
+        let runtime = current_thread_runtime();
+        runtime.block_on(async { handoff.send(9) });
+        assert_eq!(next(&batches), vec![9]);
         worker.stop();
     }
 
@@ -197,11 +207,20 @@ mod tests {
     fn a_runtime_dropped_before_its_turn_ends_leaves_no_batch_behind() {
         let (worker, handoff, batches) = handoff_to_worker();
         let runtime = current_thread_runtime();
-        {
-            let _inside = runtime.enter();
-            handoff.send(1);
-            handoff.send(2);
-        }
+        let sender = handoff.clone();
+        runtime
+            .block_on(async {
+                tokio::spawn(async move {
+                    sender.send(1);
+                    sender.send(2);
+                })
+                .await
+            })
+            .expect("task");
+        assert!(
+            batches.recv_timeout(Duration::from_millis(20)).is_err(),
+            "the batch waits for its carrier"
+        );
         // The task that would carry the batch never runs: dropping it carries it.
         drop(runtime);
         assert_eq!(next(&batches), vec![1, 2]);
