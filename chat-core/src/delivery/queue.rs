@@ -230,11 +230,18 @@ impl QueueReceiver {
         self.take_local()
     }
 
-    /// How many events [`QueueReceiver::try_next`] gives now without taking the lock.
-    pub(crate) fn taken_len(&self) -> usize {
-        let unpacking =
+    /// How many events [`QueueReceiver::try_next`] gives now without taking the lock, up
+    /// to `at_most`: the count stops there rather than walk a long backlog per batch.
+    pub(crate) fn taken_len(&self, at_most: usize) -> usize {
+        let mut count =
             (self.unpacking.as_ref()).map_or(0, |(batch, next)| batch.events.len() - next);
-        unpacking + self.taken.iter().map(Entry::len).sum::<usize>()
+        for entry in &self.taken {
+            if count >= at_most {
+                break;
+            }
+            count += entry.len();
+        }
+        count.min(at_most)
     }
 
     /// The next event taken already; a shared batch gives its events one by one, each
@@ -321,7 +328,11 @@ mod tests {
         }
         for rx in &mut receivers {
             assert!(is(rx.try_next(), 1));
-            assert_eq!(rx.taken_len(), 4, "the batch's events count one by one");
+            assert_eq!(
+                rx.taken_len(usize::MAX),
+                4,
+                "the batch's events count one by one"
+            );
             for n in 2..=5 {
                 assert!(is(rx.try_next(), n), "event {n}");
             }

@@ -141,7 +141,7 @@ impl Session {
             return false;
         };
         // Room for what was taken with the first, at once rather than by doubling.
-        batch.reserve(1 + self.events.taken_len().min(EVENT_BATCH - 1));
+        batch.reserve(1 + self.events.taken_len(EVENT_BATCH - 1));
         batch.push(first);
         while batch.len() < EVENT_BATCH {
             match self.try_next_event() {
