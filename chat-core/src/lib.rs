@@ -88,6 +88,9 @@
 //!   `health`: [`Health`], what [`Engine::health`] tells a readiness probe.
 //! - [`reaction`]: the fixed set of reaction emoji ([`Emoji`]) and who reacted with
 //!   which to a message ([`Reactions`]).
+//! - [`shutdown`]: [`ShutdownWait`], a server's shutdown as a branch of a connection's
+//!   `select!` that every transport polls on each turn without a lock shared with the
+//!   other connections.
 //! - [`Limits`] (engine limits only), [`ChatError`], [`Event`] and the data types in `model`.
 //!
 //! Imports go one way: `engine` -> `directory` -> `room` -> `delivery`, all of them ->
@@ -118,6 +121,7 @@ pub mod reaction;
 mod room;
 mod runtime;
 mod session;
+pub mod shutdown;
 pub mod telemetry;
 mod upload;
 pub mod validate;
@@ -143,5 +147,6 @@ pub use reaction::{Emoji, Reactions};
 pub use session::{
     PendingPost, PostOutcome, PostPipeline, Session, Target, EVENT_BATCH, MAX_POSTS_IN_FLIGHT,
 };
+pub use shutdown::ShutdownWait;
 pub use upload::{Reservation, Uploader};
 pub use validate::MAX_EXTERNAL_ID_BYTES;

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use chat_core::{
     ChatError, ChatMessage, Engine, Event, GateRefusal, PostOutcome, PostPipeline, Session,
+    ShutdownWait,
 };
 use futures_util::StreamExt;
 use irc_proto::{Command, Message};
@@ -76,7 +77,7 @@ pub(crate) async fn run(
         dispatcher: Dispatcher::new(engine, peer, config.clone()),
         posts: PostPipeline::new(),
         events: Vec::new(),
-        shutdown,
+        shutdown: ShutdownWait::new(shutdown),
         config,
     };
     tracing::debug!("connected");
@@ -129,7 +130,8 @@ struct Connection {
     dispatcher: Dispatcher,
     posts: PostPipeline<PostTag>,
     events: Vec<Event>,
-    shutdown: CancellationToken,
+    /// The server's shutdown, polled on every turn.
+    shutdown: ShutdownWait,
     config: Arc<IrcConfig>,
 }
 
@@ -139,7 +141,7 @@ impl Connection {
         let mut pinged = false;
         loop {
             let step = tokio::select! {
-                _ = self.shutdown.cancelled() => Step::Shutdown,
+                () = &mut self.shutdown => Step::Shutdown,
                 posted = self.posts.next(), if !self.posts.is_empty() => Step::Posted(posted),
                 input = self.lines.next(), if !self.posts.is_full() => Step::Input(input),
                 more = next_events(self.dispatcher.session_mut(), &mut self.events) => {

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use chat_core::{
     ChatError, ChatMessage, Engine, Event, GateRefusal, PostOutcome, PostPipeline, Room, Session,
-    UserRef,
+    ShutdownWait, UserRef,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -59,7 +59,7 @@ pub(crate) async fn run(
         dispatcher: Dispatcher::new(engine, peer, &config),
         posts: PostPipeline::new(),
         events: Vec::new(),
-        shutdown,
+        shutdown: ShutdownWait::new(shutdown),
         config,
     };
     tracing::debug!("connected");
@@ -127,7 +127,8 @@ struct Connection {
     posts: PostPipeline<()>,
     /// The events taken from the session and not written yet; kept to reuse its allocation.
     events: Vec<Event>,
-    shutdown: CancellationToken,
+    /// The server's shutdown, polled on every turn.
+    shutdown: ShutdownWait,
     config: TcpConfig,
 }
 
@@ -141,7 +142,7 @@ impl Connection {
             // Not biased: a client that floods lines must still get its events drained,
             // and a busy room must not starve reading the client.
             let step = tokio::select! {
-                _ = self.shutdown.cancelled() => Step::Shutdown,
+                () = &mut self.shutdown => Step::Shutdown,
                 posted = self.posts.next(), if !self.posts.is_empty() => Step::Posted(posted),
                 input = self.lines.next(), if !self.posts.is_full() => Step::Input(input),
                 more = next_events(self.dispatcher.session_mut(), &mut self.events) => {

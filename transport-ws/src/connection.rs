@@ -30,7 +30,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use chat_core::{
     ChatError, ChatMessage, DisconnectReason, Engine, Event, Login, PostOutcome, PostPipeline,
-    Session, UserId, EVENT_BATCH,
+    Session, ShutdownWait, UserId, EVENT_BATCH,
 };
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -142,10 +142,10 @@ pub(crate) async fn run<S: Stream>(
         }
         let mut keepalive = Keepalive::new(Instant::now(), heartbeat_interval, idle_timeout);
         let clock = sleep_until(keepalive.deadline());
-        // Waited on across turns, not made anew by each `select!`: a fresh wait registers
-        // with the token and unregisters again on every turn of every connection.
-        let shutdown = shutdown.cancelled_owned();
-        tokio::pin!(clock, shutdown);
+        // Waited on across turns, not made anew by each `select!`, and cheap to poll
+        // (`ShutdownWait`): the token is shared by every connection of the server.
+        let mut shutdown = ShutdownWait::new(shutdown);
+        tokio::pin!(clock);
 
         // Every await in this loop but the `select!` is boxed: a task is as large as the
         // largest future it awaits inline, and that size is paid by every idle
