@@ -15,14 +15,22 @@
 //! kept: messages enter one queue in the order they are sent, and batches cross in that
 //! order too. Used by `room::handoff` (posts to a room worker) and `delivery::relay`
 //! (wake-ups of sessions' tasks).
+//!
+//! The other side hands a batch on in turns of at most `per_turn` messages and yields
+//! between them. A tokio runtime looks at its sockets only between tasks (every 61 polls,
+//! or when it runs out of work), and a task woken by a socket joins the back of the queue:
+//! a thousand sessions' tasks woken at once would queue every request that arrives
+//! meanwhile behind the whole fan-out. A yielded task resumes only after the runtime has
+//! looked at its sockets, so what they woke runs between two turns.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::vec::Drain;
 
 use tokio::sync::mpsc;
 
-/// What to do with a batch on the other side.
-type Deliver<M> = Arc<dyn Fn(Vec<M>) + Send + Sync>;
+/// What to do with (part of) a batch on the other side.
+type Deliver<M> = Arc<dyn Fn(Drain<'_, M>) + Send + Sync>;
 
 /// What waits to cross to one thread, and the way to it.
 pub(crate) struct Handoff<M> {
@@ -32,19 +40,33 @@ pub(crate) struct Handoff<M> {
 }
 
 impl<M: Send + 'static> Handoff<M> {
-    /// A handoff whose batches go to `deliver`, and the task that must run on the other
-    /// side for them to get there (spawn it on that thread's runtime). A batch that can
-    /// no longer cross (that task has ended) is given to `deliver` on the sending side.
+    /// A handoff whose batches go to `deliver`, at most `per_turn` messages in one turn
+    /// of the other side (`usize::MAX`: whole batches), and the task that must run on the
+    /// other side for them to get there (spawn it on that thread's runtime). A batch that
+    /// can no longer cross (that task has ended) is given to `deliver` on the sending
+    /// side.
     pub(crate) fn new(
-        deliver: impl Fn(Vec<M>) + Send + Sync + 'static,
+        per_turn: usize,
+        deliver: impl Fn(Drain<'_, M>) + Send + Sync + 'static,
     ) -> (Arc<Handoff<M>>, impl Future<Output = ()> + Send + 'static) {
         let deliver: Deliver<M> = Arc::new(deliver);
         let (other_side, mut batches) = mpsc::unbounded_channel::<Vec<M>>();
+        let per_turn = per_turn.max(1);
         let receiving = {
             let deliver = deliver.clone();
             async move {
-                while let Some(batch) = batches.recv().await {
-                    deliver(batch);
+                // Counted across batches: several may be taken in one turn.
+                let mut this_turn = 0;
+                while let Some(mut batch) = batches.recv().await {
+                    while !batch.is_empty() {
+                        let n = batch.len().min(per_turn - this_turn);
+                        deliver(batch.drain(..n));
+                        this_turn += n;
+                        if this_turn == per_turn {
+                            this_turn = 0;
+                            tokio::task::yield_now().await;
+                        }
+                    }
                 }
             }
         };
@@ -103,8 +125,8 @@ impl<M: Send + 'static> Handoff<M> {
         if batch.is_empty() {
             return;
         }
-        if let Err(mpsc::error::SendError(batch)) = self.other_side.send(batch) {
-            (self.deliver)(batch);
+        if let Err(mpsc::error::SendError(mut batch)) = self.other_side.send(batch) {
+            (self.deliver)(batch.drain(..));
         }
     }
 }
@@ -142,8 +164,8 @@ mod tests {
         let _system = actix_rt::System::new();
         let worker = Arbiter::new();
         let (got, batches) = std_mpsc::channel();
-        let (handoff, receiving) = Handoff::new(move |batch| {
-            let _ = got.send(batch);
+        let (handoff, receiving) = Handoff::new(usize::MAX, move |batch: Drain<'_, u32>| {
+            let _ = got.send(batch.collect());
         });
         worker.spawn(receiving);
         (worker, handoff, batches)
@@ -186,6 +208,48 @@ mod tests {
         assert_eq!(next(&batches), vec![1, 2, 3]);
         assert_eq!(next(&batches), vec![4]);
         worker.stop();
+    }
+
+    #[test]
+    fn a_task_woken_meanwhile_runs_after_one_turn_not_after_the_whole_batch() {
+        for (per_turn, expected) in [(2, "1 2 T 3 4 5"), (usize::MAX, "1 2 3 4 5 T")] {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            // Woken by the first message, as a client's request read during a fan-out is.
+            let request = Arc::new(tokio::sync::Notify::new());
+            let (handoff, receiving) = {
+                let (log, request) = (log.clone(), request.clone());
+                Handoff::new(per_turn, move |batch: Drain<'_, u32>| {
+                    for n in batch {
+                        log.lock().unwrap().push(n.to_string());
+                        if n == 1 {
+                            request.notify_one();
+                        }
+                    }
+                })
+            };
+            // Sent from outside a task: each crosses at once, as a batch of its own.
+            for n in 1..=5 {
+                handoff.send(n);
+            }
+            current_thread_runtime().block_on(async {
+                let answering = {
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        request.notified().await;
+                        log.lock().unwrap().push("T".to_owned());
+                    })
+                };
+                tokio::spawn(receiving);
+                answering.await.expect("task");
+                for _ in 0..100 {
+                    if log.lock().unwrap().len() == 6 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            });
+            assert_eq!(log.lock().unwrap().join(" "), expected, "per turn {per_turn}");
+        }
     }
 
     #[test]

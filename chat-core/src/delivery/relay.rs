@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::task::Waker;
+use std::vec::Drain;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -23,6 +24,12 @@ use crate::handoff::Handoff;
 
 /// Wake-ups on their way to the tasks of one thread.
 pub(crate) type Relay = Handoff<Waker>;
+
+/// Most tasks a relay wakes in one turn of its thread, about as many as a tokio runtime
+/// polls between two looks at its sockets (61). A fan-out to a big room wakes a thousand
+/// tasks or more at once; in turns of this many, a client's request that arrives meanwhile
+/// waits behind one turn's tasks, not the whole fan-out (`crate::handoff`).
+pub(crate) const WAKES_PER_TURN: usize = 64;
 
 thread_local! {
     /// This thread's relay, made by the first queue that waits here.
@@ -46,7 +53,7 @@ pub(crate) fn here() -> Option<Arc<Relay>> {
         if let Some(relay) = here.as_ref().filter(|relay| relay.is_open()) {
             return Some(relay.clone());
         }
-        let (relay, receiving) = Handoff::new(|wakers: Vec<Waker>| {
+        let (relay, receiving) = Handoff::new(WAKES_PER_TURN, |wakers: Drain<'_, Waker>| {
             for waker in wakers {
                 waker.wake();
             }

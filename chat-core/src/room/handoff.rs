@@ -19,6 +19,7 @@
 //! which then waits for a reply, not for a batch.
 
 use std::sync::Arc;
+use std::vec::Drain;
 
 use actix::Addr;
 use actix_rt::ArbiterHandle;
@@ -31,14 +32,19 @@ pub(crate) type PostHandoff = Handoff<(Arc<Addr<RoomActor>>, Post)>;
 
 /// The handoff of posts to the rooms `arbiter` runs.
 pub(crate) fn post_handoff(arbiter: &ArbiterHandle) -> Arc<PostHandoff> {
-    let (handoff, receiving) = Handoff::new(|batch: Vec<(Arc<Addr<RoomActor>>, Post)>| {
-        for (room, post) in batch {
-            // On the rooms' own thread: a wake-up without a system call. (A batch that
-            // could not cross goes to a stopped worker's rooms, which drop it: each post
-            // is then answered `shutting_down`.)
-            room.do_send(post);
-        }
-    });
+    // Whole batches: putting a post into a mailbox is quick, and the worker runs no
+    // sockets that could wait behind it.
+    let (handoff, receiving) = Handoff::new(
+        usize::MAX,
+        |batch: Drain<'_, (Arc<Addr<RoomActor>>, Post)>| {
+            for (room, post) in batch {
+                // On the rooms' own thread: a wake-up without a system call. (A batch that
+                // could not cross goes to a stopped worker's rooms, which drop it: each post
+                // is then answered `shutting_down`.)
+                room.do_send(post);
+            }
+        },
+    );
     arbiter.spawn(receiving);
     handoff
 }
