@@ -248,7 +248,11 @@ mod tests {
                     tokio::task::yield_now().await;
                 }
             });
-            assert_eq!(log.lock().unwrap().join(" "), expected, "per turn {per_turn}");
+            assert_eq!(
+                log.lock().unwrap().join(" "),
+                expected,
+                "per turn {per_turn}"
+            );
         }
     }
 

@@ -28,6 +28,9 @@ pub struct ShutdownWait {
     /// reference in each `select!`.
     wait: Pin<Box<WaitForCancellationFutureOwned>>,
     woken: Arc<Woken>,
+    /// The task's waker last given to `woken`: a poll with the same one (the usual case,
+    /// a task polling its own loop) registers nothing.
+    task: Option<Waker>,
     /// Whether `wait` has been polled, and so holds `woken`'s waker.
     registered: bool,
 }
@@ -56,6 +59,7 @@ impl ShutdownWait {
         ShutdownWait {
             wait: Box::pin(token.cancelled_owned()),
             woken: Arc::default(),
+            task: None,
             registered: false,
         }
     }
@@ -68,7 +72,14 @@ impl Future for ShutdownWait {
         let this = self.get_mut();
         // Registered first, so a wake-up between the check below and the return is not
         // lost: it finds this task's waker.
-        this.woken.task.register(cx.waker());
+        if !this
+            .task
+            .as_ref()
+            .is_some_and(|task| task.will_wake(cx.waker()))
+        {
+            this.woken.task.register(cx.waker());
+            this.task = Some(cx.waker().clone());
+        }
         if this.registered && !this.woken.by_token.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }

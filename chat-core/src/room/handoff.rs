@@ -8,8 +8,9 @@
 //! runs its one post and sleeps again). Through the handoff the whole pass's posts cross
 //! with one wake-up, and on the worker one task puts each into its room's mailbox.
 //!
-//! The price is latency: a post waits for the rest of its pass, which is long when the
-//! thread also writes to many sockets in it (a fan-out to a thousand). Crossing at once
+//! The price is latency: a post waits for the rest of its pass. A fan-out to a thousand
+//! sessions on the same thread would make that pass long, but their relay wakes them in
+//! turns (`delivery::relay`), and the pass ends with the turn. Crossing at once
 //! instead makes the worker preempt a transport thread that shares its core at every
 //! post, which costs more (docs/performance.md, "posts cross to a room worker in
 //! batches", has both, and the variants in between that were measured).
