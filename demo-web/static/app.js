@@ -545,18 +545,31 @@ installFiles({
 
 function renderSidebar() {
   const channels = [...state.channels.keys()].sort((a, b) => a.localeCompare(b));
-  $("channel-list").replaceChildren(...channels.map((name) => roomButton(name, "channel", "#")));
+  renderRoomList($("channel-list"), channels, "channel", "#");
   $("no-channels").hidden = channels.length > 0;
   const dms = [...state.rooms.keys()].filter(isDirect).sort((a, b) => a.localeCompare(b));
-  $("dm-list").replaceChildren(...dms.map((name) => roomButton(name, "dm", "@")));
+  renderRoomList($("dm-list"), dms, "dm", "@");
   $("no-dms").hidden = dms.length > 0;
   let unread = state.unseen;
   for (const r of state.rooms.values()) unread += r.unread;
   showUnreadInTitle(unread);
 }
 
+// Updates the list in place: a room's button stays the same element for as long as the
+// room is listed, so a keyboard user's focus on it survives every unread count that
+// arrives (a replaced button would drop the focus to the page).
+function renderRoomList(list, names, kind, sigil) {
+  const shown = new Map([...list.children].map((li) => [li.firstElementChild.dataset.room, li]));
+  names.forEach((name, i) => {
+    const li = shown.get(name) || el("li", {}, roomButton(name, kind, sigil));
+    showRoomState(li.firstElementChild, name);
+    // Only a new or moved room is inserted; the others stay where they are.
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+  });
+  while (list.children.length > names.length) list.lastElementChild.remove();
+}
+
 function roomButton(name, kind, sigil) {
-  const r = state.rooms.get(name);
   const label = kind === "dm" ? name.slice(1) : name;
   const button = el(
     "button",
@@ -564,17 +577,24 @@ function roomButton(name, kind, sigil) {
     el("span", { cls: "sigil", text: sigil, attrs: { "aria-hidden": "true" } }),
     el("span", { cls: "room-name", text: label }),
   );
+  button.addEventListener("click", () => openRoom(name));
+  return button;
+}
+
+// The room's unread badge and whether it is the one open.
+function showRoomState(button, name) {
+  const r = state.rooms.get(name);
+  button.querySelector("[data-testid=unread]")?.remove();
+  button.classList.toggle("has-unread", Boolean(r && r.unread > 0));
   if (r && r.unread > 0) {
     const label = r.mentions > 0 ? `${r.unread} unread, ${r.mentions} mentioning you` : `${r.unread} unread`;
     const text = `${r.mentions > 0 ? "@ " : ""}${r.unread > 99 ? "99+" : r.unread}`;
     const badge = el("span", { cls: r.mentions > 0 ? "badge mention" : "badge", text, attrs: { "data-testid": "unread", "aria-label": label } });
     if (r.mentions > 0) badge.dataset.mentions = r.mentions;
     button.append(badge);
-    button.classList.add("has-unread");
   }
   if (name === state.current) button.setAttribute("aria-current", "page");
-  button.addEventListener("click", () => openRoom(name));
-  return el("li", {}, button);
+  else button.removeAttribute("aria-current");
 }
 
 function renderRoom() {

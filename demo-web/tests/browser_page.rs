@@ -211,6 +211,40 @@ async fn unread_count_in_title(env: &Env) -> TestResult {
     Ok(())
 }
 
+/// A keyboard user's focus on a room in the sidebar stays there while messages arrive in
+/// that room and its unread count changes: the room list is updated, not rebuilt.
+async fn focus_stays_on_a_room_while_its_count_changes(env: &Env) -> TestResult {
+    let (busy, open) = (unique("focus"), unique("here"));
+    let mut rex = bot(env, &unique("rex")).await?;
+    for channel in [&busy, &open] {
+        rex.ok(json!({"type": "create_channel", "name": channel}))
+            .await?;
+        rex.ok(json!({"type": "join", "room": channel})).await?;
+    }
+    let kim = env.browser("kim").await?;
+    kim.login(&env.url(), &unique("kim")).await?;
+    kim.open_channel(&busy).await?;
+    kim.open_channel(&open).await?;
+    let button = format!("document.querySelector('[data-testid=channel][data-room=\"{busy}\"]')");
+    kim.eval(&format!("{button}.focus()")).await?;
+    for n in 0..2 {
+        rex.ok(json!({"type": "post", "room": busy, "text": format!("m{n}")}))
+            .await?;
+    }
+    kim.wait_for(
+        "the unread count 2",
+        &format!("{button}.querySelector('[data-testid=unread]')?.textContent === '2'"),
+    )
+    .await?;
+    let focused = kim
+        .eval(&format!("document.activeElement === {button}"))
+        .await?;
+    ensure(focused == json!(true), || {
+        "the focus left the room's button when its count changed".into()
+    })?;
+    Ok(())
+}
+
 /// Scrolled up, a new message from someone else does not move the view: a "new messages
 /// below" hint shows, and takes you to the end.
 async fn new_messages_below_hint(env: &Env) -> TestResult {
@@ -400,6 +434,11 @@ async fn user_stories() -> TestResult {
     env.story("groups", groups_dates_and_empty_channel(&env))
         .await;
     env.story("title", unread_count_in_title(&env)).await;
+    env.story(
+        "focus-kept",
+        focus_stays_on_a_room_while_its_count_changes(&env),
+    )
+    .await;
     env.story("new-below", new_messages_below_hint(&env)).await;
     env.story("leave-logout", leave_and_log_out(&env)).await;
     env.story("logout-other-tab", log_out_in_one_tab_ends_the_other(&env))
