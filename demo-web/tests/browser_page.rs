@@ -225,8 +225,20 @@ async fn focus_stays_on_a_room_while_its_count_changes(env: &Env) -> TestResult 
     kim.login(&env.url(), &unique("kim")).await?;
     kim.open_channel(&busy).await?;
     kim.open_channel(&open).await?;
+    // Opened: the page has joined the room and put the focus in the composer.
+    kim.wait_for(
+        "the composer to have the focus",
+        "document.activeElement === document.querySelector('[data-testid=composer-input]')",
+    )
+    .await?;
     let button = format!("document.querySelector('[data-testid=channel][data-room=\"{busy}\"]')");
     kim.eval(&format!("{button}.focus()")).await?;
+    ensure(
+        kim.eval(&format!("document.activeElement === {button}"))
+            .await?
+            == json!(true),
+        || "the room's button did not take the focus".into(),
+    )?;
     for n in 0..2 {
         rex.ok(json!({"type": "post", "room": busy, "text": format!("m{n}")}))
             .await?;
