@@ -414,7 +414,8 @@ impl Engine {
 
     /// Disconnects every session (each sees `Disconnected(ShuttingDown)`), refuses new
     /// ones, stops the engine's threads, and last waits until the store has made durable
-    /// everything committed ([`Broker::flush`]). Calls on sessions fail with
+    /// everything committed and let go of its file ([`Broker::close`]): once this returns,
+    /// the store can be opened again. Calls on sessions fail with
     /// `session_closed` or `shutting_down` afterwards. A transport tells its clients
     /// first, from its own tasks: the events were queued before the threads stop.
     pub async fn shutdown(&self) {
@@ -422,7 +423,7 @@ impl Engine {
         // An error here means the registry is already gone, which is the goal.
         let _ = self.inner.registry.send(Shutdown).await;
         self.inner.system.stop();
-        if let Err(e) = self.inner.broker.flush().await {
+        if let Err(e) = self.inner.broker.close().await {
             tracing::error!(error = %e, "the store could not write everything before stopping");
         }
     }

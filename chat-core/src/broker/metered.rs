@@ -154,6 +154,10 @@ impl Broker for Metered {
         self.inner.flush().await
     }
 
+    async fn close(&self) -> Result<(), ChatError> {
+        self.inner.close().await
+    }
+
     async fn reachable(&self) -> bool {
         self.inner.reachable().await
     }

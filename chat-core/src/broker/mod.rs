@@ -462,12 +462,22 @@ pub trait Broker: Send + Sync + 'static {
     /// store that no longer exists.
     fn epoch(&self) -> &str;
 
-    /// Makes everything committed so far durable, waiting until it is. Called last by
-    /// `Engine::shutdown`, so that a server stopped with SIGTERM loses nothing it
-    /// acknowledged. The default does nothing: a broker that writes before it answers
-    /// (Redis) has nothing left to write.
+    /// Makes everything committed so far durable, waiting until it is, so that a server
+    /// stopped with SIGTERM loses nothing it acknowledged (`Engine::shutdown` does it
+    /// through [`Broker::close`]). The default does nothing: a broker that writes before
+    /// it answers (Redis) has nothing left to write.
     async fn flush(&self) -> Result<(), ChatError> {
         Ok(())
+    }
+
+    /// Flushes as [`Broker::flush`], then lets go of what the broker holds of its store
+    /// (a file and the lock that keeps other servers out), so that the store can be
+    /// opened again as soon as this returns: by an engine started anew in the same
+    /// process, or by another server. Called last by `Engine::shutdown`; writes asked of
+    /// the broker afterwards fail. The default flushes: a broker that holds its store by
+    /// nothing exclusive (memory, Redis) has nothing more to let go of.
+    async fn close(&self) -> Result<(), ChatError> {
+        self.flush().await
     }
 
     /// Whether the store answers now, for a readiness probe (`Engine::health`): quick

@@ -124,6 +124,9 @@ impl<F: RoomFeeds> Broker for Hooked<F> {
     async fn flush(&self) -> Result<(), ChatError> {
         self.inner.flush().await
     }
+    async fn close(&self) -> Result<(), ChatError> {
+        self.inner.close().await
+    }
     async fn reachable(&self) -> bool {
         self.inner.reachable().await
     }

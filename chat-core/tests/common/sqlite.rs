@@ -1,12 +1,9 @@
 //! The SQLite store in tests (feature `sqlite`): a fresh directory per test, and starting
-//! an engine again on a file the engine before it is letting go of.
+//! an engine again on the file the engine before it used.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use chat_core::{ChatError, Engine, Limits};
-
-use super::PATIENCE;
 
 /// A fresh directory for one test's store.
 pub fn scratch(name: &str) -> PathBuf {
@@ -24,17 +21,11 @@ pub async fn open(path: &Path, limits: Limits) -> Result<Engine, ChatError> {
     Engine::builder().limits(limits).sqlite(path).start().await
 }
 
-/// Starts an engine on `path` once the engine before it has let go of the file (its
-/// threads end shortly after `shutdown`).
+/// Starts an engine on `path` right after the engine before it shut down: no wait, no
+/// retry, since `Engine::shutdown` returns only once the store has let go of the file and
+/// its lock (`Broker::close`).
 pub async fn reopen(path: &Path, limits: Limits) -> Engine {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match open(path, limits.clone()).await {
-            Ok(engine) => return engine,
-            Err(e) if e.to_string().contains("another server") && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("reopening {}: {e}", path.display()),
-        }
-    }
+    open(path, limits)
+        .await
+        .unwrap_or_else(|e| panic!("reopening {}: {e}", path.display()))
 }

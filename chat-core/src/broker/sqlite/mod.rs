@@ -8,8 +8,9 @@
 //! or forgotten) is queued for the write-behind thread (`writer`), which commits whatever
 //! waits as one transaction. So a post is acknowledged once it is decided and queued,
 //! never after a disk write, and a restart loses nothing acknowledged when the server was
-//! stopped with SIGTERM ([`Broker::flush`]), at most the last moment's changes after
-//! `kill -9`.
+//! stopped with SIGTERM ([`Broker::close`]), at most the last moment's changes after
+//! `kill -9`. Closed, the writer lets go of the file and its lock before the close is
+//! answered, so an engine started again in the same process opens the store at once.
 //!
 //! Made by `EngineBuilder::sqlite` (or [`SqliteBroker::open`]) and called only through the
 //! [`Broker`] trait; it must not know about actors or sessions, and must not decide
@@ -64,6 +65,8 @@ pub struct SqliteBroker {
     /// A read-only connection of its own for files' bytes (the writer owns the other),
     /// opened on the first download.
     reader: Arc<std::sync::Mutex<Option<rusqlite::Connection>>>,
+    /// Set once `close` has been answered: a second close has nothing left to do.
+    closed: AtomicBool,
 }
 
 /// A place in the writer's budget, held while a change is decided: sent with the change,
@@ -130,15 +133,20 @@ impl SqliteBroker {
                         );
                         let writer = Writer {
                             conn: opened.conn,
+                            _lock: opened.lock,
                             path: thread_path,
                             history: thread_limits.history.max(1),
                             clean: false,
                             budget,
                             counts: Default::default(),
                             healthy: writer_healthy,
+                            closing: None,
                         };
                         if ready.send(Ok(restored)).is_ok() {
-                            writer.run(queue);
+                            // `run` has dropped the writer, its file and its lock by now.
+                            if let Some(closed) = writer.run(queue) {
+                                let _ = closed.send(Ok(()));
+                            }
                         }
                     }
                     Err(e) => {
@@ -156,6 +164,7 @@ impl SqliteBroker {
             path,
             healthy,
             reader: Arc::default(),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -398,6 +407,19 @@ impl Broker for SqliteBroker {
         let (done, written) = oneshot::channel();
         self.place().await?.send(Write::Flush(done));
         written.await.map_err(|_| writer_gone(&self.path))?
+    }
+
+    async fn close(&self) -> Result<(), ChatError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (done, closed) = oneshot::channel();
+        self.place().await?.send(Write::Close(done));
+        closed.await.map_err(|_| writer_gone(&self.path))??;
+        // The downloads' connection goes too: nothing of the store stays open.
+        *self.reader.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.closed.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The writer runs (its budget is open) and its last commit succeeded.

@@ -118,7 +118,7 @@ pub(super) struct Opened {
     pub(super) conn: Connection,
     /// Held (open) for the life of the connection; the kernel releases it when the
     /// process ends, however it ends.
-    _lock: File,
+    pub(super) lock: File,
     /// True when this opening created the file's tables.
     pub(super) created: bool,
 }
@@ -174,7 +174,7 @@ pub(super) fn open(path: &Path) -> Result<Opened, ChatError> {
     migrate(&mut conn, version, MIGRATIONS).map_err(|e| failure(path, "cannot migrate", e))?;
     Ok(Opened {
         conn,
-        _lock: lock,
+        lock,
         created: version == 0,
     })
 }

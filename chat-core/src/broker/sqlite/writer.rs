@@ -13,6 +13,7 @@
 //! the order they were queued, evicting exactly as the in-memory history does.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -99,6 +100,9 @@ pub(super) enum Write {
     DropFiles(Vec<FileId>),
     /// Answer once everything queued before is committed, and mark the store clean.
     Flush(Answer),
+    /// As `Flush`, then stop: the writer lets go of the file and its lock, and only then
+    /// is this answered (`Broker::close`), so the store can be opened again at once.
+    Close(Answer),
 }
 
 /// Where a write that someone waits for is answered.
@@ -180,6 +184,9 @@ impl Drop for CloseOnDrop {
 /// The writer thread's state.
 pub(super) struct Writer {
     pub(super) conn: Connection,
+    /// The lock that keeps other servers out (`schema::open`); declared after `conn`, so
+    /// it is let go after the file is closed.
+    pub(super) _lock: File,
     pub(super) path: PathBuf,
     /// Messages kept per room (`Limits::history`).
     pub(super) history: usize,
@@ -193,11 +200,15 @@ pub(super) struct Writer {
     /// Whether the last commit succeeded (the broker's `reachable`): false while the
     /// disk refuses a batch and the writer retries it.
     pub(super) healthy: Arc<AtomicBool>,
+    /// The answer of a `Write::Close` taken, owed once the file and its lock are let go.
+    pub(super) closing: Option<Answer>,
 }
 
 impl Writer {
-    /// Commits batch after batch until every sender is gone, then marks the store clean.
-    pub(super) fn run(mut self, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    /// Commits batch after batch until every sender is gone or the store is closed, then
+    /// marks the store clean. Returns the answer a close is owed: the caller gives it
+    /// once this writer, its file and its lock are gone.
+    pub(super) fn run(mut self, mut queue: mpsc::UnboundedReceiver<Queued>) -> Option<Answer> {
         // However this thread ends, a broker waiting for a place then hears that it is
         // gone instead of waiting for ever.
         let _closing = CloseOnDrop(self.budget.places.clone());
@@ -211,11 +222,16 @@ impl Writer {
                 }
             }
             self.commit(&mut batch);
+            if self.closing.is_some() {
+                break;
+            }
         }
-        // Every sender is gone: nothing can be given an id any more.
+        // Every sender is gone, or the store is closed: nothing more is taken, so nothing
+        // can be given an id any more.
         let (done, _) = oneshot::channel();
         self.commit(&mut vec![(Write::Flush(done), false)]);
         tracing::debug!(path = %self.path.display(), "store closed");
+        self.closing.take()
     }
 
     /// Commits `batch` (emptying it), trying again while the disk refuses it, then gives
@@ -250,7 +266,9 @@ impl Writer {
         let placed = batch.iter().filter(|(_, placed)| *placed).count();
         self.budget.committed(placed, started.elapsed());
         for (mut write, _) in batch.drain(..) {
-            if let Some(answer) = write.answer() {
+            if let Write::Close(answer) = write {
+                self.closing = Some(answer);
+            } else if let Some(answer) = write.answer() {
                 let (gone, _) = oneshot::channel();
                 let _ = std::mem::replace(answer, gone).send(Ok(()));
             }
@@ -267,7 +285,7 @@ impl Writer {
             last_ids: &mut last_ids,
         };
         for (write, _) in batch {
-            let flushing = matches!(write, Write::Flush(_));
+            let flushing = matches!(write, Write::Flush(_) | Write::Close(_));
             if clean != flushing {
                 clean = flushing;
                 tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'clean'")?
@@ -459,7 +477,7 @@ fn apply(tx: &Transaction<'_>, write: &Write, rooms: &mut Rooms<'_>) -> rusqlite
                 drop.execute([id.as_str()])?;
             }
         }
-        Write::Flush(_) => {}
+        Write::Flush(_) | Write::Close(_) => {}
     }
     Ok(())
 }
