@@ -8,7 +8,7 @@ mod common;
 
 use common::browser::{bot, ensure, Env};
 use common::page::Page;
-use common::{unique, Server, TestResult};
+use common::{unique, Server, TestResult, WsClient};
 use serde_json::{json, Value};
 
 /// `[class, has an author button]` of each message shown, in order.
@@ -183,19 +183,32 @@ async fn groups_dates_and_empty_channel(env: &Env) -> TestResult {
     })
 }
 
+/// A bot who created `channels` and is in both, to post in them, and a browser user
+/// (`who`) who has opened both, the second last.
+async fn both_channels_opened(
+    env: &Env,
+    who: &str,
+    channels: [&str; 2],
+) -> TestResult<(WsClient, Page)> {
+    let mut poster = bot(env, &unique("rex")).await?;
+    for channel in channels {
+        poster
+            .ok(json!({"type": "create_channel", "name": channel}))
+            .await?;
+        poster.ok(json!({"type": "join", "room": channel})).await?;
+    }
+    let page = env.browser(who).await?;
+    page.login(&env.url(), &unique(who)).await?;
+    for channel in channels {
+        page.open_channel(channel).await?;
+    }
+    Ok((poster, page))
+}
+
 /// The tab title counts messages in rooms not in view, and goes back when they are read.
 async fn unread_count_in_title(env: &Env) -> TestResult {
     let (busy, quiet) = (unique("busy"), unique("quiet"));
-    let mut rex = bot(env, &unique("rex")).await?;
-    for channel in [&busy, &quiet] {
-        rex.ok(json!({"type": "create_channel", "name": channel}))
-            .await?;
-        rex.ok(json!({"type": "join", "room": channel})).await?;
-    }
-    let sal = env.browser("sal").await?;
-    sal.login(&env.url(), &unique("sal")).await?;
-    sal.open_channel(&busy).await?;
-    sal.open_channel(&quiet).await?;
+    let (mut rex, sal) = both_channels_opened(env, "sal", [&busy, &quiet]).await?;
     ensure(sal.eval("document.title").await? == json!("Flack"), || {
         "title before".into()
     })?;
@@ -215,16 +228,7 @@ async fn unread_count_in_title(env: &Env) -> TestResult {
 /// that room and its unread count changes: the room list is updated, not rebuilt.
 async fn focus_stays_on_a_room_while_its_count_changes(env: &Env) -> TestResult {
     let (busy, open) = (unique("focus"), unique("here"));
-    let mut rex = bot(env, &unique("rex")).await?;
-    for channel in [&busy, &open] {
-        rex.ok(json!({"type": "create_channel", "name": channel}))
-            .await?;
-        rex.ok(json!({"type": "join", "room": channel})).await?;
-    }
-    let kim = env.browser("kim").await?;
-    kim.login(&env.url(), &unique("kim")).await?;
-    kim.open_channel(&busy).await?;
-    kim.open_channel(&open).await?;
+    let (mut rex, kim) = both_channels_opened(env, "kim", [&busy, &open]).await?;
     // Opened: the page has joined the room and put the focus in the composer.
     kim.wait_for(
         "the composer to have the focus",
